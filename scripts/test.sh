@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Install everything (test tools included) and run the whole test suite, on SQLite and PostgreSQL.
+# PostgreSQL and Redis are taken from 127.0.0.1 unless CLOUDLET_TEST_POSTGRES_URL / _REDIS_URL say
+# otherwise; set either to "" to skip those tests (outside CI).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CLOUDLET_SETUP_EXTRAS=dev bash scripts/setup.sh
+
+export CLOUDLET_TEST_POSTGRES_URL="${CLOUDLET_TEST_POSTGRES_URL-postgresql+psycopg://postgres@127.0.0.1:5432/test}"
+export CLOUDLET_TEST_REDIS_URL="${CLOUDLET_TEST_REDIS_URL-redis://127.0.0.1:6379/15}"
+
+echo "== lint and types"
+.venv/bin/ruff check src tests bench
+.venv/bin/mypy src
+echo "== tests"
+exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

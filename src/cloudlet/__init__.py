@@ -1,0 +1,3 @@
+"""Cloudlet: a self-hosted VPS cloud."""
+
+__version__ = "0.1.0"

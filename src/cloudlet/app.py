@@ -1,0 +1,79 @@
+"""Wiring: the one place where Cloudlet's parts are chosen and put together."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from cloudlet import __version__
+from cloudlet.config import Settings
+from cloudlet.kit.db import Database
+from cloudlet.kit.ratelimit import RateLimiter
+from cloudlet.mail.service import Mailer
+from cloudlet.surfaces import errors
+from cloudlet.surfaces.cyberpanel import account as cp_account
+from cloudlet.surfaces.cyberpanel import errors as cyberpanel_errors
+from cloudlet.surfaces.cyberpanel import general as cp_general
+from cloudlet.surfaces.deps import Runtime
+from cloudlet.surfaces.elxega import errors as elxega_errors
+from cloudlet.surfaces.middleware import RequestBookkeeping
+from cloudlet.surfaces.primary import errors as primary_errors
+from cloudlet.surfaces.primary import me as primary_me
+from cloudlet.surfaces.primary import team as primary_team
+from cloudlet.surfaces.primary import tokens as primary_tokens
+from cloudlet.surfaces.shardlyn import admin as sh_admin
+from cloudlet.surfaces.shardlyn import auth as sh_auth
+from cloudlet.surfaces.shardlyn import errors as shardlyn_errors
+from cloudlet.surfaces.shardlyn import health as sh_health
+from cloudlet.surfaces.shardlyn import organizations as sh_organizations
+from cloudlet.surfaces.shardlyn import tokens as sh_tokens
+from cloudlet.surfaces.shardlyn import users as sh_users
+from cloudlet.surfaces.wayscloud import errors as wayscloud_errors
+
+ELXEGA_PREFIXES = ("/v1/workloads", "/v1/deployments", "/v1/resources")
+
+TAGS = [
+    {"name": "primary", "description": "The primary surface at /api (Evorxa reference)."},
+    {"name": "cyberpanel", "description": "CyberPanel-compatible surface at /api/v1."},
+    {"name": "shardlyn", "description": "Shardlyn-compatible surface at /v1, /health and /ready."},
+    {"name": "wayscloud", "description": "WaysCloud-compatible surface at /v1/vps."},
+    {"name": "elxega", "description": "Elxega-compatible surface at /v1/workloads, /v1/deployments, /v1/resources."},
+]
+
+
+def error_renderer(path: str) -> errors.Renderer:
+    """The error format of the surface that owns a path."""
+    if path == "/api/v1" or path.startswith("/api/v1/"):
+        return cyberpanel_errors.render
+    if path.startswith("/api/"):
+        return primary_errors.render
+    if path == "/v1/vps" or path.startswith("/v1/vps/"):
+        return wayscloud_errors.render
+    if path.startswith(ELXEGA_PREFIXES):
+        return elxega_errors.render
+    return shardlyn_errors.render
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    """Choose the database and rate-limit storage the settings ask for."""
+    db = Database(settings.effective_database_url)
+    mailer = Mailer(db, settings)
+    db.after_commit.append(mailer.on_commit)
+    return Runtime(settings=settings, db=db, limiter=RateLimiter(settings.redis_url), mailer=mailer)
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
+    """The API server with every surface mounted at its base path."""
+    runtime = runtime or build_runtime(settings or Settings())
+    app = FastAPI(
+        title="Cloudlet",
+        version=__version__,
+        description="A self-hosted VPS cloud. Five API dialects, one core: see the tags.",
+        openapi_tags=TAGS,
+    )
+    app.state.runtime = runtime
+    errors.install(app, error_renderer)
+    for module in (sh_health, sh_auth, sh_users, sh_tokens, sh_organizations, sh_admin,
+                   primary_me, primary_tokens, primary_team, cp_general, cp_account):
+        app.include_router(module.router)
+    app.add_middleware(RequestBookkeeping, runtime=runtime)
+    return app

@@ -1,0 +1,1 @@
+"""Accounts and sessions: users, passwords, refresh-token families, MFA, resets, OAuth, bootstrap."""

@@ -1,0 +1,75 @@
+"""The `cloudlet` command: run the server, migrate, and look into the mail outbox."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+import uvicorn
+from rich.console import Console
+from rich.table import Table
+
+from cloudlet.app import build_runtime, create_app
+from cloudlet.config import Settings
+from cloudlet.kit import logging as cloudlet_logging
+from cloudlet.kit import migrate as migrations
+from cloudlet.mail import service as mail
+
+app = typer.Typer(help="Cloudlet: a self-hosted VPS cloud.", no_args_is_help=True)
+mail_app = typer.Typer(help="Outgoing mail.", no_args_is_help=True)
+app.add_typer(mail_app, name="mail")
+
+
+def _settings() -> Settings:
+    settings = Settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return settings
+
+
+@app.command()
+def serve(
+    host: str | None = typer.Option(None, help="Address to listen on (default CLOUDLET_HOST or 127.0.0.1)."),
+    port: int | None = typer.Option(None, help="Port to listen on (default CLOUDLET_PORT or 8080)."),
+    workers: int = typer.Option(1, help="Worker processes (share the database; use Redis for rate limits)."),
+) -> None:
+    """Migrate the database, then serve every API surface."""
+    settings = _settings()
+    cloudlet_logging.configure(settings.log_level, json=settings.log_json)
+    runtime = build_runtime(settings)
+    migrations.upgrade(runtime.db.engine)
+    settings.jwt_secret  # noqa: B018  # create the signing key before workers fork
+    bind_host, bind_port = host or settings.host, port or settings.port
+    if workers > 1:
+        uvicorn.run("cloudlet.app:create_app", factory=True, host=bind_host, port=bind_port,
+                    workers=workers, log_level=settings.log_level, access_log=False)
+    else:
+        uvicorn.run(create_app(settings, runtime), host=bind_host, port=bind_port,
+                    log_level=settings.log_level, access_log=False)
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema up to date."""
+    settings = _settings()
+    runtime = build_runtime(settings)
+    migrations.upgrade(runtime.db.engine)
+    typer.echo(f"database is up to date: {runtime.db.engine.url.render_as_string(hide_password=True)}")
+
+
+@mail_app.command("outbox")
+def outbox(
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    limit: int = typer.Option(50, help="How many of the newest messages to show."),
+) -> None:
+    """List the newest messages in the outbox, sent or not."""
+    runtime = build_runtime(_settings())
+    with runtime.db.session(write=False) as session:
+        messages = mail.outbox(session, limit=limit)
+    if as_json:
+        typer.echo(json.dumps([m.model_dump(mode="json") for m in messages], indent=2))
+        return
+    table = Table("id", "created", "to", "subject", "kind", "status")
+    for m in messages:
+        table.add_row(str(m.id), m.created_at.isoformat(timespec="seconds"), m.to_address, m.subject, m.kind,
+                      m.status)
+    Console().print(table)

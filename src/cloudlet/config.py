@@ -1,0 +1,77 @@
+"""The one Settings object: every knob is a CLOUDLET_* environment variable or a line in .env."""
+
+from __future__ import annotations
+
+import secrets
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Process-wide configuration, read once at start-up."""
+
+    model_config = SettingsConfigDict(env_prefix="CLOUDLET_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Path("/var/lib/cloudlet")
+    database_url: str | None = None  # default: SQLite file in data_dir
+    redis_url: str | None = None  # rate limits in Redis when set, else in memory
+    secret_key: str | None = None  # JWT signing key; default: generated once into data_dir
+    public_url: str = "http://127.0.0.1:8080"  # used in links inside emails
+    host: str = "127.0.0.1"
+    port: int = 8080
+    log_level: str = "info"
+    log_json: bool = False
+
+    allow_registration: bool = True
+    access_token_minutes: int = 15
+    refresh_token_days: int = 30
+    password_reset_minutes: int = 60
+    invitation_days: int = 7
+    mfa_challenge_minutes: int = 5
+    password_min_length: int = 8
+
+    # argon2id cost; tests lower it, production keeps the library's recommended values
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 65536
+
+    token_rate_per_minute: int = 60
+    token_rate_per_hour: int = 1000
+    login_rate_per_account: str = "10/minute"
+    login_rate_per_address: str = "30/minute"
+    mfa_rate: str = "5/minute"
+    trusted_proxies: list[str] = Field(default_factory=list)  # whose X-Forwarded-For is believed
+
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    mail_from: str = "Cloudlet <no-reply@cloudlet.localhost>"
+
+    github_client_id: str | None = None
+    github_client_secret: str | None = None
+    github_authorize_url: str = "https://github.com/login/oauth/authorize"
+    github_token_url: str = "https://github.com/login/oauth/access_token"
+    github_api_url: str = "https://api.github.com"
+
+    @cached_property
+    def effective_database_url(self) -> str:
+        """The database URL, defaulting to a SQLite file in the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'cloudlet.db'}"
+
+    @cached_property
+    def jwt_secret(self) -> str:
+        """The JWT signing key: configured, or generated once and kept in the data directory."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / "secret.key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o600)
+            path.write_text(secrets.token_urlsafe(48))
+        return path.read_text().strip()

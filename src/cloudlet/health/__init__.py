@@ -1,0 +1,1 @@
+"""Liveness and readiness of the process and what it depends on."""

@@ -1,0 +1,1 @@
+"""Projects (Shardlyn's organizations): members, roles, per-member permissions, invitations."""

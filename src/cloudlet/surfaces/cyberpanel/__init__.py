@@ -1,0 +1,1 @@
+"""The CyberPanel-compatible surface at /api/v1."""

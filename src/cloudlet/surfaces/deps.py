@@ -1,0 +1,152 @@
+"""What every surface's routers share: the runtime, the request's session, and the caller."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from cloudlet.auth.caller import Caller, authenticate
+from cloudlet.config import Settings
+from cloudlet.kit.db import Database
+from cloudlet.kit.errors import Forbidden, RateLimited
+from cloudlet.kit.ratelimit import RateLimiter, per_hour, per_minute
+from cloudlet.mail.service import Mailer
+from cloudlet.tokens.abilities import Ability
+
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass
+class Runtime:
+    """The parts one server process runs with, chosen in app.py."""
+
+    settings: Settings
+    db: Database
+    limiter: RateLimiter
+    mailer: Mailer
+
+
+def get_runtime(request: Request) -> Runtime:
+    """The process's runtime."""
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def get_settings(request: Request) -> Settings:
+    """The process's settings."""
+    return get_runtime(request).settings
+
+
+def get_db(request: Request) -> Iterator[Session]:
+    """The request's session: one transaction, committed when the endpoint returns cleanly."""
+    with get_runtime(request).db.session(write=request.method not in READ_METHODS) as session:
+        yield session
+
+
+DbSession = Annotated[Session, Depends(get_db)]
+AppSettings = Annotated[Settings, Depends(get_settings)]
+AppRuntime = Annotated[Runtime, Depends(get_runtime)]
+
+
+def client_ip(request: Request, trusted: list[str]) -> str | None:
+    """The client's address; X-Forwarded-For is believed only from a trusted proxy."""
+    peer = request.client.host if request.client else None
+    if peer is None or not trusted:
+        return peer
+    networks = [ipaddress.ip_network(t, strict=False) for t in trusted]
+
+    def is_trusted(addr: str) -> bool:
+        try:
+            return any(ipaddress.ip_address(addr) in n for n in networks)
+        except ValueError:
+            return False
+
+    if not is_trusted(peer):
+        return peer
+    hops = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not is_trusted(hop):
+            return hop
+    return peer
+
+
+def credential_of(request: Request) -> str | None:
+    """The presented credential: `Authorization: Bearer ...` or `X-API-Key: ...`."""
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    api_key = request.headers.get("x-api-key", "").strip()
+    return api_key or None
+
+
+def current_caller(request: Request, db: DbSession) -> Caller:
+    """Authenticate the request once and count it against the caller's rate limits."""
+    cached: Caller | None = getattr(request.state, "caller", None)
+    if cached is not None:
+        return cached
+    runtime = get_runtime(request)
+    settings = runtime.settings
+    ip = client_ip(request, settings.trusted_proxies)
+    request.state.client_ip = ip
+    caller = authenticate(db, settings, credential_of(request), ip)
+    request.state.caller = caller
+    token = caller.token
+    verdict = runtime.limiter.hit(
+        caller.rate_key,
+        per_minute(token.rate_limit_per_minute if token else settings.token_rate_per_minute),
+        per_hour(token.rate_limit_per_hour if token else settings.token_rate_per_hour),
+    )
+    request.state.rate_headers = verdict.headers()
+    if not verdict.allowed:
+        raise RateLimited(
+            f"You have exceeded the per {verdict.window.lower()} rate limit. "
+            f"Please retry after {verdict.retry_after} seconds.",
+            retry_after=verdict.retry_after,
+            headers=verdict.headers(),
+        )
+    return caller
+
+
+def requires(ability: Ability) -> Any:
+    """A dependency that yields the caller if its credential carries the ability (403 otherwise)."""
+
+    def dependency(caller: Annotated[Caller, Depends(current_caller)]) -> Caller:
+        if not caller.can(ability):
+            raise Forbidden(f"This token lacks the {ability.value!r} ability.", code="INSUFFICIENT_SCOPE")
+        return caller
+
+    dependency.required_ability = ability  # type: ignore[attr-defined]  # read by the scope test
+    return Depends(dependency)
+
+
+def _signed_in(caller: Annotated[Caller, Depends(current_caller)]) -> Caller:
+    if not caller.is_session:
+        raise Forbidden("This endpoint needs a signed-in session, not an API token.", code="SESSION_REQUIRED")
+    return caller
+
+
+def _admin(caller: Annotated[Caller, Depends(current_caller)]) -> Caller:
+    if not caller.is_admin:
+        raise Forbidden("Administrator access is required.", code="ADMIN_REQUIRED")
+    return caller
+
+
+def _authenticated(caller: Annotated[Caller, Depends(current_caller)]) -> Caller:
+    return caller
+
+
+# The scope test reads these markers: every route must carry one or be on the public list.
+_authenticated.required_ability = "any"  # type: ignore[attr-defined]
+_signed_in.required_ability = "session"  # type: ignore[attr-defined]
+_admin.required_ability = "admin"  # type: ignore[attr-defined]
+
+AuthedCaller = Annotated[Caller, Depends(_authenticated)]  # any valid credential
+SessionCaller = Annotated[Caller, Depends(_signed_in)]  # a signed-in user, not an API token
+AdminCaller = Annotated[Caller, Depends(_admin)]  # an administrator with full access
+FullCaller = Annotated[Caller, requires(Ability.ALL)]  # a credential with every ability

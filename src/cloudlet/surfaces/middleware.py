@@ -1,0 +1,80 @@
+"""Per-request bookkeeping around every surface: request ids, rate-limit headers, usage and audit."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import structlog
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from cloudlet.audit import service as audit
+from cloudlet.auth.caller import Caller
+from cloudlet.surfaces.deps import READ_METHODS, Runtime
+from cloudlet.tokens import service as tokens
+
+log = structlog.get_logger(__name__)
+
+
+class RequestBookkeeping:
+    """Adds X-Request-ID and X-RateLimit-* headers; after the answer, logs token use and audit entries."""
+
+    def __init__(self, app: ASGIApp, runtime: Runtime) -> None:
+        self.app = app
+        self.runtime = runtime
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        state: dict[str, Any] = scope.setdefault("state", {})
+        incoming = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
+        request_id = incoming[:64] if incoming else uuid.uuid4().hex
+        status = 500
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = MutableHeaders(scope=message)
+                headers["X-Request-ID"] = request_id
+                for name, value in state.get("rate_headers", {}).items():
+                    if name not in headers:
+                        headers[name] = value
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        finally:
+            elapsed_ms = int((time.perf_counter() - started) * 1000)
+            caller: Caller | None = state.get("caller")
+            mutating = scope["method"] not in READ_METHODS
+            if mutating or (caller is not None and caller.token is not None):
+                await run_in_threadpool(self._record, scope, state, caller, status, elapsed_ms, request_id)
+
+    def _record(self, scope: Scope, state: dict[str, Any], caller: Caller | None, status: int,
+                elapsed_ms: int, request_id: str) -> None:
+        path: str = scope["path"]
+        method: str = scope["method"]
+        client = scope.get("client")
+        ip: str | None = state.get("client_ip") or (client[0] if client else None)
+        params: dict[str, Any] = scope.get("path_params") or {}
+        target = ",".join(f"{k}={v}" for k, v in params.items()) or None
+        try:
+            with self.runtime.db.session() as session:
+                if caller is not None and caller.token is not None:
+                    tokens.record_use(session, caller.token.id, endpoint=path, method=method, ip=ip,
+                                      status=status, elapsed_ms=elapsed_ms)
+                if method not in READ_METHODS:
+                    actor_id = caller.user_id if caller else state.get("actor_user_id")
+                    actor_email = caller.user.email if caller else state.get("actor_email")
+                    audit.record(session, actor_user_id=actor_id, actor_email=actor_email,
+                                 token_id=caller.token.id if caller and caller.token else None, ip=ip,
+                                 method=method, path=path, target=target, status=status,
+                                 request_id=request_id)
+        except Exception:  # bookkeeping must never break the answer already sent
+            log.exception("could not record request", path=path, method=method)

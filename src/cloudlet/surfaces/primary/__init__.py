@@ -1,0 +1,1 @@
+"""The primary surface at /api (the Evorxa reference)."""

@@ -1,0 +1,1 @@
+"""The Shardlyn-compatible surface at /v1 (and /health*, /ready)."""

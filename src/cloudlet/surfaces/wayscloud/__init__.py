@@ -1,0 +1,1 @@
+"""The WaysCloud-compatible surface at /v1/vps."""

@@ -1,0 +1,1 @@
+"""API tokens: abilities, expiry, IP allow-lists, per-token rate limits, last use and usage logs."""

@@ -1,0 +1,151 @@
+"""Minting, checking, listing and revoking API tokens."""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from cloudlet.kit import clock
+from cloudlet.kit.errors import Forbidden, Invalid, NotFound, Unauthenticated
+from cloudlet.kit.ids import digest
+from cloudlet.kit.pagination import Page
+from cloudlet.tokens import abilities, repository
+from cloudlet.tokens.models import ApiToken, TokenUsage
+from cloudlet.tokens.schemas import TokenCreate, TokenUpdate, TokenUsageRead
+
+SECRET_PREFIX = "cl_"
+PREFIX_LENGTH = len(SECRET_PREFIX) + 8
+
+
+@dataclass(frozen=True)
+class MintedToken:
+    """A new token and its plaintext, which exists only in this answer."""
+
+    token: ApiToken
+    plaintext: str  # "<id>|<secret>"
+
+
+def _check_cidrs(cidrs: list[str]) -> list[str]:
+    result = []
+    for cidr in cidrs:
+        try:
+            result.append(str(ipaddress.ip_network(cidr.strip(), strict=False)))
+        except ValueError:
+            raise Invalid("ip_allowlist", f"Not an IP address or CIDR range: {cidr!r}.") from None
+    return result
+
+
+def mint(session: Session, *, user_id: int, project_id: int | None, data: TokenCreate,
+         caller_abilities: list[str], default_per_minute: int, default_per_hour: int) -> MintedToken:
+    """Create a token with a fresh 256-bit secret; the caller cannot grant more than it holds."""
+    wanted = abilities.normalize(data.abilities if data.abilities else [abilities.Ability.ALL.value])
+    if not abilities.covers(caller_abilities, wanted):
+        raise Forbidden("A token cannot grant abilities its creator does not hold.", code="INSUFFICIENT_SCOPE")
+    expires_at: datetime | None = data.expires_at
+    if data.expires_in is not None:
+        expires_at = clock.now() + timedelta(seconds=data.expires_in)
+    if expires_at is not None and expires_at <= clock.now():
+        raise Invalid("expires_at", "The expiry must be in the future.")
+    secret = SECRET_PREFIX + secrets.token_hex(32)
+    token = repository.insert(session, ApiToken(
+        user_id=user_id,
+        project_id=project_id,
+        name=data.name,
+        prefix=secret[:PREFIX_LENGTH],
+        secret_hash=digest(secret),
+        abilities=wanted,
+        ip_allowlist=_check_cidrs(data.ip_allowlist),
+        is_active=True,
+        expires_at=expires_at,
+        rate_limit_per_minute=data.rate_limit_per_minute or default_per_minute,
+        rate_limit_per_hour=data.rate_limit_per_hour or default_per_hour,
+        request_count=0,
+    ))
+    return MintedToken(token, f"{token.id}|{secret}")
+
+
+def verify(session: Session, presented: str, ip: str | None) -> ApiToken:
+    """The token a presented `<id>|<secret>` (or bare secret) names, if it may be used now from ip.
+
+    Raises Unauthenticated (INVALID_API_KEY, INACTIVE_API_KEY, EXPIRED_API_KEY) or Forbidden
+    (IP_NOT_ALLOWED).
+    """
+    _, _, secret = presented.rpartition("|")
+    token = repository.find_by_hash(session, digest(secret)) if secret.startswith(SECRET_PREFIX) else None
+    ident = presented.partition("|")[0] if "|" in presented else None
+    if token is None or (ident is not None and ident != str(token.id)):
+        raise Unauthenticated("API key is invalid or malformed.", code="INVALID_API_KEY")
+    if not token.is_active:
+        raise Unauthenticated("API key has been deactivated.", code="INACTIVE_API_KEY")
+    if token.expires_at is not None and token.expires_at <= clock.now():
+        raise Unauthenticated("API key has expired.", code="EXPIRED_API_KEY")
+    if token.ip_allowlist and not _ip_allowed(ip, token.ip_allowlist):
+        raise Forbidden(f"Request IP {ip} is not in this key's whitelist.", code="IP_NOT_ALLOWED")
+    return token
+
+
+def _ip_allowed(ip: str | None, cidrs: list[str]) -> bool:
+    if ip is None:
+        return False
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    return any(address in ipaddress.ip_network(cidr, strict=False) for cidr in cidrs)
+
+
+def list_tokens(session: Session, user_id: int) -> list[ApiToken]:
+    """The user's tokens, without secrets (only their digests are stored)."""
+    return repository.list_for_user(session, user_id)
+
+
+def get_token(session: Session, user_id: int, token_id: int) -> ApiToken:
+    """One of the user's tokens; another user's token is reported as not found."""
+    token = repository.get_owned(session, user_id, token_id)
+    if token is None:
+        raise NotFound("API key", token_id, code="KEY_NOT_FOUND")
+    return token
+
+
+def update_token(session: Session, user_id: int, token_id: int, data: TokenUpdate) -> ApiToken:
+    """Rename, (de)activate, re-limit or re-fence a token."""
+    token = get_token(session, user_id, token_id)
+    if data.name is not None:
+        token.name = data.name
+    if data.is_active is not None:
+        token.is_active = data.is_active
+    if data.ip_allowlist is not None:
+        token.ip_allowlist = _check_cidrs(data.ip_allowlist)
+    if data.rate_limit_per_minute is not None:
+        token.rate_limit_per_minute = data.rate_limit_per_minute
+    if data.rate_limit_per_hour is not None:
+        token.rate_limit_per_hour = data.rate_limit_per_hour
+    session.flush()
+    return token
+
+
+def revoke(session: Session, user_id: int, token_id: int) -> None:
+    """Delete a token for good; requests with it fail from now on."""
+    repository.delete(session, get_token(session, user_id, token_id))
+
+
+def record_use(session: Session, token_id: int, *, endpoint: str, method: str, ip: str | None,
+               status: int, elapsed_ms: int) -> None:
+    """Count a request on the token: last use, request count and a usage-log line."""
+    at = clock.now()
+    repository.record_use(session, token_id, at=at, ip=ip, usage=TokenUsage(
+        token_id=token_id, endpoint=endpoint[:500], method=method, ip_address=ip,
+        response_status=status, response_time_ms=elapsed_ms, created_at=at,
+    ))
+
+
+def usage(session: Session, user_id: int, token_id: int, *, limit: int, offset: int) -> Page[TokenUsageRead]:
+    """A page of one token's usage log, newest first."""
+    get_token(session, user_id, token_id)
+    rows, total = repository.usage_page(session, token_id, limit=limit, offset=offset)
+    return Page(items=[TokenUsageRead.model_validate(r, from_attributes=True) for r in rows],
+                total=total, limit=limit, offset=offset)

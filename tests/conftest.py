@@ -1,0 +1,163 @@
+"""Shared fixtures: a Cloudlet app on SQLite and on PostgreSQL, and clients that act as users."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from cloudlet.app import build_runtime, create_app
+from cloudlet.config import Settings
+from cloudlet.kit import migrate
+from cloudlet.surfaces.deps import Runtime
+
+POSTGRES_URL = os.environ.get("CLOUDLET_TEST_POSTGRES_URL", "")
+REDIS_URL = os.environ.get("CLOUDLET_TEST_REDIS_URL", "")
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+PASSWORD = "correct-horse-battery-9"
+
+
+def _postgres_reachable(url: str) -> str | None:
+    try:
+        engine = create_engine(url, isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        engine.dispose()
+        return None
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """The admin URL of the PostgreSQL the integration tests use (skips, or fails in CI, without one)."""
+    if not POSTGRES_URL:
+        message = ("PostgreSQL tests are off: set CLOUDLET_TEST_POSTGRES_URL, e.g. "
+                   "postgresql+psycopg://postgres@127.0.0.1:5432/test (scripts/test.sh does)")
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    problem = _postgres_reachable(POSTGRES_URL)
+    if problem:
+        if IN_CI:
+            pytest.fail(f"PostgreSQL at {POSTGRES_URL} is required in CI: {problem}")
+        pytest.skip(f"PostgreSQL at {POSTGRES_URL} is not reachable ({problem}); start it to run these tests")
+    return POSTGRES_URL
+
+
+@pytest.fixture
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database of the engine the test is parametrised with."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'cloudlet.db'}"
+        return
+    admin_url = request.getfixturevalue("postgres_server")
+    name = f"cloudlet_t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test that needs a database runs on SQLite and on PostgreSQL."""
+    if "database_url" in metafunc.fixturenames:
+        metafunc.parametrize("database_url", ["sqlite", "postgresql"], indirect=True,
+                             ids=["sqlite", "postgresql"])
+
+
+def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settings:
+    """Settings for a test server: cheap password hashing, a private data directory."""
+    values: dict[str, Any] = {
+        "data_dir": tmp_path / "data",
+        "database_url": database_url,
+        "secret_key": "test-secret-key-with-enough-length-0123456789",
+        "argon2_time_cost": 1,
+        "argon2_memory_kib": 1024,
+        "public_url": "http://cloudlet.test",
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    """Override in a test module to change the server's settings."""
+    return {}
+
+
+@pytest.fixture
+def runtime(tmp_path: Path, database_url: str, settings_overrides: dict[str, Any]) -> Iterator[Runtime]:
+    """A migrated database and the runtime around it."""
+    settings = make_settings(tmp_path, database_url, **settings_overrides)
+    rt = build_runtime(settings)
+    migrate.upgrade(rt.db.engine)
+    try:
+        yield rt
+    finally:
+        rt.mailer.close()
+        rt.db.dispose()
+
+
+@dataclass
+class Api:
+    """A test client that can act as different users."""
+
+    client: TestClient
+
+    def as_(self, credential: str | None, *, header: str = "authorization") -> httpx.Client:
+        """A client sending this credential (API token or access JWT) on every request."""
+        headers: dict[str, str] = {}
+        if credential is not None:
+            headers = {"Authorization": f"Bearer {credential}"} if header == "authorization" else {
+                "X-API-Key": credential}
+        return _Scoped(self.client, headers)  # type: ignore[return-value]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+
+class _Scoped:
+    def __init__(self, client: TestClient, headers: dict[str, str]) -> None:
+        self.client = client
+        self.headers = headers
+
+    def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        headers = {**self.headers, **kwargs.pop("headers", {})}
+        return self.client.request(method, url, headers=headers, **kwargs)
+
+    def get(self, url: str, **kw: Any) -> httpx.Response:
+        return self.request("GET", url, **kw)
+
+    def post(self, url: str, **kw: Any) -> httpx.Response:
+        return self.request("POST", url, **kw)
+
+    def put(self, url: str, **kw: Any) -> httpx.Response:
+        return self.request("PUT", url, **kw)
+
+    def patch(self, url: str, **kw: Any) -> httpx.Response:
+        return self.request("PATCH", url, **kw)
+
+    def delete(self, url: str, **kw: Any) -> httpx.Response:
+        return self.request("DELETE", url, **kw)
+
+
+@pytest.fixture
+def api(runtime: Runtime) -> Iterator[Api]:
+    """A client of a Cloudlet server on a fresh database."""
+    with TestClient(create_app(runtime=runtime), raise_server_exceptions=False) as client:
+        yield Api(client)
