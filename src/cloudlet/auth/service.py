@@ -9,12 +9,15 @@ from typing import Any
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy.orm import Session
 
+from cloudlet.auth import repository
 from cloudlet.auth.models import User
 from cloudlet.config import Settings
 from cloudlet.kit import clock
-from cloudlet.kit.errors import Unauthenticated
+from cloudlet.kit.errors import Conflict, Invalid, Unauthenticated
 from cloudlet.kit.ids import new_secret
+from cloudlet.projects import service as projects
 
 ISSUER = "cloudlet"
 AUDIENCE = "cloudlet-api"
@@ -74,3 +77,33 @@ def issue_access_token(settings: Settings, user: User) -> str:
     """A 15-minute (by default) access JWT for the user."""
     return encode_jwt(settings, subject=user.id, kind="access",
                       lifetime=timedelta(minutes=settings.access_token_minutes))
+
+
+def normalize_email(email: str) -> str:
+    """The form in which emails are stored and compared."""
+    return email.strip().lower()
+
+
+def check_password_policy(settings: Settings, password: str, field: str = "password") -> None:
+    """Refuse passwords that are too short, too long for argon2 input sanity, or letter/digit-free."""
+    if len(password) < settings.password_min_length:
+        raise Invalid(field, f"The password must be at least {settings.password_min_length} characters.",
+                      code="PASSWORD_TOO_SHORT")
+    if len(password) > 256:
+        raise Invalid(field, "The password must not exceed 256 characters.", code="PASSWORD_TOO_LONG")
+
+
+def create_user(session: Session, settings: Settings, *, email: str, password: str | None, name: str = "",
+                is_admin: bool = False) -> User:
+    """Create an account and its personal project; the email must be free."""
+    address = normalize_email(email)
+    if repository.find_by_email(session, address) is not None:
+        raise Conflict("An account with this email already exists.", code="EMAIL_TAKEN")
+    if password is not None:
+        check_password_policy(settings, password)
+    user = repository.insert(session, User(
+        email=address, name=name.strip(), is_admin=is_admin,
+        password_hash=hash_password(settings, password) if password is not None else None,
+    ))
+    projects.create_personal_project(session, user.id)
+    return user

@@ -48,7 +48,7 @@ def get_db(request: Request) -> Iterator[Session]:
         yield session
 
 
-DbSession = Annotated[Session, Depends(get_db)]
+DbSession = Annotated[Session, Depends(get_db, scope="function")]  # commit before the answer is sent
 AppSettings = Annotated[Settings, Depends(get_settings)]
 AppRuntime = Annotated[Runtime, Depends(get_runtime)]
 

@@ -1,0 +1,30 @@
+"""The explicit list of endpoints that need no credential. A test fails on any other unguarded route."""
+
+from __future__ import annotations
+
+PUBLIC_ENDPOINTS: frozenset[tuple[str, str]] = frozenset({
+    # health and documentation
+    ("GET", "/health"),
+    ("GET", "/health/live"),
+    ("GET", "/health/ready"),
+    ("GET", "/health/detailed"),
+    ("GET", "/ready"),
+    ("GET", "/openapi.json"),
+    ("GET", "/docs"),
+    ("GET", "/docs/oauth2-redirect"),
+    ("GET", "/redoc"),
+    # CyberPanel: "All API requests (except /health and /scopes) require authentication"
+    ("GET", "/api/v1/health"),
+    ("GET", "/api/v1/scopes"),
+    # Shardlyn's public auth endpoints
+    ("POST", "/v1/auth/login"),
+    ("POST", "/v1/auth/register"),
+    ("POST", "/v1/auth/refresh"),
+    ("POST", "/v1/auth/forgot-password"),
+    ("POST", "/v1/auth/reset-password"),
+    ("GET", "/v1/auth/github"),
+    ("GET", "/v1/auth/github/callback"),
+    ("GET", "/v1/auth/bootstrap/status"),
+    ("POST", "/v1/auth/bootstrap"),
+    ("POST", "/v1/auth/mfa/challenge"),
+})
