@@ -29,7 +29,7 @@ def test_auth_failures_carry_cyberpanel_codes(api: Api, runtime: Runtime) -> Non
     assert missing.status_code == 401
     assert missing.json() == {"success": False, "error": "No API key provided", "error_code": "NO_API_KEY",
                               "message": "No API key provided."}
-    ident, _, secret = jane.token.partition("|")
+    ident = jane.token.partition("|")[0]
     bad = api.as_(f"{ident}|cl_{'0' * 64}").get("/api/v1/test")
     assert bad.status_code == 401 and bad.json()["error_code"] == "INVALID_API_KEY"
     fenced = mint_token(runtime, jane, "all", ip_allowlist=["198.51.100.0/24"])
