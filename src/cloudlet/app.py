@@ -58,7 +58,7 @@ def build_runtime(settings: Settings) -> Runtime:
     db = Database(settings.effective_database_url)
     mailer = Mailer(db, settings)
     db.after_commit.append(mailer.on_commit)
-    return Runtime(settings=settings, db=db, limiter=RateLimiter(settings.redis_url), mailer=mailer)
+    return Runtime(settings=settings, db=db, limiter=RateLimiter(settings.redis_url, prefix=settings.redis_prefix), mailer=mailer)
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:

@@ -18,6 +18,7 @@ class Settings(BaseSettings):
     data_dir: Path = Path("/var/lib/cloudlet")
     database_url: str | None = None  # default: SQLite file in data_dir
     redis_url: str | None = None  # rate limits in Redis when set, else in memory
+    redis_prefix: str = "cloudlet"  # namespace of our keys in that Redis
     secret_key: str | None = None  # JWT signing key; default: generated once into data_dir
     public_url: str = "http://127.0.0.1:8080"  # used in links inside emails
     host: str = "127.0.0.1"
