@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
 from tests.conftest import Api
 
 
@@ -24,3 +28,18 @@ def test_unknown_paths_answer_in_each_surfaces_error_format(api: Api) -> None:
     assert api.get("/v1/nothing-here").json() == {"error": "No such endpoint."}
     assert api.get("/v1/vps/x/y/z").json()["detail"] == "No such endpoint."
     assert api.get("/v1/workloads/x/y").json()["status"] == "error"
+
+
+class TestWithRedisDown:
+    """Readiness reports a configured Redis that does not answer (nothing listens on port 1)."""
+
+    @pytest.fixture
+    def settings_overrides(self) -> dict[str, Any]:
+        return {"redis_url": "redis://127.0.0.1:1/0"}
+
+    def test_readiness_fails_while_liveness_holds(self, api: Api) -> None:
+        assert api.get("/health/live").status_code == 200
+        ready = api.get("/health/ready")
+        assert ready.status_code == 503
+        assert ready.json() == {"status": "not_ready", "checks": {"database": "ok", "redis": "error"}}
+        assert api.get("/health/detailed").json()["checks"]["redis"]["status"] == "error"
