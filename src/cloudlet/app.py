@@ -11,22 +11,31 @@ from cloudlet.kit.ratelimit import RateLimiter
 from cloudlet.mail.service import Mailer
 from cloudlet.surfaces import errors
 from cloudlet.surfaces.cyberpanel import account as cp_account
+from cloudlet.surfaces.cyberpanel import billing as cp_billing
+from cloudlet.surfaces.cyberpanel import catalog as cp_catalog
 from cloudlet.surfaces.cyberpanel import errors as cyberpanel_errors
 from cloudlet.surfaces.cyberpanel import general as cp_general
 from cloudlet.surfaces.deps import Runtime
 from cloudlet.surfaces.elxega import errors as elxega_errors
 from cloudlet.surfaces.middleware import RequestBookkeeping
+from cloudlet.surfaces.primary import agent as primary_agent
+from cloudlet.surfaces.primary import billing as primary_billing
+from cloudlet.surfaces.primary import catalog as primary_catalog
 from cloudlet.surfaces.primary import errors as primary_errors
 from cloudlet.surfaces.primary import me as primary_me
 from cloudlet.surfaces.primary import team as primary_team
 from cloudlet.surfaces.primary import tokens as primary_tokens
+from cloudlet.surfaces.primary import wallet as primary_wallet
 from cloudlet.surfaces.shardlyn import admin as sh_admin
+from cloudlet.surfaces.shardlyn import admin_catalog as sh_admin_catalog
 from cloudlet.surfaces.shardlyn import auth as sh_auth
+from cloudlet.surfaces.shardlyn import billing as sh_billing
 from cloudlet.surfaces.shardlyn import errors as shardlyn_errors
 from cloudlet.surfaces.shardlyn import health as sh_health
 from cloudlet.surfaces.shardlyn import organizations as sh_organizations
 from cloudlet.surfaces.shardlyn import tokens as sh_tokens
 from cloudlet.surfaces.shardlyn import users as sh_users
+from cloudlet.surfaces.wayscloud import catalog as wc_catalog
 from cloudlet.surfaces.wayscloud import errors as wayscloud_errors
 
 ELXEGA_PREFIXES = ("/v1/workloads", "/v1/deployments", "/v1/resources")
@@ -58,7 +67,8 @@ def build_runtime(settings: Settings) -> Runtime:
     db = Database(settings.effective_database_url)
     mailer = Mailer(db, settings)
     db.after_commit.append(mailer.on_commit)
-    return Runtime(settings=settings, db=db, limiter=RateLimiter(settings.redis_url, prefix=settings.redis_prefix), mailer=mailer)
+    limiter = RateLimiter(settings.redis_url, prefix=settings.redis_prefix)
+    return Runtime(settings=settings, db=db, limiter=limiter, mailer=mailer)
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
@@ -72,8 +82,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     )
     app.state.runtime = runtime
     errors.install(app, error_renderer)
-    for module in (sh_health, sh_auth, sh_users, sh_tokens, sh_organizations, sh_admin,
-                   primary_me, primary_tokens, primary_team, cp_general, cp_account):
+    for module in (sh_health, sh_auth, sh_users, sh_tokens, sh_organizations, sh_admin, sh_billing,
+                   sh_admin_catalog, primary_me, primary_tokens, primary_team, primary_catalog, primary_wallet,
+                   primary_billing, primary_agent, cp_general, cp_account, cp_catalog, cp_billing, wc_catalog):
         app.include_router(module.router)
     app.add_middleware(RequestBookkeeping, runtime=runtime)
     return app

@@ -1,0 +1,7 @@
+"""Cyberpanel surface: billing (filled in by its issue's work)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["cyberpanel"])
