@@ -16,8 +16,8 @@ def alembic_config() -> Config:
     return Config(str(ROOT / "alembic.ini"))
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the database up to a revision (the newest by default)."""
+def upgrade(engine: Engine, revision: str = "heads") -> None:
+    """Bring the database up to a revision (every branch's newest by default)."""
     config = alembic_config()
     with engine.begin() as connection:
         config.attributes["connection"] = connection
