@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
+from sqlalchemy import inspect
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cloudlet.audit import service as audit
 from cloudlet.auth.caller import Caller
-from cloudlet.surfaces.deps import READ_METHODS, Runtime
+from cloudlet.auth.models import User
+from cloudlet.surfaces.deps import READ_METHODS, Runtime, client_ip
 from cloudlet.tokens import service as tokens
 
 log = structlog.get_logger(__name__)
@@ -60,21 +64,50 @@ class RequestBookkeeping:
                 elapsed_ms: int, request_id: str) -> None:
         path: str = scope["path"]
         method: str = scope["method"]
-        client = scope.get("client")
-        ip: str | None = state.get("client_ip") or (client[0] if client else None)
+        ip: str | None = state.get("client_ip") or client_ip(Request(scope), self.runtime.settings.trusted_proxies)
         params: dict[str, Any] = scope.get("path_params") or {}
         target = ",".join(f"{k}={v}" for k, v in params.items()) or None
+        actor = _Actor.of(caller, state)
         try:
             with self.runtime.db.session() as session:
-                if caller is not None and caller.token is not None:
-                    tokens.record_use(session, caller.token.id, endpoint=path, method=method, ip=ip,
+                if actor.token_id is not None:
+                    tokens.record_use(session, actor.token_id, endpoint=path, method=method, ip=ip,
                                       status=status, elapsed_ms=elapsed_ms)
                 if method not in READ_METHODS:
-                    actor_id = caller.user_id if caller else state.get("actor_user_id")
-                    actor_email = caller.user.email if caller else state.get("actor_email")
-                    audit.record(session, actor_user_id=actor_id, actor_email=actor_email,
-                                 token_id=caller.token.id if caller and caller.token else None, ip=ip,
-                                 method=method, path=path, target=target, status=status,
+                    email = actor.email
+                    if email is None and actor.user_id is not None and caller is not None:
+                        # The request rolled back, which expired the caller's rows: read the email again.
+                        user = session.get(User, actor.user_id)
+                        email = user.email if user is not None else None
+                    audit.record(session, actor_user_id=actor.user_id, actor_email=email, token_id=actor.token_id,
+                                 ip=ip, method=method, path=path, target=target, status=status,
                                  request_id=request_id)
         except Exception:  # bookkeeping must never break the answer already sent
             log.exception("could not record request", path=path, method=method)
+
+
+@dataclass(frozen=True)
+class _Actor:
+    """Who made a request, read without touching the request's (closed, maybe rolled-back) session."""
+
+    user_id: int | None
+    email: str | None
+    token_id: int | None
+
+    @classmethod
+    def of(cls, caller: Caller | None, state: dict[str, Any]) -> _Actor:
+        """The caller's ids, or what an unauthenticated endpoint (a sign-in, say) noted in the state.
+
+        A request that failed rolled its session back, and that expires every row it loaded, so a
+        plain `caller.user.email` would raise; the identity key survives, loaded values may not.
+        """
+        if caller is None:
+            return cls(state.get("actor_user_id"), state.get("actor_email"), None)
+        user = inspect(caller.user)
+        email = user.dict.get("email")
+        token_id = None
+        if caller.token is not None:
+            identity = inspect(caller.token).identity
+            token_id = int(identity[0]) if identity else None
+        user_id = int(user.identity[0]) if user.identity else None
+        return cls(user_id, email if isinstance(email, str) else None, token_id)
