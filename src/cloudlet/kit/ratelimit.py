@@ -62,26 +62,29 @@ class RateLimiter:
         self._limiter = FixedWindowRateLimiter(storage)
 
     def hit(self, key: str, *limits: RateLimitItem) -> Verdict:
-        """Count one hit of key against every limit; refused if any limit is already spent."""
-        refused: RateLimitItem | None = None
-        for item in limits:
-            if not self._limiter.hit(item, key):
-                refused = item
-                break
-        now = time.time()
-        tightest: tuple[int, int, int, str] | None = None
-        for item in limits:
-            reset, remaining = self._limiter.get_window_stats(item, key)
-            candidate = (remaining, math.ceil(reset), item.amount, _window_name(item))
-            if refused is item or (refused is None and (tightest is None or remaining < tightest[0])):
-                tightest = candidate
-                if refused is item:
-                    break
-        if tightest is None:
+        """Count one hit of key against every limit; refused (and not counted) if any limit is spent.
+
+        The headers describe the tightest window: the one with the fewest requests left (on a tie,
+        the one that resets last), or, when refused, the exhausted window that reopens last - so a
+        client that waits Retry-After seconds is not refused again by a longer window.
+        """
+        if not limits:
             raise ValueError("hit() needs at least one limit")
-        remaining, reset_at, amount, window = tightest
-        retry_after = max(1, reset_at - int(now)) if refused is not None else 0
-        return Verdict(refused is None, amount, max(0, remaining), reset_at, retry_after, window)
+        exhausted = [item for item in limits if not self._limiter.test(item, key)]
+        if not exhausted:
+            # Another replica may spend the last slot between test() and hit().
+            exhausted = [item for item in limits if not self._limiter.hit(item, key)]
+        now = time.time()
+        stats = [(item, self._limiter.get_window_stats(item, key)) for item in limits]
+        if exhausted:
+            item, window = max(((i, w) for i, w in stats if any(i is e for e in exhausted)),
+                               key=lambda pair: pair[1].reset_time)
+            retry_after = max(1, math.ceil(window.reset_time - now))
+        else:
+            item, window = min(stats, key=lambda pair: (pair[1].remaining, -pair[1].reset_time))
+            retry_after = 0
+        return Verdict(not exhausted, item.amount, max(0, window.remaining), math.ceil(window.reset_time),
+                       retry_after, _window_name(item))
 
     def clear(self, key: str, *limits: RateLimitItem) -> None:
         """Forget the hits of key (after a successful login, say)."""

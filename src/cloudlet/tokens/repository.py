@@ -9,6 +9,8 @@ from sqlalchemy.orm import Session
 
 from cloudlet.tokens.models import ApiToken, TokenUsage
 
+MAX_ID = 2**31 - 1
+
 
 def insert(session: Session, token: ApiToken) -> ApiToken:
     """Add a token and give it its id."""
@@ -19,11 +21,13 @@ def insert(session: Session, token: ApiToken) -> ApiToken:
 
 def get(session: Session, token_id: int) -> ApiToken | None:
     """A token by id, whoever owns it."""
-    return session.get(ApiToken, token_id)
+    return session.get(ApiToken, token_id) if 0 < token_id <= MAX_ID else None
 
 
 def get_owned(session: Session, user_id: int, token_id: int) -> ApiToken | None:
     """A token by id if it belongs to the user."""
+    if not 0 < token_id <= MAX_ID:  # PostgreSQL refuses to compare an INTEGER with a bigger number
+        return None
     token = session.get(ApiToken, token_id)
     return token if token is not None and token.user_id == user_id else None
 

@@ -28,28 +28,64 @@ class MintedToken:
     token: ApiToken
     plaintext: str  # "<id>|<secret>"
 
+    @property
+    def secret(self) -> str:
+        """The bare secret, which authenticates on its own (the form CyberPanel and Shardlyn show)."""
+        return self.plaintext.partition("|")[2]
+
 
 def _check_cidrs(cidrs: list[str]) -> list[str]:
-    result = []
+    result: list[str] = []
     for cidr in cidrs:
         try:
-            result.append(str(ipaddress.ip_network(cidr.strip(), strict=False)))
+            network = str(ipaddress.ip_network(cidr.strip(), strict=False))
         except ValueError:
             raise Invalid("ip_allowlist", f"Not an IP address or CIDR range: {cidr!r}.") from None
+        if network not in result:
+            result.append(network)
     return result
 
 
+def _within(cidrs: list[str], fence: list[str]) -> bool:
+    fences = [ipaddress.ip_network(f) for f in fence]
+    for cidr in cidrs:
+        network = ipaddress.ip_network(cidr)
+        if not any(network.version == f.version and network.subnet_of(f) for f in fences):  # type: ignore[arg-type]
+            return False
+    return True
+
+
 def mint(session: Session, *, user_id: int, project_id: int | None, data: TokenCreate,
-         caller_abilities: list[str], default_per_minute: int, default_per_hour: int) -> MintedToken:
-    """Create a token with a fresh 256-bit secret; the caller cannot grant more than it holds."""
+         caller_abilities: list[str], default_per_minute: int, default_per_hour: int,
+         parent: ApiToken | None = None) -> MintedToken:
+    """Create a token with a fresh 256-bit secret; the caller cannot grant more than it holds.
+
+    A token minted by another token (`parent`) also stays inside the parent's fences: the same
+    project, an expiry no later than the parent's and addresses within the parent's allow-list.
+    """
     wanted = abilities.normalize(data.abilities if data.abilities else [abilities.Ability.ALL.value])
     if not abilities.covers(caller_abilities, wanted):
         raise Forbidden("A token cannot grant abilities its creator does not hold.", code="INSUFFICIENT_SCOPE")
+    now = clock.now()
     expires_at: datetime | None = data.expires_at
     if data.expires_in is not None:
-        expires_at = clock.now() + timedelta(seconds=data.expires_in)
-    if expires_at is not None and expires_at <= clock.now():
+        expires_at = now + timedelta(seconds=data.expires_in)
+    if expires_at is not None and expires_at <= now:
         raise Invalid("expires_at", "The expiry must be in the future.")
+    allowlist = _check_cidrs(data.ip_allowlist)
+    if parent is not None:
+        if parent.project_id is not None:
+            project_id = parent.project_id
+        if parent.expires_at is not None:
+            if expires_at is None:
+                expires_at = parent.expires_at
+            elif expires_at > parent.expires_at:
+                raise Invalid("expires_at", "A token cannot outlive the token that creates it.")
+        if parent.ip_allowlist:
+            if not allowlist:
+                allowlist = list(parent.ip_allowlist)
+            elif not _within(allowlist, parent.ip_allowlist):
+                raise Invalid("ip_allowlist", "A token's allow-list must lie within its creator's allow-list.")
     secret = SECRET_PREFIX + secrets.token_hex(32)
     token = repository.insert(session, ApiToken(
         user_id=user_id,
@@ -58,12 +94,13 @@ def mint(session: Session, *, user_id: int, project_id: int | None, data: TokenC
         prefix=secret[:PREFIX_LENGTH],
         secret_hash=digest(secret),
         abilities=wanted,
-        ip_allowlist=_check_cidrs(data.ip_allowlist),
+        ip_allowlist=allowlist,
         is_active=True,
         expires_at=expires_at,
         rate_limit_per_minute=data.rate_limit_per_minute or default_per_minute,
         rate_limit_per_hour=data.rate_limit_per_hour or default_per_hour,
         request_count=0,
+        created_at=now,
     ))
     return MintedToken(token, f"{token.id}|{secret}")
 
@@ -111,15 +148,26 @@ def get_token(session: Session, user_id: int, token_id: int) -> ApiToken:
     return token
 
 
-def update_token(session: Session, user_id: int, token_id: int, data: TokenUpdate) -> ApiToken:
-    """Rename, (de)activate, re-limit or re-fence a token."""
+def update_token(session: Session, user_id: int, token_id: int, data: TokenUpdate,
+                 caller_abilities: list[str] | None = None) -> ApiToken:
+    """Rename, (de)activate, re-limit, re-fence or re-date a token.
+
+    With `caller_abilities` (a token doing the change), the token changed must not hold more than
+    the caller: a weak key may not lift the fences of a stronger one.
+    """
     token = get_token(session, user_id, token_id)
+    if caller_abilities is not None and not abilities.covers(caller_abilities, token.abilities):
+        raise Forbidden("A token cannot change a token that holds abilities it does not.", code="INSUFFICIENT_SCOPE")
     if data.name is not None:
         token.name = data.name
     if data.is_active is not None:
         token.is_active = data.is_active
     if data.ip_allowlist is not None:
         token.ip_allowlist = _check_cidrs(data.ip_allowlist)
+    if "expires_at" in data.model_fields_set:
+        if data.expires_at is not None and data.expires_at <= clock.now():
+            raise Invalid("expires_at", "The expiry must be in the future.")
+        token.expires_at = data.expires_at
     if data.rate_limit_per_minute is not None:
         token.rate_limit_per_minute = data.rate_limit_per_minute
     if data.rate_limit_per_hour is not None:
