@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from cloudlet.auth import service as auth
 from cloudlet.auth.models import User
+from cloudlet.mail import service as mail
 from cloudlet.projects import service as projects
+from cloudlet.projects.models import Role
+from cloudlet.projects.schemas import InvitationCreate, ProjectCreate
 from cloudlet.surfaces.deps import Runtime
 from cloudlet.tokens import service as tokens
 from cloudlet.tokens.schemas import TokenCreate
@@ -53,3 +57,42 @@ def mint_token(runtime: Runtime, person: Person, *abilities: str, **fields: obje
                              data=TokenCreate(name="scoped", abilities=list(abilities), **fields),  # type: ignore[arg-type]
                              caller_abilities=["*"], default_per_minute=10_000, default_per_hour=100_000)
     return minted.plaintext
+
+
+@dataclass
+class _Acting:
+    """What the projects service needs to know of whoever acts (a Caller, in a request)."""
+
+    user: User
+    project_scope: int | None = None
+
+
+def make_team(runtime: Runtime, owner: Person, name: str = "team") -> int:
+    """A team project owned by the person; returns its id."""
+    with runtime.db.session() as session:
+        return projects.create_team_project(session, _Acting(owner.user), ProjectCreate(name=name)).id
+
+
+def invitation_token(runtime: Runtime, email: str) -> str:
+    """The token in the newest invitation email sent to this address."""
+    with runtime.db.session(write=False) as session:
+        for message in mail.outbox(session, limit=500):
+            found = re.search(r"/invitations/(\S+)", message.body)
+            if message.to_address == email and message.kind == "invitation" and found:
+                return found.group(1)
+    raise AssertionError(f"no invitation was mailed to {email}")
+
+
+def invite(runtime: Runtime, owner: Person, project_id: int, email: str, role: str = "member") -> str:
+    """Invite an address to the project as the owner; returns the emailed token."""
+    with runtime.db.session() as session:
+        projects.invite(session, runtime.settings, _Acting(owner.user), project_id,
+                        InvitationCreate(email=email, role=Role(role)))
+    return invitation_token(runtime, email)
+
+
+def add_member(runtime: Runtime, owner: Person, project_id: int, person: Person, role: str = "member") -> int:
+    """Invite the person and accept for them, as the API would; returns the membership id."""
+    token = invite(runtime, owner, project_id, person.email, role)
+    with runtime.db.session() as session:
+        return projects.accept_invitation(session, _Acting(person.user), token).membership.id

@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from cloudlet.kit.errors import CloudletError, Gone, Invalid, RateLimited
+from cloudlet.kit.errors import CloudletError, Invalid, RateLimited
 
 log = structlog.get_logger(__name__)
 
@@ -68,8 +68,9 @@ def _from_cloudlet(exc: CloudletError) -> Problem:
         problem.field_errors = {exc.field: [exc.message]}
     if isinstance(exc, RateLimited):
         problem.headers = {**exc.headers, "Retry-After": str(exc.retry_after)}
-    if isinstance(exc, Gone):
-        problem.reason = exc.reason
+    reason = getattr(exc, "reason", None)  # Gone's, or any error's that says why (e.g. "wrong_email")
+    if isinstance(reason, str):
+        problem.reason = reason
     return problem
 
 
