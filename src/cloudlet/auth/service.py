@@ -345,7 +345,7 @@ def matching_step(secret: str, code: str, at: datetime) -> int | None:
     totp = pyotp.TOTP(secret, interval=TOTP_STEP)
     current = int(at.timestamp()) // TOTP_STEP
     for step in (current - 1, current, current + 1):
-        if hmac.compare_digest(totp.generate_otp(step), code):
+        if step >= 0 and hmac.compare_digest(totp.generate_otp(step), code):
             return step
     return None
 

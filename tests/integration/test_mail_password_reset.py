@@ -1,0 +1,165 @@
+"""Password resets by email: a real SMTP server receives the link, the outbox keeps unsent mail, the CLI lists it."""
+
+from __future__ import annotations
+
+import email
+import json
+import re
+import socket
+from collections.abc import Iterator
+from datetime import timedelta
+from email.message import Message
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from cloudlet.cli.main import app as cli
+from cloudlet.kit import clock
+from cloudlet.mail.models import MailStatus, OutboxMessage
+from cloudlet.surfaces.deps import Runtime
+from tests.conftest import Api
+from tests.helpers import PASSWORD, make_user
+
+NEW_PASSWORD = "brand-new-password-7"
+SAME_ANSWER = {"message": "If an account exists for this email, a password reset link has been sent to it."}
+LINK = re.compile(r"http://cloudlet\.test/reset-password\?token=([A-Za-z0-9_-]+)")
+
+
+class Inbox:
+    """An aiosmtpd handler that keeps every message it receives."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802  # aiosmtpd's hook name
+        self.messages.append(email.message_from_bytes(envelope.content))
+        return "250 Message accepted for delivery"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def outbox(runtime: Runtime) -> list[OutboxMessage]:
+    with runtime.db.session(write=False) as session:
+        return list(session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
+
+
+def token_in(body: str) -> str:
+    found = LINK.search(body)
+    assert found, body
+    return found.group(1)
+
+
+class TestWithSmtp:
+    @pytest.fixture
+    def inbox(self) -> Iterator[tuple[Inbox, int]]:
+        handler = Inbox()
+        port = free_port()
+        controller = Controller(handler, hostname="127.0.0.1", port=port)
+        controller.start()
+        try:
+            yield handler, port
+        finally:
+            controller.stop()
+
+    @pytest.fixture
+    def settings_overrides(self, inbox: tuple[Inbox, int]) -> dict[str, object]:
+        return {"smtp_host": "127.0.0.1", "smtp_port": inbox[1]}
+
+    def test_the_reset_email_arrives_and_its_link_works_once(self, api: Api, runtime: Runtime,
+                                                              inbox: tuple[Inbox, int]) -> None:
+        make_user(runtime, "jane@example.com")
+        old_session = api.post("/v1/auth/login", json={"email": "jane@example.com", "password": PASSWORD}).json()
+        reply = api.post("/v1/auth/forgot-password", json={"email": "Jane@Example.com"})
+        assert reply.status_code == 202 and reply.json() == SAME_ANSWER
+        runtime.mailer.wait()
+
+        handler, _ = inbox
+        assert len(handler.messages) == 1
+        message = handler.messages[0]
+        assert message["To"] == "jane@example.com"
+        assert message["Subject"] == "Reset your Cloudlet password"
+        payload = message.get_payload(decode=True)
+        assert isinstance(payload, bytes)
+        token = token_in(payload.decode())
+        assert [m.status for m in outbox(runtime)] == [MailStatus.SENT]
+
+        done = api.post("/v1/auth/reset-password", json={"token": token, "new_password": NEW_PASSWORD})
+        assert done.status_code == 200, done.text
+        assert api.post("/v1/auth/login", json={"email": "jane@example.com", "password": PASSWORD}).status_code == 401
+        assert api.post("/v1/auth/login", json={"email": "jane@example.com", "password": NEW_PASSWORD}).status_code == 200
+        # Every session from before the reset is over.
+        assert api.post("/v1/auth/refresh", json={"refresh_token": old_session["refresh_token"]}).status_code == 401
+
+        again = api.post("/v1/auth/reset-password", json={"token": token, "new_password": "another-one-123"})
+        assert again.status_code == 400
+        assert again.json() == {"error": "This password reset link has already been used; request a new one."}
+
+    def test_unknown_emails_get_the_same_answer_and_no_mail(self, api: Api, runtime: Runtime,
+                                                             inbox: tuple[Inbox, int]) -> None:
+        reply = api.post("/v1/auth/forgot-password", json={"email": "nobody@example.com"})
+        assert reply.status_code == 202 and reply.json() == SAME_ANSWER
+        runtime.mailer.wait()
+        assert inbox[0].messages == [] and outbox(runtime) == []
+
+
+def test_without_smtp_the_message_stays_queued_in_the_outbox(api: Api, runtime: Runtime) -> None:
+    make_user(runtime, "jane@example.com")
+    assert api.post("/v1/auth/forgot-password", json={"email": "jane@example.com"}).status_code == 202
+    messages = outbox(runtime)
+    assert len(messages) == 1
+    assert messages[0].status is MailStatus.QUEUED and messages[0].kind == "password_reset"
+    assert messages[0].to_address == "jane@example.com"
+    token = token_in(messages[0].body)
+    # Only the digest is stored: the link's token is not in the database as such.
+    with runtime.db.engine.connect() as conn:
+        stored = conn.exec_driver_sql("SELECT token_hash FROM password_resets").scalar_one()
+    assert stored != token and len(stored) == 64
+
+
+def test_reset_tokens_expire_and_unknown_ones_are_refused(api: Api, runtime: Runtime) -> None:
+    make_user(runtime, "jane@example.com")
+    api.post("/v1/auth/forgot-password", json={"email": "jane@example.com"})
+    token = token_in(outbox(runtime)[0].body)
+    with clock.travel(timedelta(minutes=61)):
+        late = api.post("/v1/auth/reset-password", json={"token": token, "new_password": NEW_PASSWORD})
+    assert late.status_code == 400
+    assert late.json() == {"error": "This password reset link has expired; request a new one."}
+    unknown = api.post("/v1/auth/reset-password", json={"token": "made-up", "new_password": NEW_PASSWORD})
+    assert unknown.status_code == 400 and unknown.json() == {"error": "This password reset link is invalid."}
+    weak = api.post("/v1/auth/reset-password", json={"token": token, "new_password": "short"})
+    assert weak.status_code == 400 and "at least 8" in weak.json()["error"]
+    # The weak attempt did not spend the link.
+    assert api.post("/v1/auth/reset-password", json={"token": token, "new_password": NEW_PASSWORD}).status_code == 200
+
+
+def test_a_newer_reset_retires_older_links(api: Api, runtime: Runtime) -> None:
+    make_user(runtime, "jane@example.com")
+    api.post("/v1/auth/forgot-password", json={"email": "jane@example.com"})
+    api.post("/v1/auth/forgot-password", json={"email": "jane@example.com"})
+    first, second = (token_in(m.body) for m in outbox(runtime))
+    assert api.post("/v1/auth/reset-password", json={"token": second, "new_password": NEW_PASSWORD}).status_code == 200
+    assert api.post("/v1/auth/reset-password", json={"token": first, "new_password": "other-pass-123"}).status_code == 400
+
+
+def test_the_cli_lists_the_outbox(api: Api, runtime: Runtime) -> None:
+    make_user(runtime, "jane@example.com")
+    assert api.post("/v1/auth/forgot-password", json={"email": "jane@example.com"}).status_code == 202
+    settings = runtime.settings
+    result = CliRunner().invoke(cli, ["mail", "outbox", "--json"], env={
+        "CLOUDLET_DATABASE_URL": settings.effective_database_url,
+        "CLOUDLET_DATA_DIR": str(settings.data_dir),
+    })
+    assert result.exit_code == 0, result.output
+    listed = json.loads(result.output)
+    assert len(listed) == 1
+    assert listed[0]["to_address"] == "jane@example.com"
+    assert listed[0]["kind"] == "password_reset" and listed[0]["status"] == "queued"
+    assert LINK.search(listed[0]["body"])
