@@ -24,7 +24,7 @@ def test_create_list_update_delete(api: Api, runtime: Runtime) -> None:
     assert "shown again" in body["message"]
     data = body["data"]
     assert set(data) == KEY_FIELDS | {"api_key"}
-    assert data["api_key"].startswith(data["key_prefix"]) and len(data["api_key"]) == 3 + 64
+    assert data["api_key"].startswith(data["key_prefix"]) and len(data["api_key"]) == 3 + 72
     assert data["scopes"] == ["vps:read", "vps:write"]
     assert data["ip_whitelist"] == ["203.0.113.50/32"]
     assert data["expires_at"] == "2099-01-01T00:00:00Z"  # no zone means UTC

@@ -19,6 +19,8 @@ from cloudlet.tokens.schemas import TokenCreate, TokenUpdate, TokenUsageRead
 
 SECRET_PREFIX = "cl_"
 PREFIX_LENGTH = len(SECRET_PREFIX) + 8
+# 288 random bits: the visible prefix shows 32 of them, so 256 stay secret.
+SECRET_BYTES = 36
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,7 @@ def mint(session: Session, *, user_id: int, project_id: int | None, data: TokenC
                 allowlist = list(parent.ip_allowlist)
             elif not _within(allowlist, parent.ip_allowlist):
                 raise Invalid("ip_allowlist", "A token's allow-list must lie within its creator's allow-list.")
-    secret = SECRET_PREFIX + secrets.token_hex(32)
+    secret = SECRET_PREFIX + secrets.token_hex(SECRET_BYTES)
     token = repository.insert(session, ApiToken(
         user_id=user_id,
         project_id=project_id,
