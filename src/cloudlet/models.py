@@ -2,23 +2,51 @@
 
 from cloudlet.audit.models import AuditEntry
 from cloudlet.auth.models import PasswordReset, RefreshToken, SystemFlag, User
+from cloudlet.billing.models import LedgerEntry, Subscription, Wallet
+from cloudlet.catalog.models import (
+    BillingCycle,
+    ExchangeRate,
+    IpAllocation,
+    IpPool,
+    OsTemplate,
+    Plan,
+    PlanCategory,
+    ProjectPrice,
+    Region,
+)
+from cloudlet.events.models import Event
 from cloudlet.kit.db import Base
 from cloudlet.mail.models import OutboxMessage
 from cloudlet.projects.models import Invitation, MemberPermission, Membership, Project
+from cloudlet.surfaces.idempotency import IdempotencyRecord
 from cloudlet.tokens.models import ApiToken, TokenUsage
 
 __all__ = [
     "ApiToken",
     "AuditEntry",
     "Base",
+    "BillingCycle",
+    "Event",
+    "ExchangeRate",
+    "IdempotencyRecord",
     "Invitation",
+    "IpAllocation",
+    "IpPool",
+    "LedgerEntry",
     "MemberPermission",
     "Membership",
+    "OsTemplate",
     "OutboxMessage",
     "PasswordReset",
+    "Plan",
+    "PlanCategory",
     "Project",
+    "ProjectPrice",
     "RefreshToken",
+    "Region",
+    "Subscription",
     "SystemFlag",
     "TokenUsage",
     "User",
+    "Wallet",
 ]

@@ -10,6 +10,8 @@ from rich.console import Console
 from rich.table import Table
 
 from cloudlet.app import build_runtime, create_app
+from cloudlet.cli import catalog as catalog_cli
+from cloudlet.cli.wallet import billing_app, wallet_app
 from cloudlet.config import Settings
 from cloudlet.kit import logging as cloudlet_logging
 from cloudlet.kit import migrate as migrations
@@ -18,6 +20,8 @@ from cloudlet.mail import service as mail
 app = typer.Typer(help="Cloudlet: a self-hosted VPS cloud.", no_args_is_help=True)
 mail_app = typer.Typer(help="Outgoing mail.", no_args_is_help=True)
 app.add_typer(mail_app, name="mail")
+app.add_typer(wallet_app, name="wallet"); app.add_typer(billing_app, name="billing")  # noqa: E702
+app.add_typer(catalog_cli.app, name="catalog")
 
 
 def _settings() -> Settings:
@@ -37,6 +41,7 @@ def serve(
     cloudlet_logging.configure(settings.log_level, json=settings.log_json)
     runtime = build_runtime(settings)
     migrations.upgrade(runtime.db.engine)
+    catalog_cli.seed_default(runtime.db)  # a new installation can sell something at once
     settings.jwt_secret  # noqa: B018  # create the signing key before workers fork
     bind_host, bind_port = host or settings.host, port or settings.port
     if workers > 1:

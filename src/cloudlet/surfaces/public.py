@@ -16,6 +16,11 @@ PUBLIC_ENDPOINTS: frozenset[tuple[str, str]] = frozenset({
     # CyberPanel: "All API requests (except /health and /scopes) require authentication"
     ("GET", "/api/v1/health"),
     ("GET", "/api/v1/scopes"),
+    # Evorxa: "Public read-only catalog (no auth)"
+    ("GET", "/api/catalog/plans"),
+    ("GET", "/api/catalog/regions"),
+    ("GET", "/api/catalog/billing-cycles"),
+    ("GET", "/api/catalog/exchange-rates"),
     # Shardlyn's public auth endpoints
     ("POST", "/v1/auth/login"),
     ("POST", "/v1/auth/register"),
