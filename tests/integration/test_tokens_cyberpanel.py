@@ -74,12 +74,12 @@ def test_bad_input_is_a_400_in_the_envelope(api: Api, runtime: Runtime) -> None:
     assert missing.status_code == 400 and missing.json()["error_code"] == "MISSING_FIELDS"
     unknown = api.as_(jane.token).post("/api/v1/account/api-keys", json={"name": "x", "scopes": ["vps:fly"]})
     assert unknown.status_code == 400
-    assert unknown.json()["error_code"] == "INVALID_SCOPE"
+    assert unknown.json()["error_code"] == "INVALID_SCOPE" and unknown.json()["error"] == "Invalid scope"
     assert unknown.json()["message"] == "Unknown ability or scope: 'vps:fly'."
     bad_ip = api.as_(jane.token).post("/api/v1/account/api-keys",
                                       json={"name": "x", "scopes": ["all"], "ip_whitelist": ["300.1.1.1"]})
-    assert bad_ip.status_code == 400 and bad_ip.json()["errors"] == {
-        "ip_allowlist": ["Not an IP address or CIDR range: '300.1.1.1'."]}
+    assert bad_ip.status_code == 400 and list(bad_ip.json()["errors"]) == ["ip_whitelist"]
+    assert "not an IP address or CIDR range: '300.1.1.1'" in bad_ip.json()["message"]
     key_id = jane.token.split("|")[0]
     for query in ("limit=0", "limit=101", "limit=abc", "offset=-1"):
         reply = api.as_(jane.token).get(f"/api/v1/account/api-keys/{key_id}/usage?{query}")
@@ -132,3 +132,20 @@ def test_usage_log_records_every_request_and_pages(api: Api, runtime: Runtime) -
                   if k["id"] == key["id"])
     assert listed["request_count"] == 3 and listed["last_used_ip"] == "testclient"
     assert SECONDS.match(listed["last_used_at"])
+
+
+def test_a_deactivated_key_is_refused_on_every_surface_until_reactivated(api: Api, runtime: Runtime) -> None:
+    jane = make_user(runtime, "jane@example.com")
+    key = api.as_(jane.token).post("/api/v1/account/api-keys", json={"name": "k", "scopes": ["all"]}).json()["data"]
+    url = f"/api/v1/account/api-keys/{key['id']}"
+    assert api.as_(jane.token).patch(url, json={"is_active": False}).json()["data"]["is_active"] is False
+    cyberpanel = api.as_(key["api_key"]).get("/api/v1/test")
+    assert cyberpanel.status_code == 401
+    assert cyberpanel.json() == {"success": False, "error": "API key is inactive", "error_code": "INACTIVE_API_KEY",
+                                 "message": "API key has been deactivated."}
+    shardlyn = api.as_(key["api_key"]).get("/v1/api-tokens")
+    assert shardlyn.status_code == 401 and shardlyn.json() == {"error": "API key has been deactivated."}
+    primary = api.as_(key["api_key"]).get("/api/me/api-tokens")
+    assert primary.status_code == 401 and primary.json()["code"] == "INACTIVE_API_KEY"
+    api.as_(jane.token).patch(url, json={"is_active": True})
+    assert api.as_(key["api_key"]).get("/api/v1/test").status_code == 200

@@ -19,6 +19,7 @@ TITLES = {
     "MISSING_FIELDS": "Missing required fields",
     "VALIDATION_ERROR": "Validation failed",
     "KEY_NOT_FOUND": "API key not found",
+    "INVALID_SCOPE": "Invalid scope",
 }
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from cloudlet.kit.serial import IsoSeconds
 from cloudlet.tokens.abilities import ABILITY_TO_CYBERPANEL, CYBERPANEL_SCOPES, DESCRIPTIONS, Ability
@@ -27,6 +28,16 @@ def scopes_catalogue() -> list[dict[str, str]]:
     return listed
 
 
+def _cidrs(values: list[str] | None) -> list[str] | None:
+    # Checked here too, so that a bad entry is reported under CyberPanel's field name.
+    for value in values or []:
+        try:
+            ipaddress.ip_network(value.strip(), strict=False)
+        except ValueError:
+            raise ValueError(f"not an IP address or CIDR range: {value!r}") from None
+    return values
+
+
 class ApiKeyCreate(BaseModel):
     """CyberPanel's request for a new key: its scopes, and optionally fences and limits."""
 
@@ -36,6 +47,8 @@ class ApiKeyCreate(BaseModel):
     expires_at: datetime | None = None
     rate_limit_per_minute: int | None = Field(default=None, ge=1, le=100_000)
     rate_limit_per_hour: int | None = Field(default=None, ge=1, le=10_000_000)
+
+    _ip = field_validator("ip_whitelist")(_cidrs)
 
     def to_token(self) -> TokenCreate:
         """The same request in the token service's words."""
@@ -53,6 +66,8 @@ class ApiKeyUpdate(BaseModel):
     expires_at: datetime | None = None
     rate_limit_per_minute: int | None = Field(default=None, ge=1, le=100_000)
     rate_limit_per_hour: int | None = Field(default=None, ge=1, le=10_000_000)
+
+    _ip = field_validator("ip_whitelist")(_cidrs)
 
     def to_token(self) -> TokenUpdate:
         """The same change in the token service's words."""
