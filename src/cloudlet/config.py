@@ -52,6 +52,14 @@ class Settings(BaseSettings):
     smtp_starttls: bool = False
     mail_from: str = "Cloudlet <no-reply@cloudlet.localhost>"
 
+    # wallets and billing (money is integer minor units of the wallet's currency)
+    wallet_currency: str = "USD"  # currency of new wallets
+    wallet_trial_credit_cents: int = 0  # credited once to every new project wallet
+    agent_trial_credit_cents: int = 0  # credited once to every new AI-agent credit pool
+    wallet_low_balance_cents: int | None = None  # default low-balance threshold of new wallets
+    billing_grace_hours: int = 72  # an unpaid renewal suspends the subscription after this long
+    idempotency_key_hours: int = 24  # how long an Idempotency-Key and its answer are kept
+
     github_client_id: str | None = None
     github_client_secret: str | None = None
     github_authorize_url: str = "https://github.com/login/oauth/authorize"

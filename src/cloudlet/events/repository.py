@@ -1,0 +1,25 @@
+"""SQL for events."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cloudlet.events.models import Event
+
+
+def insert(session: Session, event: Event) -> Event:
+    """Add an event and give it its id."""
+    session.add(event)
+    session.flush()
+    return event
+
+
+def newest(session: Session, project_id: int | None, kind: str | None, limit: int) -> list[Event]:
+    """The newest events, of one project and kind when given."""
+    query = select(Event).order_by(Event.id.desc()).limit(limit)
+    if project_id is not None:
+        query = query.where(Event.project_id == project_id)
+    if kind is not None:
+        query = query.where(Event.kind == kind)
+    return list(session.scalars(query))
