@@ -2,6 +2,7 @@
 
 from cloudlet.audit.models import AuditEntry
 from cloudlet.auth.models import PasswordReset, RefreshToken, SystemFlag, User
+from cloudlet.billing.models import LedgerEntry, Subscription, Wallet
 from cloudlet.catalog.models import (
     BillingCycle,
     ExchangeRate,
@@ -13,9 +14,11 @@ from cloudlet.catalog.models import (
     ProjectPrice,
     Region,
 )
+from cloudlet.events.models import Event
 from cloudlet.kit.db import Base
 from cloudlet.mail.models import OutboxMessage
 from cloudlet.projects.models import Invitation, MemberPermission, Membership, Project
+from cloudlet.surfaces.idempotency import IdempotencyRecord
 from cloudlet.tokens.models import ApiToken, TokenUsage
 
 __all__ = [
@@ -23,10 +26,13 @@ __all__ = [
     "AuditEntry",
     "Base",
     "BillingCycle",
+    "Event",
     "ExchangeRate",
+    "IdempotencyRecord",
     "Invitation",
     "IpAllocation",
     "IpPool",
+    "LedgerEntry",
     "MemberPermission",
     "Membership",
     "OsTemplate",
@@ -38,7 +44,9 @@ __all__ = [
     "ProjectPrice",
     "RefreshToken",
     "Region",
+    "Subscription",
     "SystemFlag",
     "TokenUsage",
     "User",
+    "Wallet",
 ]

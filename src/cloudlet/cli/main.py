@@ -11,6 +11,7 @@ from rich.table import Table
 
 from cloudlet.app import build_runtime, create_app
 from cloudlet.cli import catalog as catalog_cli
+from cloudlet.cli.wallet import billing_app, wallet_app
 from cloudlet.config import Settings
 from cloudlet.kit import logging as cloudlet_logging
 from cloudlet.kit import migrate as migrations
@@ -19,6 +20,7 @@ from cloudlet.mail import service as mail
 app = typer.Typer(help="Cloudlet: a self-hosted VPS cloud.", no_args_is_help=True)
 mail_app = typer.Typer(help="Outgoing mail.", no_args_is_help=True)
 app.add_typer(mail_app, name="mail")
+app.add_typer(wallet_app, name="wallet"); app.add_typer(billing_app, name="billing")  # noqa: E702
 app.add_typer(catalog_cli.app, name="catalog")
 
 
