@@ -6,7 +6,7 @@ from cloudlet.surfaces.deps import Runtime
 from cloudlet.tokens import service as tokens
 from cloudlet.tokens.schemas import TokenCreate
 from tests.conftest import Api
-from tests.helpers import add_member, make_team, make_user
+from tests.helpers import add_member, make_team, make_user, mint_token
 
 
 def test_me_shows_the_user_and_each_project_with_the_callers_role(api: Api, runtime: Runtime) -> None:
@@ -32,8 +32,6 @@ def test_me_shows_the_user_and_each_project_with_the_callers_role(api: Api, runt
 
 
 def test_any_valid_credential_may_ask_even_a_narrow_one(api: Api, runtime: Runtime) -> None:
-    from tests.helpers import mint_token
-
     jane = make_user(runtime, "jane@example.com")
     narrow = mint_token(runtime, jane, "instances:read")
     reply = api.as_(narrow).get("/api/me")
