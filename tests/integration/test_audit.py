@@ -211,19 +211,22 @@ def test_filters_combine_and_pages_are_newest_first(client: Api, runtime: Runtim
     assert [e["id"] for e in page["logs"]] == ids[1:3]  # type: ignore[union-attr]
 
 
-@pytest.mark.parametrize("params", [
+BAD_FILTERS: list[dict[str, object]] = [
     {"method": "GET"}, {"method": "FETCH"}, {"status": 99}, {"status": "ok"}, {"limit": 0}, {"limit": 501},
     {"offset": -1}, {"since": "yesterday"}, {"until": "2025-13-01T00:00:00Z"}, {"actor_user_id": "jane"},
     {"token_id": 0}, {"since": "2025-01-02T00:00:00Z", "until": "2025-01-01T00:00:00Z"},
-])
-def test_bad_filters_are_a_400_that_says_what_is_wrong(client: Api, admin: Person, params: dict[str, object]) -> None:
-    for path in (LOGS, EXPORT):
-        if path == EXPORT and set(params) & {"limit", "offset"}:
-            continue
-        reply = client.as_(admin.token).get(path, params=params)
-        assert reply.status_code == 400, reply.text
-        message = reply.json()["error"]
-        assert any(name in message for name in params), message
+]
+
+
+def test_bad_filters_are_a_400_that_says_what_is_wrong(client: Api, admin: Person) -> None:
+    for params in BAD_FILTERS:
+        for path in (LOGS, EXPORT):
+            if path == EXPORT and set(params) & {"limit", "offset"}:
+                continue
+            reply = client.as_(admin.token).get(path, params=params)
+            assert reply.status_code == 400, (path, params, reply.text)
+            message = reply.json()["error"]
+            assert any(name in message for name in params), message
 
 
 def test_export_is_a_csv_download_of_the_filtered_log(client: Api, runtime: Runtime, admin: Person) -> None:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import queue
+import threading
 import time
 import uuid
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
 from sqlalchemy import inspect
-from starlette.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session
 from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -17,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from cloudlet.audit import service as audit
 from cloudlet.auth.caller import Caller
 from cloudlet.auth.models import User
+from cloudlet.kit.db import Database
 from cloudlet.surfaces.deps import READ_METHODS, Runtime, client_ip
 from cloudlet.tokens import service as tokens
 
@@ -24,11 +29,17 @@ log = structlog.get_logger(__name__)
 
 
 class RequestBookkeeping:
-    """Adds X-Request-ID and X-RateLimit-* headers; after the answer, logs token use and audit entries."""
+    """Adds X-Request-ID and X-RateLimit-* headers; after the answer, logs token use and audit entries.
+
+    Every mutating request gets an audit entry (authenticated or not, whatever its status); every
+    request made with an API token gets a usage-log line. Both are written after the answer is
+    sent, and the request's task waits for them, so they are in the database when it ends.
+    """
 
     def __init__(self, app: ASGIApp, runtime: Runtime) -> None:
         self.app = app
         self.runtime = runtime
+        self.writer = BookkeepingWriter(runtime.db)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -58,32 +69,19 @@ class RequestBookkeeping:
             caller: Caller | None = state.get("caller")
             mutating = scope["method"] not in READ_METHODS
             if mutating or (caller is not None and caller.token is not None):
-                await run_in_threadpool(self._record, scope, state, caller, status, elapsed_ms, request_id)
+                record = self._describe(scope, state, caller, status, elapsed_ms, request_id)
+                await asyncio.wrap_future(self.writer.submit(record))
 
-    def _record(self, scope: Scope, state: dict[str, Any], caller: Caller | None, status: int,
-                elapsed_ms: int, request_id: str) -> None:
-        path: str = scope["path"]
-        method: str = scope["method"]
+    def _describe(self, scope: Scope, state: dict[str, Any], caller: Caller | None, status: int,
+                  elapsed_ms: int, request_id: str) -> RequestRecord:
         ip: str | None = state.get("client_ip") or client_ip(Request(scope), self.runtime.settings.trusted_proxies)
         params: dict[str, Any] = scope.get("path_params") or {}
-        target = ",".join(f"{k}={v}" for k, v in params.items()) or None
         actor = _Actor.of(caller, state)
-        try:
-            with self.runtime.db.session() as session:
-                if actor.token_id is not None:
-                    tokens.record_use(session, actor.token_id, endpoint=path, method=method, ip=ip,
-                                      status=status, elapsed_ms=elapsed_ms)
-                if method not in READ_METHODS:
-                    email = actor.email
-                    if email is None and actor.user_id is not None and caller is not None:
-                        # The request rolled back, which expired the caller's rows: read the email again.
-                        user = session.get(User, actor.user_id)
-                        email = user.email if user is not None else None
-                    audit.record(session, actor_user_id=actor.user_id, actor_email=email, token_id=actor.token_id,
-                                 ip=ip, method=method, path=path, target=target, status=status,
-                                 request_id=request_id)
-        except Exception:  # bookkeeping must never break the answer already sent
-            log.exception("could not record request", path=path, method=method)
+        return RequestRecord(
+            method=scope["method"], path=scope["path"], ip=ip, status=status, elapsed_ms=elapsed_ms,
+            request_id=request_id, target=",".join(f"{k}={v}" for k, v in params.items()) or None,
+            actor=actor, reread_email=caller is not None and actor.email is None,
+        )
 
 
 @dataclass(frozen=True)
@@ -111,3 +109,100 @@ class _Actor:
             token_id = int(identity[0]) if identity else None
         user_id = int(user.identity[0]) if user.identity else None
         return cls(user_id, email if isinstance(email, str) else None, token_id)
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """What one finished request leaves behind: a usage-log line, an audit entry, or both."""
+
+    method: str
+    path: str
+    ip: str | None
+    status: int
+    elapsed_ms: int
+    request_id: str
+    target: str | None
+    actor: _Actor
+    reread_email: bool  # the request rolled back before its caller's email could be kept
+
+    def write(self, session: Session) -> None:
+        """Add this request's rows to the session."""
+        actor = self.actor
+        if actor.token_id is not None:
+            tokens.record_use(session, actor.token_id, endpoint=self.path, method=self.method, ip=self.ip,
+                              status=self.status, elapsed_ms=self.elapsed_ms)
+        if self.method in READ_METHODS:
+            return
+        email = actor.email
+        if self.reread_email and actor.user_id is not None:
+            user = session.get(User, actor.user_id)
+            email = user.email if user is not None else None
+        audit.record(session, actor_user_id=actor.user_id, actor_email=email, token_id=actor.token_id, ip=self.ip,
+                     method=self.method, path=self.path, target=self.target, status=self.status,
+                     request_id=self.request_id)
+
+
+class BookkeepingWriter:
+    """One thread per process writes every request's records, many to a transaction when they queue up.
+
+    Why: a write transaction per request from every request thread makes them queue on SQLite's
+    write lock, whose busy handler sleeps for milliseconds at a time, and on PostgreSQL costs a
+    commit each. One writer that takes whatever has queued meanwhile (group commit) writes the
+    same rows in far fewer transactions. A batch that fails is retried one record at a time, so
+    one bad record cannot lose the others. The thread stops after a few idle seconds and starts
+    again on the next record.
+    """
+
+    MAX_BATCH = 500
+    IDLE_SECONDS = 5.0
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._queue: queue.SimpleQueue[tuple[RequestRecord, Future[None]]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def submit(self, record: RequestRecord) -> Future[None]:
+        """Queue a record; the future completes once it is committed (or has failed and been logged)."""
+        done: Future[None] = Future()
+        with self._lock:
+            self._queue.put((record, done))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="cloudlet-bookkeeping", daemon=True)
+                self._thread.start()
+        return done
+
+    def _run(self) -> None:
+        while True:
+            try:
+                first = self._queue.get(timeout=self.IDLE_SECONDS)
+            except queue.Empty:
+                with self._lock:
+                    if self._queue.empty():
+                        self._thread = None
+                        return
+                continue
+            batch = [first]
+            while len(batch) < self.MAX_BATCH:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            self._write(batch)
+
+    def _write(self, batch: list[tuple[RequestRecord, Future[None]]]) -> None:
+        try:
+            with self.db.session() as session:
+                for record, _ in batch:
+                    record.write(session)
+        except Exception:
+            if len(batch) > 1:
+                for item in batch:
+                    self._write([item])
+                return
+            record = batch[0][0]
+            # bookkeeping must never break the answer, which is already sent
+            log.exception("could not record request", path=record.path, method=record.method)
+        for _, done in batch:
+            if not done.done():
+                done.set_result(None)
