@@ -192,17 +192,21 @@ class BookkeepingWriter:
 
     def _write(self, batch: list[tuple[RequestRecord, Future[None]]]) -> None:
         try:
+            self._commit([record for record, _ in batch])
+        finally:  # a request waits on its future: it must complete whatever happened
+            for _, done in batch:
+                if not done.done():
+                    done.set_result(None)
+
+    def _commit(self, records: list[RequestRecord]) -> None:
+        try:
             with self.db.session() as session:
-                for record, _ in batch:
+                for record in records:
                     record.write(session)
         except Exception:
-            if len(batch) > 1:
-                for item in batch:
-                    self._write([item])
+            if len(records) > 1:
+                for record in records:
+                    self._commit([record])
                 return
-            record = batch[0][0]
             # bookkeeping must never break the answer, which is already sent
-            log.exception("could not record request", path=record.path, method=record.method)
-        for _, done in batch:
-            if not done.done():
-                done.set_result(None)
+            log.exception("could not record request", path=records[0].path, method=records[0].method)
