@@ -258,3 +258,20 @@ def test_can_is_the_one_decision(runtime: Runtime, org: Org) -> None:
         assert not projects.can(session, org.id, org.member.id, "instances:billing")
         with pytest.raises(ValueError):
             projects.can(session, org.id, org.owner.id, "no:such-permission")
+
+
+def test_the_user_a_personal_project_belongs_to_stays_its_owner(api: Api, runtime: Runtime) -> None:
+    jane = make_user(runtime, "jane@example.com")
+    dave = make_user(runtime, "dave@example.com")
+    add_member(runtime, jane, jane.project_id, dave, role="owner")
+    url = f"/v1/organizations/{jane.project_id}/members/{jane.id}"
+    message = {"error": "The user a personal project belongs to always stays its owner."}
+
+    removed = api.as_(dave.token).delete(url)
+    assert removed.status_code == 400 and removed.json() == message
+    demoted = api.as_(dave.token).put(f"{url}/role", json={"role": "member"})
+    assert demoted.status_code == 400 and demoted.json() == message
+    assert api.as_(jane.token).delete(url).status_code == 400  # nor can she leave it
+    assert api.as_(jane.token).get("/api/me").json()["projects"][0]["current_user_role"] == "owner"
+    # the co-owner may go
+    assert api.as_(dave.token).delete(f"/v1/organizations/{jane.project_id}/members/{dave.id}").status_code == 204

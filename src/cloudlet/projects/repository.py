@@ -101,10 +101,18 @@ def membership_with_project(session: Session, project_id: int, user_id: int,
     return (row[0], row[1]) if row is not None else None
 
 
-def delete_project(session: Session, project: Project) -> None:
-    """Remove a project; the database cascades to its memberships, invitations and fenced tokens."""
-    session.execute(delete(Project).where(Project.id == project.id))
+def delete_project(session: Session, project: Project) -> bool:
+    """Remove a project; the database cascades to its memberships, invitations and fenced tokens.
+
+    False (and nothing removed) when another table still refers to the project without cascading.
+    """
+    try:
+        with session.begin_nested():
+            session.execute(delete(Project).where(Project.id == project.id))
+    except IntegrityError:
+        return False
     session.expunge(project)
+    return True
 
 
 def members_with_users(session: Session, project_id: int) -> list[tuple[Membership, User]]:

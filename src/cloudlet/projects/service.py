@@ -162,7 +162,8 @@ def delete_project(session: Session, actor: Actor, project_id: int) -> None:
     _require_owner(membership, "Only project owners can delete the project.")
     if project.type is ProjectType.PERSONAL:
         raise Invalid(None, "A personal project cannot be deleted.")
-    repository.delete_project(session, project)
+    if not repository.delete_project(session, project):
+        raise Conflict("The project still holds resources that must be deleted first.")
 
 
 # --- members ------------------------------------------------------------------------------------
@@ -223,6 +224,12 @@ def _keep_an_owner(session: Session, target: Membership, message: str) -> None:
         raise Invalid(None, message)
 
 
+def _keep_the_personal_owner(project: Project, target: Membership) -> None:
+    # Everything that acts "in your own project" (Caller.project_id) relies on this membership.
+    if project.type is ProjectType.PERSONAL and target.user_id == project.created_by:
+        raise Invalid(None, "The user a personal project belongs to always stays its owner.")
+
+
 def remove_member(session: Session, actor: Actor, project_id: int, *, membership_id: int | None = None,
                   user_id: int | None = None) -> None:
     """Remove a member, by membership id or by user id.
@@ -230,7 +237,7 @@ def remove_member(session: Session, actor: Actor, project_id: int, *, membership
     Owners may remove anyone; a member granted members:manage may remove members; anyone may leave.
     The last owner always stays.
     """
-    mine, _ = _enter(session, actor, project_id, lock=True)
+    mine, project = _enter(session, actor, project_id, lock=True)
     target, _ = _target(session, project_id, membership_id=membership_id, user_id=user_id)
     if target.id != mine.id:
         if target.role is Role.OWNER:
@@ -238,17 +245,19 @@ def remove_member(session: Session, actor: Actor, project_id: int, *, membership
         else:
             _require(session, mine, Permission.MEMBERS_MANAGE, "Only project owners can remove members.")
     _keep_an_owner(session, target, "Cannot remove the last remaining owner.")
+    _keep_the_personal_owner(project, target)
     repository.delete_membership(session, target)
 
 
 def change_role(session: Session, actor: Actor, project_id: int, user_id: int, data: RoleUpdate) -> MemberRead:
     """Make a member an owner or an owner a member (owners only; the last owner stays one)."""
-    mine, _ = _enter(session, actor, project_id, lock=True)
+    mine, project = _enter(session, actor, project_id, lock=True)
     _require_owner(mine, "Only project owners can change roles.")
     target, user = _target(session, project_id, user_id=user_id)
     if data.role is not target.role:
         if data.role is Role.MEMBER:
             _keep_an_owner(session, target, "A project must keep at least one owner.")
+            _keep_the_personal_owner(project, target)
         target.role = data.role
         session.flush()
     return _member_read(target, user, repository.grants(session, [target.id])[target.id])
