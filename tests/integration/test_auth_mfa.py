@@ -47,7 +47,8 @@ def test_enrolment_turns_on_only_after_a_valid_code(api: Api, runtime: Runtime) 
     assert parse_qs(uri.query) == {"secret": [enrolled["secret"]], "issuer": ["Cloudlet"]}
     assert me.get("/v1/auth/mfa/status").json() == {"enabled": False}
 
-    wrong = me.post("/v1/auth/mfa/verify", json={"code": "000000" if code_at(enrolled["secret"]) != "000000" else "111111"})
+    not_it = "000000" if code_at(enrolled["secret"]) != "000000" else "111111"
+    wrong = me.post("/v1/auth/mfa/verify", json={"code": not_it})
     assert wrong.status_code == 400 and "not valid" in wrong.json()["error"]
     assert me.post("/v1/auth/mfa/verify", json={"code": code_at(enrolled["secret"])}).json() == {"enabled": True}
     assert me.get("/v1/auth/mfa/status").json() == {"enabled": True}

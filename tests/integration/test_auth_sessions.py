@@ -132,7 +132,8 @@ def test_wrong_password_and_unknown_email_get_the_same_answer(api: Api, runtime:
 def test_login_is_limited_per_account_with_retry_after(api: Api, runtime: Runtime) -> None:
     make_user(runtime, "jane@example.com")
     for _ in range(10):  # login_rate_per_account = 10/minute
-        assert api.post("/v1/auth/login", json={"email": "jane@example.com", "password": "guess-1234"}).status_code == 401
+        guess = api.post("/v1/auth/login", json={"email": "jane@example.com", "password": "guess-1234"})
+        assert guess.status_code == 401
     locked = api.post("/v1/auth/login", json={"email": "jane@example.com", "password": PASSWORD})
     assert locked.status_code == 429
     assert 1 <= int(locked.headers["Retry-After"]) <= 60

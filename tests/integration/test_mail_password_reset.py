@@ -94,7 +94,8 @@ class TestWithSmtp:
         done = api.post("/v1/auth/reset-password", json={"token": token, "new_password": NEW_PASSWORD})
         assert done.status_code == 200, done.text
         assert api.post("/v1/auth/login", json={"email": "jane@example.com", "password": PASSWORD}).status_code == 401
-        assert api.post("/v1/auth/login", json={"email": "jane@example.com", "password": NEW_PASSWORD}).status_code == 200
+        fresh = api.post("/v1/auth/login", json={"email": "jane@example.com", "password": NEW_PASSWORD})
+        assert fresh.status_code == 200
         # Every session from before the reset is over.
         assert api.post("/v1/auth/refresh", json={"refresh_token": old_session["refresh_token"]}).status_code == 401
 
@@ -146,7 +147,8 @@ def test_a_newer_reset_retires_older_links(api: Api, runtime: Runtime) -> None:
     api.post("/v1/auth/forgot-password", json={"email": "jane@example.com"})
     first, second = (token_in(m.body) for m in outbox(runtime))
     assert api.post("/v1/auth/reset-password", json={"token": second, "new_password": NEW_PASSWORD}).status_code == 200
-    assert api.post("/v1/auth/reset-password", json={"token": first, "new_password": "other-pass-123"}).status_code == 400
+    older = api.post("/v1/auth/reset-password", json={"token": first, "new_password": "other-pass-123"})
+    assert older.status_code == 400
 
 
 def test_the_cli_lists_the_outbox(api: Api, runtime: Runtime) -> None:
@@ -163,3 +165,14 @@ def test_the_cli_lists_the_outbox(api: Api, runtime: Runtime) -> None:
     assert listed[0]["to_address"] == "jane@example.com"
     assert listed[0]["kind"] == "password_reset" and listed[0]["status"] == "queued"
     assert LINK.search(listed[0]["body"])
+
+
+def test_reset_requests_are_limited_per_email_alike_for_unknown_accounts(api: Api, runtime: Runtime) -> None:
+    make_user(runtime, "jane@example.com")
+    for address in ("jane@example.com", "nobody@example.com"):
+        for _ in range(10):  # login_rate_per_account = 10/minute
+            assert api.post("/v1/auth/forgot-password", json={"email": address}).status_code == 202
+        limited = api.post("/v1/auth/forgot-password", json={"email": address})
+        assert limited.status_code == 429 and "Retry-After" in limited.headers
+        assert limited.json()["error"].startswith("Too many password reset requests for this email.")
+    assert len(outbox(runtime)) == 10

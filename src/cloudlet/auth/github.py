@@ -50,7 +50,7 @@ def identify(settings: Settings, code: str) -> GitHubIdentity:
             access_token = grant.get("access_token")
             if not isinstance(access_token, str) or not access_token:
                 reason = grant.get("error_description") or grant.get("error") or "no access token was returned"
-                raise Invalid("code", f"GitHub refused the sign-in: {reason}.", code="OAUTH_REFUSED")
+                raise Invalid("code", f"GitHub refused the sign-in: {str(reason).rstrip('.')}.", code="OAUTH_REFUSED")
             headers = {"Authorization": f"Bearer {access_token}", "Accept": "application/vnd.github+json",
                        "X-GitHub-Api-Version": "2022-11-28"}
             api = settings.github_api_url.rstrip("/")

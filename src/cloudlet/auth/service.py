@@ -101,7 +101,7 @@ def normalize_email(email: str) -> str:
 
 
 def check_password_policy(settings: Settings, password: str, field: str = "password") -> None:
-    """Refuse passwords that are too short, too long for argon2 input sanity, or letter/digit-free."""
+    """Refuse passwords shorter than the configured minimum or longer than 256 characters."""
     if len(password) < settings.password_min_length:
         raise Invalid(field, f"The password must be at least {settings.password_min_length} characters.",
                       code="PASSWORD_TOO_SHORT")
@@ -270,9 +270,15 @@ def logout(session: Session, user: User, refresh_token: str | None) -> None:
 RESET_SUBJECT = "Reset your Cloudlet password"
 
 
-def forgot_password(session: Session, settings: Settings, email: str) -> None:
+def forgot_password(session: Session, settings: Settings, limiter: RateLimiter, email: str, ip: str | None) -> None:
     """Email a single-use reset link if the account exists; says nothing either way."""
-    user = repository.find_by_email(session, normalize_email(email))
+    address = normalize_email(email)
+    # Counted whether or not the account exists, so the limit says nothing about it either.
+    _limit(limiter, f"reset:address:{ip}", settings.login_rate_per_address,
+           "Too many password reset requests from this address.")
+    _limit(limiter, f"reset:account:{address}", settings.login_rate_per_account,
+           "Too many password reset requests for this email.")
+    user = repository.find_by_email(session, address)
     if user is None or user.status is UserStatus.SUSPENDED:
         return
     secret = new_secret(32)

@@ -91,9 +91,10 @@ def logout(caller: SessionCaller, db: DbSession, body: LogoutRequest | None = No
 
 
 @router.post("/forgot-password", status_code=202, response_model=MessageRead, summary="Request password reset")
-def forgot_password(body: PasswordForgotten, db: DbSession, settings: AppSettings) -> MessageRead:
+def forgot_password(body: PasswordForgotten, request: Request, db: DbSession, runtime: AppRuntime) -> MessageRead:
     """Email a reset link if the account exists; the answer is the same either way."""
-    auth.forgot_password(db, settings, body.email)
+    auth.forgot_password(db, runtime.settings, runtime.limiter, body.email,
+                         client_ip(request, runtime.settings.trusted_proxies))
     return MessageRead(message=RESET_SENT)
 
 
