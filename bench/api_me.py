@@ -107,7 +107,7 @@ def server_env(data_dir: Path, database_url: str | None) -> dict[str, str]:
 
 def prepare(data_dir: Path, database_url: str | None) -> str:
     """Migrate the database and make a user with a `*` token that no rate limit will stop."""
-    settings = Settings(_env_file=None, data_dir=data_dir, database_url=database_url,  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, data_dir=data_dir, database_url=database_url,
                         secret_key=SECRET_KEY, argon2_time_cost=1, argon2_memory_kib=1024)
     runtime = build_runtime(settings)
     try:
@@ -265,7 +265,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     clients = [int(c) for c in args.clients.split(",")]
     workers = [int(w) for w in args.workers.split(",")]
-    print(f"API: authenticated GET {PREFERRED_PATH}, {args.duration} s per run, on 127.0.0.1")
+    load = ", ".join(f"{n:.1f}" for n in os.getloadavg())
+    print(f"API: authenticated GET {PREFERRED_PATH}, {args.duration} s per run, on 127.0.0.1 "
+          f"({os.cpu_count()} cores; load average before the runs: {load})")
     for db in args.db.split(","):
         if db == "sqlite":
             bench_one("sqlite", None, workers, clients, args.duration)
