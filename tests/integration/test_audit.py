@@ -281,3 +281,25 @@ def test_export_walks_past_one_batch_and_stops_at_its_bound(client: Api, runtime
     assert reply.headers["X-Total-Count"] == str(count)
     bounded = list(audit.export_lines(runtime.db, AuditQuery(path="/v1/bulk/"), ExportFormat.CSV, max_rows=5))
     assert "".join(bounded).count("\r\n") == 1 + 5  # the header and five rows
+
+
+def test_real_endpoints_are_audited_on_every_surface(client: Api, runtime: Runtime, admin: Person) -> None:
+    jane = make_user(runtime, "jane@example.com")
+    wrong = client.post("/v1/auth/login", json={"email": "jane@example.com", "password": "not-her-password-1"})
+    assert wrong.status_code == 401
+    doomed = mint_token(runtime, jane, "*")
+    revoked = client.as_(doomed).delete(f"/api/me/api-tokens/{token_id(doomed)}")
+    assert revoked.status_code == 204
+    created = client.as_(jane.token).post("/api/v1/account/api-keys", json={"name": "ci", "scopes": ["vps:read"]})
+    assert created.status_code in (200, 201), created.text
+    found = entries(client, admin)
+    assert [(e["method"], e["path"], e["status"]) for e in found] == [
+        ("POST", "/api/v1/account/api-keys", created.status_code),
+        ("DELETE", f"/api/me/api-tokens/{token_id(doomed)}", 204),
+        ("POST", "/v1/auth/login", 401),
+    ]
+    cyberpanel, primary, login = found
+    assert (cyberpanel["actor_user_id"], cyberpanel["token_id"]) == (jane.id, token_id(jane.token))
+    assert (primary["actor_user_id"], primary["token_id"], primary["target"]) == (
+        jane.id, token_id(doomed), f"token_id={token_id(doomed)}")
+    assert login["ip_address"] == "testclient"
