@@ -15,7 +15,8 @@ from cloudlet.kit import money
 START = datetime(2026, 1, 1, tzinfo=UTC)
 prices = st.integers(min_value=0, max_value=10_000_000)
 months = st.sampled_from([1, 3, 6, 12, 24])
-moments = st.datetimes(min_value=datetime(2024, 1, 1), max_value=datetime(2030, 12, 31), timezones=st.just(UTC))
+moments = st.datetimes(min_value=datetime(2024, 1, 1), max_value=datetime(2030, 12, 31),  # noqa: DTZ001  # hypothesis wants naive bounds
+                       timezones=st.just(UTC))
 fractions = st.fractions(min_value=0, max_value=1)
 
 

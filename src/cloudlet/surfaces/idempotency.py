@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Annotated, Any
@@ -101,6 +102,12 @@ class Idempotency:
         self.method = method
         self.path = path
         self.keep = keep
+        self.claim: str | None = None  # once claimed: a name unique to this request, for keys below it
+
+    @property
+    def operation_key(self) -> str | None:
+        """A key for the work's own idempotency (e.g. a ledger key): unique per claimed request, None unkeyed."""
+        return self.claim
 
     def run(self, body: BaseModel | None, work: Callable[[], BaseModel], *, status_code: int = 200) -> JSONResponse:
         """The answer of work() - or, for a key seen with the same request, the answer stored the first time."""
@@ -118,6 +125,7 @@ class Idempotency:
             record = IdempotencyRecord(user_id=self.user_id, key=self.key, request_hash=fingerprint,
                                        created_at=clock.now())
             if _claim(self.session, record):
+                self.claim = uuid.uuid4().hex  # row ids can be reused once an expired key is deleted
                 content = work().model_dump(mode="json")
                 record.status_code = status_code
                 record.response_body = json.dumps(content)

@@ -72,4 +72,5 @@ def top_up(body: TopUpCreate, caller: WalletWriter, db: DbSession, settings: App
            project_id: ProjectParam = None) -> Response:
     """Collect the amount and credit it; a retry with the same Idempotency-Key returns the first answer."""
     return idem.run(body, lambda: PrimaryTopUpRead.of(billing.top_up(
-        db, settings, default_provider(), caller, body, key=idem.key, project_id=project_id)), status_code=201)
+        db, settings, default_provider(), caller, body, key=idem.operation_key, project_id=project_id)),
+        status_code=201)

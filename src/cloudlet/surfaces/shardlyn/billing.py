@@ -76,4 +76,4 @@ def admin_credit(project_id: int, body: CreditCreate, caller: AdminCaller, db: D
     """Post an operator's credit; a retry with the same Idempotency-Key returns the first answer."""
     return idem.run(body, lambda: billing.admin_credit(
         db, settings, project_id, body, actor=caller.user,
-        key=f"admin_credit:{caller.user_id}:{idem.key}" if idem.key else None), status_code=201)
+        key=f"admin_credit:{idem.operation_key}" if idem.operation_key else None), status_code=201)
