@@ -145,8 +145,12 @@ def transactions(session: Session, settings: Settings, actor: Actor, *, type_: E
     """A page of the wallet's ledger, newest first, of one type when asked."""
     found = wallet_of(session, settings, project_in_reach(session, actor, project_id))
     rows = repository.entries(session, found.id, type_=type_, limit=limit, offset=offset)
-    return TransactionPage(items=[EntryRead.model_validate(e) for e in rows],
-                           total=repository.count_entries(session, found.id, type_=type_), limit=limit, offset=offset)
+    if type_ is None:  # seq numbers the entries 1..n, so the newest seq is the count without scanning
+        last = repository.last_entry(session, found.id)
+        total = last.seq if last is not None else 0
+    else:
+        total = repository.count_entries(session, found.id, type_=type_)
+    return TransactionPage(items=[EntryRead.model_validate(e) for e in rows], total=total, limit=limit, offset=offset)
 
 
 def account(session: Session, settings: Settings, actor: Actor) -> AccountRead:
