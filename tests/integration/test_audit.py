@@ -272,9 +272,11 @@ def test_export_as_json_lines_matches_the_list(client: Api, runtime: Runtime, ad
 def test_export_walks_past_one_batch_and_stops_at_its_bound(client: Api, runtime: Runtime, admin: Person) -> None:
     count = audit.EXPORT_BATCH + 203
     with runtime.db.session() as session:
-        for n in range(count):
-            audit.record(session, actor_user_id=None, actor_email=None, token_id=None, ip="192.0.2.1",
-                         method="POST", path=f"/v1/bulk/{n}", target=None, status=201, request_id=None)
+        audit.record_many(session, [
+            audit.AuditRecord(actor_user_id=None, actor_email=None, token_id=None, ip="192.0.2.1", method="POST",
+                              path=f"/v1/bulk/{n}", target=None, status=201, request_id=None)
+            for n in range(count)
+        ])
     reply = client.as_(admin.token).get(EXPORT, params={"format": "jsonl", "path": "/v1/bulk/"})
     paths = [json.loads(line)["path"] for line in reply.text.splitlines()]
     assert paths == [f"/v1/bulk/{n}" for n in reversed(range(count))]

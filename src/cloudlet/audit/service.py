@@ -5,14 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC
 
 from sqlalchemy.orm import Session
 
 from cloudlet.audit import repository
-from cloudlet.audit.models import AuditEntry
 from cloudlet.audit.schemas import AuditEntryRead, AuditQuery, ExportFormat
 from cloudlet.kit import clock
 from cloudlet.kit.db import Database
@@ -28,15 +27,30 @@ EXPORT_COLUMNS = tuple(AuditEntryRead.model_fields)
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def record(session: Session, *, actor_user_id: int | None, actor_email: str | None, token_id: int | None,
-           ip: str | None, method: str, path: str, target: str | None, status: int,
-           request_id: str | None) -> None:
-    """Append one mutating request to the audit log."""
-    repository.insert(session, AuditEntry(
-        created_at=clock.now(), actor_user_id=actor_user_id, actor_email=actor_email, token_id=token_id,
-        ip_address=ip, method=method, path=path[:500], target=target[:200] if target else None,
-        status=status, request_id=request_id,
-    ))
+@dataclass(frozen=True)
+class AuditRecord:
+    """One mutating request as the audit log keeps it."""
+
+    actor_user_id: int | None
+    actor_email: str | None
+    token_id: int | None
+    ip: str | None
+    method: str
+    path: str
+    target: str | None
+    status: int
+    request_id: str | None
+
+
+def record_many(session: Session, records: Sequence[AuditRecord]) -> None:
+    """Append mutating requests to the audit log in one statement."""
+    now = clock.now()
+    repository.insert_many(session, [
+        {"created_at": now, "actor_user_id": r.actor_user_id, "actor_email": r.actor_email, "token_id": r.token_id,
+         "ip_address": r.ip, "method": r.method, "path": r.path[:500],
+         "target": r.target[:200] if r.target else None, "status": r.status, "request_id": r.request_id}
+        for r in records
+    ])
 
 
 def check_query(query: AuditQuery) -> AuditQuery:

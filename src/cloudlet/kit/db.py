@@ -50,14 +50,15 @@ class UTCDateTime(TypeDecorator[datetime]):
 WRITE = {"cloudlet_write": True}
 
 
-def make_engine(url: str, *, pool_size: int = 20) -> Engine:
+def make_engine(url: str, *, pool_size: int = 40) -> Engine:
     """Create an engine; SQLite gets WAL, foreign keys, a busy timeout and explicit BEGINs."""
     if url.startswith("sqlite"):
+        # as many pooled connections as the server has request threads, so none is reopened per request
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
                                pool_size=pool_size, max_overflow=pool_size)
         _tune_sqlite(engine)
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    return create_engine(url, pool_size=pool_size // 2, max_overflow=pool_size // 2, pool_pre_ping=True)
 
 
 def _tune_sqlite(engine: Engine) -> None:
@@ -83,7 +84,7 @@ def _tune_sqlite(engine: Engine) -> None:
 class Database:
     """An engine and the session factories for reading and for writing transactions."""
 
-    def __init__(self, url: str, *, pool_size: int = 20) -> None:
+    def __init__(self, url: str, *, pool_size: int = 40) -> None:
         self.url = url
         self.engine = make_engine(url, pool_size=pool_size)
         self._reader = sessionmaker(self.engine, expire_on_commit=False)

@@ -31,20 +31,23 @@ class Runtime:
     mailer: Mailer
 
 
-def get_runtime(request: Request) -> Runtime:
+# The small dependencies are async so that FastAPI runs them on the event loop, not in a thread.
+async def get_runtime(request: Request) -> Runtime:
     """The process's runtime."""
     runtime: Runtime = request.app.state.runtime
     return runtime
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     """The process's settings."""
-    return get_runtime(request).settings
+    runtime: Runtime = request.app.state.runtime
+    return runtime.settings
 
 
 def get_db(request: Request) -> Iterator[Session]:
     """The request's session: one transaction, committed when the endpoint returns cleanly."""
-    with get_runtime(request).db.session(write=request.method not in READ_METHODS) as session:
+    runtime: Runtime = request.app.state.runtime
+    with runtime.db.session(write=request.method not in READ_METHODS) as session:
         yield session
 
 
@@ -90,7 +93,7 @@ def current_caller(request: Request, db: DbSession) -> Caller:
     cached: Caller | None = getattr(request.state, "caller", None)
     if cached is not None:
         return cached
-    runtime = get_runtime(request)
+    runtime: Runtime = request.app.state.runtime
     settings = runtime.settings
     ip = client_ip(request, settings.trusted_proxies)
     request.state.client_ip = ip
@@ -116,7 +119,7 @@ def current_caller(request: Request, db: DbSession) -> Caller:
 def requires(ability: Ability) -> Any:
     """A dependency that yields the caller if its credential carries the ability (403 otherwise)."""
 
-    def dependency(caller: Annotated[Caller, Depends(current_caller)]) -> Caller:
+    async def dependency(caller: Annotated[Caller, Depends(current_caller)]) -> Caller:
         if not caller.can(ability):
             raise Forbidden(f"This token lacks the {ability.value!r} ability.", code="INSUFFICIENT_SCOPE")
         return caller
@@ -125,19 +128,19 @@ def requires(ability: Ability) -> Any:
     return Depends(dependency)
 
 
-def _signed_in(caller: Annotated[Caller, Depends(current_caller)]) -> Caller:
+async def _signed_in(caller: Annotated[Caller, Depends(current_caller)]) -> Caller:
     if not caller.is_session:
         raise Forbidden("This endpoint needs a signed-in session, not an API token.", code="SESSION_REQUIRED")
     return caller
 
 
-def _admin(caller: Annotated[Caller, Depends(current_caller)]) -> Caller:
+async def _admin(caller: Annotated[Caller, Depends(current_caller)]) -> Caller:
     if not caller.is_admin:
         raise Forbidden("Administrator access is required.", code="ADMIN_REQUIRED")
     return caller
 
 
-def _authenticated(caller: Annotated[Caller, Depends(current_caller)]) -> Caller:
+async def _authenticated(caller: Annotated[Caller, Depends(current_caller)]) -> Caller:
     return caller
 
 

@@ -125,21 +125,25 @@ class RequestRecord:
     actor: _Actor
     reread_email: bool  # the request rolled back before its caller's email could be kept
 
-    def write(self, session: Session) -> None:
-        """Add this request's rows to the session."""
-        actor = self.actor
-        if actor.token_id is not None:
-            tokens.record_use(session, actor.token_id, endpoint=self.path, method=self.method, ip=self.ip,
-                              status=self.status, elapsed_ms=self.elapsed_ms)
+    def token_use(self) -> tokens.TokenUse | None:
+        """The usage-log line, for a request made with an API token."""
+        if self.actor.token_id is None:
+            return None
+        return tokens.TokenUse(token_id=self.actor.token_id, endpoint=self.path, method=self.method, ip=self.ip,
+                               status=self.status, elapsed_ms=self.elapsed_ms)
+
+    def audit_record(self, session: Session) -> audit.AuditRecord | None:
+        """The audit entry, for a mutating request."""
         if self.method in READ_METHODS:
-            return
+            return None
+        actor = self.actor
         email = actor.email
         if self.reread_email and actor.user_id is not None:
             user = session.get(User, actor.user_id)
             email = user.email if user is not None else None
-        audit.record(session, actor_user_id=actor.user_id, actor_email=email, token_id=actor.token_id, ip=self.ip,
-                     method=self.method, path=self.path, target=self.target, status=self.status,
-                     request_id=self.request_id)
+        return audit.AuditRecord(actor_user_id=actor.user_id, actor_email=email, token_id=actor.token_id,
+                                 ip=self.ip, method=self.method, path=self.path, target=self.target,
+                                 status=self.status, request_id=self.request_id)
 
 
 class BookkeepingWriter:
@@ -201,8 +205,10 @@ class BookkeepingWriter:
     def _commit(self, records: list[RequestRecord]) -> None:
         try:
             with self.db.session() as session:
-                for record in records:
-                    record.write(session)
+                uses = [use for use in (r.token_use() for r in records) if use is not None]
+                entries = [entry for entry in (r.audit_record(session) for r in records) if entry is not None]
+                tokens.record_uses(session, uses)
+                audit.record_many(session, entries)
         except Exception:
             if len(records) > 1:
                 for record in records:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy import insert as insert_rows
 from sqlalchemy.orm import Session
 
 from cloudlet.tokens.models import ApiToken, TokenUsage
@@ -48,18 +51,21 @@ def delete(session: Session, token: ApiToken) -> None:
     session.flush()
 
 
-def record_use(session: Session, token_id: int, *, at: datetime, ip: str | None, usage: TokenUsage) -> None:
-    """Count one request on the token and append it to the usage log, without reading the row first.
-
-    A token revoked by the very request being recorded is left alone.
-    """
+def count_uses(session: Session, token_id: int, n: int, *, at: datetime, ip: str | None) -> bool:
+    """Add n requests to the token's count and note the last use; False when the token is gone."""
     result = session.execute(
         update(ApiToken)
         .where(ApiToken.id == token_id)
-        .values(request_count=ApiToken.request_count + 1, last_used_at=at, last_used_ip=ip)
+        .values(request_count=ApiToken.request_count + n, last_used_at=at, last_used_ip=ip)
+        .execution_options(synchronize_session=False)
     )
-    if getattr(result, "rowcount", 0):
-        session.add(usage)
+    return bool(getattr(result, "rowcount", 0))
+
+
+def insert_usage(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Append usage-log lines with one multi-row INSERT."""
+    if rows:
+        session.execute(insert_rows(TokenUsage), list(rows))
 
 
 def usage_page(session: Session, token_id: int, *, limit: int, offset: int) -> tuple[list[TokenUsage], int]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -14,7 +15,7 @@ from cloudlet.kit.errors import Forbidden, Invalid, NotFound, Unauthenticated
 from cloudlet.kit.ids import digest
 from cloudlet.kit.pagination import Page
 from cloudlet.tokens import abilities, repository
-from cloudlet.tokens.models import ApiToken, TokenUsage
+from cloudlet.tokens.models import ApiToken
 from cloudlet.tokens.schemas import TokenCreate, TokenUpdate, TokenUsageRead
 
 SECRET_PREFIX = "cl_"
@@ -183,14 +184,35 @@ def revoke(session: Session, user_id: int, token_id: int) -> None:
     repository.delete(session, get_token(session, user_id, token_id))
 
 
-def record_use(session: Session, token_id: int, *, endpoint: str, method: str, ip: str | None,
-               status: int, elapsed_ms: int) -> None:
-    """Count a request on the token: last use, request count and a usage-log line."""
+@dataclass(frozen=True)
+class TokenUse:
+    """One request made with a token."""
+
+    token_id: int
+    endpoint: str
+    method: str
+    ip: str | None
+    status: int
+    elapsed_ms: int
+
+
+def record_uses(session: Session, uses: Sequence[TokenUse]) -> None:
+    """Count requests on their tokens (last use, request count) and append them to the usage log.
+
+    One UPDATE per token and one multi-row INSERT for the batch; the uses of a token revoked
+    meanwhile (even by the very request being recorded) are dropped.
+    """
     at = clock.now()
-    repository.record_use(session, token_id, at=at, ip=ip, usage=TokenUsage(
-        token_id=token_id, endpoint=endpoint[:500], method=method, ip_address=ip,
-        response_status=status, response_time_ms=elapsed_ms, created_at=at,
-    ))
+    by_token: dict[int, list[TokenUse]] = {}
+    for use in uses:
+        by_token.setdefault(use.token_id, []).append(use)
+    rows = []
+    for token_id, token_uses in by_token.items():
+        if repository.count_uses(session, token_id, len(token_uses), at=at, ip=token_uses[-1].ip):
+            rows += [{"token_id": token_id, "endpoint": u.endpoint[:500], "method": u.method,
+                      "ip_address": u.ip, "response_status": u.status, "response_time_ms": u.elapsed_ms,
+                      "created_at": at} for u in token_uses]
+    repository.insert_usage(session, rows)
 
 
 def usage(session: Session, user_id: int, token_id: int, *, limit: int, offset: int) -> Page[TokenUsageRead]:
