@@ -39,6 +39,7 @@ def upgrade() -> None:
     with op.batch_alter_table('audit_log', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_audit_log_actor_user_id'), ['actor_user_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_audit_log_created_at'), ['created_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_audit_log_token_id'), ['token_id'], unique=False)
 
     op.create_table('mail_outbox',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -257,6 +258,7 @@ def downgrade() -> None:
 
     op.drop_table('mail_outbox')
     with op.batch_alter_table('audit_log', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_audit_log_token_id'))
         batch_op.drop_index(batch_op.f('ix_audit_log_created_at'))
         batch_op.drop_index(batch_op.f('ix_audit_log_actor_user_id'))
 

@@ -19,7 +19,7 @@ def test_me_shows_the_user_and_each_project_with_the_callers_role(api: Api, runt
 
     assert reply.status_code == 200, reply.text
     assert reply.json() == {
-        "user": {"id": bob.id, "email": "bob@example.com", "name": "bob", "onboarded": False},
+        "user": {"id": bob.id, "email": "bob@example.com", "name": "bob", "wallet_balance": 0, "onboarded": False},
         "projects": [
             {"id": bob.project_id, "name": "default", "type": "personal", "current_user_role": "owner"},
             {"id": team, "name": "Acme", "type": "team", "current_user_role": "member"},
@@ -50,6 +50,16 @@ def test_a_token_fenced_to_one_project_sees_only_that_project(api: Api, runtime:
 
     assert reply.status_code == 200
     assert reply.json()["projects"] == [{"id": team, "name": "Acme", "type": "team", "current_user_role": "owner"}]
+
+
+def test_wallet_balance_is_the_default_projects_ledger(api: Api, runtime: Runtime) -> None:
+    admin = make_user(runtime, "admin@example.com", admin=True)
+    jane = make_user(runtime, "jane@example.com")
+    credit = api.as_(admin.token).post(f"/v1/admin/wallets/{jane.project_id}/credits",
+                                       json={"amount_cents": 5240, "reason": "welcome"})
+    assert credit.status_code in (200, 201), credit.text
+    assert api.as_(jane.token).get("/api/me").json()["user"]["wallet_balance"] == 5240
+    assert api.as_(jane.token).get("/api/wallet/balance").json()["balance_cents"] == 5240
 
 
 def test_me_needs_a_credential(api: Api) -> None:

@@ -20,7 +20,7 @@ class AuditEntry(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now, index=True)
     actor_user_id: Mapped[int | None] = mapped_column(Integer, index=True)
     actor_email: Mapped[str | None] = mapped_column(String(320))
-    token_id: Mapped[int | None] = mapped_column(Integer)
+    token_id: Mapped[int | None] = mapped_column(Integer, index=True)
     ip_address: Mapped[str | None] = mapped_column(String(64))
     method: Mapped[str] = mapped_column(String(10))
     path: Mapped[str] = mapped_column(String(500))

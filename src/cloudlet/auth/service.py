@@ -475,6 +475,11 @@ def github_sign_in(session: Session, settings: Settings, *, code: str, state: st
 # --- administration ------------------------------------------------------------------------------
 
 
+def find_user_by_email(session: Session, email: str) -> User | None:
+    """The account with this email (compared as stored: trimmed and lower-cased), if any."""
+    return repository.find_by_email(session, normalize_email(email))
+
+
 def get_user(session: Session, user_id: int) -> User:
     """A user by id, or NotFound."""
     user = repository.get(session, user_id)

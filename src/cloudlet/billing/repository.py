@@ -18,7 +18,6 @@ from cloudlet.billing.models import (
     SubscriptionStatus,
     Wallet,
 )
-from cloudlet.projects.models import Project
 
 
 def find_wallet(session: Session, project_id: int, pool: Pool) -> Wallet | None:
@@ -145,7 +144,3 @@ def due_subscription_ids(session: Session, now: datetime, *, hourly: bool) -> li
         Subscription.status == SubscriptionStatus.ACTIVE, Subscription.billed_till <= now, cycle_filter,
     ).order_by(Subscription.billed_till)))
 
-
-def project_exists(session: Session, project_id: int) -> bool:
-    """Whether a project exists (wallets hang off projects)."""
-    return session.get(Project, project_id) is not None

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from cloudlet.auth import repository as users
+from cloudlet.auth import service as users
 from cloudlet.auth.models import User, UserStatus
 from cloudlet.billing import pricing, proration, repository
 from cloudlet.billing.models import (
@@ -117,7 +117,7 @@ def project_wallet(session: Session, settings: Settings, project_id: int) -> Wal
 
 def projects_exist(session: Session, project_id: int) -> None:
     """Raise NotFound unless the project exists."""
-    if not repository.project_exists(session, project_id):
+    if not projects.project_exists(session, project_id):
         raise NotFound("project", project_id)
 
 
@@ -262,7 +262,7 @@ def admin_credit(session: Session, settings: Settings, project_id: int, data: Cr
 
 def credit_user(session: Session, settings: Settings, email: str, data: CreditCreate) -> EntryRead:
     """Credit the personal project wallet of the user with this email (the `cloudlet wallet credit` command)."""
-    user = users.find_by_email(session, email.strip().lower())
+    user = users.find_user_by_email(session, email)
     if user is None:
         raise NotFound("user", email)
     found = wallet_of(session, settings, projects.personal_project_id(session, user.id))

@@ -60,6 +60,11 @@ def create_personal_project(session: Session, user_id: int, name: str = "default
     return project
 
 
+def project_exists(session: Session, project_id: int) -> bool:
+    """Whether a project exists (for operators and jobs, without a membership check)."""
+    return repository.get_project(session, project_id) is not None
+
+
 def personal_project_id(session: Session, user_id: int) -> int:
     """The id of the user's personal project."""
     project_id = repository.personal_project_id(session, user_id)

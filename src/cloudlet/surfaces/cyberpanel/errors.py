@@ -28,7 +28,8 @@ def render(problem: Problem) -> JSONResponse:
     code = problem.code
     if code in ("UNAUTHENTICATED", "INVALID_TOKEN", "TOKEN_EXPIRED"):
         code = "EXPIRED_API_KEY" if code == "TOKEN_EXPIRED" else "INVALID_API_KEY"
-    status = 400 if problem.status == 422 else problem.status
+    # CyberPanel answers bad input and an unpayable order (INSUFFICIENT_BALANCE) with a 400
+    status = 400 if problem.status in (402, 422) else problem.status
     body = {
         "success": False,
         "error": TITLES.get(code, problem.title),

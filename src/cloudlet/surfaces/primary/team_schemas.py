@@ -32,6 +32,7 @@ class MeUser(BaseModel):
     id: int
     email: str
     name: str
+    wallet_balance: int  # minor units of the default project's wallet
     onboarded: bool
 
 
@@ -51,10 +52,11 @@ class MeRead(BaseModel):
     projects: list[MeProject]
 
     @classmethod
-    def of(cls, user: User, projects: list[ProjectRoleRead]) -> MeRead:
-        """Render the user and their projects."""
+    def of(cls, user: User, projects: list[ProjectRoleRead], wallet_balance: int) -> MeRead:
+        """Render the user, their default project's wallet balance (minor units) and their projects."""
         return cls(
-            user=MeUser(id=user.id, email=user.email, name=user.name, onboarded=user.onboarded),
+            user=MeUser(id=user.id, email=user.email, name=user.name, wallet_balance=wallet_balance,
+                        onboarded=user.onboarded),
             projects=[MeProject(id=p.id, name=p.name, type=p.type, current_user_role=p.role) for p in projects],
         )
 
