@@ -5,7 +5,9 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from cloudlet import __version__
+from cloudlet.billing import workflows as billing_workflows
 from cloudlet.config import Settings
+from cloudlet.kit import logging as cloudlet_logging
 from cloudlet.kit.db import Database
 from cloudlet.kit.ratelimit import RateLimiter
 from cloudlet.mail.service import Mailer
@@ -37,6 +39,7 @@ from cloudlet.surfaces.shardlyn import tokens as sh_tokens
 from cloudlet.surfaces.shardlyn import users as sh_users
 from cloudlet.surfaces.wayscloud import catalog as wc_catalog
 from cloudlet.surfaces.wayscloud import errors as wayscloud_errors
+from cloudlet.worker import Worker
 
 ELXEGA_PREFIXES = ("/v1/workloads", "/v1/deployments", "/v1/resources")
 
@@ -71,14 +74,23 @@ def build_runtime(settings: Settings) -> Runtime:
     return Runtime(settings=settings, db=db, limiter=limiter, mailer=mailer)
 
 
-def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
-    """The API server with every surface mounted at its base path."""
+def create_worker(settings: Settings | None = None, runtime: Runtime | None = None) -> Worker:
+    """The durable-workflow worker (DBOS) with every queue and scheduled job; start() launches it."""
+    runtime = runtime or build_runtime(settings or Settings())
+    return Worker(runtime.settings, runtime.db, queues=[billing_workflows.QUEUE],
+                  schedules=billing_workflows.schedules(runtime.settings))
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None, *,
+               worker: Worker | None = None) -> FastAPI:
+    """The API server with every surface mounted at its base path (and a worker run alongside, if given)."""
     runtime = runtime or build_runtime(settings or Settings())
     app = FastAPI(
         title="Cloudlet",
         version=__version__,
         description="A self-hosted VPS cloud. Five API dialects, one core: see the tags.",
         openapi_tags=TAGS,
+        lifespan=worker.lifespan if worker is not None else None,
     )
     app.state.runtime = runtime
     errors.install(app, error_renderer)
@@ -88,3 +100,11 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         app.include_router(module.router)
     app.add_middleware(RequestBookkeeping, runtime=runtime)
     return app
+
+
+def create_app_with_worker() -> FastAPI:
+    """The API server with a worker in the same process: uvicorn's factory for `serve --workers N`."""
+    settings = Settings()
+    cloudlet_logging.configure(settings.log_level, json=settings.log_json)  # a fresh process: set up its logs
+    runtime = build_runtime(settings)
+    return create_app(runtime=runtime, worker=create_worker(runtime=runtime))

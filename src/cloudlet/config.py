@@ -60,6 +60,11 @@ class Settings(BaseSettings):
     billing_grace_hours: int = 72  # an unpaid renewal suspends the subscription after this long
     idempotency_key_hours: int = 24  # how long an Idempotency-Key and its answer are kept
 
+    # durable workflows (DBOS): see cloudlet.worker
+    worker_database_url: str | None = None  # DBOS system database; default: beside the app's database
+    worker_id: str | None = None  # this executor's stable id; default: host name and a per-host slot number
+    billing_schedule: str = "* * * * *"  # cron of the billing run; six fields when the first is seconds
+
     github_client_id: str | None = None
     github_client_secret: str | None = None
     github_authorize_url: str = "https://github.com/login/oauth/authorize"

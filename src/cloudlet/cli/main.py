@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import signal
+import threading
 
 import typer
 import uvicorn
 from rich.console import Console
 from rich.table import Table
 
-from cloudlet.app import build_runtime, create_app
+from cloudlet.app import build_runtime, create_app, create_worker
 from cloudlet.cli import catalog as catalog_cli
 from cloudlet.cli.wallet import billing_app, wallet_app
 from cloudlet.config import Settings
@@ -35,8 +37,10 @@ def serve(
     host: str | None = typer.Option(None, help="Address to listen on (default CLOUDLET_HOST or 127.0.0.1)."),
     port: int | None = typer.Option(None, help="Port to listen on (default CLOUDLET_PORT or 8080)."),
     workers: int = typer.Option(1, help="Worker processes (share the database; use Redis for rate limits)."),
+    with_worker: bool = typer.Option(True, "--worker/--no-worker",
+                                     help="Run the durable-workflow worker in each server process (default)."),
 ) -> None:
-    """Migrate the database, then serve every API surface."""
+    """Migrate the database, then serve every API surface (and run the worker alongside)."""
     settings = _settings()
     cloudlet_logging.configure(settings.log_level, json=settings.log_json)
     runtime = build_runtime(settings)
@@ -44,12 +48,31 @@ def serve(
     catalog_cli.seed_default(runtime.db)  # a new installation can sell something at once
     settings.jwt_secret  # noqa: B018  # create the signing key before workers fork
     bind_host, bind_port = host or settings.host, port or settings.port
-    if workers > 1:
-        uvicorn.run("cloudlet.app:create_app", factory=True, host=bind_host, port=bind_port,
+    if workers > 1:  # each process launches its own worker; a cron tick still runs once (see cloudlet.worker)
+        factory = "cloudlet.app:create_app_with_worker" if with_worker else "cloudlet.app:create_app"
+        uvicorn.run(factory, factory=True, host=bind_host, port=bind_port,
                     workers=workers, log_level=settings.log_level, access_log=False)
     else:
-        uvicorn.run(create_app(settings, runtime), host=bind_host, port=bind_port,
+        embedded = create_worker(runtime=runtime) if with_worker else None
+        uvicorn.run(create_app(settings, runtime, worker=embedded), host=bind_host, port=bind_port,
                     log_level=settings.log_level, access_log=False)
+
+
+@app.command()
+def worker() -> None:
+    """Migrate the database, then run only the durable-workflow worker until SIGINT or SIGTERM.
+
+    Start more of them, on this host or others sharing PostgreSQL, to spread the work.
+    """
+    settings = _settings()
+    cloudlet_logging.configure(settings.log_level, json=settings.log_json)
+    runtime = build_runtime(settings)
+    migrations.upgrade(runtime.db.engine)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    with create_worker(runtime=runtime):
+        stop.wait()
 
 
 @app.command()

@@ -1,0 +1,213 @@
+"""The durable-workflow worker: the one place DBOS is configured, launched and shut down.
+
+DBOS keeps the state of every workflow and step in its system database (SQLite beside ours by
+default, or a PostgreSQL database of its own next to the app's), runs scheduled workflows and
+queues, and recovers this process's unfinished workflows when it starts again. Every process that
+starts a Worker is an executor: `cloudlet serve` embeds one in each API process, `cloudlet worker`
+runs one alone, and any number of them may share the system database. A cron tick gets a workflow
+id made of the schedule's name and the tick's time, so a tick runs once however many executors see it.
+
+DBOS is a process-wide singleton, so one Worker at a time may run in a process; workflows reach the
+database and settings of the running one through `current()`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import itertools
+import socket
+import sqlite3
+import threading
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+import anyio
+import structlog
+from dbos import DBOS, DBOSConfig, ScheduleInput
+from sqlalchemy.engine import make_url
+
+from cloudlet.config import Settings
+from cloudlet.kit.db import Database
+
+log = structlog.get_logger(__name__)
+
+APP_NAME = "cloudlet"
+SYSTEM_DATABASE_SUFFIX = "_dbos_sys"  # DBOS's own convention for a system database beside an app's
+SHUTDOWN_GRACE_SECONDS = 10  # a workflow still running after this is recovered by the next start instead
+
+# What DBOS calls on each tick: the tick's time and the schedule's context (unused here).
+ScheduledWorkflow = Callable[[datetime, Any], None]
+
+_lock = threading.Lock()
+_running: Worker | None = None
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    """A DBOS queue the worker declares; global_concurrency caps its runs across every executor."""
+
+    name: str
+    global_concurrency: int | None = None
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A workflow DBOS starts on a cron schedule (5 fields, or 6 with seconds first)."""
+
+    name: str
+    workflow: ScheduledWorkflow
+    cron: str
+    queue: str | None = None
+
+
+def system_database_url(settings: Settings) -> str:
+    """Where DBOS keeps workflow state: CLOUDLET_WORKER_DATABASE_URL, else beside the app's database.
+
+    SQLite gets a file in the data directory; PostgreSQL gets `<app database>_dbos_sys` on the same
+    server, which DBOS creates on first launch (the app's role needs CREATEDB, or create it first).
+    """
+    if settings.worker_database_url:
+        return settings.worker_database_url
+    app_url = make_url(settings.effective_database_url)
+    if app_url.get_backend_name() == "sqlite":
+        return f"sqlite:///{settings.data_dir / 'dbos_sys.sqlite'}"
+    system = app_url.set(database=f"{app_url.database}{SYSTEM_DATABASE_SUFFIX}")
+    return system.render_as_string(hide_password=False)
+
+
+def current() -> Worker:
+    """The worker running in this process (what a workflow step uses to reach the database)."""
+    worker = _running
+    if worker is None:
+        raise RuntimeError("no worker is running in this process")
+    return worker
+
+
+def _claim_slot(directory: Path) -> tuple[int, IO[bytes]]:
+    """The lowest slot number no live process on this host holds, locked until the handle closes.
+
+    A process that dies drops its lock, so the one that replaces it gets the same slot, the same
+    executor id, and with it the dead process's unfinished workflows to recover.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    for slot in itertools.count():
+        handle = (directory / f"{slot}.lock").open("ab")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            continue
+        return slot, handle
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+@dataclass
+class Worker:
+    """DBOS for this process, configured from Settings, with the queues and schedules to declare."""
+
+    settings: Settings
+    db: Database
+    queues: Sequence[QueueSpec] = ()
+    schedules: Sequence[Schedule] = ()
+    executor_id: str | None = field(default=None, init=False)
+    _slot: IO[bytes] | None = field(default=None, init=False, repr=False)
+
+    @property
+    def system_database_url(self) -> str:
+        """The DBOS system database this worker uses."""
+        return system_database_url(self.settings)
+
+    def _dbos_config(self) -> DBOSConfig:
+        debug = self.settings.log_level.lower() == "debug"
+        return {
+            "name": APP_NAME,
+            "system_database_url": self.system_database_url,
+            "executor_id": self.executor_id,
+            # Our own log lines say what ran; DBOS's start-up chatter only at debug level.
+            "log_level": "DEBUG" if debug else "WARNING",
+            "sys_db_pool_size": 10,
+        }
+
+    def _prepare_sqlite(self) -> None:
+        url = make_url(self.system_database_url)
+        if url.get_backend_name() != "sqlite" or not url.database:
+            return
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        # WAL lets the executors of one host read while another writes; the mode sticks to the file.
+        with sqlite3.connect(url.database, timeout=30) as conn:
+            conn.execute("PRAGMA journal_mode=WAL")
+        conn.close()
+
+    def start(self) -> None:
+        """Launch DBOS, declare the queues and (re)apply the schedules. One running worker per process."""
+        global _running
+        with _lock:
+            if _running is not None:
+                raise RuntimeError("a worker is already running in this process (DBOS is a singleton)")
+            _running = self
+        try:
+            if self.settings.worker_id:
+                self.executor_id = self.settings.worker_id
+            else:
+                slot, self._slot = _claim_slot(self.settings.data_dir / "worker-slots")
+                self.executor_id = f"{socket.gethostname()}-{slot}"
+            self._prepare_sqlite()
+            DBOS(config=self._dbos_config())
+            DBOS.launch()
+            for queue in self.queues:
+                DBOS.register_queue(queue.name, global_concurrency=queue.global_concurrency,
+                                    on_conflict="always_update")
+            entries: list[ScheduleInput] = []
+            for schedule in self.schedules:
+                entry: ScheduleInput = {"schedule_name": schedule.name, "workflow_fn": schedule.workflow,
+                                        "schedule": schedule.cron}
+                if schedule.queue is not None:
+                    entry["queue_name"] = schedule.queue
+                entries.append(entry)
+            if entries:
+                DBOS.apply_schedules(entries)
+        except BaseException:
+            self._shutdown(grace_seconds=0)
+            raise
+        log.info("worker started", executor_id=self.executor_id,
+                 system_database=make_url(self.system_database_url).render_as_string(hide_password=True),
+                 schedules={s.name: s.cron for s in self.schedules})
+
+    def stop(self, *, grace_seconds: int = SHUTDOWN_GRACE_SECONDS) -> None:
+        """Stop taking work, give running workflows a moment to finish, and release DBOS."""
+        if _running is not self:
+            return
+        self._shutdown(grace_seconds=grace_seconds)
+        log.info("worker stopped", executor_id=self.executor_id)
+
+    def _shutdown(self, *, grace_seconds: int) -> None:
+        global _running
+        try:
+            DBOS.destroy(workflow_completion_timeout_sec=grace_seconds)
+        finally:
+            if self._slot is not None:
+                self._slot.close()
+                self._slot = None
+            with _lock:
+                if _running is self:
+                    _running = None
+
+    def __enter__(self) -> Worker:
+        self.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    @asynccontextmanager
+    async def lifespan(self, _app: Any) -> AsyncIterator[None]:
+        """Run the worker for as long as an ASGI app serves (FastAPI's lifespan)."""
+        await anyio.to_thread.run_sync(self.start)
+        try:
+            yield
+        finally:
+            await anyio.to_thread.run_sync(self.stop)
