@@ -5,6 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DEBIAN_PACKAGES=(python3 python3-venv python3-dev python3-pip gcc make pkg-config ca-certificates curl)
+# the hypervisor and the guest-image tools, without recommends (the same list as src/cloudlet/nodes/prepare.py);
+# libvirt-dev must be in before pip builds libvirt-python
+NODE_PACKAGES=(qemu-system-x86 qemu-utils libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev
+               iptables dnsmasq-base xorriso syslinux syslinux-common mtools dosfstools fdisk cpio)
 EXTRAS="${CLOUDLET_SETUP_EXTRAS:-}"   # "dev" for the test tools
 
 missing=()
@@ -18,6 +22,18 @@ if [ "${#missing[@]}" -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+missing=()
+if command -v dpkg-query >/dev/null 2>&1; then
+  for pkg in "${NODE_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+fi
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "== installing the hypervisor packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 PYTHON="${CLOUDLET_PYTHON:-python3}"
@@ -34,5 +50,9 @@ if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q -e "$spec"
   rm -f .venv/.cloudlet-installed-*
   touch "$stamp"
+fi
+if [ "$(id -u)" = 0 ] && [ -z "${CLOUDLET_SKIP_NODE:-}" ] && command -v libvirtd >/dev/null 2>&1; then
+  # libvirtd, the storage pool, the isolated bridge and the KVM/TCG probe; about a second when done before
+  .venv/bin/cloudlet node prepare --no-install
 fi
 echo "== setup done"

@@ -13,6 +13,8 @@ from rich.table import Table
 
 from cloudlet.app import build_runtime, create_app, create_worker
 from cloudlet.cli import catalog as catalog_cli
+from cloudlet.cli import images as images_cli
+from cloudlet.cli import node as node_cli
 from cloudlet.cli.wallet import billing_app, wallet_app
 from cloudlet.config import Settings
 from cloudlet.kit import logging as cloudlet_logging
@@ -24,6 +26,7 @@ mail_app = typer.Typer(help="Outgoing mail.", no_args_is_help=True)
 app.add_typer(mail_app, name="mail")
 app.add_typer(wallet_app, name="wallet"); app.add_typer(billing_app, name="billing")  # noqa: E702
 app.add_typer(catalog_cli.app, name="catalog")
+app.add_typer(node_cli.app, name="node"); app.add_typer(images_cli.app, name="images")  # noqa: E702
 
 
 def _settings() -> Settings:

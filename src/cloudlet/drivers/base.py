@@ -1,0 +1,287 @@
+"""What the control plane may ask of a hypervisor node, as a small typed Protocol.
+
+Everything here speaks Cloudlet's words (a guest is named by the control plane, an image by its
+catalogue name); hypervisor ids (domain UUIDs, volume keys, tap devices) never leave drivers/.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import NamedTuple, Protocol
+
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+HOSTNAME_PATTERN = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*$")
+
+
+class DriverError(Exception):
+    """Base of the errors a driver raises; each one tells the workflow what to do next."""
+
+
+class RetryLater(DriverError):
+    """The node is busy (a lock, a job in flight); the same call may succeed after `after` seconds."""
+
+    def __init__(self, reason: str, after: float = 5.0) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.after = after
+
+
+class NodeUnreachable(DriverError):
+    """The node's hypervisor cannot be reached; mark the node and retry elsewhere or later."""
+
+
+class GuestFailed(DriverError):
+    """The guest cannot be built or run as asked; retrying the same call will not help."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class GuestNotFound(GuestFailed):
+    """No guest of that name exists on the node."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no guest named {name!r} on this node")
+        self.name = name
+
+
+class ImageNotFound(GuestFailed):
+    """No base image of that name exists on the node."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no image named {name!r} on this node")
+        self.name = name
+
+
+class GuestState(StrEnum):
+    """A guest's power state as the hypervisor reports it."""
+
+    RUNNING = "running"
+    STOPPED = "stopped"
+    PAUSED = "paused"
+    CRASHED = "crashed"
+    STARTING = "starting"
+    STOPPING = "stopping"
+
+
+class Capabilities(NamedTuple):
+    """What a driver can do; the control plane reads these instead of asking for a driver's type."""
+
+    hardware_virtualisation: bool  # False: guests run under emulation (TCG), slower but correct
+    live_resize_memory: bool
+    internal_snapshots: bool
+    serial_console_log: bool
+    vnc_console: bool
+    graceful_shutdown: bool  # ACPI power button reaches the guest
+
+
+@dataclass(frozen=True)
+class GuestNetwork:
+    """The static address a guest gets through its seed (network-config v2)."""
+
+    address: str  # interface address with prefix, e.g. "192.0.2.10/24"
+    gateway: str | None = None
+    nameservers: tuple[str, ...] = ()
+    address6: str | None = None  # e.g. "2001:db8::10/64"
+    gateway6: str | None = None
+
+    def __post_init__(self) -> None:
+        ipaddress.ip_interface(self.address)
+        for single in (self.gateway, self.gateway6, *self.nameservers):
+            if single is not None:
+                ipaddress.ip_address(single)
+        if self.address6 is not None:
+            ipaddress.ip_interface(self.address6)
+
+
+@dataclass(frozen=True)
+class GuestSpec:
+    """Everything a node needs to build one guest; two equal specs build the same guest."""
+
+    name: str  # stable and unique on the node, chosen by the control plane
+    image: str  # name of a base image on the node
+    vcpus: int
+    memory_mib: int
+    disk_gib: int
+    hostname: str
+    root_password: str | None = None
+    ssh_authorized_keys: tuple[str, ...] = ()
+    network: GuestNetwork | None = None
+    instance_id: str = ""  # NoCloud instance-id; defaults to name
+
+    def __post_init__(self) -> None:
+        if not NAME_PATTERN.match(self.name):
+            raise ValueError(f"guest name {self.name!r} must be lowercase letters, digits and dashes")
+        if not HOSTNAME_PATTERN.match(self.hostname) or len(self.hostname) > 253:
+            raise ValueError(f"hostname {self.hostname!r} is not a valid host name")
+        if self.vcpus < 1 or self.memory_mib < 64 or self.disk_gib < 1:
+            raise ValueError("a guest needs at least 1 vCPU, 64 MiB of memory and 1 GiB of disk")
+        for key in self.ssh_authorized_keys:
+            if "\n" in key or "'" in key:
+                raise ValueError("an SSH key is a single line without quotes")
+        if self.root_password is not None and "\n" in self.root_password:
+            raise ValueError("a root password is a single line")
+        if not self.instance_id:
+            object.__setattr__(self, "instance_id", self.name)
+
+    @property
+    def mac_address(self) -> str:
+        """A MAC address derived from the name, so a rebuilt guest keeps its link-layer identity."""
+        import hashlib
+
+        digest = hashlib.sha256(self.name.encode()).digest()
+        return "52:54:00:" + ":".join(f"{byte:02x}" for byte in digest[:3])
+
+
+class GuestReady(NamedTuple):
+    """What a booted guest announced once its seed was applied."""
+
+    instance_id: str
+    hostname: str
+    address: str | None  # the static address it configured, if any
+    authorized_keys: int  # how many SSH keys root now has
+    root_password_set: bool
+
+
+class GuestInfo(NamedTuple):
+    """One guest in a node's listing."""
+
+    name: str
+    state: GuestState
+    vcpus: int
+    memory_mib: int
+
+
+class GuestStats(NamedTuple):
+    """Cumulative counters of a guest at one moment; rates come from two samples."""
+
+    sampled_at: datetime
+    cpu_time_ns: int
+    vcpus: int
+    memory_mib: int  # what the guest was given
+    memory_used_mib: int | None  # what it uses, when the balloon driver reports it
+    disk_read_bytes: int
+    disk_write_bytes: int
+    disk_read_requests: int
+    disk_write_requests: int
+    disk_capacity_bytes: int
+    disk_allocation_bytes: int
+    net_rx_bytes: int
+    net_tx_bytes: int
+    net_rx_packets: int
+    net_tx_packets: int
+
+
+class ImageInfo(NamedTuple):
+    """A base image on a node."""
+
+    name: str
+    virtual_size_bytes: int
+    allocation_bytes: int
+
+
+@dataclass
+class ConsoleOutput:
+    """The serial console's output since the guest last (re)started."""
+
+    text: str
+    truncated: bool = False
+    lines: list[str] = field(default_factory=list)
+
+
+class HypervisorDriver(Protocol):
+    """What the worker may ask of a node. Hypervisor ids never leave the driver.
+
+    Every method may raise NodeUnreachable (the node cannot be reached: try later or elsewhere) and
+    RetryLater (the node is busy: the same call may succeed after `after` seconds).
+    """
+
+    capabilities: Capabilities
+
+    def import_image(self, name: str, source: Path) -> ImageInfo:
+        """Copy a qcow2 (or raw) file into the node as base image `name`.
+
+        Idempotent: an image of that name that already exists with the same size is kept as it is.
+        On failure the partly copied volume is removed before raising. Raises GuestFailed when the
+        file is not a disk image.
+        """
+        ...
+
+    def list_images(self) -> list[ImageInfo]:
+        """The base images on the node, by name. Read-only."""
+        ...
+
+    def delete_image(self, name: str) -> None:
+        """Remove base image `name`. A missing image is fine; guests already built keep working
+        only if the driver's overlays do not depend on it, so callers delete unused images only."""
+        ...
+
+    def create_guest(self, spec: GuestSpec) -> None:
+        """Build and start the guest described by spec: disk overlay, seed, definition, power on.
+
+        Idempotent on spec.name: a guest that already exists with the same spec is started if it
+        is off and otherwise left alone; one with a different spec raises GuestFailed. On failure,
+        everything this call made (overlay, seed, definition) is removed before raising.
+        Raises ImageNotFound when spec.image is not on the node.
+        """
+        ...
+
+    def wait_ready(self, name: str, timeout: float) -> GuestReady:
+        """Wait until the guest announces, on its serial console, that its seed is applied.
+
+        Read-only and safe to repeat. Raises GuestFailed when the guest stops or the timeout passes
+        first (with the console's last lines in the reason), GuestNotFound when it does not exist.
+        """
+        ...
+
+    def state(self, name: str) -> GuestState:
+        """The guest's power state now. Read-only. Raises GuestNotFound."""
+        ...
+
+    def start(self, name: str) -> None:
+        """Power the guest on. Idempotent: a running guest is left alone. Raises GuestNotFound."""
+        ...
+
+    def shutdown(self, name: str, timeout: float = 60.0) -> None:
+        """Ask the guest to shut down (ACPI power button) and wait; power it off if it has not
+        stopped within timeout. Idempotent: a stopped guest is fine. Raises GuestNotFound."""
+        ...
+
+    def reboot(self, name: str) -> None:
+        """Ask the guest to restart (ACPI); a stopped guest is started instead.
+
+        Returns once the restart is asked for; wait_ready tells when it is back. Raises GuestNotFound.
+        """
+        ...
+
+    def poweroff(self, name: str) -> None:
+        """Cut the guest's power at once (no shutdown inside). Idempotent. Raises GuestNotFound."""
+        ...
+
+    def console_output(self, name: str) -> ConsoleOutput:
+        """The serial console's output since the guest last started. Read-only. Raises GuestNotFound."""
+        ...
+
+    def stats(self, name: str) -> GuestStats:
+        """Cumulative CPU, memory, disk and network counters of a guest. Read-only.
+
+        A stopped guest reports zero activity counters and its disk sizes. Raises GuestNotFound.
+        """
+        ...
+
+    def list_guests(self) -> list[GuestInfo]:
+        """The guests this control plane made on the node (others are ignored). Read-only."""
+        ...
+
+    def destroy_guest(self, name: str) -> None:
+        """Power off and remove the guest, its disk overlay, its seed and its console log.
+
+        Idempotent: a guest that is already gone (or half gone) is fine; whatever is left is removed.
+        """
+        ...

@@ -1,0 +1,175 @@
+"""The libvirt connection of one node, error translation, and the node-wide objects (pool, network)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import NamedTuple
+
+import libvirt
+
+from cloudlet.drivers.base import GuestFailed, NodeUnreachable, RetryLater
+
+LOCAL_URI = "qemu:///system"
+POOL_NAME = "cloudlet"
+NETWORK_NAME = "cloudlet0"
+# documentation ranges only (never routed anywhere); the first that no host interface or route uses
+NETWORK_CANDIDATES = ("198.51.100.1/24", "203.0.113.1/24", "192.0.2.1/24")
+NODE_FILE = "node.json"  # beside the pool directory: what `cloudlet node prepare` found
+
+_UNREACHABLE = {libvirt.VIR_ERR_NO_CONNECT, libvirt.VIR_ERR_RPC, libvirt.VIR_ERR_AUTH_FAILED,
+                libvirt.VIR_ERR_SYSTEM_ERROR}
+_BUSY = {libvirt.VIR_ERR_OPERATION_TIMEOUT, libvirt.VIR_ERR_AGENT_UNRESPONSIVE}
+
+# libvirt prints every error to stderr before raising it; we raise our own errors instead
+libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+
+
+class NodeFacts(NamedTuple):
+    """What node preparation measured: the domain type that really boots and how long a boot took."""
+
+    domain_type: str  # "kvm" or "qemu" (TCG)
+    boot_seconds: float
+
+
+def translate(error: libvirt.libvirtError) -> Exception:
+    """Our typed error for a libvirt error: unreachable node, busy node, or a failed guest."""
+    code = error.get_error_code()
+    message = error.get_error_message() or str(error)
+    if code in _UNREACHABLE or (code == libvirt.VIR_ERR_INTERNAL_ERROR and "connect" in message.lower()):
+        return NodeUnreachable(message)
+    if code in _BUSY or "state change lock" in message:
+        return RetryLater(message, after=2.0)
+    return GuestFailed(message)
+
+
+@contextmanager
+def translated() -> Iterator[None]:
+    """Run a block of libvirt calls, raising our typed errors instead of libvirtError."""
+    try:
+        yield
+    except libvirt.libvirtError as error:
+        raise translate(error) from error
+
+
+def connect(uri: str = LOCAL_URI) -> libvirt.virConnect:
+    """Open a connection to a node's libvirtd; NodeUnreachable when it does not answer."""
+    try:
+        return libvirt.open(uri)
+    except libvirt.libvirtError as error:
+        raise NodeUnreachable(f"libvirt at {uri} is not reachable: {error.get_error_message()}") from error
+
+
+def pool_xml(path: Path) -> str:
+    """A directory storage pool named "cloudlet" at path."""
+    return f"<pool type='dir'><name>{POOL_NAME}</name><target><path>{path}</path></target></pool>"
+
+
+def free_documentation_range() -> str:
+    """The host address (with prefix) of the first candidate range that this host does not use already."""
+    import ipaddress
+    import subprocess
+
+    used = []
+    for command in (["ip", "-o", "-4", "addr", "show"], ["ip", "-o", "-4", "route", "show"]):
+        output = subprocess.run(command, capture_output=True, text=True, check=False).stdout  # noqa: S603
+        for word in output.split():
+            try:
+                used.append(ipaddress.ip_network(word, strict=False))
+            except ValueError:
+                continue
+    for candidate in NETWORK_CANDIDATES:
+        network = ipaddress.ip_interface(candidate).network
+        if not any(network.overlaps(other) for other in used if other.prefixlen > 0):
+            return candidate
+    raise GuestFailed("every documentation range is already in use on this host; no isolated bridge possible")
+
+
+def network_xml(cidr: str) -> str:
+    """An isolated network: a bridge with an address on the host and no <forward>, so no route out.
+
+    No DHCP and no DNS either: guests get static addresses from their seed.
+    """
+    address, prefix = cidr.split("/")
+    return (f"<network><name>{NETWORK_NAME}</name><bridge name='{NETWORK_NAME}' stp='off' delay='0'/>"
+            f"<dns enable='no'/><ip address='{address}' prefix='{prefix}'/></network>")
+
+
+def ensure_pool(conn: libvirt.virConnect, path: Path) -> bool:
+    """Define, build and start the "cloudlet" pool (autostarted); whether anything changed."""
+    changed = False
+    with translated():
+        try:
+            pool = conn.storagePoolLookupByName(POOL_NAME)
+        except libvirt.libvirtError:
+            path.mkdir(parents=True, exist_ok=True)
+            pool = conn.storagePoolDefineXML(pool_xml(path), 0)
+            changed = True
+        if not pool.isActive():
+            pool.create(0)
+            changed = True
+        if not pool.autostart():
+            pool.setAutostart(1)
+            changed = True
+    return changed
+
+
+def ensure_network(conn: libvirt.virConnect) -> bool:
+    """Define and start the isolated "cloudlet0" network (autostarted); whether anything changed."""
+    changed = False
+    with translated():
+        try:
+            network = conn.networkLookupByName(NETWORK_NAME)
+        except libvirt.libvirtError:
+            network = conn.networkDefineXML(network_xml(free_documentation_range()))
+            changed = True
+        if "<forward" in network.XMLDesc(0):
+            raise GuestFailed(f"network {NETWORK_NAME} has a <forward> element: it must stay isolated")
+        if not network.isActive():
+            network.create()
+            changed = True
+        if not network.autostart():
+            network.setAutostart(1)
+            changed = True
+    return changed
+
+
+def network_address(conn: libvirt.virConnect) -> str:
+    """The host's address on the isolated network, with its prefix (the guests' gateway)."""
+    from xml.etree import ElementTree
+
+    with translated():
+        xml = conn.networkLookupByName(NETWORK_NAME).XMLDesc(0)
+    ip = ElementTree.fromstring(xml).find("ip")  # noqa: S314  # libvirt's own XML
+    if ip is None:
+        raise GuestFailed(f"network {NETWORK_NAME} has no address")
+    return f"{ip.get('address')}/{ip.get('prefix')}"
+
+
+def pool_path(conn: libvirt.virConnect) -> Path:
+    """The directory of the node's "cloudlet" pool."""
+    from xml.etree import ElementTree
+
+    with translated():
+        xml = conn.storagePoolLookupByName(POOL_NAME).XMLDesc(0)
+    target = ElementTree.fromstring(xml).findtext("target/path")  # noqa: S314  # libvirt's own XML
+    if target is None:
+        raise GuestFailed(f"pool {POOL_NAME} has no target path")
+    return Path(target)
+
+
+def read_facts(node_dir: Path) -> NodeFacts | None:
+    """The facts node preparation wrote into node_dir, if it ran."""
+    path = node_dir / NODE_FILE
+    if not path.exists():
+        return None
+    data = json.loads(path.read_text())
+    return NodeFacts(str(data["domain_type"]), float(data["boot_seconds"]))
+
+
+def write_facts(node_dir: Path, facts: NodeFacts) -> None:
+    """Record what node preparation measured, for the driver to read."""
+    node_dir.mkdir(parents=True, exist_ok=True)
+    (node_dir / NODE_FILE).write_text(json.dumps(facts._asdict(), indent=2) + "\n")

@@ -1,0 +1,101 @@
+"""The NoCloud seed: the contract between Cloudlet and any guest image (cloud-init or the tiny image).
+
+Scalars are written as YAML single-quoted strings so that cloud-init and the tiny image's small
+shell parser read the same value ('' stands for one quote).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import NamedTuple
+
+from cloudlet.drivers.base import GuestReady, GuestSpec
+
+READY_MARK = "CLOUDLET_READY"
+READY_LINE = re.compile(r"CLOUDLET_READY((?: [a-z_-]+=\S*)*)")
+
+
+class Seed(NamedTuple):
+    """The three NoCloud files."""
+
+    meta_data: str
+    user_data: str
+    network_config: str | None
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def seed_for(spec: GuestSpec) -> Seed:
+    """The NoCloud files that apply spec's hostname, root password, keys and static address."""
+    meta = f"instance-id: {_quote(spec.instance_id)}\nlocal-hostname: {_quote(spec.hostname)}\n"
+    user = ["#cloud-config", f"hostname: {_quote(spec.hostname.split('.')[0])}"]
+    if "." in spec.hostname:
+        user.append(f"fqdn: {_quote(spec.hostname)}")
+    user += ["preserve_hostname: false", "disable_root: false"]
+    if spec.root_password is not None:
+        user += ["ssh_pwauth: true", "chpasswd:", "  expire: false", "  users:", "  - name: root",
+                 f"    password: {_quote(spec.root_password)}", "    type: text"]
+    if spec.ssh_authorized_keys:
+        user.append("ssh_authorized_keys:")
+        user += [f"- {_quote(key)}" for key in spec.ssh_authorized_keys]
+    network = None
+    if spec.network is not None:
+        net = spec.network
+        lines = ["version: 2", "ethernets:", "  eth0:", "    match:", f"      macaddress: {_quote(spec.mac_address)}",
+                 "    set-name: eth0", "    addresses:", f"    - {_quote(net.address)}"]
+        if net.address6:
+            lines.append(f"    - {_quote(net.address6)}")
+        routes = [gw for gw in (net.gateway, net.gateway6) if gw]
+        if routes:
+            lines.append("    routes:")
+            for gw in routes:
+                lines += [f"    - to: {'default' if ':' not in gw else '::/0'}", f"      via: {_quote(gw)}"]
+        if net.nameservers:
+            lines += ["    nameservers:", "      addresses:"] + [f"      - {_quote(ns)}" for ns in net.nameservers]
+        network = "\n".join(lines) + "\n"
+    return Seed(meta, "\n".join(user) + "\n", network)
+
+
+def build_seed_iso(seed: Seed, target: Path) -> Path:
+    """Write seed as an ISO 9660 image labelled "cidata" (what NoCloud looks for) at target."""
+    tool = shutil.which("xorriso") or shutil.which("genisoimage")
+    if tool is None:
+        raise RuntimeError("building a seed needs xorriso or genisoimage; run `cloudlet node prepare`")
+    with tempfile.TemporaryDirectory(prefix="cloudlet-seed-") as tmp:
+        root = Path(tmp)
+        (root / "meta-data").write_text(seed.meta_data)
+        (root / "user-data").write_text(seed.user_data)
+        if seed.network_config is not None:
+            (root / "network-config").write_text(seed.network_config)
+        files = [str(root / name) for name in ("meta-data", "user-data", "network-config") if (root / name).exists()]
+        command = [tool, "-as", "mkisofs"] if tool.endswith("xorriso") else [tool]
+        command += ["-quiet", "-output", str(target), "-volid", "cidata", "-joliet", "-rock", *files]
+        subprocess.run(command, check=True, capture_output=True)  # noqa: S603  # fixed tool, our own paths
+    return target
+
+
+def parse_ready(line: str) -> GuestReady | None:
+    """The readiness announcement in one console line, or None when the line is something else."""
+    match = READY_LINE.search(line)
+    if match is None:
+        return None
+    fields = dict(part.split("=", 1) for part in match.group(1).split())
+    return GuestReady(
+        instance_id=fields.get("instance-id", ""),
+        hostname=fields.get("hostname", ""),
+        address=fields.get("address") or None,
+        authorized_keys=int(fields.get("keys", "0") or 0),
+        root_password_set=fields.get("password") == "set",
+    )
+
+
+def ready_line(ready: GuestReady) -> str:
+    """The console line a guest prints once its seed is applied (what the fake driver prints too)."""
+    return (f"{READY_MARK} instance-id={ready.instance_id} hostname={ready.hostname} address={ready.address or ''} "
+            f"keys={ready.authorized_keys} password={'set' if ready.root_password_set else 'unset'}")
