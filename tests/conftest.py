@@ -19,6 +19,7 @@ from cloudlet.app import build_runtime, create_app
 from cloudlet.config import Settings
 from cloudlet.kit import migrate
 from cloudlet.surfaces.deps import Runtime
+from cloudlet.worker import SYSTEM_DATABASE_SUFFIX
 
 POSTGRES_URL = os.environ.get("CLOUDLET_TEST_POSTGRES_URL", "")
 REDIS_URL = os.environ.get("CLOUDLET_TEST_REDIS_URL", "")
@@ -70,6 +71,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            # and the one DBOS makes beside it when a worker runs on this database (cloudlet.worker)
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}{SYSTEM_DATABASE_SUFFIX}" WITH (FORCE)'))
         admin.dispose()
 
 

@@ -62,7 +62,7 @@ class Settings(BaseSettings):
 
     # durable workflows (DBOS): see cloudlet.worker
     worker_database_url: str | None = None  # DBOS system database; default: beside the app's database
-    worker_id: str | None = None  # this executor's stable id; default: host name and a per-host slot number
+    worker_id: str | None = None  # stable name of this host in executor ids (default: its host name)
     billing_schedule: str = "* * * * *"  # cron of the billing run; six fields when the first is seconds
 
     github_client_id: str | None = None

@@ -37,7 +37,7 @@ log = structlog.get_logger(__name__)
 
 APP_NAME = "cloudlet"
 SYSTEM_DATABASE_SUFFIX = "_dbos_sys"  # DBOS's own convention for a system database beside an app's
-SHUTDOWN_GRACE_SECONDS = 10  # a workflow still running after this is recovered by the next start instead
+SHUTDOWN_GRACE_SECONDS = 5  # a workflow still running after this is recovered by the next start instead
 
 # What DBOS calls on each tick: the tick's time and the schedule's context (unused here).
 ScheduledWorkflow = Callable[[datetime, Any], None]
@@ -150,11 +150,8 @@ class Worker:
                 raise RuntimeError("a worker is already running in this process (DBOS is a singleton)")
             _running = self
         try:
-            if self.settings.worker_id:
-                self.executor_id = self.settings.worker_id
-            else:
-                slot, self._slot = _claim_slot(self.settings.data_dir / "worker-slots")
-                self.executor_id = f"{socket.gethostname()}-{slot}"
+            slot, self._slot = _claim_slot(self.settings.data_dir / "worker-slots")
+            self.executor_id = f"{self.settings.worker_id or socket.gethostname()}-{slot}"
             self._prepare_sqlite()
             DBOS(config=self._dbos_config())
             DBOS.launch()

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import pytest
 from dbos import DBOS
+from dbos import error as dbos_errors
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -39,26 +40,17 @@ def settings_overrides() -> dict[str, Any]:
     return {"billing_schedule": "* * * * * *"}
 
 
-def drop_system_database(url: str) -> None:
-    """Drop the PostgreSQL system database DBOS created beside a test's database (the fixture drops only ours)."""
-    system = make_url(url)
-    if system.get_backend_name() != "postgresql":
-        return
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{system.database}" WITH (FORCE)'))
-    admin.dispose()
-
-
 @pytest.fixture
 def worker(runtime: Runtime) -> Iterator[Worker]:
-    """A worker on the test's database, not yet started; stopped (if running) and its system database dropped after."""
+    """A worker on the test's database, not yet started; stopped after the test if still running.
+
+    (tests/conftest.py drops the PostgreSQL system database DBOS creates beside the test's.)
+    """
     made = create_worker(runtime=runtime)
     try:
         yield made
     finally:
         made.stop(grace_seconds=0)
-        drop_system_database(system_database_url(runtime.settings))
 
 
 def wait_for(probe: Callable[[], T | None], what: str, seconds: float = WAIT_SECONDS) -> T:
@@ -155,7 +147,9 @@ def test_the_system_database_lives_beside_the_app_database(runtime: Runtime, wor
     else:
         assert url.database == f"{make_url(database_url).database}_dbos_sys"
         assert url.host == make_url(database_url).host
+    runtime.settings.worker_id = "node-7"
     with worker:  # DBOS creates the database on first launch
+        assert worker.executor_id == "node-7-0"  # the host's name and the first free slot on it
         if url.get_backend_name() == "sqlite":
             assert Path(str(url.database)).is_file()
         else:
@@ -166,10 +160,21 @@ def test_the_system_database_lives_beside_the_app_database(runtime: Runtime, wor
             admin.dispose()
 
 
-def test_an_explicit_worker_database_and_id_are_used(tmp_path: Path) -> None:
+def test_an_explicit_worker_database_is_used(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, "postgresql+psycopg://app:secret@db.internal:5432/cloudlet")
     assert system_database_url(settings) == "postgresql+psycopg://app:secret@db.internal:5432/cloudlet_dbos_sys"
     settings = make_settings(tmp_path, "sqlite:///elsewhere/app.db",
-                             worker_database_url="sqlite:///somewhere/dbos.sqlite", worker_id="node-7")
-    assert system_database_url(settings) == "sqlite:///somewhere/dbos.sqlite"
-    assert settings.worker_id == "node-7" and settings.billing_schedule == "* * * * *"
+                             worker_database_url="postgresql+psycopg://dbos@db.internal/workflows")
+    assert system_database_url(settings) == "postgresql+psycopg://dbos@db.internal/workflows"
+    assert settings.billing_schedule == "* * * * *"  # every minute unless told otherwise
+
+
+def test_a_bad_schedule_fails_the_start_and_leaves_dbos_free_to_launch_again(runtime: Runtime) -> None:
+    runtime.settings.billing_schedule = "every minute"
+    with pytest.raises(dbos_errors.DBOSException, match="Invalid cron schedule"):
+        create_worker(runtime=runtime).start()
+    with pytest.raises(RuntimeError, match="no worker"):
+        current()
+    runtime.settings.billing_schedule = "* * * * *"
+    with create_worker(runtime=runtime) as fixed:
+        assert current() is fixed
