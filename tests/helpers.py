@@ -45,7 +45,7 @@ def make_user(runtime: Runtime, email: str, *, admin: bool = False, name: str = 
                                 name=name or email.split("@")[0], is_admin=admin)
         minted = tokens.mint(session, user_id=user.id, project_id=None, data=TokenCreate(name="test"),
                              caller_abilities=["*"], default_per_minute=10_000, default_per_hour=100_000)
-        project_id = projects.personal_project_id(session, user.id)
+        project_id = user.personal_project_id
     return Person(user=user, jwt=auth.issue_access_token(runtime.settings, user), token=minted.plaintext,
                   project_id=project_id)
 

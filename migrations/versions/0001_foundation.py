@@ -76,6 +76,7 @@ def upgrade() -> None:
     sa.Column('mfa_enabled', sa.Boolean(), nullable=False),
     sa.Column('mfa_last_step', sa.BigInteger(), nullable=True),
     sa.Column('github_id', sa.BigInteger(), nullable=True),
+    sa.Column('personal_project_id', sa.Integer(), nullable=True),
     sa.Column('created_at', cloudlet.kit.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', cloudlet.kit.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_users')),

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
 from cloudlet.auth import service
 from cloudlet.auth.models import User, UserStatus
 from cloudlet.config import Settings
-from cloudlet.kit.errors import Forbidden, Unauthenticated
-from cloudlet.projects import service as projects
+from cloudlet.kit.errors import Forbidden, NotFound, Unauthenticated
 from cloudlet.tokens import abilities
 from cloudlet.tokens import service as tokens
 from cloudlet.tokens.abilities import Ability
@@ -25,8 +24,6 @@ class Caller:
     token: ApiToken | None  # None for a signed-in session (access JWT)
     abilities: list[str]
     ip: str | None
-    _session: Session = field(repr=False)
-    _default_project: int | None = field(default=None, repr=False)
 
     @property
     def user_id(self) -> int:
@@ -50,12 +47,11 @@ class Caller:
     @property
     def project_id(self) -> int:
         """The project the caller acts in when a request names none: the token's, else the personal one."""
-        if self._default_project is None:
-            if self.token is not None and self.token.project_id is not None:
-                self._default_project = self.token.project_id
-            else:
-                self._default_project = projects.personal_project_id(self._session, self.user.id)
-        return self._default_project
+        if self.token is not None and self.token.project_id is not None:
+            return self.token.project_id
+        if self.user.personal_project_id is None:
+            raise NotFound("project")
+        return self.user.personal_project_id
 
     @property
     def project_scope(self) -> int | None:
@@ -92,4 +88,4 @@ def authenticate(session: Session, settings: Settings, credential: str | None, i
             raise Unauthenticated("API key is invalid or malformed.", code="INVALID_API_KEY")
     if user.status is UserStatus.SUSPENDED:
         raise Forbidden("This account is suspended.", code="ACCOUNT_SUSPENDED")
-    return Caller(user=user, token=token, abilities=held, ip=ip, _session=session)
+    return Caller(user=user, token=token, abilities=held, ip=ip)

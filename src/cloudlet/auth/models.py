@@ -39,6 +39,10 @@ class User(Base):
     mfa_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
     mfa_last_step: Mapped[int | None] = mapped_column(BigInteger)  # TOTP time step last accepted
     github_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    # The project every user gets at sign-up and can never leave. Kept here so that a request's
+    # default project comes with the user row instead of another query; no foreign key, since
+    # projects already point at users (created_by) and the two tables are made in one transaction.
+    personal_project_id: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now, onupdate=clock.now)
 

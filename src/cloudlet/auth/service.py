@@ -121,7 +121,7 @@ def create_user(session: Session, settings: Settings, *, email: str, password: s
         email=address, name=name.strip(), is_admin=is_admin,
         password_hash=hash_password(settings, password) if password is not None else None,
     ))
-    projects.create_personal_project(session, user.id)
+    user.personal_project_id = projects.create_personal_project(session, user.id).id
     return user
 
 

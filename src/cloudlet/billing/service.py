@@ -265,7 +265,9 @@ def credit_user(session: Session, settings: Settings, email: str, data: CreditCr
     user = users.find_user_by_email(session, email)
     if user is None:
         raise NotFound("user", email)
-    found = wallet_of(session, settings, projects.personal_project_id(session, user.id))
+    if user.personal_project_id is None:
+        raise NotFound("project")
+    found = wallet_of(session, settings, user.personal_project_id)
     return credit(session, found.id, data.amount_cents, kind=EntryKind.ADMIN_CREDIT,
                   key=f"admin_credit:{uuid.uuid4().hex}", description=data.reason or "Credit from an operator")
 

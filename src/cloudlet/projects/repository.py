@@ -15,7 +15,6 @@ from cloudlet.projects.models import (
     MemberPermission,
     Membership,
     Project,
-    ProjectType,
     Role,
 )
 
@@ -51,18 +50,6 @@ def insert_membership_once(session: Session, project_id: int, user_id: int, role
         if found is None:
             raise
         return found
-
-
-def personal_project_id(session: Session, user_id: int) -> int | None:
-    """The id of the user's personal project."""
-    return session.scalar(
-        select(Project.id)
-        .join(Membership, Membership.project_id == Project.id)
-        .where(Membership.user_id == user_id, Membership.role == Role.OWNER,
-               Project.type == ProjectType.PERSONAL, Project.created_by == user_id)
-        .order_by(Project.id)
-        .limit(1)
-    )
 
 
 def memberships_of_user(session: Session, user_id: int, *, only: int | None = None) -> list[tuple[Membership, Project]]:

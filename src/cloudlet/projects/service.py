@@ -65,14 +65,6 @@ def project_exists(session: Session, project_id: int) -> bool:
     return repository.get_project(session, project_id) is not None
 
 
-def personal_project_id(session: Session, user_id: int) -> int:
-    """The id of the user's personal project."""
-    project_id = repository.personal_project_id(session, user_id)
-    if project_id is None:
-        raise NotFound("project")
-    return project_id
-
-
 def memberships(session: Session, user_id: int) -> list[tuple[Membership, Project]]:
     """The user's projects with the user's membership of each."""
     return repository.memberships_of_user(session, user_id)
