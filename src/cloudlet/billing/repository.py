@@ -55,6 +55,20 @@ def last_entry(session: Session, wallet_id: int) -> LedgerEntry | None:
                           .order_by(LedgerEntry.seq.desc()).limit(1))
 
 
+def project_balance(session: Session, project_id: int, pool: Pool) -> int | None:
+    """The balance of a project's wallet in one query; None when the wallet does not exist yet."""
+    row = session.execute(
+        select(Wallet.id, LedgerEntry.balance_after_cents)
+        .outerjoin(LedgerEntry, LedgerEntry.wallet_id == Wallet.id)
+        .where(Wallet.project_id == project_id, Wallet.pool == pool)
+        .order_by(LedgerEntry.seq.desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        return None
+    return int(row[1] or 0)
+
+
 def balance(session: Session, wallet_id: int) -> int:
     """The wallet's balance: its newest entry's balance_after, 0 without entries."""
     value = session.scalar(select(LedgerEntry.balance_after_cents).where(LedgerEntry.wallet_id == wallet_id)

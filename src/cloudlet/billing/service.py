@@ -122,7 +122,10 @@ def projects_exist(session: Session, project_id: int) -> None:
 
 
 def balance_cents(session: Session, settings: Settings, project_id: int) -> int:
-    """A project's main wallet balance in minor units."""
+    """A project's main wallet balance in minor units (the wallet is made on first use)."""
+    found = repository.project_balance(session, project_id, Pool.MAIN)
+    if found is not None:
+        return found
     return repository.balance(session, wallet_of(session, settings, project_id).id)
 
 
