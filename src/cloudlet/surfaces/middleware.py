@@ -66,6 +66,8 @@ class RequestBookkeeping:
             await self.app(scope, receive, send_with_headers)
         finally:
             elapsed_ms = int((time.perf_counter() - started) * 1000)
+            log.info("request", method=scope["method"], path=scope["path"], status=status, ms=elapsed_ms,
+                     request_id=request_id)
             caller: Caller | None = state.get("caller")
             mutating = scope["method"] not in READ_METHODS
             if mutating or (caller is not None and caller.token is not None):
