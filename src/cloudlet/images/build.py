@@ -107,6 +107,7 @@ def module_load_order(modules_dir: Path, wanted: tuple[str, ...]) -> list[str]:
 INITTAB = """\
 ::sysinit:/etc/rc.boot
 ttyS0::respawn:/sbin/getty -L 115200 ttyS0 vt100
+::respawn:/sbin/acpid -f -l /dev/null
 ::ctrlaltdel:/sbin/reboot
 ::shutdown:/etc/rc.shutdown
 """
@@ -130,12 +131,11 @@ export PATH=/sbin:/bin:/usr/sbin:/usr/bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
-mkdir -p /dev/pts /run /tmp /mnt/seed /root/.ssh
+mkdir -p /dev/pts /run /tmp /mnt/seed /root/.ssh /var/log
 mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /run
 for m in $(cat /etc/modules.order); do insmod "/lib/modules/$m" 2>/dev/null; done
 ip link set lo up
-acpid
 
 unquote() { sed -e "s/^[[:space:]]*//; s/[[:space:]]*$//" -e "s/^'\(.*\)'$/\1/; s/^\"\(.*\)\"$/\1/" -e "s/''/'/g"; }
 top() { sed -n "s/^$1:[[:space:]]*//p" "$2" | head -n 1 | unquote; }
@@ -215,6 +215,8 @@ if [ -f "$N" ]; then
     | unquote | sed 's/^/nameserver /' > /etc/resolv.conf
 fi
 umount /mnt/seed
+# the power button's input device appears once button/evdev have probed; acpid (inittab) needs it
+for i in 1 2 3 4 5 6 7 8 9 10; do ls /dev/input/event* >/dev/null 2>&1 && break; sleep 0.1; done
 echo "CLOUDLET_READY instance-id=$iid hostname=$(hostname) address=${addr%%/*} keys=$keys password=$pwset"
 """
 

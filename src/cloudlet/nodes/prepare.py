@@ -99,7 +99,7 @@ def libvirtd_pid() -> int | None:
 
 def start_libvirtd(restart: bool) -> bool:
     """Start libvirtd as a daemon (restarting it when its config changed); whether it was (re)started."""
-    for directory in ("/var/log/libvirt", "/var/run/libvirt", "/var/lib/libvirt"):
+    for directory in ("/var/log/libvirt", "/var/run/libvirt", "/var/lib/libvirt/dnsmasq"):
         Path(directory).mkdir(parents=True, exist_ok=True)
     pid = libvirtd_pid()
     if pid is not None and not restart:

@@ -19,8 +19,7 @@ NETWORK_NAME = "cloudlet0"
 NETWORK_CANDIDATES = ("198.51.100.1/24", "203.0.113.1/24", "192.0.2.1/24")
 NODE_FILE = "node.json"  # beside the pool directory: what `cloudlet node prepare` found
 
-_UNREACHABLE = {libvirt.VIR_ERR_NO_CONNECT, libvirt.VIR_ERR_RPC, libvirt.VIR_ERR_AUTH_FAILED,
-                libvirt.VIR_ERR_SYSTEM_ERROR}
+_UNREACHABLE = {libvirt.VIR_ERR_NO_CONNECT, libvirt.VIR_ERR_RPC, libvirt.VIR_ERR_AUTH_FAILED}
 _BUSY = {libvirt.VIR_ERR_OPERATION_TIMEOUT, libvirt.VIR_ERR_AGENT_UNRESPONSIVE}
 
 # libvirt prints every error to stderr before raising it; we raise our own errors instead
@@ -38,7 +37,9 @@ def translate(error: libvirt.libvirtError) -> Exception:
     """Our typed error for a libvirt error: unreachable node, busy node, or a failed guest."""
     code = error.get_error_code()
     message = error.get_error_message() or str(error)
-    if code in _UNREACHABLE or (code == libvirt.VIR_ERR_INTERNAL_ERROR and "connect" in message.lower()):
+    lowered = message.lower()
+    if code in _UNREACHABLE or (code in (libvirt.VIR_ERR_SYSTEM_ERROR, libvirt.VIR_ERR_INTERNAL_ERROR)
+                                and ("connect" in lowered or "socket" in lowered)):
         return NodeUnreachable(message)
     if code in _BUSY or "state change lock" in message:
         return RetryLater(message, after=2.0)

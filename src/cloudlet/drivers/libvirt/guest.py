@@ -1,0 +1,307 @@
+"""LibvirtDriver: guests on one node through libvirtd (qemu:///system, qemu+ssh://, qemu+tls://).
+
+The serial console log is read from the node's filesystem, so wait_ready and console_output need
+the node to be this machine (or its console directory to be shared); everything else goes through
+libvirt alone.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import libvirt
+
+from cloudlet.drivers.base import (
+    Capabilities,
+    ConsoleOutput,
+    GuestFailed,
+    GuestInfo,
+    GuestNotFound,
+    GuestReady,
+    GuestSpec,
+    GuestState,
+    GuestStats,
+    ImageInfo,
+    ImageNotFound,
+)
+from cloudlet.drivers.libvirt import host, network, storage
+from cloudlet.drivers.libvirt.domain_xml import DOMAIN_PREFIX, domain_name, guest_xml, spec_digest, stored_digest
+from cloudlet.drivers.seed import build_seed_iso, parse_ready, seed_for
+
+GIB = 1024**3
+CONSOLE_TAIL = 4096  # bytes of console output quoted in a failure
+
+_STATES = {
+    libvirt.VIR_DOMAIN_NOSTATE: GuestState.STARTING,
+    libvirt.VIR_DOMAIN_RUNNING: GuestState.RUNNING,
+    libvirt.VIR_DOMAIN_BLOCKED: GuestState.RUNNING,
+    libvirt.VIR_DOMAIN_PAUSED: GuestState.PAUSED,
+    libvirt.VIR_DOMAIN_SHUTDOWN: GuestState.STOPPING,
+    libvirt.VIR_DOMAIN_SHUTOFF: GuestState.STOPPED,
+    libvirt.VIR_DOMAIN_CRASHED: GuestState.CRASHED,
+    libvirt.VIR_DOMAIN_PMSUSPENDED: GuestState.PAUSED,
+}
+
+
+class LibvirtDriver:
+    """The hypervisor driver for one libvirt node."""
+
+    def __init__(self, uri: str = host.LOCAL_URI, *, domain_type: str | None = None,
+                 console_dir: Path | None = None) -> None:
+        self.uri = uri
+        self._conn: libvirt.virConnect | None = None
+        self._lock = threading.Lock()
+        node_dir = host.pool_path(self._connection()).parent
+        if domain_type is None:
+            facts = host.read_facts(node_dir)
+            domain_type = facts.domain_type if facts else "qemu"  # TCG always works, if slowly
+        self.domain_type = domain_type
+        self.console_dir = console_dir or node_dir / "consoles"
+        self.capabilities = Capabilities(
+            hardware_virtualisation=domain_type == "kvm", live_resize_memory=False, internal_snapshots=True,
+            serial_console_log=True, vnc_console=True, graceful_shutdown=True,
+        )
+
+    # -- plumbing
+
+    def _connection(self) -> libvirt.virConnect:
+        with self._lock:
+            if self._conn is None or not self._conn.isAlive():
+                self._conn = host.connect(self.uri)
+            return self._conn
+
+    def close(self) -> None:
+        """Close the connection to libvirtd."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def _find(self, name: str) -> libvirt.virDomain | None:
+        try:
+            return self._connection().lookupByName(domain_name(name))
+        except libvirt.libvirtError as error:
+            if error.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                return None
+            raise host.translate(error) from error
+
+    def _domain(self, name: str) -> libvirt.virDomain:
+        domain = self._find(name)
+        if domain is None:
+            raise GuestNotFound(name)
+        return domain
+
+    def _console_log(self, name: str) -> Path:
+        return self.console_dir / f"{name}.log"
+
+    def _fresh_console(self, name: str) -> None:
+        # qemu appends (O_APPEND), so emptying the file makes "since the last start" easy to read
+        self.console_dir.mkdir(parents=True, exist_ok=True)
+        self._console_log(name).write_bytes(b"")
+
+    # -- images
+
+    def import_image(self, name: str, source: Path) -> ImageInfo:
+        """Copy a qcow2 file into the pool as base image name; see HypervisorDriver.import_image."""
+        size = storage.qcow2_virtual_size(source)
+        pool = storage.pool(self._connection())
+        with host.translated():
+            existing = storage.find(pool, storage.image_volume(name))
+        if existing is not None:
+            capacity, allocation = storage.volume_info(existing)
+            if capacity == size:
+                return ImageInfo(name, capacity, allocation)
+            raise GuestFailed(f"an image named {name!r} already exists with a different size")
+        storage.upload(self._connection(), pool, storage.image_volume(name), source)
+        with host.translated():
+            pool.refresh(0)
+            capacity, allocation = storage.volume_info(pool.storageVolLookupByName(storage.image_volume(name)))
+        return ImageInfo(name, capacity, allocation)
+
+    def list_images(self) -> list[ImageInfo]:
+        """The base images in the pool."""
+        return storage.images(storage.pool(self._connection()))
+
+    def delete_image(self, name: str) -> None:
+        """Remove a base image; a missing one is fine."""
+        storage.delete(storage.pool(self._connection()), storage.image_volume(name))
+
+    # -- guests
+
+    def create_guest(self, spec: GuestSpec) -> None:
+        """Build and start the guest; see HypervisorDriver.create_guest for idempotency and cleanup."""
+        domain = self._find(spec.name)
+        if domain is not None:
+            with host.translated():
+                if stored_digest(domain.XMLDesc(0)) != spec_digest(spec):
+                    raise GuestFailed(f"a different guest named {spec.name!r} already exists")
+                if not domain.isActive():
+                    self._fresh_console(spec.name)
+                    domain.create()
+            return
+        conn = self._connection()
+        pool = storage.pool(conn)
+        with host.translated():
+            base = storage.find(pool, storage.image_volume(spec.image))
+        if base is None:
+            raise ImageNotFound(spec.image)
+        try:
+            # leftovers of an earlier attempt that died before cleaning up are rebuilt, not reused
+            storage.delete(pool, storage.disk_volume(spec.name))
+            storage.delete(pool, storage.seed_volume(spec.name))
+            storage.create_overlay(pool, spec.name, base, spec.disk_gib * GIB)
+            with tempfile.TemporaryDirectory(prefix="cloudlet-seed-") as tmp:
+                iso = build_seed_iso(seed_for(spec), Path(tmp) / "seed.iso")
+                storage.upload(conn, pool, storage.seed_volume(spec.name), iso)
+            self._fresh_console(spec.name)
+            with host.translated():
+                domain = conn.defineXML(guest_xml(spec, domain_type=self.domain_type,
+                                                  console_log=self._console_log(spec.name)))
+                domain.create()
+        except BaseException:
+            self.destroy_guest(spec.name)
+            raise
+
+    def wait_ready(self, name: str, timeout: float) -> GuestReady:
+        """Wait for the CLOUDLET_READY line on the serial console; see HypervisorDriver.wait_ready."""
+        deadline = time.monotonic() + timeout
+        log = self._console_log(name)
+        while True:
+            domain = self._domain(name)
+            text = log.read_text(errors="replace") if log.exists() else ""
+            for line in text.splitlines():
+                ready = parse_ready(line)
+                if ready is not None:
+                    return ready
+            with host.translated():
+                active = domain.isActive()
+            if not active:
+                raise GuestFailed(f"guest {name} stopped before it was ready; console:\n{text[-CONSOLE_TAIL:]}")
+            if time.monotonic() > deadline:
+                raise GuestFailed(f"guest {name} was not ready within {timeout:.0f}s; console:\n{text[-CONSOLE_TAIL:]}")
+            time.sleep(0.1)
+
+    def state(self, name: str) -> GuestState:
+        """The guest's power state now."""
+        domain = self._domain(name)
+        with host.translated():
+            code, _reason = domain.state(0)
+        return _STATES.get(code, GuestState.CRASHED)
+
+    def start(self, name: str) -> None:
+        """Power on; a running guest is left alone."""
+        domain = self._domain(name)
+        with host.translated():
+            if not domain.isActive():
+                self._fresh_console(name)
+                domain.create()
+
+    def shutdown(self, name: str, timeout: float = 60.0) -> None:
+        """ACPI shutdown, then power off after timeout; a stopped guest is fine."""
+        domain = self._domain(name)
+        deadline = time.monotonic() + timeout
+        with host.translated():
+            if not domain.isActive():
+                return
+            try:
+                domain.shutdown()
+            except libvirt.libvirtError:
+                if domain.isActive():
+                    raise
+                return
+            while domain.isActive() and time.monotonic() < deadline:
+                time.sleep(0.2)
+        self.poweroff(name)
+
+    def reboot(self, name: str) -> None:
+        """ACPI restart (a stopped guest is started instead)."""
+        domain = self._domain(name)
+        with host.translated():
+            if not domain.isActive():
+                self._fresh_console(name)
+                domain.create()
+                return
+            self._fresh_console(name)
+            domain.reboot(libvirt.VIR_DOMAIN_REBOOT_ACPI_POWER_BTN)
+
+    def poweroff(self, name: str) -> None:
+        """Cut the power at once; a stopped guest is fine."""
+        domain = self._domain(name)
+        try:
+            domain.destroy()
+        except libvirt.libvirtError as error:
+            if error.get_error_code() != libvirt.VIR_ERR_OPERATION_INVALID:  # "domain is not running"
+                raise host.translate(error) from error
+
+    def console_output(self, name: str) -> ConsoleOutput:
+        """The serial console since the guest last started."""
+        self._domain(name)
+        log = self._console_log(name)
+        text = log.read_text(errors="replace") if log.exists() else ""
+        return ConsoleOutput(text=text, lines=text.splitlines())
+
+    def stats(self, name: str) -> GuestStats:
+        """CPU, memory, disk and network counters."""
+        domain = self._domain(name)
+        pool = storage.pool(self._connection())
+        with host.translated():
+            _state, max_kib, _kib, vcpus, cpu_time = domain.info()
+            disk = storage.find(pool, storage.disk_volume(name))
+            capacity, allocation = storage.volume_info(disk) if disk is not None else (0, 0)
+            block = (0, 0, 0, 0)
+            nic = (0, 0, 0, 0, 0, 0, 0, 0)
+            used_mib = None
+            if domain.isActive():
+                rd_req, rd_bytes, wr_req, wr_bytes, _errors = domain.blockStats("vda")
+                block = (rd_req, rd_bytes, wr_req, wr_bytes)
+                tap = network.tap_device(domain)
+                if tap:
+                    nic = domain.interfaceStats(tap)
+                memory = domain.memoryStats()
+                if "available" in memory and "unused" in memory:
+                    used_mib = (memory["available"] - memory["unused"]) // 1024
+        return GuestStats(
+            sampled_at=datetime.now(UTC), cpu_time_ns=int(cpu_time), vcpus=int(vcpus), memory_mib=int(max_kib) // 1024,
+            memory_used_mib=used_mib, disk_read_requests=int(block[0]), disk_read_bytes=int(block[1]),
+            disk_write_requests=int(block[2]), disk_write_bytes=int(block[3]), disk_capacity_bytes=capacity,
+            disk_allocation_bytes=allocation, net_rx_bytes=int(nic[0]), net_rx_packets=int(nic[1]),
+            net_tx_bytes=int(nic[4]), net_tx_packets=int(nic[5]),
+        )
+
+    def list_guests(self) -> list[GuestInfo]:
+        """The guests Cloudlet made on this node."""
+        found = []
+        with host.translated():
+            for domain in self._connection().listAllDomains(0):
+                if not domain.name().startswith(DOMAIN_PREFIX) or stored_digest(domain.XMLDesc(0)) is None:
+                    continue
+                code, max_kib, _kib, vcpus, _cpu = domain.info()
+                found.append(GuestInfo(domain.name().removeprefix(DOMAIN_PREFIX), _STATES.get(code, GuestState.CRASHED),
+                                       int(vcpus), int(max_kib) // 1024))
+        return sorted(found, key=lambda guest: guest.name)
+
+    def destroy_guest(self, name: str) -> None:
+        """Remove the guest, its overlay, its seed and its console log; whatever is missing is fine."""
+        domain = self._find(name)
+        if domain is not None:
+            with host.translated():
+                try:
+                    domain.destroy()
+                except libvirt.libvirtError as error:
+                    if error.get_error_code() != libvirt.VIR_ERR_OPERATION_INVALID:
+                        raise
+                try:
+                    domain.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+                                         | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+                                         | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
+                except libvirt.libvirtError as error:
+                    if error.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+                        raise
+        pool = storage.pool(self._connection())
+        storage.delete(pool, storage.disk_volume(name))
+        storage.delete(pool, storage.seed_volume(name))
+        self._console_log(name).unlink(missing_ok=True)
