@@ -156,8 +156,8 @@ class Worker:
             DBOS(config=self._dbos_config())
             DBOS.launch()
             for queue in self.queues:
-                DBOS.register_queue(queue.name, global_concurrency=queue.global_concurrency,
-                                    on_conflict="always_update")
+                # by default DBOS lets only the newest application version rewrite a queue's limits (rolling deploys)
+                DBOS.register_queue(queue.name, global_concurrency=queue.global_concurrency)
             entries: list[ScheduleInput] = []
             for schedule in self.schedules:
                 entry: ScheduleInput = {"schedule_name": schedule.name, "workflow_fn": schedule.workflow,
