@@ -2,6 +2,68 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import typer
 
+from cloudlet.config import Settings
+from cloudlet.drivers.base import DriverError
+from cloudlet.drivers.libvirt.guest import LibvirtDriver
+from cloudlet.images.build import build_tiny
+
 app = typer.Typer(help="Guest images on this node.", no_args_is_help=True)
+
+
+def _driver() -> LibvirtDriver:
+    try:
+        return LibvirtDriver()
+    except DriverError as error:
+        typer.echo(f"libvirt is not ready ({error}); run `cloudlet node prepare` first", err=True)
+        raise typer.Exit(1) from error
+
+
+@app.command("build")
+def build(
+    name: str = typer.Argument(..., help='The image to build; only "tiny" (cloud kernel + busybox) exists.'),
+    output: Path | None = typer.Option(None, help="Write the qcow2 here instead of importing it into the pool."),
+    replace: bool = typer.Option(False, "--replace", help="Replace an image of that name already in the pool."),
+) -> None:
+    """Build an image offline from Debian packages and import it into the pool as a base volume."""
+    if name != "tiny":
+        typer.echo(f"unknown image {name!r}; only 'tiny' can be built (use `cloudlet images import` for others)",
+                   err=True)
+        raise typer.Exit(2)
+    cache = Settings().data_dir / "cache"
+    if output is not None:
+        typer.echo(f"built {build_tiny(cache, output)}")
+        return
+    driver = _driver()
+    with tempfile.TemporaryDirectory(prefix="cloudlet-image-") as tmp:
+        image = build_tiny(cache, Path(tmp) / "tiny.qcow2")
+        if replace:
+            driver.delete_image(name)
+        info = driver.import_image(name, image)
+    typer.echo(f"image {info.name}: {info.virtual_size_bytes // 2**20} MiB virtual, "
+               f"{info.allocation_bytes / 2**20:.1f} MiB on disk, in the pool")
+
+
+@app.command("import")
+def import_image(
+    name: str = typer.Argument(..., help="Name of the image in the pool."),
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True, help="A qcow2 cloud image."),
+) -> None:
+    """Copy a qcow2 image (with cloud-init, or the tiny image) into the pool as base image NAME."""
+    try:
+        info = _driver().import_image(name, file)
+    except DriverError as error:
+        typer.echo(f"cannot import {file}: {error}", err=True)
+        raise typer.Exit(1) from error
+    typer.echo(f"image {info.name}: {info.virtual_size_bytes // 2**20} MiB virtual, in the pool")
+
+
+@app.command("list")
+def list_images() -> None:
+    """The base images in the pool."""
+    for info in _driver().list_images():
+        typer.echo(f"{info.name}\t{info.virtual_size_bytes // 2**20} MiB\t{info.allocation_bytes / 2**20:.1f} MiB used")

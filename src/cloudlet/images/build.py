@@ -107,7 +107,6 @@ def module_load_order(modules_dir: Path, wanted: tuple[str, ...]) -> list[str]:
 INITTAB = """\
 ::sysinit:/etc/rc.boot
 ttyS0::respawn:/sbin/getty -L 115200 ttyS0 vt100
-::respawn:/sbin/acpid -f -l /dev/null
 ::ctrlaltdel:/sbin/reboot
 ::shutdown:/etc/rc.shutdown
 """
@@ -215,8 +214,10 @@ if [ -f "$N" ]; then
     | unquote | sed 's/^/nameserver /' > /etc/resolv.conf
 fi
 umount /mnt/seed
-# the power button's input device appears once button/evdev have probed; acpid (inittab) needs it
+# acpid needs the power button's input device (there once button/evdev have probed), and must run
+# before READY: a shutdown asked for right after READY would otherwise go unheard
 for i in 1 2 3 4 5 6 7 8 9 10; do ls /dev/input/event* >/dev/null 2>&1 && break; sleep 0.1; done
+acpid -l /dev/null
 echo "CLOUDLET_READY instance-id=$iid hostname=$(hostname) address=${addr%%/*} keys=$keys password=$pwset"
 """
 

@@ -172,15 +172,15 @@ class LibvirtDriver:
         log = self._console_log(name)
         while True:
             domain = self._domain(name)
+            with host.translated():
+                active = domain.isActive()
             text = log.read_text(errors="replace") if log.exists() else ""
+            if not active:  # what the console holds is from a run that ended
+                raise GuestFailed(f"guest {name} is not running; console:\n{text[-CONSOLE_TAIL:]}")
             for line in text.splitlines():
                 ready = parse_ready(line)
                 if ready is not None:
                     return ready
-            with host.translated():
-                active = domain.isActive()
-            if not active:
-                raise GuestFailed(f"guest {name} stopped before it was ready; console:\n{text[-CONSOLE_TAIL:]}")
             if time.monotonic() > deadline:
                 raise GuestFailed(f"guest {name} was not ready within {timeout:.0f}s; console:\n{text[-CONSOLE_TAIL:]}")
             time.sleep(0.1)

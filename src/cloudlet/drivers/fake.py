@@ -1,0 +1,166 @@
+"""FakeDriver: a node in memory with the same contract as LibvirtDriver, for tests and simulations only.
+
+Guests "boot" at once: the console shows the same CLOUDLET_READY line the tiny image prints, made from
+the guest's own seed, so what the control plane reads is what a real guest would announce.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cloudlet.drivers.base import (
+    Capabilities,
+    ConsoleOutput,
+    GuestFailed,
+    GuestInfo,
+    GuestNotFound,
+    GuestReady,
+    GuestSpec,
+    GuestState,
+    GuestStats,
+    ImageInfo,
+    ImageNotFound,
+)
+from cloudlet.drivers.libvirt.storage import qcow2_virtual_size
+from cloudlet.drivers.seed import parse_ready, ready_line
+
+GIB = 1024**3
+
+
+@dataclass
+class _Guest:
+    spec: GuestSpec
+    state: GuestState = GuestState.STOPPED
+    console: list[str] = field(default_factory=list)
+    boots: int = 0
+
+
+class FakeDriver:
+    """A hypervisor node that lives in this process."""
+
+    def __init__(self) -> None:
+        self.capabilities = Capabilities(hardware_virtualisation=True, live_resize_memory=True,
+                                         internal_snapshots=True, serial_console_log=True, vnc_console=False,
+                                         graceful_shutdown=True)
+        self._images: dict[str, ImageInfo] = {}
+        self._guests: dict[str, _Guest] = {}
+        self._lock = threading.Lock()
+
+    def _guest(self, name: str) -> _Guest:
+        guest = self._guests.get(name)
+        if guest is None:
+            raise GuestNotFound(name)
+        return guest
+
+    @staticmethod
+    def _boot(guest: _Guest) -> None:
+        spec = guest.spec
+        address = spec.network.address.split("/")[0] if spec.network else None
+        ready = GuestReady(spec.instance_id, spec.hostname.split(".")[0], address, len(spec.ssh_authorized_keys),
+                           spec.root_password is not None)
+        guest.console = ["fake firmware", "fake kernel", ready_line(ready)]
+        guest.state = GuestState.RUNNING
+        guest.boots += 1
+
+    def import_image(self, name: str, source: Path) -> ImageInfo:
+        """Record a qcow2 file as base image name."""
+        size = qcow2_virtual_size(source)
+        with self._lock:
+            existing = self._images.get(name)
+            if existing is not None:
+                if existing.virtual_size_bytes == size:
+                    return existing
+                raise GuestFailed(f"an image named {name!r} already exists with a different size")
+            image = ImageInfo(name, size, source.stat().st_size)
+            self._images[name] = image
+            return image
+
+    def list_images(self) -> list[ImageInfo]:
+        """The recorded base images."""
+        return sorted(self._images.values())
+
+    def delete_image(self, name: str) -> None:
+        """Forget a base image; a missing one is fine."""
+        self._images.pop(name, None)
+
+    def create_guest(self, spec: GuestSpec) -> None:
+        """Build and start the guest; same idempotency as LibvirtDriver."""
+        with self._lock:
+            existing = self._guests.get(spec.name)
+            if existing is not None:
+                if existing.spec != spec:
+                    raise GuestFailed(f"a different guest named {spec.name!r} already exists")
+                if existing.state != GuestState.RUNNING:
+                    self._boot(existing)
+                return
+            image = self._images.get(spec.image)
+            if image is None:
+                raise ImageNotFound(spec.image)
+            if spec.disk_gib * GIB < image.virtual_size_bytes:
+                raise GuestFailed(f"the disk ({spec.disk_gib * GIB} bytes) is smaller than its image")
+            guest = _Guest(spec)
+            self._boot(guest)
+            self._guests[spec.name] = guest
+
+    def wait_ready(self, name: str, timeout: float) -> GuestReady:
+        """The readiness line of the last boot."""
+        guest = self._guest(name)
+        for line in guest.console:
+            ready = parse_ready(line)
+            if ready is not None and guest.state == GuestState.RUNNING:
+                return ready
+        raise GuestFailed(f"guest {name} stopped before it was ready")
+
+    def state(self, name: str) -> GuestState:
+        """The guest's power state."""
+        return self._guest(name).state
+
+    def start(self, name: str) -> None:
+        """Power on; a running guest is left alone."""
+        guest = self._guest(name)
+        if guest.state != GuestState.RUNNING:
+            self._boot(guest)
+
+    def shutdown(self, name: str, timeout: float = 60.0) -> None:
+        """Stop the guest."""
+        self._guest(name).state = GuestState.STOPPED
+
+    def reboot(self, name: str) -> None:
+        """Boot the guest again."""
+        self._boot(self._guest(name))
+
+    def poweroff(self, name: str) -> None:
+        """Stop the guest."""
+        self._guest(name).state = GuestState.STOPPED
+
+    def console_output(self, name: str) -> ConsoleOutput:
+        """The console of the last boot."""
+        lines = list(self._guest(name).console)
+        return ConsoleOutput(text="\n".join(lines) + "\n", lines=lines)
+
+    def stats(self, name: str) -> GuestStats:
+        """Counters that grow with each boot, like a real guest's."""
+        guest = self._guest(name)
+        spec, boots = guest.spec, guest.boots
+        running = guest.state == GuestState.RUNNING
+        return GuestStats(
+            sampled_at=datetime.now(UTC), cpu_time_ns=boots * 1_000_000_000 if running else 0, vcpus=spec.vcpus,
+            memory_mib=spec.memory_mib, memory_used_mib=spec.memory_mib // 8 if running else None,
+            disk_read_bytes=boots * 15_000_000 if running else 0, disk_write_bytes=0,
+            disk_read_requests=boots * 500 if running else 0, disk_write_requests=0,
+            disk_capacity_bytes=spec.disk_gib * GIB, disk_allocation_bytes=200_704, net_rx_bytes=0, net_tx_bytes=0,
+            net_rx_packets=0, net_tx_packets=0,
+        )
+
+    def list_guests(self) -> list[GuestInfo]:
+        """Every guest on the fake node."""
+        return sorted((GuestInfo(name, guest.state, guest.spec.vcpus, guest.spec.memory_mib)
+                       for name, guest in self._guests.items()), key=lambda info: info.name)
+
+    def destroy_guest(self, name: str) -> None:
+        """Forget the guest; a missing one is fine."""
+        with self._lock:
+            self._guests.pop(name, None)
