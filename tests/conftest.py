@@ -92,6 +92,7 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settin
         "argon2_time_cost": 1,
         "argon2_memory_kib": 1024,
         "public_url": "http://cloudlet.test",
+        "usage_log_sync": True,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     login_rate_per_account: str = "10/minute"
     login_rate_per_address: str = "30/minute"
     mfa_rate: str = "5/minute"
+    # GET requests made with a token wait until their usage-log line is committed. Off in production
+    # (the line is written moments after the answer, in batches); tests turn it on to read it at once.
+    usage_log_sync: bool = False
     trusted_proxies: list[str] = Field(default_factory=list)  # whose X-Forwarded-For is believed
 
     smtp_host: str | None = None

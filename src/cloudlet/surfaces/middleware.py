@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
 import queue
 import threading
 import time
@@ -72,7 +74,12 @@ class RequestBookkeeping:
             mutating = scope["method"] not in READ_METHODS
             if mutating or (caller is not None and caller.token is not None):
                 record = self._describe(scope, state, caller, status, elapsed_ms, request_id)
-                await asyncio.wrap_future(self.writer.submit(record))
+                written = self.writer.submit(record)
+                # A mutating request holds its connection until its audit entry is committed; a read
+                # does not wait for its usage line (that wait cost a third of a GET's time), unless
+                # the settings ask for it (tests, which read usage right after a request).
+                if mutating or self.runtime.settings.usage_log_sync:
+                    await asyncio.wrap_future(written)
 
     def _describe(self, scope: Scope, state: dict[str, Any], caller: Caller | None, status: int,
                   elapsed_ms: int, request_id: str) -> RequestRecord:
@@ -164,19 +171,31 @@ class BookkeepingWriter:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._queue: queue.SimpleQueue[tuple[RequestRecord, Future[None]]] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[RequestRecord | None, Future[None]]] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._exit_hook = False
 
-    def submit(self, record: RequestRecord) -> Future[None]:
-        """Queue a record; the future completes once it is committed (or has failed and been logged)."""
+    def submit(self, record: RequestRecord | None) -> Future[None]:
+        """Queue a record; the future completes once it is committed (or has failed and been logged).
+
+        None queues nothing but a marker, whose future completes once everything before it is written.
+        """
         done: Future[None] = Future()
         with self._lock:
             self._queue.put((record, done))
             if self._thread is None:
+                if not self._exit_hook:
+                    atexit.register(self.flush)
+                    self._exit_hook = True
                 self._thread = threading.Thread(target=self._run, name="cloudlet-bookkeeping", daemon=True)
                 self._thread.start()
         return done
+
+    def flush(self, timeout: float = 10.0) -> None:
+        """Wait until every record queued so far is written (at shutdown, so none is lost)."""
+        with contextlib.suppress(TimeoutError):
+            self.submit(None).result(timeout=timeout)
 
     def _run(self) -> None:
         while True:
@@ -196,15 +215,17 @@ class BookkeepingWriter:
                     break
             self._write(batch)
 
-    def _write(self, batch: list[tuple[RequestRecord, Future[None]]]) -> None:
+    def _write(self, batch: list[tuple[RequestRecord | None, Future[None]]]) -> None:
         try:
-            self._commit([record for record, _ in batch])
+            self._commit([record for record, _ in batch if record is not None])
         finally:  # a request waits on its future: it must complete whatever happened
             for _, done in batch:
                 if not done.done():
                     done.set_result(None)
 
     def _commit(self, records: list[RequestRecord]) -> None:
+        if not records:
+            return
         try:
             with self.db.session() as session:
                 uses = [use for use in (r.token_use() for r in records) if use is not None]
