@@ -35,9 +35,12 @@ def test_the_readme_tour_works(server: str) -> None:
     result = subprocess.run(["bash", "-euo", "pipefail", "-c", tour_script()], env={**os.environ, "API": server},
                             capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
-    bootstrap, me, test = json_documents(result.stdout)
+    bootstrap, me, test, plans, balance = json_documents(result.stdout)
     assert "access_token" in bootstrap
     assert me["user"]["email"] == "admin@example.com"
     assert me["projects"][0]["current_user_role"] == "owner"
     assert test["success"] is True
     assert test["data"]["scopes"] == ["vps:read", "vps:write"]
+    categories = {c["code"]: c for c in plans["categories"]}  # the default catalogue, seeded on first start
+    assert set(categories) == {"standard", "cpu-optimized"}
+    assert balance == {"balance_cents": 0, "balance_usd": 0}
