@@ -5,11 +5,11 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, Enum, ForeignKey, Integer, String
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cloudlet.kit import clock
-from cloudlet.kit.db import Base, UTCDateTime
+from cloudlet.kit.db import Base, UTCDateTime, enum_column
 
 
 class UserStatus(enum.StrEnum):
@@ -30,7 +30,7 @@ class User(Base):
     password_hash: Mapped[str | None] = mapped_column(String(200))  # None for OAuth-only accounts
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     status: Mapped[UserStatus] = mapped_column(
-        Enum(UserStatus, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e]),
+        enum_column(UserStatus),
         default=UserStatus.ACTIVE,
     )
     suspended_reason: Mapped[str | None] = mapped_column(String(500))

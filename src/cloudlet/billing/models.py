@@ -9,7 +9,6 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
-    Enum,
     ForeignKey,
     Index,
     Integer,
@@ -19,15 +18,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cloudlet.kit import clock
-from cloudlet.kit.db import Base, UTCDateTime
-
-
-def _values(e: type[enum.Enum]) -> list[str]:
-    return [str(m.value) for m in e]
-
-
-def _enum(e: type[enum.Enum]) -> Enum:
-    return Enum(e, native_enum=False, length=20, values_callable=_values)
+from cloudlet.kit.db import Base, UTCDateTime, enum_column
 
 
 class Pool(enum.StrEnum):
@@ -79,7 +70,7 @@ class Wallet(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
-    pool: Mapped[Pool] = mapped_column(_enum(Pool), default=Pool.MAIN)
+    pool: Mapped[Pool] = mapped_column(enum_column(Pool), default=Pool.MAIN)
     currency: Mapped[str] = mapped_column(String(3), default="USD")
     low_balance_threshold_cents: Mapped[int | None] = mapped_column(BigInteger)
     auto_funding_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -108,8 +99,8 @@ class LedgerEntry(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     wallet_id: Mapped[int] = mapped_column(ForeignKey("wallets.id", ondelete="CASCADE"))
     seq: Mapped[int] = mapped_column(BigInteger)
-    type: Mapped[EntryType] = mapped_column(_enum(EntryType))
-    kind: Mapped[EntryKind] = mapped_column(_enum(EntryKind))
+    type: Mapped[EntryType] = mapped_column(enum_column(EntryType))
+    kind: Mapped[EntryKind] = mapped_column(enum_column(EntryKind))
     amount_cents: Mapped[int] = mapped_column(BigInteger)
     balance_after_cents: Mapped[int] = mapped_column(BigInteger)
     idempotency_key: Mapped[str] = mapped_column(String(200))
@@ -139,7 +130,8 @@ class Subscription(Base):
     billed_till: Mapped[datetime] = mapped_column(UTCDateTime)
     paid_cents: Mapped[int] = mapped_column(BigInteger, default=0)  # net paid for the current period
     cancel_at_period_end: Mapped[bool] = mapped_column(Boolean, default=False)
-    status: Mapped[SubscriptionStatus] = mapped_column(_enum(SubscriptionStatus), default=SubscriptionStatus.ACTIVE)
+    status: Mapped[SubscriptionStatus] = mapped_column(enum_column(SubscriptionStatus),
+                                                       default=SubscriptionStatus.ACTIVE)
     grace_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     suspended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import DateTime, Engine, Enum, MetaData, create_engine, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -45,6 +46,14 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def enum_column(kind: type[enum.Enum], length: int = 20) -> Enum:
+    """A column type for an enum, stored as its values in a VARCHAR.
+
+    Not a native database enum, so a later value needs no ALTER TYPE on PostgreSQL.
+    """
+    return Enum(kind, native_enum=False, length=length, values_callable=lambda e: [str(m.value) for m in e])
 
 
 WRITE = {"cloudlet_write": True}

@@ -5,11 +5,11 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Enum, Integer, String, Text
+from sqlalchemy import Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cloudlet.kit import clock
-from cloudlet.kit.db import Base, UTCDateTime
+from cloudlet.kit.db import Base, UTCDateTime, enum_column
 
 
 class MailStatus(enum.StrEnum):
@@ -31,7 +31,7 @@ class OutboxMessage(Base):
     body: Mapped[str] = mapped_column(Text)
     kind: Mapped[str] = mapped_column(String(50))  # password_reset, invitation, ...
     status: Mapped[MailStatus] = mapped_column(
-        Enum(MailStatus, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e]),
+        enum_column(MailStatus),
         default=MailStatus.QUEUED,
         index=True,
     )

@@ -5,15 +5,11 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Enum, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cloudlet.kit import clock
-from cloudlet.kit.db import Base, UTCDateTime
-
-
-def _values(e: type[enum.Enum]) -> list[str]:
-    return [str(m.value) for m in e]
+from cloudlet.kit.db import Base, UTCDateTime, enum_column
 
 
 class ProjectType(enum.StrEnum):
@@ -45,8 +41,7 @@ class Project(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
-    type: Mapped[ProjectType] = mapped_column(Enum(ProjectType, native_enum=False, length=20,
-                                                   values_callable=_values))
+    type: Mapped[ProjectType] = mapped_column(enum_column(ProjectType))
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now, onupdate=clock.now)
@@ -61,7 +56,7 @@ class Membership(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    role: Mapped[Role] = mapped_column(Enum(Role, native_enum=False, length=20, values_callable=_values))
+    role: Mapped[Role] = mapped_column(enum_column(Role))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
 
 
@@ -85,11 +80,11 @@ class Invitation(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
     email: Mapped[str] = mapped_column(String(320))  # lower-cased
-    role: Mapped[Role] = mapped_column(Enum(Role, native_enum=False, length=20, values_callable=_values))
+    role: Mapped[Role] = mapped_column(enum_column(Role))
     locale: Mapped[str] = mapped_column(String(8), default="en")
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     status: Mapped[InvitationStatus] = mapped_column(
-        Enum(InvitationStatus, native_enum=False, length=20, values_callable=_values),
+        enum_column(InvitationStatus),
         default=InvitationStatus.PENDING,
     )
     invited_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
