@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import email
 import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from email.message import Message
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from aiosmtpd.controller import Controller
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -20,6 +23,7 @@ from cloudlet.config import Settings
 from cloudlet.kit import migrate
 from cloudlet.surfaces.deps import Runtime
 from cloudlet.worker import SYSTEM_DATABASE_SUFFIX
+from tests.helpers import free_port
 
 POSTGRES_URL = os.environ.get("CLOUDLET_TEST_POSTGRES_URL", "")
 REDIS_URL = os.environ.get("CLOUDLET_TEST_REDIS_URL", "")
@@ -165,3 +169,32 @@ def api(runtime: Runtime) -> Iterator[Api]:
     """A client of a Cloudlet server on a fresh database."""
     with TestClient(create_app(runtime=runtime), raise_server_exceptions=False) as client:
         yield Api(client)
+
+
+class Inbox:
+    """A real SMTP server (aiosmtpd) on 127.0.0.1 that keeps every message it receives."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.messages: list[Message] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802  # aiosmtpd's hook
+        self.messages.append(email.message_from_bytes(envelope.content))
+        return "250 Message accepted for delivery"
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The settings that send Cloudlet's mail here."""
+        return {"smtp_host": "127.0.0.1", "smtp_port": self.port}
+
+
+@pytest.fixture
+def inbox() -> Iterator[Inbox]:
+    """An SMTP server for the test; point the server at it with settings_overrides -> inbox.settings."""
+    handler = Inbox(free_port())
+    controller = Controller(handler, hostname="127.0.0.1", port=handler.port)
+    controller.start()
+    try:
+        yield handler
+    finally:
+        controller.stop()

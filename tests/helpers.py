@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 from dataclasses import dataclass
 
 from cloudlet.auth import service as auth
@@ -96,3 +97,10 @@ def add_member(runtime: Runtime, owner: Person, project_id: int, person: Person,
     token = invite(runtime, owner, project_id, person.email, role)
     with runtime.db.session() as session:
         return projects.accept_invitation(session, _Acting(person.user), token).membership.id
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

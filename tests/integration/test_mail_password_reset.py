@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import email
 import json
 import re
-import socket
-from collections.abc import Iterator
 from datetime import timedelta
-from email.message import Message
-from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import select
 from typer.testing import CliRunner
 
@@ -20,7 +14,7 @@ from cloudlet.cli.main import app as cli
 from cloudlet.kit import clock
 from cloudlet.mail.models import MailStatus, OutboxMessage
 from cloudlet.surfaces.deps import Runtime
-from tests.conftest import Api
+from tests.conftest import Api, Inbox
 from tests.helpers import PASSWORD, make_user
 
 NEW_PASSWORD = "brand-new-password-7"
@@ -28,22 +22,6 @@ SAME_ANSWER = {"message": "If an account exists for this email, a password reset
 LINK = re.compile(r"http://cloudlet\.test/reset-password\?token=([A-Za-z0-9_-]+)")
 
 
-class Inbox:
-    """An aiosmtpd handler that keeps every message it receives."""
-
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802  # aiosmtpd's hook name
-        self.messages.append(email.message_from_bytes(envelope.content))
-        return "250 Message accepted for delivery"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def outbox(runtime: Runtime) -> list[OutboxMessage]:
@@ -59,31 +37,19 @@ def token_in(body: str) -> str:
 
 class TestWithSmtp:
     @pytest.fixture
-    def inbox(self) -> Iterator[tuple[Inbox, int]]:
-        handler = Inbox()
-        port = free_port()
-        controller = Controller(handler, hostname="127.0.0.1", port=port)
-        controller.start()
-        try:
-            yield handler, port
-        finally:
-            controller.stop()
-
-    @pytest.fixture
-    def settings_overrides(self, inbox: tuple[Inbox, int]) -> dict[str, object]:
-        return {"smtp_host": "127.0.0.1", "smtp_port": inbox[1]}
+    def settings_overrides(self, inbox: Inbox) -> dict[str, object]:
+        return inbox.settings
 
     def test_the_reset_email_arrives_and_its_link_works_once(self, api: Api, runtime: Runtime,
-                                                              inbox: tuple[Inbox, int]) -> None:
+                                                              inbox: Inbox) -> None:
         make_user(runtime, "jane@example.com")
         old_session = api.post("/v1/auth/login", json={"email": "jane@example.com", "password": PASSWORD}).json()
         reply = api.post("/v1/auth/forgot-password", json={"email": "Jane@Example.com"})
         assert reply.status_code == 202 and reply.json() == SAME_ANSWER
         runtime.mailer.wait()
 
-        handler, _ = inbox
-        assert len(handler.messages) == 1
-        message = handler.messages[0]
+        assert len(inbox.messages) == 1
+        message = inbox.messages[0]
         assert message["To"] == "jane@example.com"
         assert message["Subject"] == "Reset your Cloudlet password"
         payload = message.get_payload(decode=True)
@@ -104,11 +70,11 @@ class TestWithSmtp:
         assert again.json() == {"error": "This password reset link has already been used; request a new one."}
 
     def test_unknown_emails_get_the_same_answer_and_no_mail(self, api: Api, runtime: Runtime,
-                                                             inbox: tuple[Inbox, int]) -> None:
+                                                             inbox: Inbox) -> None:
         reply = api.post("/v1/auth/forgot-password", json={"email": "nobody@example.com"})
         assert reply.status_code == 202 and reply.json() == SAME_ANSWER
         runtime.mailer.wait()
-        assert inbox[0].messages == [] and outbox(runtime) == []
+        assert inbox.messages == [] and outbox(runtime) == []
 
 
 def test_without_smtp_the_message_stays_queued_in_the_outbox(api: Api, runtime: Runtime) -> None:

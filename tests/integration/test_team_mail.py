@@ -2,49 +2,20 @@
 
 from __future__ import annotations
 
-import email
-import socket
-from collections.abc import Iterator
 from email.header import decode_header, make_header
 from email.message import Message
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from cloudlet.surfaces.deps import Runtime
-from tests.conftest import Api
+from tests.conftest import Api, Inbox
 from tests.helpers import make_team, make_user
 
 
-class Inbox:
-    """An aiosmtpd handler that keeps every message it receives."""
-
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802  # aiosmtpd's hook name
-        self.messages.append(email.message_from_bytes(envelope.content))
-        return "250 Message accepted for delivery"
-
-
 @pytest.fixture
-def inbox() -> Iterator[tuple[Inbox, int]]:
-    handler = Inbox()
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield handler, port
-    finally:
-        controller.stop()
-
-
-@pytest.fixture
-def settings_overrides(inbox: tuple[Inbox, int]) -> dict[str, Any]:
-    return {"smtp_host": "127.0.0.1", "smtp_port": inbox[1]}
+def settings_overrides(inbox: Inbox) -> dict[str, Any]:
+    return inbox.settings
 
 
 def _text(message: Message) -> str:
@@ -54,7 +25,7 @@ def _text(message: Message) -> str:
 
 
 def test_an_arabic_invitation_arrives_and_its_link_works(api: Api, runtime: Runtime,
-                                                         inbox: tuple[Inbox, int]) -> None:
+                                                         inbox: Inbox) -> None:
     jane = make_user(runtime, "jane@example.com", name="Jane")
     carol = make_user(runtime, "carol@example.com")
     team = make_team(runtime, jane, "Acme")
@@ -64,7 +35,7 @@ def test_an_arabic_invitation_arrives_and_its_link_works(api: Api, runtime: Runt
     assert sent.status_code == 201, sent.text
     runtime.mailer.wait()
 
-    [message] = inbox[0].messages
+    [message] = inbox.messages
     assert message["To"] == "carol@example.com"
     subject = str(make_header(decode_header(message["Subject"])))
     assert "Acme" in subject and "دعاك" in subject
