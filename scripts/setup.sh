@@ -11,30 +11,25 @@ NODE_PACKAGES=(qemu-system-x86 qemu-utils libvirt-daemon libvirt-daemon-driver-q
                iptables dnsmasq-base xorriso syslinux syslinux-common mtools dosfstools fdisk cpio)
 EXTRAS="${CLOUDLET_SETUP_EXTRAS:-}"   # "dev" for the test tools
 
-missing=()
-if command -v dpkg-query >/dev/null 2>&1; then
-  for pkg in "${DEBIAN_PACKAGES[@]}"; do
+# install_missing "what" [apt-get options] -- packages: install those not installed yet
+install_missing() {
+  local what=$1; shift
+  local options=()
+  while [ "$1" != "--" ]; do options+=("$1"); shift; done; shift
+  local missing=()
+  command -v dpkg-query >/dev/null 2>&1 || return 0
+  for pkg in "$@"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
   done
-fi
-if [ "${#missing[@]}" -gt 0 ]; then
-  echo "== installing Debian packages: ${missing[*]}"
+  [ "${#missing[@]}" -gt 0 ] || return 0
+  echo "== installing $what: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
-missing=()
-if command -v dpkg-query >/dev/null 2>&1; then
-  for pkg in "${NODE_PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-  done
-fi
-if [ "${#missing[@]}" -gt 0 ]; then
-  echo "== installing the hypervisor packages: ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+  apt-get install -y -qq "${options[@]}" "${missing[@]}" >/dev/null
+}
+
+install_missing "Debian packages" -- "${DEBIAN_PACKAGES[@]}"
+install_missing "the hypervisor packages" --no-install-recommends -- "${NODE_PACKAGES[@]}"
 
 PYTHON="${CLOUDLET_PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then
