@@ -11,7 +11,7 @@ from cloudlet.kit import logging as cloudlet_logging
 from cloudlet.kit.db import Database
 from cloudlet.kit.ratelimit import RateLimiter
 from cloudlet.mail.service import Mailer
-from cloudlet.surfaces import errors
+from cloudlet.surfaces import docs, errors
 from cloudlet.surfaces.cyberpanel import account as cp_account
 from cloudlet.surfaces.cyberpanel import billing as cp_billing
 from cloudlet.surfaces.cyberpanel import catalog as cp_catalog
@@ -90,10 +90,13 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
         version=__version__,
         description="A self-hosted VPS cloud. Five API dialects, one core: see the tags.",
         openapi_tags=TAGS,
+        docs_url=None,  # served by surfaces/docs.py from local files
+        redoc_url=None,  # ReDoc would load its script from a CDN; Swagger UI covers the same document
         lifespan=worker.lifespan if worker is not None else None,
     )
     app.state.runtime = runtime
     errors.install(app, error_renderer)
+    docs.install(app)
     for module in (sh_health, sh_auth, sh_users, sh_tokens, sh_organizations, sh_admin, sh_billing,
                    sh_admin_catalog, primary_me, primary_tokens, primary_team, primary_catalog, primary_wallet,
                    primary_billing, primary_agent, cp_general, cp_account, cp_catalog, cp_billing, wc_catalog):

@@ -115,7 +115,12 @@ def test_docs_page_serves_html_that_loads_the_document(client: TestClient) -> No
     assert reply.headers["content-type"].startswith("text/html")
     assert "swagger-ui" in reply.text.lower()
     assert "/openapi.json" in reply.text
-    assert client.get("/redoc").status_code == 200
+    # the page loads Swagger UI from this server, never from a CDN (installations may be offline)
+    assert "cdn" not in reply.text.lower()
+    script = client.get("/docs/static/swagger-ui-bundle.js")
+    assert script.status_code == 200 and "SwaggerUIBundle" in script.text
+    assert client.get("/docs/static/swagger-ui.css").status_code == 200
+    assert client.get("/docs/oauth2-redirect").status_code == 200
 
 
 def test_tag_descriptions_name_each_surfaces_base_path() -> None:

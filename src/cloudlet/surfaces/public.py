@@ -12,7 +12,6 @@ PUBLIC_ENDPOINTS: frozenset[tuple[str, str]] = frozenset({
     ("GET", "/openapi.json"),
     ("GET", "/docs"),
     ("GET", "/docs/oauth2-redirect"),
-    ("GET", "/redoc"),
     # CyberPanel: "All API requests (except /health and /scopes) require authentication"
     ("GET", "/api/v1/health"),
     ("GET", "/api/v1/scopes"),
