@@ -22,7 +22,7 @@ from cloudlet.kit.errors import Forbidden
 from cloudlet.surfaces.deps import AuthedCaller, DbSession, Runtime
 from cloudlet.tokens import service as tokens
 from tests.conftest import Api
-from tests.helpers import Person, make_user, mint_token
+from tests.helpers import PASSWORD, Person, make_user, mint_token
 
 LOGS = "/v1/admin/audit-logs"
 EXPORT = "/v1/admin/audit-logs/export"
@@ -305,3 +305,18 @@ def test_real_endpoints_are_audited_on_every_surface(client: Api, runtime: Runti
     assert (primary["actor_user_id"], primary["token_id"], primary["target"]) == (
         jane.id, token_id(doomed), f"token_id={token_id(doomed)}")
     assert login["ip_address"] == "testclient"
+
+
+def test_a_sign_in_names_who_signed_in_without_saying_so_in_the_answer(
+        client: Api, runtime: Runtime, admin: Person) -> None:
+    jane = make_user(runtime, "jane@example.com")
+    reply = client.post("/v1/auth/login", json={"email": "jane@example.com", "password": PASSWORD})
+    assert reply.status_code == 200
+    assert set(reply.json()) == {"access_token", "refresh_token", "expires_in", "token_type"}
+    renewed = client.post("/v1/auth/refresh", json={"refresh_token": reply.json()["refresh_token"]})
+    assert renewed.status_code == 200 and "user_id" not in renewed.json()
+    signed_in = entries(client, admin, path="/v1/auth/")
+    assert [(e["path"], e["actor_user_id"], e["actor_email"]) for e in signed_in] == [
+        ("/v1/auth/refresh", jane.id, "jane@example.com"),
+        ("/v1/auth/login", jane.id, "jane@example.com"),
+    ]

@@ -93,6 +93,7 @@ class TokenPair(BaseModel):
     refresh_token: str
     expires_in: int
     token_type: Literal["Bearer"] = "Bearer"
+    user_id: int = Field(exclude=True)  # who signed in, for the audit log; never in the answer
 
 
 class MfaRequired(BaseModel):
@@ -101,6 +102,7 @@ class MfaRequired(BaseModel):
     mfa_required: Literal[True] = True
     challenge_token: str
     expires_in: int
+    user_id: int = Field(exclude=True)  # whose password was right, for the audit log; never in the answer
 
 
 class MfaStatusRead(BaseModel):

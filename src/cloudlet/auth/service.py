@@ -149,7 +149,7 @@ def issue_session(session: Session, settings: Settings, user: User, *, family: s
         expires_at=clock.now() + timedelta(days=settings.refresh_token_days),
     ))
     return TokenPair(access_token=issue_access_token(settings, user), refresh_token=secret,
-                     expires_in=settings.access_token_minutes * 60)
+                     expires_in=settings.access_token_minutes * 60, user_id=user.id)
 
 
 def _sign_in(session: Session, settings: Settings, user: User) -> SignIn:
@@ -157,7 +157,7 @@ def _sign_in(session: Session, settings: Settings, user: User) -> SignIn:
     if user.mfa_enabled:
         lifetime = timedelta(minutes=settings.mfa_challenge_minutes)
         challenge = encode_jwt(settings, subject=user.id, kind="mfa_challenge", lifetime=lifetime)
-        return MfaRequired(challenge_token=challenge, expires_in=int(lifetime.total_seconds()))
+        return MfaRequired(challenge_token=challenge, expires_in=int(lifetime.total_seconds()), user_id=user.id)
     return issue_session(session, settings, user)
 
 

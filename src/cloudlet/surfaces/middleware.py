@@ -89,7 +89,7 @@ class RequestBookkeeping:
         return RequestRecord(
             method=scope["method"], path=scope["path"], ip=ip, status=status, elapsed_ms=elapsed_ms,
             request_id=request_id, target=",".join(f"{k}={v}" for k, v in params.items()) or None,
-            actor=actor, reread_email=caller is not None and actor.email is None,
+            actor=actor, reread_email=actor.user_id is not None and actor.email is None,
         )
 
 

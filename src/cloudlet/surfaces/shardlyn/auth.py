@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse
@@ -52,6 +52,14 @@ def _refresh_session(runtime: AppRuntime) -> Iterator[Session]:
 
 RefreshSession = Annotated[Session, Depends(_refresh_session, scope="function")]
 
+SignedIn = TypeVar("SignedIn", TokenPair, MfaRequired, TokenPair | MfaRequired)
+
+
+def signed_in(request: Request, answer: SignedIn) -> SignedIn:
+    """Note who signed in, so the audit entry of this unauthenticated request names its actor."""
+    request.state.actor_user_id = answer.user_id
+    return answer
+
 
 @router.get("/bootstrap/status", response_model=BootstrapStatusRead, summary="Check if bootstrap needed")
 def bootstrap_status(db: DbSession) -> BootstrapStatusRead:
@@ -60,9 +68,9 @@ def bootstrap_status(db: DbSession) -> BootstrapStatusRead:
 
 
 @router.post("/bootstrap", status_code=201, response_model=TokenPair, summary="Create initial admin user")
-def bootstrap(body: Registration, db: DbSession, settings: AppSettings) -> TokenPair:
+def bootstrap(body: Registration, request: Request, db: DbSession, settings: AppSettings) -> TokenPair:
     """Create the first administrator (only while no account exists; 409 after) and sign them in."""
-    return auth.bootstrap(db, settings, body)
+    return signed_in(request, auth.bootstrap(db, settings, body))
 
 
 @router.post("/register", status_code=201, response_model=UserRead, summary="Register new user")
@@ -74,14 +82,15 @@ def register(body: Registration, db: DbSession, settings: AppSettings) -> User:
 @router.post("/login", response_model=TokenPair | MfaRequired, summary="Authenticate user")
 def login(body: Credentials, request: Request, db: DbSession, runtime: AppRuntime) -> TokenPair | MfaRequired:
     """Tokens for a right email and password, or an MFA challenge when the account has MFA on."""
-    return auth.login(db, runtime.settings, runtime.limiter, email=body.email, password=body.password,
-                      ip=client_ip(request, runtime.settings.trusted_proxies))
+    return signed_in(request, auth.login(db, runtime.settings, runtime.limiter, email=body.email,
+                                         password=body.password,
+                                         ip=client_ip(request, runtime.settings.trusted_proxies)))
 
 
 @router.post("/refresh", response_model=TokenPair, summary="Refresh access token")
-def refresh(body: RefreshRequest, db: RefreshSession, settings: AppSettings) -> TokenPair:
+def refresh(body: RefreshRequest, request: Request, db: RefreshSession, settings: AppSettings) -> TokenPair:
     """Spend a refresh token for new tokens; presenting a spent one ends its whole family (401)."""
-    return auth.refresh(db, settings, body.refresh_token)
+    return signed_in(request, auth.refresh(db, settings, body.refresh_token))
 
 
 @router.post("/logout", status_code=204, summary="Sign out")
@@ -112,11 +121,11 @@ def github_redirect(settings: AppSettings) -> RedirectResponse:
 
 
 @router.get("/github/callback", response_model=TokenPair | MfaRequired, summary="GitHub OAuth callback")
-def github_callback(db: DbSession, settings: AppSettings, code: str = "", state: str = "",
+def github_callback(request: Request, db: DbSession, settings: AppSettings, code: str = "", state: str = "",
                     error: str | None = None, error_description: str | None = None) -> TokenPair | MfaRequired:
     """Finish GitHub sign-in: the account linked to GitHub, else the one with its verified email, else a new one."""
     denied = (error_description or error) if error else None
-    return auth.github_sign_in(db, settings, code=code, state=state, denied=denied)
+    return signed_in(request, auth.github_sign_in(db, settings, code=code, state=state, denied=denied))
 
 
 @router.get("/mfa/status", response_model=MfaStatusRead, summary="Check MFA status")
@@ -148,5 +157,5 @@ def mfa_disable(body: MfaCode, caller: SessionCaller, db: DbSession, runtime: Ap
 @router.post("/mfa/challenge", response_model=TokenPair, summary="Submit TOTP during login")
 def mfa_challenge(body: MfaChallengeAnswer, request: Request, db: DbSession, runtime: AppRuntime) -> TokenPair:
     """Finish a sign-in with MFA: the challenge token from /login and a current TOTP code."""
-    return auth.mfa_challenge(db, runtime.settings, runtime.limiter, body.challenge_token, body.code,
-                              client_ip(request, runtime.settings.trusted_proxies))
+    return signed_in(request, auth.mfa_challenge(db, runtime.settings, runtime.limiter, body.challenge_token,
+                                                 body.code, client_ip(request, runtime.settings.trusted_proxies)))
