@@ -72,7 +72,7 @@ def upgrade() -> None:
     sa.Column('status', sa.Enum('active', 'suspended', name='userstatus', native_enum=False, length=20), nullable=False),
     sa.Column('suspended_reason', sa.String(length=500), nullable=True),
     sa.Column('onboarded', sa.Boolean(), nullable=False),
-    sa.Column('mfa_secret', sa.String(length=64), nullable=True),
+    sa.Column('mfa_secret', sa.String(length=255), nullable=True),
     sa.Column('mfa_enabled', sa.Boolean(), nullable=False),
     sa.Column('mfa_last_step', sa.BigInteger(), nullable=True),
     sa.Column('github_id', sa.BigInteger(), nullable=True),

@@ -10,7 +10,9 @@ from urllib.parse import parse_qs, urlparse
 
 import pyotp
 
+from cloudlet.auth.models import User
 from cloudlet.kit import clock
+from cloudlet.kit.secretbox import SecretBox
 from cloudlet.surfaces.deps import Runtime
 from tests.conftest import Api
 from tests.helpers import PASSWORD, Person, make_user
@@ -54,6 +56,16 @@ def test_enrolment_turns_on_only_after_a_valid_code(api: Api, runtime: Runtime) 
     assert me.get("/v1/auth/mfa/status").json() == {"enabled": True}
     again = me.post("/v1/auth/mfa/enroll")
     assert again.status_code == 409
+
+
+def test_the_totp_secret_is_kept_only_sealed(api: Api, runtime: Runtime) -> None:
+    jane = make_user(runtime, "jane@example.com")
+    secret = enable_mfa(api, jane)
+    with runtime.db.session(write=False) as session:
+        stored = session.get(User, jane.id)
+        assert stored is not None and stored.mfa_secret is not None
+        assert secret not in stored.mfa_secret
+        assert SecretBox(runtime.settings.jwt_secret, "mfa").open(stored.mfa_secret) == secret
 
 
 def test_mfa_endpoints_need_a_signed_in_session(api: Api, runtime: Runtime) -> None:

@@ -35,7 +35,7 @@ class User(Base):
     )
     suspended_reason: Mapped[str | None] = mapped_column(String(500))
     onboarded: Mapped[bool] = mapped_column(Boolean, default=False)
-    mfa_secret: Mapped[str | None] = mapped_column(String(64))  # set at enrolment, active once verified
+    mfa_secret: Mapped[str | None] = mapped_column(String(255))  # sealed (kit/secretbox); active once verified
     mfa_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
     mfa_last_step: Mapped[int | None] = mapped_column(BigInteger)  # TOTP time step last accepted
     github_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)

@@ -32,6 +32,7 @@ from cloudlet.kit.errors import Conflict, Forbidden, Invalid, NotFound, RateLimi
 from cloudlet.kit.ids import digest, new_secret
 from cloudlet.kit.pagination import Page
 from cloudlet.kit.ratelimit import RateLimiter, rule
+from cloudlet.kit.secretbox import SecretBox
 from cloudlet.mail import service as mail
 from cloudlet.projects import service as projects
 
@@ -356,11 +357,16 @@ def matching_step(secret: str, code: str, at: datetime) -> int | None:
     return None
 
 
-def _accept_code(session: Session, user: User, code: str) -> bool:
+@lru_cache(maxsize=4)
+def _mfa_box(master_secret: str) -> SecretBox:
+    return SecretBox(master_secret, "mfa")
+
+
+def _accept_code(session: Session, settings: Settings, user: User, code: str) -> bool:
     """Whether the code is the user's for a nearby step that has not been used yet; records the step."""
     if not user.mfa_secret:
         return False
-    step = matching_step(user.mfa_secret, code, clock.now())
+    step = matching_step(_mfa_box(settings.jwt_secret).open(user.mfa_secret), code, clock.now())
     # The conditional update makes a replayed (or concurrently submitted) code fail.
     return step is not None and repository.accept_mfa_step(session, user.id, step)
 
@@ -377,7 +383,7 @@ def mfa_enroll(session: Session, settings: Settings, limiter: RateLimiter, user:
     if user.mfa_enabled:
         raise Conflict("MFA is already enabled; disable it before enrolling again.", code="MFA_ALREADY_ENABLED")
     secret = pyotp.random_base32()
-    user.mfa_secret = secret
+    user.mfa_secret = _mfa_box(settings.jwt_secret).seal(secret)  # shown once below, kept only sealed
     user.mfa_last_step = None
     session.flush()
     uri = pyotp.TOTP(secret, interval=TOTP_STEP).provisioning_uri(name=user.email, issuer_name=MFA_ISSUER)
@@ -392,7 +398,7 @@ def mfa_verify(session: Session, settings: Settings, limiter: RateLimiter, user:
         raise Conflict("MFA is already enabled.", code="MFA_ALREADY_ENABLED")
     if not user.mfa_secret:
         raise Invalid("code", "Start with /v1/auth/mfa/enroll to get a secret first.", code="MFA_NOT_ENROLLED")
-    if not _accept_code(session, user, code):
+    if not _accept_code(session, settings, user, code):
         raise Invalid("code", BAD_CODE, code="INVALID_MFA_CODE")
     user.mfa_enabled = True
     session.flush()
@@ -404,7 +410,7 @@ def mfa_disable(session: Session, settings: Settings, limiter: RateLimiter, user
     _mfa_limits(limiter, settings, user_id=user.id, ip=ip)
     if not user.mfa_enabled:
         raise Invalid(None, "MFA is not enabled.", code="MFA_NOT_ENABLED")
-    if not _accept_code(session, user, code):
+    if not _accept_code(session, settings, user, code):
         raise Invalid("code", BAD_CODE, code="INVALID_MFA_CODE")
     user.mfa_enabled = False
     user.mfa_secret = None
@@ -421,7 +427,7 @@ def mfa_challenge(session: Session, settings: Settings, limiter: RateLimiter, ch
         raise Unauthenticated("The challenge token is invalid; sign in again.", code="INVALID_TOKEN")
     _mfa_limits(limiter, settings, user_id=user.id, ip=None)
     _refuse_suspended(user)
-    if not _accept_code(session, user, code):
+    if not _accept_code(session, settings, user, code):
         raise Unauthenticated(BAD_CODE, code="INVALID_MFA_CODE")
     return issue_session(session, settings, user)
 
