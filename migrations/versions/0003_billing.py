@@ -81,7 +81,7 @@ def upgrade() -> None:
     sa.CheckConstraint("(type = 'credit' AND amount_cents > 0) OR (type = 'debit' AND amount_cents < 0)", name=op.f('ck_ledger_entries_amount_sign')),
     sa.CheckConstraint('balance_after_cents >= 0', name=op.f('ck_ledger_entries_no_overdraft')),
     sa.ForeignKeyConstraint(['actor_user_id'], ['users.id'], name=op.f('fk_ledger_entries_actor_user_id_users'), ondelete='SET NULL'),
-    sa.ForeignKeyConstraint(['wallet_id'], ['wallets.id'], name=op.f('fk_ledger_entries_wallet_id_wallets'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['wallet_id'], ['wallets.id'], name=op.f('fk_ledger_entries_wallet_id_wallets'), ondelete='RESTRICT'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_ledger_entries')),
     sa.UniqueConstraint('wallet_id', 'idempotency_key', name='uq_ledger_entries_wallet_id_idempotency_key'),
     sa.UniqueConstraint('wallet_id', 'seq', name='uq_ledger_entries_wallet_id_seq')
@@ -110,8 +110,8 @@ def upgrade() -> None:
     sa.Column('ended_at', cloudlet.kit.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('created_at', cloudlet.kit.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', cloudlet.kit.db.UTCDateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_subscriptions_project_id_projects'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['wallet_id'], ['wallets.id'], name=op.f('fk_subscriptions_wallet_id_wallets'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_subscriptions_project_id_projects'), ondelete='RESTRICT'),
+    sa.ForeignKeyConstraint(['wallet_id'], ['wallets.id'], name=op.f('fk_subscriptions_wallet_id_wallets'), ondelete='RESTRICT'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_subscriptions')),
     sa.UniqueConstraint('reference', name=op.f('uq_subscriptions_reference'))
     )

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from cloudlet.projects.models import Project
 from cloudlet.surfaces.deps import Runtime
 from tests.conftest import Api
-from tests.helpers import PASSWORD, make_user
+from tests.helpers import PASSWORD, add_member, make_team, make_user
 
 
 def sign_in(api: Api, email: str, password: str = PASSWORD) -> dict[str, str]:
@@ -136,3 +137,40 @@ def test_suspend_without_a_body_and_not_oneself(api: Api, runtime: Runtime) -> N
     assert api.as_(root.jwt).post(f"/v1/admin/users/{jane.id}/suspend").json()["status"] == "suspended"
     assert api.as_(root.jwt).post(f"/v1/admin/users/{root.id}/suspend").status_code == 400
     assert api.as_(root.jwt).post("/v1/admin/users/999999/suspend").status_code == 404
+
+
+def test_deleting_a_user_removes_the_projects_only_they_belong_to(api: Api, runtime: Runtime) -> None:
+    admin = make_user(runtime, "admin@example.com", admin=True)
+    jane = make_user(runtime, "jane@example.com")
+    solo = make_team(runtime, jane, "Solo")
+    assert api.as_(admin.token).delete(f"/v1/users/{jane.id}").status_code == 204
+    with runtime.db.session(write=False) as session:
+        assert session.get(Project, jane.project_id) is None
+        assert session.get(Project, solo) is None
+
+
+def test_the_last_owner_of_a_shared_project_cannot_be_deleted(api: Api, runtime: Runtime) -> None:
+    admin = make_user(runtime, "admin@example.com", admin=True)
+    jane = make_user(runtime, "jane@example.com")
+    bob = make_user(runtime, "bob@example.com")
+    team = make_team(runtime, jane, "Acme")
+    add_member(runtime, jane, team, bob)
+    refused = api.as_(admin.token).delete(f"/v1/users/{jane.id}")
+    assert refused.status_code == 409
+    assert refused.json() == {"error": "The user is the only owner of the project 'Acme'; "
+                                       "make another member an owner first."}
+    assert api.as_(jane.token).get("/api/me").status_code == 200  # nothing was removed
+    promoted = api.as_(jane.token).put(f"/v1/organizations/{team}/members/{bob.id}/role", json={"role": "owner"})
+    assert promoted.status_code == 200, promoted.text
+    assert api.as_(admin.token).delete(f"/v1/users/{jane.id}").status_code == 204
+    assert [p["name"] for p in api.as_(bob.token).get("/api/me").json()["projects"]] == ["default", "Acme"]
+
+
+def test_a_user_whose_wallet_holds_entries_is_not_deleted(api: Api, runtime: Runtime) -> None:
+    admin = make_user(runtime, "admin@example.com", admin=True)
+    jane = make_user(runtime, "jane@example.com")
+    credit = api.as_(admin.token).post(f"/v1/admin/wallets/{jane.project_id}/credits", json={"amount_cents": 500})
+    assert credit.status_code == 201
+    refused = api.as_(admin.token).delete(f"/v1/users/{jane.id}")
+    assert refused.status_code == 409 and "still holds resources" in refused.json()["error"]
+    assert api.as_(jane.token).get("/api/wallet/balance").json()["balance_cents"] == 500

@@ -507,10 +507,15 @@ def admin_create_user(session: Session, settings: Settings, data: UserCreate) ->
 
 
 def delete_user(session: Session, actor: User, user_id: int) -> None:
-    """Remove an account and everything that cascades from it; never the acting administrator's own."""
+    """Remove an account, the projects only it belongs to, and everything that cascades from them.
+
+    Never the acting administrator's own; refused while it is the last owner of a shared project or
+    a project of its holds resources (projects.release_user says which).
+    """
     user = get_user(session, user_id)
     if user.id == actor.id:
         raise Invalid(None, "You cannot delete your own account.", code="CANNOT_DELETE_SELF")
+    projects.release_user(session, user.id)
     repository.delete(session, user)
 
 

@@ -97,7 +97,8 @@ class LedgerEntry(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    wallet_id: Mapped[int] = mapped_column(ForeignKey("wallets.id", ondelete="CASCADE"))
+    # RESTRICT: the ledger is never deleted; a wallet with entries keeps its project from being deleted
+    wallet_id: Mapped[int] = mapped_column(ForeignKey("wallets.id", ondelete="RESTRICT"))
     seq: Mapped[int] = mapped_column(BigInteger)
     type: Mapped[EntryType] = mapped_column(enum_column(EntryType))
     kind: Mapped[EntryKind] = mapped_column(enum_column(EntryKind))
@@ -117,8 +118,9 @@ class Subscription(Base):
     __table_args__ = (Index("ix_subscriptions_status_billed_till", "status", "billed_till"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
-    wallet_id: Mapped[int] = mapped_column(ForeignKey("wallets.id", ondelete="CASCADE"))
+    # RESTRICT: a project with subscriptions (servers being billed) cannot be deleted from under them
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="RESTRICT"), index=True)
+    wallet_id: Mapped[int] = mapped_column(ForeignKey("wallets.id", ondelete="RESTRICT"))
     reference: Mapped[str] = mapped_column(String(200), unique=True)  # the instance it pays for
     plan_id: Mapped[int] = mapped_column(Integer)
     cycle: Mapped[str] = mapped_column(String(32))  # a catalogue cycle code ("monthly") or "hourly"

@@ -141,6 +141,12 @@ def delete_membership(session: Session, member: Membership) -> None:
     session.flush()
 
 
+def count_members(session: Session, project_id: int) -> int:
+    """How many members a project has."""
+    return int(session.scalar(select(func.count()).select_from(Membership)
+                              .where(Membership.project_id == project_id)) or 0)
+
+
 def count_owners(session: Session, project_id: int) -> int:
     """How many owners the project has."""
     return session.scalar(

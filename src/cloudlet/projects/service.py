@@ -163,6 +163,25 @@ def delete_project(session: Session, actor: Actor, project_id: int) -> None:
         raise Conflict("The project still holds resources that must be deleted first.")
 
 
+def release_user(session: Session, user_id: int) -> None:
+    """Prepare a user's deletion: remove the projects only they belong to, personal one included.
+
+    Refused (Conflict, nothing removed) while the user is the only owner of a project others still
+    use, or while a project of theirs holds resources (a wallet with entries, servers...).
+    """
+    alone: list[Project] = []
+    for membership, project in repository.memberships_of_user(session, user_id):
+        if repository.count_members(session, project.id) == 1:
+            alone.append(project)
+        elif membership.role is Role.OWNER and repository.count_owners(session, project.id) == 1:
+            raise Conflict(f"The user is the only owner of the project {project.name!r}; "
+                           "make another member an owner first.", code="LAST_OWNER")
+    for project in alone:
+        if not repository.delete_project(session, project):
+            raise Conflict(f"The project {project.name!r} still holds resources (a wallet with entries, "
+                           "servers...); they must be settled first.", code="PROJECT_NOT_EMPTY")
+
+
 # --- members ------------------------------------------------------------------------------------
 
 
