@@ -34,6 +34,7 @@ from cloudlet.surfaces.shardlyn import auth as sh_auth
 from cloudlet.surfaces.shardlyn import billing as sh_billing
 from cloudlet.surfaces.shardlyn import errors as shardlyn_errors
 from cloudlet.surfaces.shardlyn import health as sh_health
+from cloudlet.surfaces.shardlyn import images as sh_images
 from cloudlet.surfaces.shardlyn import organizations as sh_organizations
 from cloudlet.surfaces.shardlyn import tokens as sh_tokens
 from cloudlet.surfaces.shardlyn import users as sh_users
@@ -94,7 +95,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
     )
     app.state.runtime = runtime
     errors.install(app, error_renderer)
-    for module in (sh_health, sh_auth, sh_users, sh_tokens, sh_organizations, sh_admin, sh_billing,
+    for module in (sh_health, sh_auth, sh_users, sh_tokens, sh_organizations, sh_admin, sh_billing, sh_images,
                    sh_admin_catalog, primary_me, primary_tokens, primary_team, primary_catalog, primary_wallet,
                    primary_billing, primary_agent, cp_general, cp_account, cp_catalog, cp_billing, wc_catalog):
         app.include_router(module.router)

@@ -15,8 +15,10 @@ from cloudlet.catalog.models import (
     Region,
 )
 from cloudlet.events.models import Event
+from cloudlet.images.models import Image
 from cloudlet.kit.db import Base
 from cloudlet.mail.models import OutboxMessage
+from cloudlet.networking.models import ReverseDns
 from cloudlet.projects.models import Invitation, MemberPermission, Membership, Project
 from cloudlet.surfaces.idempotency import IdempotencyRecord
 from cloudlet.tokens.models import ApiToken, TokenUsage
@@ -29,6 +31,7 @@ __all__ = [
     "Event",
     "ExchangeRate",
     "IdempotencyRecord",
+    "Image",
     "Invitation",
     "IpAllocation",
     "IpPool",
@@ -44,6 +47,7 @@ __all__ = [
     "ProjectPrice",
     "RefreshToken",
     "Region",
+    "ReverseDns",
     "Subscription",
     "SystemFlag",
     "TokenUsage",
