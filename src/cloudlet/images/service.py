@@ -15,8 +15,9 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from cloudlet.catalog import service as catalog
+from cloudlet.drivers.base import ImageInfo
 from cloudlet.images import repository
-from cloudlet.images.models import Image, ImageStatus
+from cloudlet.images.models import Image, ImageSource, ImageStatus
 from cloudlet.images.schemas import ImageRead, ImageRegister
 from cloudlet.kit.errors import Conflict, Invalid, NotFound
 
@@ -75,6 +76,13 @@ def register_image(session: Session, data: ImageRegister) -> ImageRead:
         image.checksum, image.status = checksum, ImageStatus.AVAILABLE
         repository.flush(session)
     return _read(image, _templates_by_image(session))
+
+
+def register_from_driver(session: Session, info: ImageInfo, source: ImageSource, file: Path) -> ImageRead:
+    """Record what driver.import_image stored from file: its volume, sizes and the file's checksum."""
+    return register_image(session, ImageRegister(
+        name=info.name, source=source, volume=info.name, virtual_size_bytes=info.virtual_size_bytes,
+        file_size_bytes=file.stat().st_size, checksum=file_checksum(file)))
 
 
 def list_images(session: Session) -> list[ImageRead]:
