@@ -18,6 +18,7 @@ from cloudlet.events.models import Event
 from cloudlet.images.models import Image
 from cloudlet.kit.db import Base
 from cloudlet.mail.models import OutboxMessage
+from cloudlet.nodes.models import Node, NodeRegistrationToken, NodeReservation
 from cloudlet.networking.models import ReverseDns
 from cloudlet.projects.models import Invitation, MemberPermission, Membership, Project
 from cloudlet.surfaces.idempotency import IdempotencyRecord
@@ -38,6 +39,9 @@ __all__ = [
     "LedgerEntry",
     "MemberPermission",
     "Membership",
+    "Node",
+    "NodeRegistrationToken",
+    "NodeReservation",
     "OsTemplate",
     "OutboxMessage",
     "PasswordReset",
