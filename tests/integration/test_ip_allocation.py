@@ -9,6 +9,7 @@ import pytest
 from cloudlet.catalog import service as catalog
 from cloudlet.catalog.schemas import IpPoolCreate, IpPoolUpdate, RegionCreate
 from cloudlet.kit.errors import Invalid, NotFound, Unavailable
+from cloudlet.networking import repository
 from cloudlet.networking import service as networking
 from cloudlet.networking.schemas import IpFamily
 from cloudlet.surfaces.deps import Runtime
@@ -173,3 +174,37 @@ def test_concurrent_allocations_never_hand_out_an_address_twice(runtime: Runtime
     with runtime.db.session(write=False) as session:
         pool = catalog.list_pools(session, "fra")[0]
         assert (pool.allocated, pool.available) == (11, 0)
+
+
+def test_an_address_taken_meanwhile_is_refused_by_the_database_and_the_transaction_goes_on(
+        runtime: Runtime, region: str) -> None:
+    with runtime.db.session() as session:
+        taken = networking.allocate(session, region, "inst-1")
+    with runtime.db.session() as session:
+        # what a racing allocator without the pool lock would try: the unique address refuses it in a
+        # savepoint, so the caller's transaction stays usable and moves on to the next address
+        assert repository.try_insert(session, taken.pool_id, taken.address, "inst-2") is None
+        assert networking.allocate(session, region, "inst-2").address == "198.51.100.4"
+    with runtime.db.session(write=False) as session:
+        assert networking.get_allocation(session, taken.address).owner == "inst-1"
+
+
+def test_concurrent_ipv6_allocations_are_distinct(runtime: Runtime, region: str) -> None:
+    callers = 12
+    start = threading.Barrier(callers)
+    addresses: list[str] = []
+    lock = threading.Lock()
+
+    def create(n: int) -> None:
+        start.wait()
+        with runtime.db.session() as session:
+            address = networking.allocate(session, region, f"inst-{n}", IpFamily.IPV6).address
+        with lock:
+            addresses.append(address)
+
+    threads = [threading.Thread(target=create, args=(n,)) for n in range(callers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert sorted(addresses) == sorted(f"2001:db8:1::{n:x}" for n in range(2, 2 + callers))
