@@ -42,6 +42,7 @@ from cloudlet.surfaces.shardlyn import tokens as sh_tokens
 from cloudlet.surfaces.shardlyn import users as sh_users
 from cloudlet.surfaces.wayscloud import catalog as wc_catalog
 from cloudlet.surfaces.wayscloud import errors as wayscloud_errors
+from cloudlet.webhooks import workflows as webhook_workflows
 from cloudlet.worker import Worker
 
 ELXEGA_PREFIXES = ("/v1/workloads", "/v1/deployments", "/v1/resources")
@@ -80,8 +81,9 @@ def build_runtime(settings: Settings) -> Runtime:
 def create_worker(settings: Settings | None = None, runtime: Runtime | None = None) -> Worker:
     """The durable-workflow worker (DBOS) with every queue and scheduled job; start() launches it."""
     runtime = runtime or build_runtime(settings or Settings())
-    return Worker(runtime.settings, runtime.db, queues=[billing_workflows.QUEUE],
+    return Worker(runtime.settings, runtime.db, queues=[billing_workflows.QUEUE, webhook_workflows.QUEUE],
                   schedules=[*billing_workflows.schedules(runtime.settings),
+                             *webhook_workflows.schedules(runtime.settings),
                              *node_workflows.schedules(runtime.settings)])
 
 

@@ -23,6 +23,7 @@ from cloudlet.networking.models import ReverseDns
 from cloudlet.projects.models import Invitation, MemberPermission, Membership, Project
 from cloudlet.surfaces.idempotency import IdempotencyRecord
 from cloudlet.tokens.models import ApiToken, TokenUsage
+from cloudlet.webhooks.models import WebhookDelivery
 
 __all__ = [
     "ApiToken",
@@ -57,4 +58,5 @@ __all__ = [
     "TokenUsage",
     "User",
     "Wallet",
+    "WebhookDelivery",
 ]

@@ -1,0 +1,97 @@
+"""Webhook delivery as a durable workflow, started right after the commit that queued it.
+
+Each delivery has one workflow, `cloudlet-webhook-<id>`: an attempt is a step, the wait between
+attempts a durable DBOS sleep, so a worker that stops or crashes resumes the schedule where it was.
+The workflow id makes starting idempotent: the after-commit hook (in a process that runs a worker)
+and the sweep (every CLOUDLET_WEBHOOK_SWEEP_SCHEDULE, for deliveries queued by a process without a
+worker, or whose hook was lost in a crash) may both start a delivery; it still runs once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+import structlog
+from dbos import DBOS, SetWorkflowID
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from cloudlet import worker
+from cloudlet.config import Settings
+from cloudlet.webhooks import service
+
+log = structlog.get_logger(__name__)
+
+QUEUE = worker.QueueSpec("cloudlet-webhooks")
+SWEEP_NAME = "cloudlet-webhooks-sweep"
+
+
+def workflow_id(delivery_id: int) -> str:
+    """The one workflow id of a delivery."""
+    return f"cloudlet-webhook-{delivery_id}"
+
+
+# A step that raises (the database was unreachable, say) is tried again a few times; the attempt
+# itself never raises for what the receiver did, it records it and says when to come back.
+@DBOS.step(name="cloudlet.webhooks.attempt", retries_allowed=True, max_attempts=3, interval_seconds=2.0)
+def attempt(delivery_id: int) -> float | None:
+    """One attempt; the seconds to wait before the next, or None when the delivery is finished."""
+    running = worker.current()
+    return service.attempt(running.db, running.settings, delivery_id)
+
+
+@DBOS.workflow(name="cloudlet.webhooks.deliver")
+def deliver(delivery_id: int) -> None:
+    """Attempt, wait, attempt again, until delivered or given up."""
+    while (wait := attempt(delivery_id)) is not None:
+        DBOS.sleep(wait)
+
+
+@DBOS.step(name="cloudlet.webhooks.pending", retries_allowed=True, max_attempts=3)
+def pending() -> list[int]:
+    """The deliveries still pending."""
+    with worker.current().db.session(write=False) as session:
+        return service.pending_ids(session)
+
+
+@DBOS.workflow(name="cloudlet.webhooks.sweep")
+def sweep(scheduled_at: datetime, _context: Any) -> None:
+    """Make sure every pending delivery has its workflow (starting one that has is a no-op)."""
+    ids = pending()
+    start(ids)
+    if ids:
+        log.debug("webhook sweep", scheduled_at=scheduled_at.isoformat(), pending=len(ids))
+
+
+def start(delivery_ids: Iterable[int]) -> None:
+    """Enqueue the delivery workflows (each at most once, whoever asks)."""
+    for delivery_id in delivery_ids:
+        with SetWorkflowID(workflow_id(delivery_id)):
+            DBOS.enqueue_workflow(QUEUE.name, deliver, delivery_id)
+
+
+@event.listens_for(Session, "after_commit")
+def _start_after_commit(session: Session) -> None:
+    ids: list[int] = session.info.pop(service.ENQUEUED_KEY, [])
+    if not ids:
+        return
+    try:
+        worker.current()
+    except RuntimeError:
+        return  # no worker in this process: the sweep of one elsewhere starts them
+    try:
+        start(ids)
+    except Exception as exc:  # the deliveries are committed; the sweep picks up what this missed
+        log.warning("webhook start deferred to the sweep", delivery_ids=ids, error=f"{type(exc).__name__}: {exc}")
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_after_rollback(session: Session) -> None:
+    session.info.pop(service.ENQUEUED_KEY, None)
+
+
+def schedules(settings: Settings) -> list[worker.Schedule]:
+    """The sweep schedule the worker applies at start."""
+    return [worker.Schedule(SWEEP_NAME, sweep, settings.webhook_sweep_schedule, queue=QUEUE.name)]
