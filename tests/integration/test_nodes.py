@@ -214,3 +214,25 @@ def test_serve_start_up_registers_the_local_node_only_when_libvirt_is_prepared(r
     with runtime.db.session() as session:
         assert nodes.ensure_local_node(session, runtime.settings) is not None
         assert [n.uri for n in nodes.list_nodes(session)] == ["qemu:///system"]
+
+
+def test_refresh_inventory_asks_the_driver_without_touching_health(api: Api, admin: Person, runtime: Runtime) -> None:
+    node_id = api.as_(admin.token).post("/v1/nodes", json=NODE).json()["id"]
+    with runtime.db.session() as session:
+        found = nodes.refresh_inventory(session, node_id, FakeDriver())
+        assert found.guests == [] and found.system.hostname == "hv1.example.net"
+        with pytest.raises(NodeUnreachable):
+            nodes.refresh_inventory(session, node_id, DeadDriver())
+    shown = api.as_(admin.token).get(f"/v1/nodes/{node_id}").json()
+    assert shown["inventory_at"] is not None and shown["status"] == "unreachable"  # only a heartbeat says ready
+
+
+def test_a_node_with_guests_cannot_move_region(api: Api, admin: Person, runtime: Runtime) -> None:
+    client = api.as_(admin.token)
+    node_id = client.post("/v1/nodes", json=NODE).json()["id"]
+    with runtime.db.session() as session:
+        nodes.heartbeat(session, node_id, FakeDriver())
+        nodes.schedule(session, "fra1", Resources(vcpu=1, memory_mib=512, disk_gib=10))
+    moved = client.put(f"/v1/nodes/{node_id}", json={"region": "ams1"})
+    assert moved.status_code == 409 and "region" in moved.json()["error"]
+    assert client.put(f"/v1/nodes/{node_id}", json={"region": "fra1", "name": "hv-renamed"}).status_code == 200
