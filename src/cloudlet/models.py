@@ -18,8 +18,8 @@ from cloudlet.events.models import Event
 from cloudlet.images.models import Image
 from cloudlet.kit.db import Base
 from cloudlet.mail.models import OutboxMessage
-from cloudlet.nodes.models import Node, NodeRegistrationToken, NodeReservation
 from cloudlet.networking.models import ReverseDns
+from cloudlet.nodes.models import Node, NodeRegistrationToken, NodeReservation
 from cloudlet.projects.models import Invitation, MemberPermission, Membership, Project
 from cloudlet.surfaces.idempotency import IdempotencyRecord
 from cloudlet.tokens.models import ApiToken, TokenUsage
