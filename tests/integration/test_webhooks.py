@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -259,6 +261,22 @@ def test_the_private_target_check_is_made_again_before_sending(
     assert done.status == DeliveryStatus.FAILED and done.attempts == 1 and done.last_status_code is None
     assert done.last_error is not None and "loopback" in done.last_error and done.last_error.startswith("refused")
     assert receiver.requests == []
+
+
+def test_a_name_that_resolves_to_an_internal_address_is_refused_after_dns(
+        runtime: Runtime, worker: Worker, receiver: Receiver) -> None:
+    name = socket.gethostname()  # /etc/hosts maps it to loopback (or the host's private address)
+    port = receiver.url.split(":")[2].split("/")[0]
+    addresses = {info[4][0] for info in socket.getaddrinfo(name, int(port), type=socket.SOCK_STREAM)}
+    if any(ipaddress.ip_address(str(a)).is_global for a in addresses):
+        pytest.skip(f"{name} resolves to a public address here")
+    runtime.settings.webhook_allow_private = False
+    queued = enqueue(runtime, f"http://{name}:{port}/hooks/cloudlet")  # no DNS when queued: accepted
+    with worker:
+        done = wait_for(lambda: finished(runtime, queued.id), "the refusal")
+    assert done.status == DeliveryStatus.FAILED and done.attempts == 1
+    assert done.last_error is not None and done.last_error.startswith(f"refused: {name} resolves to a")
+    assert receiver.requests == []  # had it connected, the receiver on 127.0.0.1 would have answered
 
 
 @pytest.mark.parametrize("url", [
