@@ -57,7 +57,7 @@ class Received:
 class Receiver:
     """An HTTP server on 127.0.0.1 that records requests and answers with the next scripted status."""
 
-    script: list[int] = field(default_factory=list)
+    script: list[int | tuple[int, dict[str, str]]] = field(default_factory=list)
     requests: list[Received] = field(default_factory=list)
     server: ThreadingHTTPServer | None = None
 
@@ -69,8 +69,11 @@ class Receiver:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 receiver.requests.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()},
                                                   body, time.monotonic()))
-                status = receiver.script.pop(0) if receiver.script else 200
+                answer = receiver.script.pop(0) if receiver.script else 200
+                status, headers = answer if isinstance(answer, tuple) else (answer, {})
                 self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
                 self.send_header("Content-Length", "2")
                 self.end_headers()
                 self.wfile.write(b"ok")
@@ -202,6 +205,17 @@ def test_a_5xx_and_a_429_are_retried_with_growing_waits_until_a_2xx(
     assert [r.headers["x-webhook-attempt"] for r in receiver.requests] == ["1", "2", "3"]
     assert second.at - first.at >= BACKOFF * 0.9
     assert third.at - second.at >= 2 * BACKOFF * 0.9  # exponential: the second wait is twice the first
+
+
+def test_a_retry_after_longer_than_the_backoff_is_honoured(
+        runtime: Runtime, worker: Worker, receiver: Receiver) -> None:
+    receiver.script = [(429, {"Retry-After": "2"})]
+    with worker:
+        queued = enqueue(runtime, receiver.url)
+        done = wait_for(lambda: finished(runtime, queued.id), "the delivery")
+    assert done.status == DeliveryStatus.DELIVERED and done.attempts == 2
+    first, second = receiver.requests
+    assert second.at - first.at >= 2 * 0.95  # not the 0.3 s backoff
 
 
 def test_a_4xx_is_given_up_at_once(runtime: Runtime, worker: Worker, receiver: Receiver) -> None:

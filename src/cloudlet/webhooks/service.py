@@ -38,6 +38,7 @@ ENQUEUED_KEY = "cloudlet_webhooks_enqueued"  # session.info: delivery ids to sta
 SIGNATURE_HEADER = "X-Webhook-Signature"
 MAX_SECRET_LENGTH = 500
 RETRYABLE_STATUSES = frozenset({408, 429})
+MAX_RETRY_AFTER_SECONDS = 600.0  # a receiver's Retry-After is honoured up to this long
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -134,6 +135,7 @@ class _Outcome:
     status_code: int | None = None
     error: str | None = None
     refused: bool = False
+    retry_after: float | None = None  # seconds, from a Retry-After header
 
 
 def attempt(db: Database, settings: Settings, delivery_id: int) -> float | None:
@@ -176,6 +178,8 @@ def _record(delivery: WebhookDelivery, settings: Settings, outcome: _Outcome) ->
                     error=delivery.last_error, attempts=delivery.attempts)
         return None
     wait: float = settings.webhook_backoff_seconds * 2.0 ** (delivery.attempts - 1)
+    if outcome.retry_after is not None:  # the receiver asked for a longer pause (429, 503)
+        wait = max(wait, min(outcome.retry_after, MAX_RETRY_AFTER_SECONDS))
     delivery.next_attempt_at = now + timedelta(seconds=wait)
     log.info("webhook will retry", delivery_id=delivery.id, status_code=code, error=delivery.last_error,
              attempts=delivery.attempts, wait_seconds=wait)
@@ -208,10 +212,18 @@ def _post(settings: Settings, request: _Request) -> _Outcome:
                 client.stream("POST", target.url, content=request.body, headers=headers,
                               extensions=extensions) as reply:
             code = reply.status_code
+            retry_after = _seconds(reply.headers.get("Retry-After"))
     except httpx.HTTPError as exc:
         return _Outcome(error=f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
     if 300 <= code < 400:
         return _Outcome(status_code=code, error=f"HTTP {code}: redirects are not followed")
     if not 200 <= code < 300:
-        return _Outcome(status_code=code, error=f"HTTP {code}")
+        return _Outcome(status_code=code, error=f"HTTP {code}", retry_after=retry_after)
     return _Outcome(status_code=code)
+
+
+def _seconds(retry_after: str | None) -> float | None:
+    # only the delay-seconds form; an HTTP date is rare from webhook receivers and falls back to backoff
+    if retry_after is None or not retry_after.strip().isdigit():
+        return None
+    return float(retry_after.strip())
