@@ -23,6 +23,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.create_table('webhook_deliveries',
     sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('workflow_id', sa.String(length=64), nullable=False),
     sa.Column('reference', sa.String(length=100), nullable=True),
     sa.Column('url', sa.String(length=2048), nullable=False),
     sa.Column('secret', sa.String(length=500), nullable=True),
@@ -36,7 +37,8 @@ def upgrade() -> None:
     sa.Column('next_attempt_at', cloudlet.kit.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('created_at', cloudlet.kit.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('delivered_at', cloudlet.kit.db.UTCDateTime(timezone=True), nullable=True),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_webhook_deliveries'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_webhook_deliveries')),
+    sa.UniqueConstraint('workflow_id', name=op.f('uq_webhook_deliveries_workflow_id'))
     )
     with op.batch_alter_table('webhook_deliveries', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_webhook_deliveries_reference'), ['reference'], unique=False)

@@ -26,6 +26,9 @@ class WebhookDelivery(Base):
     __tablename__ = "webhook_deliveries"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # the id of the delivery's DBOS workflow: random, so a database started afresh beside an old
+    # workflow store can never find its new deliveries already "done" there under a reused row id
+    workflow_id: Mapped[str] = mapped_column(String(64), unique=True)
     reference: Mapped[str | None] = mapped_column(String(100), index=True)  # e.g. the instance's id
     url: Mapped[str] = mapped_column(String(2048))
     # Kept as given: the HMAC needs the secret itself, so a digest would not do. Never shown by the API.

@@ -26,8 +26,8 @@ def for_reference(session: Session, reference: str) -> list[WebhookDelivery]:
     return list(session.scalars(query))
 
 
-def pending_ids(session: Session, limit: int) -> list[int]:
-    """Ids of deliveries still pending, oldest first."""
-    query = (select(WebhookDelivery.id).where(WebhookDelivery.status == DeliveryStatus.PENDING)
-             .order_by(WebhookDelivery.id).limit(limit))
-    return list(session.scalars(query))
+def pending(session: Session, limit: int) -> list[tuple[int, str]]:
+    """(id, workflow id) of the deliveries still pending, oldest first."""
+    query = (select(WebhookDelivery.id, WebhookDelivery.workflow_id)
+             .where(WebhookDelivery.status == DeliveryStatus.PENDING).order_by(WebhookDelivery.id).limit(limit))
+    return [(row.id, row.workflow_id) for row in session.execute(query)]

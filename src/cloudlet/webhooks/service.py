@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -34,7 +35,7 @@ from cloudlet.webhooks.schemas import DeploymentData, DeploymentNotice, WebhookD
 
 log = structlog.get_logger(__name__)
 
-ENQUEUED_KEY = "cloudlet_webhooks_enqueued"  # session.info: delivery ids to start once the commit is done
+ENQUEUED_KEY = "cloudlet_webhooks_enqueued"  # session.info: (id, workflow id) to start once the commit is done
 SIGNATURE_HEADER = "X-Webhook-Signature"
 MAX_SECRET_LENGTH = 500
 RETRYABLE_STATUSES = frozenset({408, 429})
@@ -66,9 +67,10 @@ def enqueue(session: Session, settings: Settings, *, url: str, secret: str | Non
     body = (payload.model_dump_json() if isinstance(payload, BaseModel)
             else json.dumps(payload, separators=(",", ":"), ensure_ascii=False, default=str))
     delivery = repository.insert(session, WebhookDelivery(
-        reference=reference, url=url, secret=secret or None, event=str(event), body=body,
-        status=DeliveryStatus.PENDING, attempts=0, next_attempt_at=clock.now()))
-    session.info.setdefault(ENQUEUED_KEY, []).append(delivery.id)
+        workflow_id=f"cloudlet-webhook-{uuid.uuid4().hex}", reference=reference, url=url,
+        secret=secret or None, event=str(event), body=body, status=DeliveryStatus.PENDING, attempts=0,
+        next_attempt_at=clock.now()))
+    session.info.setdefault(ENQUEUED_KEY, []).append((delivery.id, delivery.workflow_id))
     return _read(delivery)
 
 
@@ -85,9 +87,9 @@ def deliveries(session: Session, reference: str) -> list[WebhookDeliveryRead]:
     return [_read(d) for d in repository.for_reference(session, reference)]
 
 
-def pending_ids(session: Session, limit: int = 500) -> list[int]:
-    """Deliveries not yet finished (what the worker's sweep makes sure have a workflow)."""
-    return repository.pending_ids(session, limit)
+def pending(session: Session, limit: int = 500) -> list[tuple[int, str]]:
+    """(id, workflow id) of the deliveries not yet finished, which the worker's sweep makes sure run."""
+    return repository.pending(session, limit)
 
 
 def deployment_completed(*, vps_id: int, name: str, ip_address: str | None, deployment_time_seconds: int,

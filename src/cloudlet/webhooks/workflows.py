@@ -1,6 +1,6 @@
 """Webhook delivery as a durable workflow, started right after the commit that queued it.
 
-Each delivery has one workflow, `cloudlet-webhook-<id>`: an attempt is a step, the wait between
+Each delivery has one workflow, whose id the delivery row keeps: an attempt is a step, the wait between
 attempts a durable DBOS sleep, so a worker that stops or crashes resumes the schedule where it was.
 The workflow id makes starting idempotent: the after-commit hook (in a process that runs a worker)
 and the sweep (every CLOUDLET_WEBHOOK_SWEEP_SCHEDULE, for deliveries queued by a process without a
@@ -28,11 +28,6 @@ QUEUE = worker.QueueSpec("cloudlet-webhooks")
 SWEEP_NAME = "cloudlet-webhooks-sweep"
 
 
-def workflow_id(delivery_id: int) -> str:
-    """The one workflow id of a delivery."""
-    return f"cloudlet-webhook-{delivery_id}"
-
-
 # A step that raises (the database was unreachable, say) is tried again a few times; the attempt
 # itself never raises for what the receiver did, it records it and says when to come back.
 @DBOS.step(name="cloudlet.webhooks.attempt", retries_allowed=True, max_attempts=3, interval_seconds=2.0)
@@ -50,41 +45,42 @@ def deliver(delivery_id: int) -> None:
 
 
 @DBOS.step(name="cloudlet.webhooks.pending", retries_allowed=True, max_attempts=3)
-def pending() -> list[int]:
-    """The deliveries still pending."""
+def pending() -> list[tuple[int, str]]:
+    """(id, workflow id) of the deliveries still pending."""
     with worker.current().db.session(write=False) as session:
-        return service.pending_ids(session)
+        return service.pending(session)
 
 
 @DBOS.workflow(name="cloudlet.webhooks.sweep")
 def sweep(scheduled_at: datetime, _context: Any) -> None:
     """Make sure every pending delivery has its workflow (starting one that has is a no-op)."""
-    ids = pending()
-    start(ids)
-    if ids:
-        log.debug("webhook sweep", scheduled_at=scheduled_at.isoformat(), pending=len(ids))
+    found = pending()
+    start(found)
+    if found:
+        log.debug("webhook sweep", scheduled_at=scheduled_at.isoformat(), pending=len(found))
 
 
-def start(delivery_ids: Iterable[int]) -> None:
-    """Enqueue the delivery workflows (each at most once, whoever asks)."""
-    for delivery_id in delivery_ids:
-        with SetWorkflowID(workflow_id(delivery_id)):
+def start(deliveries: Iterable[tuple[int, str]]) -> None:
+    """Enqueue the workflows of these (id, workflow id) deliveries (each at most once, whoever asks)."""
+    for delivery_id, workflow_id in deliveries:
+        with SetWorkflowID(workflow_id):
             DBOS.enqueue_workflow(QUEUE.name, deliver, delivery_id)
 
 
 @event.listens_for(Session, "after_commit")
 def _start_after_commit(session: Session) -> None:
-    ids: list[int] = session.info.pop(service.ENQUEUED_KEY, [])
-    if not ids:
+    queued: list[tuple[int, str]] = session.info.pop(service.ENQUEUED_KEY, [])
+    if not queued:
         return
     try:
         worker.current()
     except RuntimeError:
         return  # no worker in this process: the sweep of one elsewhere starts them
     try:
-        start(ids)
+        start(queued)
     except Exception as exc:  # the deliveries are committed; the sweep picks up what this missed
-        log.warning("webhook start deferred to the sweep", delivery_ids=ids, error=f"{type(exc).__name__}: {exc}")
+        log.warning("webhook start deferred to the sweep", delivery_ids=[i for i, _ in queued],
+                    error=f"{type(exc).__name__}: {exc}")
 
 
 @event.listens_for(Session, "after_rollback")
