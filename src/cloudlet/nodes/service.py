@@ -274,15 +274,11 @@ def inventory(session: Session, node_id: int) -> NodeInventory:
     return NodeInventory.model_validate(node.inventory)
 
 
-def _pool_dir(node: Node, pool_dir: Path | None) -> Path | None:
-    return pool_dir if inventories.is_local(node.uri) else None
-
-
 def refresh_inventory(session: Session, node_id: int, driver: HypervisorDriver,
                       pool_dir: Path | None = None) -> NodeInventory:
     """Ask the driver what the node has now and cache it; raises the driver's errors."""
     node = _node(session, node_id)
-    found = inventories.collect(driver, node.uri, _pool_dir(node, pool_dir))
+    found = inventories.collect(driver, node.uri, pool_dir if inventories.is_local(node.uri) else None)
     node.inventory, node.inventory_at = found.model_dump(mode="json"), found.collected_at
     repository.flush(session)
     return found
@@ -295,26 +291,47 @@ def mark_unreachable(session: Session, node_id: int, reason: str) -> NodeRead:
     return _answer(session, node)
 
 
+class Probe(NamedTuple):
+    """What asking a node's driver found: an inventory, or why there is none (unreachable or busy)."""
+
+    inventory: NodeInventory | None = None
+    unreachable: str | None = None
+    busy: str | None = None
+
+
+def probe(driver: HypervisorDriver, uri: str, pool_dir: Path | None = None) -> Probe:
+    """Ask a node's driver what runs there, outside any transaction (a slow node holds no lock)."""
+    try:
+        return Probe(inventory=inventories.collect(driver, uri, pool_dir if inventories.is_local(uri) else None))
+    except RetryLater as busy:
+        return Probe(busy=busy.reason)
+    except NodeUnreachable as error:
+        return Probe(unreachable=str(error) or "the node did not answer")
+    except DriverError as error:
+        return Probe(unreachable=f"the node answered with an error: {error}")
+
+
+def record_heartbeat(session: Session, node_id: int, found: Probe) -> NodeRead:
+    """Store a probe's outcome: ready with a fresh inventory, unreachable, or (busy) the status it had."""
+    if found.unreachable is not None:
+        return mark_unreachable(session, node_id, found.unreachable)
+    node = _node(session, node_id, lock=True)
+    if found.inventory is None:
+        node.status_reason = f"busy: {found.busy}"[:500]
+        return _answer(session, node)
+    node.status, node.status_reason = NodeStatus.READY.value, ""
+    node.last_heartbeat_at = clock.now()
+    node.inventory, node.inventory_at = found.inventory.model_dump(mode="json"), found.inventory.collected_at
+    return _answer(session, node)
+
+
 def heartbeat(session: Session, node_id: int, driver: HypervisorDriver, pool_dir: Path | None = None) -> NodeRead:
     """Ask the node's driver what runs there: ready (with a fresh inventory) if it answers, else unreachable.
 
     A busy node (RetryLater) keeps its status; the next heartbeat asks again.
     """
     node = _node(session, node_id)
-    try:
-        found = inventories.collect(driver, node.uri, _pool_dir(node, pool_dir))
-    except RetryLater as busy:
-        node.status_reason = f"busy: {busy.reason}"[:500]
-        return _answer(session, node)
-    except NodeUnreachable as error:
-        return mark_unreachable(session, node_id, str(error) or "the node did not answer")
-    except DriverError as error:
-        return mark_unreachable(session, node_id, f"the node answered with an error: {error}")
-    node = _node(session, node_id, lock=True)
-    node.status, node.status_reason = NodeStatus.READY.value, ""
-    node.last_heartbeat_at = clock.now()
-    node.inventory, node.inventory_at = found.model_dump(mode="json"), found.collected_at
-    return _answer(session, node)
+    return record_heartbeat(session, node_id, probe(driver, node.uri, pool_dir))
 
 
 # -- the local node

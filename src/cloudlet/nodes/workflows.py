@@ -1,15 +1,16 @@
 """The node heartbeat as a scheduled DBOS workflow: every few seconds, ask each node's driver what runs
 there and mark the node ready or unreachable (see nodes.service.heartbeat).
 
-Each node gets its own short transaction, and the driver is asked before the node's row is locked,
-so one slow or dead node delays only its own line. How a node's URI becomes a driver is chosen once
-per process with use_drivers(); the default opens a LibvirtDriver.
+Each node gets its own short transaction, and the driver is asked before any transaction opens, so a
+slow or dead node holds no lock (SQLite's write lock included) while it is asked. How a node's URI
+becomes a driver is chosen once per process with use_drivers(); the default opens a LibvirtDriver.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -20,6 +21,7 @@ from cloudlet import worker
 from cloudlet.config import Settings
 from cloudlet.drivers.base import DriverError, HypervisorDriver
 from cloudlet.kit.db import Database
+from cloudlet.kit.errors import NotFound
 from cloudlet.nodes import service as nodes
 from cloudlet.nodes.models import NodeStatus
 
@@ -55,6 +57,19 @@ class HeartbeatReport(BaseModel):
     unreachable: list[str] = []
 
 
+def _ask(connect: DriverFactory, uri: str, pool_dir: Path) -> nodes.Probe:
+    try:
+        driver = connect(uri)
+    except DriverError as error:
+        return nodes.Probe(unreachable=str(error) or "the node did not answer")
+    try:
+        return nodes.probe(driver, uri, pool_dir)
+    finally:
+        close = getattr(driver, "close", None)
+        if callable(close):
+            close()
+
+
 def heartbeat_all(db: Database, settings: Settings, factory: DriverFactory | None = None) -> HeartbeatReport:
     """Heartbeat every node once, each in its own transaction; a node that cannot be reached is marked so."""
     connect = factory or _factory
@@ -63,19 +78,12 @@ def heartbeat_all(db: Database, settings: Settings, factory: DriverFactory | Non
     report = HeartbeatReport()
     pool_dir = settings.data_dir / nodes.POOL_DIR
     for target in targets:
+        found = _ask(connect, target.uri, pool_dir)  # no transaction is open while the node answers
         try:
-            driver = connect(target.uri)
-        except DriverError as error:
             with db.session() as session:
-                read = nodes.mark_unreachable(session, target.id, str(error) or "the node did not answer")
-        else:
-            try:
-                with db.session() as session:
-                    read = nodes.heartbeat(session, target.id, driver, pool_dir)
-            finally:
-                close = getattr(driver, "close", None)
-                if callable(close):
-                    close()
+                read = nodes.record_heartbeat(session, target.id, found)
+        except NotFound:  # deleted while it was asked
+            continue
         bucket = report.ready if read.health == NodeStatus.READY else report.unreachable
         bucket.append(target.name)
     return report
