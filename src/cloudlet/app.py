@@ -11,6 +11,7 @@ from cloudlet.kit import logging as cloudlet_logging
 from cloudlet.kit.db import Database
 from cloudlet.kit.ratelimit import RateLimiter
 from cloudlet.mail.service import Mailer
+from cloudlet.nodes import workflows as node_workflows
 from cloudlet.surfaces import docs, errors
 from cloudlet.surfaces.cyberpanel import account as cp_account
 from cloudlet.surfaces.cyberpanel import billing as cp_billing
@@ -34,11 +35,14 @@ from cloudlet.surfaces.shardlyn import auth as sh_auth
 from cloudlet.surfaces.shardlyn import billing as sh_billing
 from cloudlet.surfaces.shardlyn import errors as shardlyn_errors
 from cloudlet.surfaces.shardlyn import health as sh_health
+from cloudlet.surfaces.shardlyn import images as sh_images
+from cloudlet.surfaces.shardlyn import nodes as sh_nodes
 from cloudlet.surfaces.shardlyn import organizations as sh_organizations
 from cloudlet.surfaces.shardlyn import tokens as sh_tokens
 from cloudlet.surfaces.shardlyn import users as sh_users
 from cloudlet.surfaces.wayscloud import catalog as wc_catalog
 from cloudlet.surfaces.wayscloud import errors as wayscloud_errors
+from cloudlet.webhooks import workflows as webhook_workflows
 from cloudlet.worker import Worker
 
 ELXEGA_PREFIXES = ("/v1/workloads", "/v1/deployments", "/v1/resources")
@@ -77,8 +81,10 @@ def build_runtime(settings: Settings) -> Runtime:
 def create_worker(settings: Settings | None = None, runtime: Runtime | None = None) -> Worker:
     """The durable-workflow worker (DBOS) with every queue and scheduled job; start() launches it."""
     runtime = runtime or build_runtime(settings or Settings())
-    return Worker(runtime.settings, runtime.db, queues=[billing_workflows.QUEUE],
-                  schedules=billing_workflows.schedules(runtime.settings))
+    return Worker(runtime.settings, runtime.db, queues=[billing_workflows.QUEUE, webhook_workflows.QUEUE],
+                  schedules=[*billing_workflows.schedules(runtime.settings),
+                             *webhook_workflows.schedules(runtime.settings),
+                             *node_workflows.schedules(runtime.settings)])
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None, *,
@@ -97,9 +103,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
     app.state.runtime = runtime
     errors.install(app, error_renderer)
     docs.install(app)
-    for module in (sh_health, sh_auth, sh_users, sh_tokens, sh_organizations, sh_admin, sh_billing,
+    for module in (sh_health, sh_auth, sh_users, sh_tokens, sh_organizations, sh_admin, sh_billing, sh_images,
                    sh_admin_catalog, primary_me, primary_tokens, primary_team, primary_catalog, primary_wallet,
-                   primary_billing, primary_agent, cp_general, cp_account, cp_catalog, cp_billing, wc_catalog):
+                   primary_billing, primary_agent, cp_general, cp_account, cp_catalog, cp_billing, wc_catalog,
+                   sh_nodes):
         app.include_router(module.router)
     app.add_middleware(RequestBookkeeping, runtime=runtime)
     return app

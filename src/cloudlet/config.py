@@ -68,6 +68,13 @@ class Settings(BaseSettings):
     worker_id: str | None = None  # stable name of this host in executor ids (default: its host name)
     billing_schedule: str = "* * * * *"  # cron of the billing run; six fields when the first is seconds
 
+    # outgoing webhooks: see cloudlet.webhooks
+    webhook_allow_private: bool = False  # let webhooks reach loopback, private and link-local addresses
+    webhook_max_attempts: int = 6  # attempts before a delivery is given up
+    webhook_backoff_seconds: float = 20.0  # wait after the first failed attempt, doubled after each (~10 min)
+    webhook_timeout_seconds: float = 5.0  # connect, write and read timeout of one attempt
+    webhook_sweep_schedule: str = "* * * * *"  # cron of the run that starts deliveries no process started
+
     github_client_id: str | None = None
     github_client_secret: str | None = None
     github_authorize_url: str = "https://github.com/login/oauth/authorize"

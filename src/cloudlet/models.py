@@ -15,11 +15,15 @@ from cloudlet.catalog.models import (
     Region,
 )
 from cloudlet.events.models import Event
+from cloudlet.images.models import Image
 from cloudlet.kit.db import Base
 from cloudlet.mail.models import OutboxMessage
+from cloudlet.networking.models import ReverseDns
+from cloudlet.nodes.models import Node, NodeRegistrationToken, NodeReservation
 from cloudlet.projects.models import Invitation, MemberPermission, Membership, Project
 from cloudlet.surfaces.idempotency import IdempotencyRecord
 from cloudlet.tokens.models import ApiToken, TokenUsage
+from cloudlet.webhooks.models import WebhookDelivery
 
 __all__ = [
     "ApiToken",
@@ -29,12 +33,16 @@ __all__ = [
     "Event",
     "ExchangeRate",
     "IdempotencyRecord",
+    "Image",
     "Invitation",
     "IpAllocation",
     "IpPool",
     "LedgerEntry",
     "MemberPermission",
     "Membership",
+    "Node",
+    "NodeRegistrationToken",
+    "NodeReservation",
     "OsTemplate",
     "OutboxMessage",
     "PasswordReset",
@@ -44,9 +52,11 @@ __all__ = [
     "ProjectPrice",
     "RefreshToken",
     "Region",
+    "ReverseDns",
     "Subscription",
     "SystemFlag",
     "TokenUsage",
     "User",
     "Wallet",
+    "WebhookDelivery",
 ]

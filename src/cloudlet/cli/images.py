@@ -7,10 +7,15 @@ from pathlib import Path
 
 import typer
 
+from cloudlet.app import build_runtime
 from cloudlet.config import Settings
-from cloudlet.drivers.base import DriverError
+from cloudlet.drivers.base import DriverError, ImageInfo
 from cloudlet.drivers.libvirt.guest import LibvirtDriver
+from cloudlet.images import service as images
 from cloudlet.images.build import build_tiny
+from cloudlet.images.models import ImageSource
+from cloudlet.kit import migrate as migrations
+from cloudlet.kit.errors import CloudletError
 
 app = typer.Typer(help="Guest images on this node.", no_args_is_help=True)
 
@@ -21,6 +26,23 @@ def _driver() -> LibvirtDriver:
     except DriverError as error:
         typer.echo(f"libvirt is not ready ({error}); run `cloudlet node prepare` first", err=True)
         raise typer.Exit(1) from error
+
+
+def _register(info: ImageInfo, source: ImageSource, file: Path) -> None:
+    # the registry is what OS templates point at; the driver has stored the volume already
+    settings = Settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = build_runtime(settings).db
+    migrations.upgrade(db.engine)
+    try:
+        with db.session() as session:
+            read = images.register_from_driver(session, info, source, file)
+    except CloudletError as error:
+        typer.echo(f"stored in the pool but not registered: {error.message}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        db.dispose()
+    typer.echo(f"registered as image {read.id} ({read.checksum})")
 
 
 @app.command("build")
@@ -44,8 +66,9 @@ def build(
         if replace:
             driver.delete_image(name)
         info = driver.import_image(name, image)
-    typer.echo(f"image {info.name}: {info.virtual_size_bytes // 2**20} MiB virtual, "
-               f"{info.allocation_bytes / 2**20:.1f} MiB on disk, in the pool")
+        typer.echo(f"image {info.name}: {info.virtual_size_bytes // 2**20} MiB virtual, "
+                   f"{info.allocation_bytes / 2**20:.1f} MiB on disk, in the pool")
+        _register(info, ImageSource.BUILT, image)
 
 
 @app.command("import")
@@ -60,6 +83,7 @@ def import_image(
         typer.echo(f"cannot import {file}: {error}", err=True)
         raise typer.Exit(1) from error
     typer.echo(f"image {info.name}: {info.virtual_size_bytes // 2**20} MiB virtual, in the pool")
+    _register(info, ImageSource.IMPORTED, file)
 
 
 @app.command("list")

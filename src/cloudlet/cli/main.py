@@ -20,6 +20,7 @@ from cloudlet.config import Settings
 from cloudlet.kit import logging as cloudlet_logging
 from cloudlet.kit import migrate as migrations
 from cloudlet.mail import service as mail
+from cloudlet.nodes import service as nodes
 
 app = typer.Typer(help="Cloudlet: a self-hosted VPS cloud.", no_args_is_help=True)
 mail_app = typer.Typer(help="Outgoing mail.", no_args_is_help=True)
@@ -49,6 +50,9 @@ def serve(
     runtime = build_runtime(settings)
     migrations.upgrade(runtime.db.engine)
     catalog_cli.seed_default(runtime.db)  # a new installation can sell something at once
+    if nodes.libvirt_prepared(settings):  # `cloudlet node prepare` ran: this machine is the first node
+        with runtime.db.session() as session:
+            nodes.ensure_local_node(session, settings)
     settings.jwt_secret  # noqa: B018  # create the signing key before workers fork
     bind_host, bind_port = host or settings.host, port or settings.port
     if workers > 1:  # each process launches its own worker; a cron tick still runs once (see cloudlet.worker)

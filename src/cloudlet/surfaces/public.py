@@ -31,4 +31,6 @@ PUBLIC_ENDPOINTS: frozenset[tuple[str, str]] = frozenset({
     ("GET", "/v1/auth/bootstrap/status"),
     ("POST", "/v1/auth/bootstrap"),
     ("POST", "/v1/auth/mfa/challenge"),
+    # a new hypervisor node presents its single-use registration token instead of a credential
+    ("POST", "/v1/nodes/register"),
 })
