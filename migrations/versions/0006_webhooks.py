@@ -26,7 +26,7 @@ def upgrade() -> None:
     sa.Column('workflow_id', sa.String(length=64), nullable=False),
     sa.Column('reference', sa.String(length=100), nullable=True),
     sa.Column('url', sa.String(length=2048), nullable=False),
-    sa.Column('secret', sa.String(length=500), nullable=True),
+    sa.Column('secret', sa.String(length=1000), nullable=True),
     sa.Column('event', sa.String(length=100), nullable=False),
     sa.Column('body', sa.Text(), nullable=False),
     sa.Column('status', sa.Enum('pending', 'delivered', 'failed', name='deliverystatus', native_enum=False,

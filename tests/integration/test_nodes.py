@@ -236,3 +236,12 @@ def test_a_node_with_guests_cannot_move_region(api: Api, admin: Person, runtime:
     moved = client.put(f"/v1/nodes/{node_id}", json={"region": "ams1"})
     assert moved.status_code == 409 and "region" in moved.json()["error"]
     assert client.put(f"/v1/nodes/{node_id}", json={"region": "fra1", "name": "hv-renamed"}).status_code == 200
+
+
+def test_a_region_with_nodes_cannot_be_deleted(api: Api, admin: Person) -> None:
+    node = api.as_(admin.token).post("/v1/nodes", json=NODE).json()
+    regions = {r["code"]: r["id"] for r in api.as_(admin.token).get("/v1/admin/regions").json()["regions"]}
+    refused = api.as_(admin.token).delete(f"/v1/admin/regions/{regions['fra1']}")
+    assert refused.status_code == 409 and "still has nodes" in refused.json()["error"]
+    assert api.as_(admin.token).delete(f"/v1/nodes/{node['id']}").status_code == 204
+    assert api.as_(admin.token).delete(f"/v1/admin/regions/{regions['fra1']}").status_code == 204

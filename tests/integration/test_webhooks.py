@@ -25,6 +25,7 @@ from sqlalchemy import select
 
 from cloudlet.app import create_worker
 from cloudlet.kit.errors import Invalid
+from cloudlet.kit.secretbox import SecretBox
 from cloudlet.surfaces.deps import Runtime
 from cloudlet.webhooks import service as webhooks
 from cloudlet.webhooks.models import DeliveryStatus, WebhookDelivery
@@ -178,12 +179,14 @@ def test_without_a_secret_the_request_is_not_signed(runtime: Runtime, worker: Wo
     assert "x-webhook-signature" not in receiver.requests[0].headers
 
 
-def test_the_secret_is_stored_for_signing_but_never_read_back(runtime: Runtime) -> None:
+def test_the_secret_is_stored_sealed_for_signing_and_never_read_back(runtime: Runtime) -> None:
     queued = enqueue(runtime, "https://hooks.example.com/x")  # no worker runs: nothing is sent
     with runtime.db.session(write=False) as session:
         log = webhooks.deliveries(session, "inst-46")
         stored = session.scalars(select(WebhookDelivery)).one()
-    assert stored.secret == SECRET  # the HMAC needs the secret itself
+    # the HMAC needs the secret itself, so it is kept sealed rather than as a digest
+    assert stored.secret is not None and SECRET not in stored.secret
+    assert SecretBox(runtime.settings.jwt_secret, "webhooks").open(stored.secret) == SECRET
     assert [d.id for d in log] == [queued.id]
     for shown in (queued, log[0]):
         assert SECRET not in shown.model_dump_json()

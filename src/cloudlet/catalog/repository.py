@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TypeVar
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cloudlet.catalog.models import (
@@ -41,6 +42,17 @@ def delete(session: Session, row: Base) -> None:
     """Remove a row."""
     session.delete(row)
     session.flush()
+
+
+def delete_unreferenced(session: Session, row: Base) -> bool:
+    """Remove a row unless another table still refers to it (then False, and nothing removed)."""
+    try:
+        with session.begin_nested():
+            session.delete(row)
+            session.flush()
+    except IntegrityError:
+        return False
+    return True
 
 
 def flush(session: Session) -> None:

@@ -144,7 +144,9 @@ def delete_region(session: Session, region_id: int) -> None:
     region = _region(session, region_id)
     if repository.pools_in_region(session, region.id):
         raise Conflict("This region still has IP pools; delete them first or mark the region unavailable.")
-    repository.delete(session, region)
+    if not repository.delete_unreferenced(session, region):
+        raise Conflict("This region still has nodes (or other objects) in it; move or delete them first, "
+                       "or mark the region unavailable.")
 
 
 # ---- plan categories -----------------------------------------------------------------------------

@@ -31,8 +31,8 @@ class WebhookDelivery(Base):
     workflow_id: Mapped[str] = mapped_column(String(64), unique=True)
     reference: Mapped[str | None] = mapped_column(String(100), index=True)  # e.g. the instance's id
     url: Mapped[str] = mapped_column(String(2048))
-    # Kept as given: the HMAC needs the secret itself, so a digest would not do. Never shown by the API.
-    secret: Mapped[str | None] = mapped_column(String(500))
+    # Sealed (kit/secretbox): the HMAC needs the secret itself, so a digest would not do. Never shown.
+    secret: Mapped[str | None] = mapped_column(String(1000))
     event: Mapped[str] = mapped_column(String(100))
     body: Mapped[str] = mapped_column(Text)  # the JSON bytes that are signed and sent, fixed at enqueue
     status: Mapped[DeliveryStatus] = mapped_column(

@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import httpx
@@ -29,6 +30,7 @@ from cloudlet.config import Settings
 from cloudlet.kit import clock
 from cloudlet.kit.db import Database
 from cloudlet.kit.errors import Invalid, NotFound
+from cloudlet.kit.secretbox import SecretBox
 from cloudlet.webhooks import repository, targets
 from cloudlet.webhooks.models import DeliveryStatus, WebhookDelivery
 from cloudlet.webhooks.schemas import DeploymentData, DeploymentNotice, WebhookDeliveryRead, WebhookEvent
@@ -58,6 +60,11 @@ def check_url(settings: Settings, url: str) -> str:
     return url
 
 
+@lru_cache(maxsize=4)
+def _box(master_secret: str) -> SecretBox:
+    return SecretBox(master_secret, "webhooks")
+
+
 def enqueue(session: Session, settings: Settings, *, url: str, secret: str | None, event: WebhookEvent,
             payload: BaseModel | Mapping[str, Any], reference: str | None = None) -> WebhookDeliveryRead:
     """Log a delivery in the caller's transaction; the worker starts sending it once that commits."""
@@ -68,7 +75,8 @@ def enqueue(session: Session, settings: Settings, *, url: str, secret: str | Non
             else json.dumps(payload, separators=(",", ":"), ensure_ascii=False, default=str))
     delivery = repository.insert(session, WebhookDelivery(
         workflow_id=f"cloudlet-webhook-{uuid.uuid4().hex}", reference=reference, url=url,
-        secret=secret or None, event=str(event), body=body, status=DeliveryStatus.PENDING, attempts=0,
+        secret=_box(settings.jwt_secret).seal(secret) if secret else None, event=str(event), body=body,
+        status=DeliveryStatus.PENDING, attempts=0,
         next_attempt_at=clock.now()))
     session.info.setdefault(ENQUEUED_KEY, []).append((delivery.id, delivery.workflow_id))
     return _read(delivery)
@@ -150,8 +158,9 @@ def attempt(db: Database, settings: Settings, delivery_id: int) -> float | None:
         delivery = repository.get(session, delivery_id)
         if delivery is None or delivery.status != DeliveryStatus.PENDING:
             return None
-        request = _Request(delivery.id, delivery.url, delivery.secret, delivery.event,
-                           delivery.body.encode(), delivery.attempts)
+        secret = _box(settings.jwt_secret).open(delivery.secret) if delivery.secret else None
+        request = _Request(delivery.id, delivery.url, secret, delivery.event, delivery.body.encode(),
+                           delivery.attempts)
     outcome = _post(settings, request)
     with db.session() as session:
         delivery = repository.get(session, delivery_id)
