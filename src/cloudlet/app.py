@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from cloudlet import __version__
 from cloudlet.billing import workflows as billing_workflows
 from cloudlet.config import Settings
+from cloudlet.instances import workflows as instance_workflows
 from cloudlet.kit import logging as cloudlet_logging
 from cloudlet.kit.db import Database
 from cloudlet.kit.ratelimit import RateLimiter
@@ -25,6 +26,7 @@ from cloudlet.surfaces.primary import agent as primary_agent
 from cloudlet.surfaces.primary import billing as primary_billing
 from cloudlet.surfaces.primary import catalog as primary_catalog
 from cloudlet.surfaces.primary import errors as primary_errors
+from cloudlet.surfaces.primary import instances as primary_instances
 from cloudlet.surfaces.primary import me as primary_me
 from cloudlet.surfaces.primary import team as primary_team
 from cloudlet.surfaces.primary import tokens as primary_tokens
@@ -81,10 +83,12 @@ def build_runtime(settings: Settings) -> Runtime:
 def create_worker(settings: Settings | None = None, runtime: Runtime | None = None) -> Worker:
     """The durable-workflow worker (DBOS) with every queue and scheduled job; start() launches it."""
     runtime = runtime or build_runtime(settings or Settings())
-    return Worker(runtime.settings, runtime.db, queues=[billing_workflows.QUEUE, webhook_workflows.QUEUE],
+    return Worker(runtime.settings, runtime.db,
+                  queues=[billing_workflows.QUEUE, webhook_workflows.QUEUE, instance_workflows.QUEUE],
                   schedules=[*billing_workflows.schedules(runtime.settings),
                              *webhook_workflows.schedules(runtime.settings),
-                             *node_workflows.schedules(runtime.settings)])
+                             *node_workflows.schedules(runtime.settings),
+                             *instance_workflows.schedules(runtime.settings)])
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None, *,
@@ -106,7 +110,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
     for module in (sh_health, sh_auth, sh_users, sh_tokens, sh_organizations, sh_admin, sh_billing, sh_images,
                    sh_admin_catalog, primary_me, primary_tokens, primary_team, primary_catalog, primary_wallet,
                    primary_billing, primary_agent, cp_general, cp_account, cp_catalog, cp_billing, wc_catalog,
-                   sh_nodes):
+                   sh_nodes, primary_instances):
         app.include_router(module.router)
     app.add_middleware(RequestBookkeeping, runtime=runtime)
     return app

@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = 5.0  # connect, write and read timeout of one attempt
     webhook_sweep_schedule: str = "* * * * *"  # cron of the run that starts deliveries no process started
 
+    # instances
+    instance_ready_timeout_seconds: float = 300.0  # a new guest must report ready within this (TCG is slow)
+    instance_sweep_schedule: str = "*/10 * * * * *"  # cron of the run that starts queued actions and due deletions
+
     github_client_id: str | None = None
     github_client_secret: str | None = None
     github_authorize_url: str = "https://github.com/login/oauth/authorize"

@@ -16,6 +16,7 @@ from cloudlet.catalog.models import (
 )
 from cloudlet.events.models import Event
 from cloudlet.images.models import Image
+from cloudlet.instances.models import Action, ActionTask, Instance, SshKey
 from cloudlet.kit.db import Base
 from cloudlet.mail.models import OutboxMessage
 from cloudlet.networking.models import ReverseDns
@@ -26,6 +27,8 @@ from cloudlet.tokens.models import ApiToken, TokenUsage
 from cloudlet.webhooks.models import WebhookDelivery
 
 __all__ = [
+    "Action",
+    "ActionTask",
     "ApiToken",
     "AuditEntry",
     "Base",
@@ -34,6 +37,7 @@ __all__ = [
     "ExchangeRate",
     "IdempotencyRecord",
     "Image",
+    "Instance",
     "Invitation",
     "IpAllocation",
     "IpPool",
@@ -54,6 +58,7 @@ __all__ = [
     "Region",
     "ReverseDns",
     "Subscription",
+    "SshKey",
     "SystemFlag",
     "TokenUsage",
     "User",

@@ -446,6 +446,34 @@ def terminate_subscription(session: Session, subscription_id: int, *, now: datet
     return _charge(sub, entry)
 
 
+def void_subscription(session: Session, subscription_id: int, *, now: datetime | None = None) -> Charge:
+    """End a subscription whose service was never delivered (a failed build): credit all that was paid.
+
+    Idempotent: voiding it again returns the same refund.
+    """
+    moment = now or clock.now()
+    sub = _locked(session, subscription_id)
+    key = f"void:{sub.id}"
+    found = repository.entry_by_key(session, sub.wallet_id, key)
+    if found is not None or (sub.status is SubscriptionStatus.ENDED and sub.paid_cents == 0):
+        return _charge(sub, EntryRead.model_validate(found) if found else None)
+    entry: EntryRead | None = None
+    if sub.paid_cents > 0:
+        entry = credit(session, sub.wallet_id, sub.paid_cents, kind=EntryKind.REFUND, key=key, reference=sub.reference,
+                       description=f"Refund of {sub.reference}: it could not be built")
+    sub.paid_cents = 0
+    sub.status, sub.ended_at, sub.grace_until = SubscriptionStatus.ENDED, moment, None
+    session.flush()
+    _event(session, EventKind.SUBSCRIPTION_ENDED, sub)
+    return _charge(sub, entry)
+
+
+def wallet_currency(session: Session, project_id: int) -> str | None:
+    """The currency of a project's main wallet, if it has one yet."""
+    found = repository.find_wallet(session, project_id, Pool.MAIN)
+    return found.currency if found is not None else None
+
+
 def set_cancel_at_period_end(session: Session, subscription_id: int, cancel: bool) -> SubscriptionRead:
     """Cancel the renewal (end at billed_till, the `end_of_cycle` deletion) or undo that."""
     sub = _locked(session, subscription_id)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import threading
+from collections.abc import Callable
 from datetime import timedelta
 from decimal import ROUND_FLOOR, Decimal
 from pathlib import Path
@@ -49,6 +51,38 @@ LOCAL_URI = "qemu:///system"
 NODE_FILE = "node.json"  # written by `cloudlet node prepare` beside the pool directory
 POOL_DIR = "pool"
 TWO_PLACES = Decimal("0.01")
+
+
+DriverFactory = Callable[[str], HypervisorDriver]
+
+
+def libvirt_driver(uri: str) -> HypervisorDriver:
+    """A LibvirtDriver connected to uri, one per URI per process (raises NodeUnreachable when libvirtd does not
+    answer); a dropped connection is reopened by the driver itself."""
+    with _drivers_lock:
+        found = _libvirt_drivers.get(uri)
+        if found is None:
+            from cloudlet.drivers.libvirt.guest import LibvirtDriver  # libvirt is needed only where nodes run
+
+            found = _libvirt_drivers[uri] = LibvirtDriver(uri)
+        return found
+
+
+_drivers_lock = threading.Lock()
+_libvirt_drivers: dict[str, HypervisorDriver] = {}
+_factory: DriverFactory = libvirt_driver
+
+
+def use_drivers(factory: DriverFactory) -> DriverFactory:
+    """Choose how node URIs become drivers in this process (FakeDriver in tests); returns the previous one."""
+    global _factory
+    previous, _factory = _factory, factory
+    return previous
+
+
+def connect(uri: str) -> HypervisorDriver:
+    """The driver of the node at uri, as this process makes them (see use_drivers)."""
+    return _factory(uri)
 
 
 class NoCapacity(Unavailable):

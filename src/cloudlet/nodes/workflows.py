@@ -3,12 +3,11 @@ there and mark the node ready or unreachable (see nodes.service.heartbeat).
 
 Each node gets its own short transaction, and the driver is asked before any transaction opens, so a
 slow or dead node holds no lock (SQLite's write lock included) while it is asked. How a node's URI
-becomes a driver is chosen once per process with use_drivers(); the default opens a LibvirtDriver.
+becomes a driver is chosen once per process with nodes.use_drivers(); the default is a LibvirtDriver.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from pydantic import BaseModel
 
 from cloudlet import worker
 from cloudlet.config import Settings
-from cloudlet.drivers.base import DriverError, HypervisorDriver
+from cloudlet.drivers.base import DriverError
 from cloudlet.kit.db import Database
 from cloudlet.kit.errors import NotFound
 from cloudlet.nodes import service as nodes
@@ -30,24 +29,7 @@ log = structlog.get_logger(__name__)
 SCHEDULE_NAME = "cloudlet-node-heartbeat"
 SCHEDULE = "*/10 * * * * *"  # every ten seconds: a dead node stops taking guests within a tick
 
-DriverFactory = Callable[[str], HypervisorDriver]
-
-
-def libvirt_driver(uri: str) -> HypervisorDriver:
-    """A LibvirtDriver connected to uri (raises NodeUnreachable when libvirtd does not answer)."""
-    from cloudlet.drivers.libvirt.guest import LibvirtDriver  # libvirt is needed only where nodes run
-
-    return LibvirtDriver(uri)
-
-
-_factory: DriverFactory = libvirt_driver
-
-
-def use_drivers(factory: DriverFactory) -> DriverFactory:
-    """Choose how node URIs become drivers in this process (FakeDriver in tests); returns the previous one."""
-    global _factory
-    previous, _factory = _factory, factory
-    return previous
+use_drivers = nodes.use_drivers  # where tests choose the FakeDriver
 
 
 class HeartbeatReport(BaseModel):
@@ -57,22 +39,17 @@ class HeartbeatReport(BaseModel):
     unreachable: list[str] = []
 
 
-def _ask(connect: DriverFactory, uri: str, pool_dir: Path) -> nodes.Probe:
+def _ask(connect: nodes.DriverFactory, uri: str, pool_dir: Path) -> nodes.Probe:
     try:
         driver = connect(uri)
     except DriverError as error:
         return nodes.Probe(unreachable=str(error) or "the node did not answer")
-    try:
-        return nodes.probe(driver, uri, pool_dir)
-    finally:
-        close = getattr(driver, "close", None)
-        if callable(close):
-            close()
+    return nodes.probe(driver, uri, pool_dir)
 
 
-def heartbeat_all(db: Database, settings: Settings, factory: DriverFactory | None = None) -> HeartbeatReport:
+def heartbeat_all(db: Database, settings: Settings, factory: nodes.DriverFactory | None = None) -> HeartbeatReport:
     """Heartbeat every node once, each in its own transaction; a node that cannot be reached is marked so."""
-    connect = factory or _factory
+    connect = factory or nodes.connect
     with db.session(write=False) as session:
         targets = nodes.node_targets(session)
     report = HeartbeatReport()

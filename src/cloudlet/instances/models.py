@@ -1,0 +1,134 @@
+"""Instances, their actions (with ordered tasks) and the SSH keys a project keeps for them.
+
+An instance's `status` is its stable state; while an action runs, `locked_action_id` names it and
+any other action is refused (409). Every change to the guest is an Action carried out by a durable
+workflow, which records each task's progress here so every surface can show it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from cloudlet.kit import clock
+from cloudlet.kit.db import Base, UTCDateTime, enum_column
+
+
+class InstanceStatus(StrEnum):
+    """Where an instance stands; `deleting` is the one transitional state kept in the row."""
+
+    PROVISIONING = "provisioning"
+    RUNNING = "running"
+    STOPPED = "stopped"
+    SUSPENDED = "suspended"
+    ERROR = "error"
+    DELETING = "deleting"
+    DELETED = "deleted"
+
+
+class ActionStatus(StrEnum):
+    """An action runs, then succeeds or fails."""
+
+    RUNNING = "running"
+    SUCCESS = "success"
+    ERROR = "error"
+
+
+class TaskStatus(StrEnum):
+    """One task of an action (CyberPanel's words)."""
+
+    PENDING = "pending"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+class Instance(Base):
+    """A virtual server of a project: what was asked for, where it runs, and how it is paid for."""
+
+    __tablename__ = "instances"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True)  # the public id (CyberPanel uses `id`)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="RESTRICT"), index=True)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    name: Mapped[str] = mapped_column(String(200))
+    hostname: Mapped[str] = mapped_column(String(253))
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id", ondelete="RESTRICT"))
+    region_id: Mapped[int] = mapped_column(ForeignKey("regions.id", ondelete="RESTRICT"))
+    template_id: Mapped[int | None] = mapped_column(ForeignKey("os_templates.id", ondelete="SET NULL"))
+    os_name: Mapped[str] = mapped_column(String(200), default="")
+    image: Mapped[str] = mapped_column(String(100))  # the base image's name on the node
+    billing_cycle: Mapped[str] = mapped_column(String(20))
+    vcpus: Mapped[int] = mapped_column(Integer)
+    memory_mib: Mapped[int] = mapped_column(Integer)
+    disk_gib: Mapped[int] = mapped_column(Integer)
+    guest_name: Mapped[str] = mapped_column(String(63), unique=True)  # the name the node knows it by
+    node_id: Mapped[int | None] = mapped_column(ForeignKey("nodes.id", ondelete="SET NULL"), index=True)
+    reservation_id: Mapped[int | None] = mapped_column(Integer)
+    ipv4: Mapped[str | None] = mapped_column(String(64))
+    ipv6: Mapped[str | None] = mapped_column(String(64))
+    root_password: Mapped[str | None] = mapped_column(String(1000))  # sealed (kit.secretbox)
+    ssh_keys: Mapped[list[str]] = mapped_column(JSON, default=list)
+    webhook_url: Mapped[str | None] = mapped_column(String(2048))
+    webhook_secret: Mapped[str | None] = mapped_column(String(1000))  # sealed
+    status: Mapped[InstanceStatus] = mapped_column(enum_column(InstanceStatus), index=True)
+    status_reason: Mapped[str] = mapped_column(String(2000), default="")
+    locked_action_id: Mapped[int | None] = mapped_column(Integer)
+    delete_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)  # end_of_cycle deletion
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now, onupdate=clock.now)
+    provisioned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Action(Base):
+    """One change to an instance, carried out by the durable workflow named workflow_id."""
+
+    __tablename__ = "actions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("instances.id", ondelete="CASCADE"), index=True)
+    command: Mapped[str] = mapped_column(String(40))
+    status: Mapped[ActionStatus] = mapped_column(enum_column(ActionStatus), index=True)
+    progress: Mapped[int] = mapped_column(Integer, default=0)
+    current_task: Mapped[str | None] = mapped_column(String(60))
+    error: Mapped[str | None] = mapped_column(Text)
+    workflow_id: Mapped[str] = mapped_column(String(80), unique=True)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ActionTask(Base):
+    """One ordered task of an action."""
+
+    __tablename__ = "action_tasks"
+    __table_args__ = (UniqueConstraint("action_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    action_id: Mapped[int] = mapped_column(ForeignKey("actions.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(60))
+    position: Mapped[int] = mapped_column(Integer)
+    status: Mapped[TaskStatus] = mapped_column(enum_column(TaskStatus))
+    detail: Mapped[str] = mapped_column(String(2000), default="")
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class SshKey(Base):
+    """A public key a project keeps to put into its servers at build time."""
+
+    __tablename__ = "ssh_keys"
+    __table_args__ = (UniqueConstraint("project_id", "fingerprint"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    public_key: Mapped[str] = mapped_column(Text)
+    fingerprint: Mapped[str] = mapped_column(String(100))  # SHA256:base64, as ssh-keygen -l prints
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)

@@ -1,0 +1,185 @@
+"""What the instances service takes and gives back, in no surface's dialect."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from cloudlet.instances.models import ActionStatus, InstanceStatus, TaskStatus
+
+CREATE_TASKS = ("validate_resources", "allocate_ip", "create_vm", "configure_hardware", "apply_cloud_init",
+                "start_vm", "configure_network", "wait_for_guest_agent", "verify_connectivity", "finalize")
+DELETE_TASKS = ("stop_vm", "destroy_vm", "release_ip", "release_capacity", "finalize")
+
+
+class Command(StrEnum):
+    """What an action does."""
+
+    CREATE = "create"
+    DELETE = "delete"
+
+
+class DeletionMode(StrEnum):
+    """Delete now with a prorated refund, or cancel the renewal and delete at billed_till."""
+
+    IMMEDIATE = "immediate"
+    END_OF_CYCLE = "end_of_cycle"
+
+
+class InstanceCreate(BaseModel):
+    """A new server; plan, region and template by id or code (each surface names them its way)."""
+
+    project_id: int | None = None
+    name: str = Field(min_length=1, max_length=200)
+    hostname: str = Field(min_length=1, max_length=253)
+    plan: int | str
+    region: int | str | None = None  # default: the first available region that offers the plan
+    template: int | str
+    os_name: str = Field(default="", max_length=200)
+    billing_cycle: str = Field(default="monthly", max_length=32)
+    category: str | None = None  # when given, must be the plan's category
+    ssh_key_ids: list[int] = Field(default_factory=list, max_length=50)
+    ssh_keys: list[str] = Field(default_factory=list, max_length=50)  # inline OpenSSH public keys
+    root_password: str | None = None  # generated when absent, and returned once
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+
+
+class TaskRead(BaseModel):
+    """One task of an action."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    name: str
+    order: int
+    status: TaskStatus
+    detail: str
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class ActionRead(BaseModel):
+    """An action with its progress and ordered tasks."""
+
+    id: int
+    command: str
+    status: ActionStatus
+    progress: int
+    current_task: str | None
+    error: str | None
+    started_at: datetime
+    finished_at: datetime | None
+    tasks: list[TaskRead]
+
+    @property
+    def tasks_completed(self) -> int:
+        """How many tasks are done."""
+        return sum(1 for task in self.tasks if task.status is TaskStatus.COMPLETED)
+
+
+class InstanceRead(BaseModel):
+    """An instance with what every surface renders of it."""
+
+    id: int
+    uuid: str
+    project_id: int
+    name: str
+    hostname: str
+    status: InstanceStatus
+    status_reason: str
+    plan_id: int
+    plan_code: str
+    plan_name: str
+    category: str
+    monthly_price_cents: int  # the plan's list price in USD cents
+    hourly_price: str  # USD, as the catalogue prints it
+    bandwidth_gb: int
+    region_code: str
+    region_name: str
+    template_id: int | None
+    template_code: str | None
+    os_name: str
+    billing_cycle: str
+    vcpus: int
+    memory_mib: int
+    disk_gib: int
+    ipv4: str | None
+    ipv6: str | None
+    node_name: str | None
+    locked: bool
+    webhook_configured: bool
+    billed_till: datetime | None
+    subscription_started_at: datetime | None
+    price_cents: int | None  # what one cycle costs, in the wallet's currency
+    currency: str | None
+    delete_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    provisioned_at: datetime | None
+    deleted_at: datetime | None
+
+
+class CreatedInstance(BaseModel):
+    """A new instance, its provisioning action, and the root password when Cloudlet chose it (shown once)."""
+
+    instance: InstanceRead
+    action: ActionRead
+    charged_cents: int
+    root_password: str | None = None
+
+
+class DeletionRead(BaseModel):
+    """What a deletion did: the instance after it, the refund, and when the server goes."""
+
+    instance: InstanceRead
+    mode: DeletionMode
+    refund_cents: int
+    currency: str | None
+    delete_at: datetime | None
+
+
+class RemoteState(BaseModel):
+    """What the node says of a guest right now."""
+
+    state: str  # a GuestState value, or "unknown" when the node does not answer
+    cpu_percent: float | None = None
+    memory_total_kib: int | None = None
+    memory_free_kib: int | None = None
+
+
+class InstanceSummary(BaseModel):
+    """Counts of a caller's instances (CyberPanel's dashboard summary)."""
+
+    total: int
+    by_status: dict[str, int]
+    by_region: dict[str, int]
+    monthly_cost_cents: int  # USD list prices of the servers not deleted
+
+
+class InstancePage(BaseModel):
+    """A page of instances and how many match in all."""
+
+    items: list[InstanceRead]
+    total: int
+
+
+class SshKeyCreate(BaseModel):
+    """A public key to keep for later builds."""
+
+    name: str = Field(min_length=1, max_length=200)
+    public_key: str = Field(min_length=1, max_length=16_000)
+
+
+class SshKeyRead(BaseModel):
+    """A kept public key."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    project_id: int
+    name: str
+    public_key: str
+    fingerprint: str
+    created_at: datetime

@@ -1,0 +1,703 @@
+"""The instance lifecycle: create (paid, placed, addressed, then built by a workflow), read, delete.
+
+A create or delete answers at once: the request's transaction reserves what the server needs
+(the first cycle's payment, room on a node, an address) or refuses with nothing written, and queues
+an Action; the worker's workflow (workflows.py) carries the action out task by task, recording each
+task here in its own short transaction, so any surface can show the progress while it runs.
+"""
+
+from __future__ import annotations
+
+import secrets
+import string
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+
+from pydantic import BaseModel
+from sqlalchemy.orm import Session
+
+from cloudlet.billing import pricing
+from cloudlet.billing import service as billing
+from cloudlet.billing.schemas import SubscriptionCreate, SubscriptionRead
+from cloudlet.catalog import service as catalog
+from cloudlet.catalog.schemas import PlanRead, RegionRead
+from cloudlet.config import Settings
+from cloudlet.drivers.base import HOSTNAME_PATTERN, DriverError, GuestNetwork, GuestNotFound, GuestSpec, GuestState
+from cloudlet.images import service as images
+from cloudlet.instances import repository, sshkeys
+from cloudlet.instances.models import Action, ActionStatus, ActionTask, Instance, InstanceStatus, SshKey, TaskStatus
+from cloudlet.instances.schemas import (
+    CREATE_TASKS,
+    DELETE_TASKS,
+    ActionRead,
+    Command,
+    CreatedInstance,
+    DeletionMode,
+    DeletionRead,
+    InstanceCreate,
+    InstancePage,
+    InstanceRead,
+    InstanceSummary,
+    RemoteState,
+    SshKeyCreate,
+    SshKeyRead,
+    TaskRead,
+)
+from cloudlet.kit import clock, money
+from cloudlet.kit.errors import Conflict, Forbidden, Invalid, NotFound
+from cloudlet.kit.secretbox import SecretBox
+from cloudlet.networking import service as networking
+from cloudlet.networking.schemas import IpFamily
+from cloudlet.nodes import service as nodes
+from cloudlet.nodes.models import NodeStatus
+from cloudlet.projects import service as projects
+from cloudlet.projects.schemas import Actor, Permission
+from cloudlet.webhooks import service as webhooks
+
+STARTED_KEY = "cloudlet_instances_started"  # session.info: (action id, command, workflow id) to start after commit
+PASSWORD_MIN, PASSWORD_MAX = 8, 72
+GENERATED_PASSWORD_LENGTH = 20
+ACTIVE: list[InstanceStatus] = [s for s in InstanceStatus if s is not InstanceStatus.DELETED]
+
+
+@lru_cache(maxsize=4)
+def _box(master_secret: str) -> SecretBox:
+    return SecretBox(master_secret, "instances")
+
+
+def seal(settings: Settings, plaintext: str) -> str:
+    """A secret of an instance (root password, webhook secret) as it is stored."""
+    return _box(settings.jwt_secret).seal(plaintext)
+
+
+def unseal(settings: Settings, sealed: str) -> str:
+    """The plaintext of a stored instance secret."""
+    return _box(settings.jwt_secret).open(sealed)
+
+
+# --- input rules ---------------------------------------------------------------------------------
+
+
+def check_root_password(password: str) -> None:
+    """CyberPanel's rules: 8 to 72 characters with letters and digits (its error codes)."""
+    if len(password) < PASSWORD_MIN:
+        raise Invalid("root_password", f"The root password must be at least {PASSWORD_MIN} characters.",
+                      code="PASSWORD_TOO_SHORT")
+    if len(password) > PASSWORD_MAX:
+        raise Invalid("root_password", f"The root password must not exceed {PASSWORD_MAX} characters.",
+                      code="PASSWORD_TOO_LONG")
+    if not (any(c.isalpha() for c in password) and any(c.isdigit() for c in password)):
+        raise Invalid("root_password", "The root password must contain letters and numbers.", code="PASSWORD_WEAK")
+    if any(c in password for c in "\n\r\0") or not password.isprintable():
+        raise Invalid("root_password", "The root password must be printable characters on one line.",
+                      code="PASSWORD_WEAK")
+
+
+def generate_password() -> str:
+    """A random root password that meets the rules."""
+    alphabet = string.ascii_letters + string.digits
+    while True:
+        candidate = "".join(secrets.choice(alphabet) for _ in range(GENERATED_PASSWORD_LENGTH))
+        if any(c.isalpha() for c in candidate) and any(c.isdigit() for c in candidate):
+            return candidate
+
+
+def check_hostname(hostname: str) -> str:
+    """A host name as guests accept it (RFC 1123 labels), lower-cased; Invalid otherwise."""
+    name = hostname.strip().rstrip(".").lower()
+    if not name or len(name) > 253 or not HOSTNAME_PATTERN.match(name):
+        raise Invalid("hostname", "The hostname must be letters, digits, dashes and dots, like my-server.example.com.",
+                      code="INVALID_HOSTNAME")
+    return name
+
+
+# --- tenancy -------------------------------------------------------------------------------------
+
+
+def _projects_in_reach(session: Session, actor: Actor, project_id: int | None = None) -> list[int]:
+    if project_id is not None:
+        projects.require_membership(session, actor.user.id, project_id, fence=actor.project_scope)
+        return [project_id]
+    if actor.project_scope is not None:
+        return [actor.project_scope]
+    return [project.id for _membership, project in projects.memberships(session, actor.user.id)]
+
+
+def _instance_of(session: Session, actor: Actor, ident: int | str, *, lock: bool = False,
+                 include_deleted: bool = False) -> Instance:
+    found = repository.instance(session, _ident(ident), lock=lock)
+    if found is None or found.project_id not in _projects_in_reach(session, actor):
+        raise NotFound("instance", ident, code="VPS_NOT_FOUND")
+    if found.status is InstanceStatus.DELETED and not include_deleted:
+        raise NotFound("instance", ident, code="VPS_NOT_FOUND")
+    return found
+
+
+def _ident(ident: int | str) -> int | str:
+    if isinstance(ident, str) and ident.isdigit():
+        return int(ident)
+    return ident
+
+
+def _require_billing_right(session: Session, actor: Actor, project_id: int) -> None:
+    if not projects.can(session, project_id, actor.user.id, Permission.INSTANCES_BILLING):
+        raise Forbidden("Only project owners and members allowed billing actions can create, upgrade, delete "
+                        "or reactivate instances.", code="FORBIDDEN")
+
+
+# --- reading -------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Context:
+    plans: dict[int, PlanRead]
+    regions: dict[int, RegionRead]
+
+
+def _context(session: Session) -> _Context:
+    return _Context(plans={p.id: p for p in catalog.list_plans(session)},
+                    regions={r.id: r for r in catalog.list_regions(session)})
+
+
+def _read(session: Session, row: Instance, context: _Context | None = None) -> InstanceRead:
+    ctx = context or _context(session)
+    plan = ctx.plans.get(row.plan_id) or catalog.get_plan(session, row.plan_id)
+    region = ctx.regions[row.region_id]
+    template = catalog.get_template(session, row.template_id) if row.template_id is not None else None
+    sub = billing.subscription_for(session, row.uuid)
+    node = nodes.get_node(session, row.node_id) if row.node_id is not None else None
+    currency = billing.wallet_currency(session, row.project_id) if sub else None
+    return InstanceRead(
+        id=row.id, uuid=row.uuid, project_id=row.project_id, name=row.name, hostname=row.hostname, status=row.status,
+        status_reason=row.status_reason, plan_id=plan.id, plan_code=plan.code, plan_name=plan.name,
+        category=plan.category, monthly_price_cents=plan.monthly_price_cents, hourly_price=plan.hourly_price,
+        bandwidth_gb=plan.bandwidth_gb, region_code=region.code, region_name=region.name,
+        template_id=row.template_id, template_code=template.code if template else None, os_name=row.os_name,
+        billing_cycle=row.billing_cycle, vcpus=row.vcpus, memory_mib=row.memory_mib, disk_gib=row.disk_gib,
+        ipv4=row.ipv4, ipv6=row.ipv6, node_name=node.name if node else None,
+        locked=row.locked_action_id is not None, webhook_configured=row.webhook_url is not None,
+        billed_till=sub.billed_till if sub else None, subscription_started_at=sub.started_at if sub else None,
+        price_cents=sub.price_cents if sub else None, currency=currency, delete_at=row.delete_at,
+        created_at=row.created_at, updated_at=row.updated_at, provisioned_at=row.provisioned_at,
+        deleted_at=row.deleted_at)
+
+
+def action_read(session: Session, action: Action) -> ActionRead:
+    """An action with its tasks."""
+    tasks = [TaskRead(name=t.name, order=t.position, status=t.status, detail=t.detail, started_at=t.started_at,
+                      finished_at=t.finished_at) for t in repository.tasks(session, action.id)]
+    return ActionRead(id=action.id, command=action.command, status=action.status, progress=action.progress,
+                      current_task=action.current_task, error=action.error, started_at=action.started_at,
+                      finished_at=action.finished_at, tasks=tasks)
+
+
+def get_instance(session: Session, actor: Actor, ident: int | str) -> InstanceRead:
+    """One instance of a project the actor is in (404 for any other, and for deleted ones)."""
+    return _read(session, _instance_of(session, actor, ident))
+
+
+def list_instances(session: Session, actor: Actor, *, project_id: int | None = None,
+                   statuses: list[InstanceStatus] | None = None, region: str | None = None,
+                   limit: int | None = None, offset: int = 0) -> InstancePage:
+    """The actor's instances (of one project when named), newest first, deleted ones left out."""
+    reach = _projects_in_reach(session, actor, project_id)
+    wanted: list[InstanceStatus] = [s for s in statuses if s is not InstanceStatus.DELETED] if statuses else ACTIVE
+    region_id: int | None = None
+    ctx = _context(session)
+    if region is not None:
+        matches = [r.id for r in ctx.regions.values() if r.code == region]
+        if not matches:
+            return InstancePage(items=[], total=0)
+        region_id = matches[0]
+    rows = repository.instances(session, reach, statuses=wanted, region_id=region_id, limit=limit, offset=offset)
+    total = repository.count(session, reach, statuses=wanted, region_id=region_id)
+    return InstancePage(items=[_read(session, row, ctx) for row in rows], total=total)
+
+
+def summary(session: Session, actor: Actor) -> InstanceSummary:
+    """Counts by status and region, and the monthly list price of what runs."""
+    page = list_instances(session, actor)
+    return InstanceSummary(total=page.total, by_status=dict(Counter(i.status.value for i in page.items)),
+                           by_region=dict(Counter(i.region_code for i in page.items)),
+                           monthly_cost_cents=sum(i.monthly_price_cents for i in page.items))
+
+
+def latest_action(session: Session, actor: Actor, ident: int | str, command: Command | None = None) -> ActionRead:
+    """The newest action of an instance (of one command when given): how a deployment goes."""
+    found = _instance_of(session, actor, ident, include_deleted=True)
+    action = repository.latest_action(session, found.id, command.value if command else None)
+    if action is None:
+        raise NotFound("action", code="VPS_NOT_FOUND")
+    return action_read(session, action)
+
+
+# --- actions -------------------------------------------------------------------------------------
+
+
+def _begin(session: Session, row: Instance, command: Command, tasks: tuple[str, ...]) -> Action:
+    """Open an action on a locked instance row; Conflict when another one holds it."""
+    if row.locked_action_id is not None:
+        raise Conflict("Another action is in progress on this instance; wait until it finishes.",
+                       code="INSTANCE_BUSY")
+    action = Action(instance_id=row.id, command=command.value, status=ActionStatus.RUNNING, progress=0,
+                    current_task=tasks[0], workflow_id=f"cloudlet-action-{uuid.uuid4().hex}", params={},
+                    started_at=clock.now())
+    repository.insert(session, action)
+    for position, name in enumerate(tasks, start=1):
+        repository.insert(session, ActionTask(action_id=action.id, name=name, position=position,
+                                              status=TaskStatus.PENDING, detail=""))
+    row.locked_action_id = action.id
+    session.flush()
+    session.info.setdefault(STARTED_KEY, []).append((action.id, command.value, action.workflow_id))
+    return action
+
+
+def _locked_action(session: Session, action_id: int) -> tuple[Action, Instance]:
+    action = repository.action(session, action_id, lock=True)
+    if action is None:
+        raise NotFound("action", action_id)
+    return action, _row(session, action.instance_id, lock=True)
+
+
+def start_task(session: Session, action_id: int, name: str) -> None:
+    """Mark a task in progress and make it the action's current task."""
+    action, _row = _locked_action(session, action_id)
+    for task in repository.tasks(session, action_id):
+        if task.name == name and task.status is not TaskStatus.COMPLETED:
+            task.status, task.started_at = TaskStatus.IN_PROGRESS, task.started_at or clock.now()
+    action.current_task = name
+    session.flush()
+
+
+def complete_task(session: Session, action_id: int, name: str, detail: str = "") -> None:
+    """Mark a task done and move the action's progress on."""
+    action, _row = _locked_action(session, action_id)
+    tasks = repository.tasks(session, action_id)
+    for task in tasks:
+        if task.name == name:
+            task.status, task.finished_at, task.detail = TaskStatus.COMPLETED, clock.now(), detail[:2000]
+    done = sum(1 for t in tasks if t.status is TaskStatus.COMPLETED)
+    action.progress = min(100, done * 100 // max(1, len(tasks)))
+    pending = [t.name for t in tasks if t.status is not TaskStatus.COMPLETED]
+    action.current_task = pending[0] if pending else None
+    session.flush()
+
+
+def _finish(action: Action, row: Instance, status: ActionStatus, error: str | None = None) -> None:
+    action.status, action.finished_at, action.error = status, clock.now(), error
+    if status is ActionStatus.SUCCESS:
+        action.progress, action.current_task = 100, None
+    if row.locked_action_id == action.id:
+        row.locked_action_id = None
+
+
+def _seconds(action: Action) -> int:
+    return int(((action.finished_at or clock.now()) - action.started_at).total_seconds())
+
+
+def _notify(session: Session, settings: Settings, row: Instance, action: Action, *, ok: bool) -> None:
+    if row.webhook_url is None:
+        return
+    secret = unseal(settings, row.webhook_secret) if row.webhook_secret else None
+    make = webhooks.deployment_completed if ok else webhooks.deployment_failed
+    payload = make(vps_id=row.id, name=row.hostname, ip_address=row.ipv4, deployment_time_seconds=_seconds(action))
+    webhooks.enqueue(session, settings, url=row.webhook_url, secret=secret, event=payload.event, payload=payload,
+                     reference=row.uuid)
+
+
+def finish_create(session: Session, settings: Settings, action_id: int) -> None:
+    """The last task of a create: the server runs; tell the webhook."""
+    action, row = _locked_action(session, action_id)
+    if action.status is not ActionStatus.RUNNING:
+        return
+    complete_task(session, action_id, "finalize", f"running at {row.ipv4}")
+    _finish(action, row, ActionStatus.SUCCESS)
+    row.status, row.status_reason, row.provisioned_at = InstanceStatus.RUNNING, "", clock.now()
+    session.flush()
+    _notify(session, settings, row, action, ok=True)
+
+
+def fail_task(session: Session, action_id: int, name: str, reason: str) -> None:
+    """Record why a task failed (the clean-up that follows is recorded by fail_create or fail_delete)."""
+    _locked_action(session, action_id)
+    for task in repository.tasks(session, action_id):
+        if task.name == name:
+            task.status, task.finished_at, task.detail = TaskStatus.FAILED, clock.now(), reason[:2000]
+    session.flush()
+
+
+def release_addresses(session: Session, instance_id: int) -> str:
+    """Give back the instance's addresses (doing it again frees nothing); says which were freed."""
+    row = _row(session, instance_id, lock=True)
+    freed = networking.release(session, row.uuid)
+    row.ipv4 = row.ipv6 = None
+    session.flush()
+    return " ".join(freed) or "no address was held"
+
+
+def release_capacity(session: Session, instance_id: int) -> str:
+    """Give the instance's room back to its node (once); says how much."""
+    row = _row(session, instance_id)
+    if row.reservation_id is None:
+        return "no capacity was held"
+    held = nodes.release(session, row.reservation_id)
+    return (f"{held.resources.vcpu} vCPU, {held.resources.memory_mib} MiB, {held.resources.disk_gib} GiB "
+            f"back to node {held.node_name}")
+
+
+def fail_create(session: Session, settings: Settings, action_id: int, reason: str) -> None:
+    """After a failed build whose guest was removed: free the address and capacity, refund in full, tell the webhook."""
+    action, row = _locked_action(session, action_id)
+    if action.status is not ActionStatus.RUNNING:
+        return
+    release_addresses(session, row.id)
+    release_capacity(session, row.id)
+    sub = billing.subscription_for(session, row.uuid)
+    if sub is not None:
+        billing.void_subscription(session, sub.id)
+    _finish(action, row, ActionStatus.ERROR, reason[:4000])
+    row.status, row.status_reason = InstanceStatus.ERROR, reason[:2000]
+    session.flush()
+    _notify(session, settings, row, action, ok=False)
+
+
+def finish_delete(session: Session, action_id: int) -> None:
+    """The last task of a delete: the guest, its disk, its address and its room are gone."""
+    action, row = _locked_action(session, action_id)
+    if action.status is not ActionStatus.RUNNING:
+        return
+    complete_task(session, action_id, "finalize")
+    _finish(action, row, ActionStatus.SUCCESS)
+    row.status, row.deleted_at, row.delete_at = InstanceStatus.DELETED, clock.now(), None
+    row.root_password = row.webhook_secret = None
+    session.flush()
+
+
+def fail_delete(session: Session, action_id: int, reason: str) -> None:
+    """A delete that could not finish (the node did not answer): the instance shows error, to be deleted again."""
+    action, row = _locked_action(session, action_id)
+    if action.status is not ActionStatus.RUNNING:
+        return
+    _finish(action, row, ActionStatus.ERROR, reason[:4000])
+    row.status, row.status_reason = InstanceStatus.ERROR, f"deletion failed: {reason}"[:2000]
+    session.flush()
+
+
+# --- create --------------------------------------------------------------------------------------
+
+
+def _region_for(session: Session, wanted: int | str | None, plan: PlanRead) -> RegionRead:
+    regions = catalog.list_regions(session)
+    if wanted is None:
+        offered = [r for r in regions if r.is_available and r.code in plan.regions]
+        if not offered:
+            raise Invalid("region", f"Plan {plan.code} is not offered in any region.", code="LOCATION_NOT_FOUND")
+        return offered[0]
+    found = next((r for r in regions if (r.id == wanted if isinstance(wanted, int) else r.code == wanted)), None)
+    if found is None or not found.is_available:
+        raise Invalid("region", f"There is no available region {wanted!r}.", code="LOCATION_NOT_FOUND")
+    if found.code not in plan.regions:
+        raise Invalid("region", f"Plan {plan.code} is not offered in region {found.code}.", code="LOCATION_NOT_FOUND")
+    return found
+
+
+def _plan_for(session: Session, wanted: int | str, category: str | None) -> PlanRead:
+    try:
+        plan = catalog.find_active_plan(session, wanted)
+    except NotFound:
+        raise Invalid("plan", f"There is no plan {wanted!r} that can be ordered.", code="PLAN_NOT_FOUND") from None
+    if category is not None and category != plan.category:
+        raise Invalid("category", f"Plan {plan.code} is in category {plan.category!r}, not {category!r}.",
+                      code="PLAN_NOT_FOUND")
+    return plan
+
+
+def _keys_for(session: Session, project_id: int, key_ids: list[int], inline: list[str]) -> list[str]:
+    keys: list[str] = []
+    for key_id in key_ids:
+        found = repository.ssh_key(session, key_id)
+        if found is None or found.project_id != project_id:
+            raise Invalid("ssh_key_ids", f"There is no SSH key {key_id} in this project.", code="INVALID_SSH_KEY")
+        keys.append(found.public_key)
+    keys.extend(sshkeys.parse(text, "ssh_keys").line for text in inline)
+    return list(dict.fromkeys(keys))
+
+
+def create_instance(session: Session, settings: Settings, actor: Actor, data: InstanceCreate, *,
+                    actor_project: int) -> CreatedInstance:
+    """Pay for, place and address a new server, and queue its build; nothing is written when any part fails.
+
+    Raises Invalid (422) for a bad plan, region, template, hostname, password or key, PaymentRequired
+    (402) when the wallet cannot pay the first cycle, Unavailable (503) when no node has room or no
+    address is free.
+    """
+    project_id = data.project_id if data.project_id is not None else actor_project
+    projects.require_membership(session, actor.user.id, project_id, fence=actor.project_scope)
+    _require_billing_right(session, actor, project_id)
+    hostname = check_hostname(data.hostname)
+    plan = _plan_for(session, data.plan, data.category)
+    region = _region_for(session, data.region, plan)
+    try:
+        template = catalog.template_for_plan(session, data.template, plan.id)
+    except NotFound:
+        raise Invalid("os_template", f"There is no OS template {data.template!r}.", code="INVALID_TEMPLATE") from None
+    image = images.image_for_template(session, template.id)
+    generated = data.root_password is None
+    password = generate_password() if data.root_password is None else data.root_password
+    check_root_password(password)
+    keys = _keys_for(session, project_id, data.ssh_key_ids, data.ssh_keys)
+    if data.webhook_url is not None:
+        webhooks.check_url(settings, data.webhook_url)
+    wallet = billing.wallet_of(session, settings, project_id)
+    catalog.require_balance_for_template(session, template.id, money.Money(
+        billing.balance_cents(session, settings, project_id), wallet.currency))
+    try:
+        price = pricing.plan_price(session, plan.id, data.billing_cycle, wallet.currency, project_id)
+    except NotFound:
+        raise Invalid("billing_cycle", f"There is no billing cycle {data.billing_cycle!r}.",
+                      code="INVALID_BILLING_CYCLE") from None
+    public_id = str(uuid.uuid4())
+    row = Instance(uuid=public_id, project_id=project_id, created_by=actor.user.id, name=data.name.strip() or hostname,
+                   hostname=hostname, plan_id=plan.id, region_id=region.id, template_id=template.id,
+                   os_name=data.os_name or template.name, image=image.name, billing_cycle=price.cycle,
+                   vcpus=plan.vcpu, memory_mib=plan.ram_mb, disk_gib=max(plan.disk_gb, 1),
+                   guest_name=f"i{public_id.replace('-', '')[:15]}", ipv4=None, ipv6=None,
+                   root_password=seal(settings, password), ssh_keys=keys, webhook_url=data.webhook_url,
+                   webhook_secret=seal(settings, data.webhook_secret) if data.webhook_secret else None,
+                   status=InstanceStatus.PROVISIONING, status_reason="")
+    repository.insert(session, row)
+    charge = billing.start_subscription(session, settings, SubscriptionCreate(
+        project_id=project_id, reference=public_id, plan_id=plan.id, cycle=price.cycle, months=price.months,
+        price_cents=price.amount_cents))
+    reservation = nodes.schedule(session, region.id, nodes.resources_for_plan(plan), holder=f"instance:{public_id}")
+    row.node_id, row.reservation_id = reservation.node_id, reservation.id
+    row.ipv4 = networking.allocate(session, region.code, public_id, IpFamily.IPV4, hostname=hostname).address
+    row.ipv6 = _optional_ipv6(session, region.code, public_id, hostname)
+    action = _begin(session, row, Command.CREATE, CREATE_TASKS)
+    return CreatedInstance(instance=_read(session, row), action=action_read(session, action),
+                           charged_cents=charge.amount_cents, root_password=password if generated else None)
+
+
+def _optional_ipv6(session: Session, region: str, owner: str, hostname: str) -> str | None:
+    # IPv6 is given where the region has a v6 pool; its absence is no reason to refuse a server
+    if not any(p.version == 6 and p.is_active for p in catalog.list_pools(session, region)):
+        return None
+    return networking.allocate(session, region, owner, IpFamily.IPV6, hostname=hostname).address
+
+
+def guest_spec(session: Session, settings: Settings, instance_id: int) -> GuestSpec:
+    """What the node needs to build an instance's guest (the sealed password opened)."""
+    row = _row(session, instance_id)
+    held = {a.family: a for a in networking.allocations(session, row.uuid)}
+    v4, v6 = held.get(IpFamily.IPV4), held.get(IpFamily.IPV6)
+    network = None
+    if v4 is not None:
+        network = GuestNetwork(address=f"{v4.address}/{v4.prefix_length}", gateway=v4.gateway,
+                               address6=f"{v6.address}/{v6.prefix_length}" if v6 else None,
+                               gateway6=v6.gateway if v6 else None)
+    return GuestSpec(name=row.guest_name, image=row.image, vcpus=row.vcpus, memory_mib=row.memory_mib,
+                     disk_gib=row.disk_gib, hostname=row.hostname,
+                     root_password=unseal(settings, row.root_password) if row.root_password else None,
+                     ssh_authorized_keys=tuple(row.ssh_keys), network=network, instance_id=row.uuid)
+
+
+
+class Target(BaseModel):
+    """Where an action's guest lives: the node's URI and the guest's name there."""
+
+    instance_id: int
+    guest_name: str
+    node_uri: str | None
+    node_name: str | None
+
+
+def target_of(session: Session, action_id: int) -> Target:
+    """The node and guest an action works on."""
+    action = repository.action(session, action_id)
+    if action is None:
+        raise NotFound("action", action_id)
+    row = _row(session, action.instance_id)
+    node = nodes.get_node(session, row.node_id) if row.node_id is not None else None
+    return Target(instance_id=row.id, guest_name=row.guest_name, node_uri=node.uri if node else None,
+                  node_name=node.name if node else None)
+
+
+def _row(session: Session, instance_id: int, *, lock: bool = False) -> Instance:
+    row = repository.instance(session, instance_id, lock=lock)
+    if row is None:
+        raise NotFound("instance", instance_id)
+    return row
+
+
+def node_ready(session: Session, action_id: int) -> str | None:
+    """Why the action's node cannot take the build now, or None when it can."""
+    row = _row(session, target_of(session, action_id).instance_id)
+    if row.node_id is None:
+        return "the instance has no node"
+    node = nodes.get_node(session, row.node_id)
+    if node.health is not NodeStatus.READY:
+        return f"node {node.name} is {node.health.value}: {node.status_reason or 'no heartbeat yet'}"
+    return None
+
+
+def ensure_addresses(session: Session, action_id: int) -> str:
+    """Make sure the instance holds its addresses (idempotent: held ones are kept); says which."""
+    row = _row(session, target_of(session, action_id).instance_id, lock=True)
+    region = catalog.get_region(session, row.region_id)
+    row.ipv4 = networking.allocate(session, region.code, row.uuid, IpFamily.IPV4, hostname=row.hostname).address
+    if row.ipv6 is not None:
+        row.ipv6 = networking.allocate(session, region.code, row.uuid, IpFamily.IPV6, hostname=row.hostname).address
+    session.flush()
+    return " ".join(a for a in (row.ipv4, row.ipv6) if a)
+
+
+def ensure_reverse_dns(session: Session, action_id: int) -> str:
+    """Give each of the instance's addresses its reverse-DNS name (the hostname) unless one was set."""
+    row = _row(session, target_of(session, action_id).instance_id)
+    named = []
+    for allocation in networking.allocations(session, row.uuid):
+        name = allocation.rdns or networking.default_rdns(row.hostname)
+        if name is not None and allocation.rdns is None:
+            networking.set_rdns(session, allocation.address, name)
+        named.append(f"{allocation.address} -> {name or '(no PTR: hostname is not fully qualified)'}")
+    return "; ".join(named)
+
+
+# --- delete --------------------------------------------------------------------------------------
+
+
+def delete_instance(session: Session, actor: Actor, ident: int | str, mode: DeletionMode) -> DeletionRead:
+    """Delete now (refund the unused part, remove the guest) or at the end of the paid cycle."""
+    row = _instance_of(session, actor, ident, lock=True)
+    _require_billing_right(session, actor, row.project_id)
+    if row.status is InstanceStatus.DELETING:
+        raise Conflict("The instance is already being deleted.", code="VPS_ALREADY_DELETED")
+    sub = billing.subscription_for(session, row.uuid)
+    currency = billing.wallet_currency(session, row.project_id)
+    if mode is DeletionMode.END_OF_CYCLE:
+        if sub is None or sub.status.value == "ended":
+            raise Conflict("The instance has no running billing cycle; delete it immediately.", code="NO_CYCLE")
+        billing.set_cancel_at_period_end(session, sub.id, True)
+        row.delete_at = sub.billed_till
+        session.flush()
+        return DeletionRead(instance=_read(session, row), mode=mode, refund_cents=0, currency=currency,
+                            delete_at=row.delete_at)
+    refund = _terminate(session, sub)
+    begin_delete(session, row)
+    return DeletionRead(instance=_read(session, row), mode=mode, refund_cents=refund, currency=currency,
+                        delete_at=None)
+
+
+def _terminate(session: Session, sub: SubscriptionRead | None) -> int:
+    if sub is None or sub.status.value == "ended":
+        return 0
+    return -billing.terminate_subscription(session, sub.id).amount_cents
+
+
+def begin_delete(session: Session, row: Instance) -> ActionRead:
+    """Queue the removal of a locked instance's guest, disk, address and capacity."""
+    action = _begin(session, row, Command.DELETE, DELETE_TASKS)
+    row.status, row.status_reason = InstanceStatus.DELETING, ""
+    session.flush()
+    return action_read(session, action)
+
+
+def cancel_deletion(session: Session, actor: Actor, ident: int | str) -> InstanceRead:
+    """Undo an end_of_cycle deletion: the renewal runs again."""
+    row = _instance_of(session, actor, ident, lock=True)
+    _require_billing_right(session, actor, row.project_id)
+    if row.delete_at is None:
+        raise Conflict("No deletion is scheduled for this instance.", code="NO_DELETION_SCHEDULED")
+    sub = billing.subscription_for(session, row.uuid)
+    if sub is not None:
+        billing.set_cancel_at_period_end(session, sub.id, False)
+    row.delete_at = None
+    session.flush()
+    return _read(session, row)
+
+
+def delete_due(session: Session, now: datetime | None = None) -> list[str]:
+    """Start the deletion of every instance whose end_of_cycle time has come; their uuids."""
+    started = []
+    for instance_id in repository.due_deletions(session, now or clock.now()):
+        row = repository.instance(session, instance_id, lock=True)
+        if row is None or row.locked_action_id is not None or row.delete_at is None:
+            continue
+        _terminate(session, billing.subscription_for(session, row.uuid))  # at billed_till nothing is left to refund
+        begin_delete(session, row)
+        started.append(row.uuid)
+    return started
+
+
+def running_actions(session: Session) -> list[tuple[int, str, str]]:
+    """(id, command, workflow id) of the actions not finished, which the worker's sweep makes sure run."""
+    return repository.running_actions(session)
+
+
+# --- SSH keys ------------------------------------------------------------------------------------
+
+
+def _key_read(row: SshKey) -> SshKeyRead:
+    return SshKeyRead.model_validate(row)
+
+
+def list_ssh_keys(session: Session, actor: Actor, project_id: int | None = None) -> list[SshKeyRead]:
+    """The keys kept in the actor's projects (or one of them)."""
+    return [_key_read(k) for k in repository.ssh_keys(session, _projects_in_reach(session, actor, project_id))]
+
+
+def add_ssh_key(session: Session, actor: Actor, data: SshKeyCreate, *, actor_project: int,
+                project_id: int | None = None) -> SshKeyRead:
+    """Keep a public key (OpenSSH format, checked) in a project; the same key twice is a 409."""
+    target = project_id if project_id is not None else actor_project
+    projects.require_membership(session, actor.user.id, target, fence=actor.project_scope)
+    parsed = sshkeys.parse(data.public_key, "public_key")
+    if repository.ssh_key_by_fingerprint(session, target, parsed.fingerprint) is not None:
+        raise Conflict("This key is already kept in the project.", code="SSH_KEY_EXISTS")
+    row = SshKey(project_id=target, name=data.name.strip(), public_key=parsed.line, fingerprint=parsed.fingerprint,
+                 created_at=clock.now())
+    repository.insert(session, row)
+    return _key_read(row)
+
+
+def delete_ssh_key(session: Session, actor: Actor, key_id: int) -> None:
+    """Forget a kept key (servers built with it keep it)."""
+    row = repository.ssh_key(session, key_id)
+    if row is None or row.project_id not in _projects_in_reach(session, actor):
+        raise NotFound("SSH key", key_id)
+    repository.delete(session, row)
+
+
+# --- live state ----------------------------------------------------------------------------------
+
+CPU_SAMPLE_SECONDS = 0.2
+
+
+def remote_state(session: Session, actor: Actor, ident: int | str) -> RemoteState:
+    """What the node says of the guest now: power state, CPU use over a short sample, memory."""
+    row = _instance_of(session, actor, ident)
+    if row.node_id is None:
+        return RemoteState(state="unknown")
+    node = nodes.get_node(session, row.node_id)
+    try:
+        driver = nodes.connect(node.uri)
+        state = driver.state(row.guest_name)
+        first = driver.stats(row.guest_name)
+        if state is not GuestState.RUNNING:
+            return RemoteState(state=state.value, cpu_percent=0.0, memory_total_kib=first.memory_mib * 1024)
+        time.sleep(CPU_SAMPLE_SECONDS)
+        second = driver.stats(row.guest_name)
+    except GuestNotFound:
+        return RemoteState(state="missing")
+    except DriverError:
+        return RemoteState(state="unknown")
+    elapsed_ns = max(1.0, (second.sampled_at - first.sampled_at).total_seconds() * 1e9)
+    cpu = 100.0 * (second.cpu_time_ns - first.cpu_time_ns) / (elapsed_ns * max(1, second.vcpus))
+    total = second.memory_mib * 1024
+    free = total - second.memory_used_mib * 1024 if second.memory_used_mib is not None else None
+    return RemoteState(state=state.value, cpu_percent=round(min(100.0, max(0.0, cpu)), 1), memory_total_kib=total,
+                       memory_free_kib=free)

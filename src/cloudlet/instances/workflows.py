@@ -1,0 +1,343 @@
+"""Actions as durable DBOS workflows: each task of a create or delete is a step.
+
+A step records its task as started, does its work (a driver call outside any transaction, or a
+short database change), and records it as completed with what it found. DBOS keeps each finished
+step's result, so a worker that crashes mid-action resumes at the step it was in; every step is
+idempotent (drivers are idempotent on the guest's name, allocations on the instance). A step that
+fails for good (GuestFailed, or an error that outlasts its retries) ends the action: a failed
+create removes the guest, frees the address and the capacity, and refunds the whole charge.
+
+The workflow id is the action's, so starting one is idempotent: the after-commit hook (in a process
+running a worker) and the sweep (for actions queued by a process without one) may both start it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any
+
+import structlog
+from dbos import DBOS, SetWorkflowID
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from cloudlet import worker
+from cloudlet.config import Settings
+from cloudlet.drivers.base import DriverError, GuestFailed, GuestNotFound, GuestReady, GuestSpec, HypervisorDriver
+from cloudlet.instances import service
+from cloudlet.instances.schemas import CREATE_TASKS, DELETE_TASKS, Command
+from cloudlet.kit.db import Database
+from cloudlet.nodes import service as nodes
+
+log = structlog.get_logger(__name__)
+
+QUEUE = worker.QueueSpec("cloudlet-instances")
+SWEEP_NAME = "cloudlet-instances-sweep"
+VERIFY_TIMEOUT_SECONDS = 30.0
+
+
+class Work:
+    """What a task needs: the database, the settings, and the action it belongs to."""
+
+    def __init__(self, db: Database, settings: Settings, action_id: int) -> None:
+        self.db = db
+        self.settings = settings
+        self.action_id = action_id
+
+    def target(self) -> service.Target:
+        """The node and guest the action works on."""
+        with self.db.session(write=False) as session:
+            return service.target_of(session, self.action_id)
+
+    def driver(self) -> tuple[HypervisorDriver, str]:
+        """The driver of the guest's node and the guest's name there."""
+        target = self.target()
+        if target.node_uri is None:
+            raise GuestFailed("the instance has no node")
+        return nodes.connect(target.node_uri), target.guest_name
+
+    def spec(self) -> GuestSpec:
+        """The guest as the database describes it."""
+        with self.db.session(write=False) as session:
+            return service.guest_spec(session, self.settings, self.target().instance_id)
+
+
+# --- the tasks of a create -----------------------------------------------------------------------
+
+
+def validate_resources(work: Work) -> str:
+    """The node is ready and holds the image."""
+    with work.db.session(write=False) as session:
+        problem = service.node_ready(session, work.action_id)
+    if problem is not None:
+        raise GuestFailed(problem)
+    driver, _name = work.driver()
+    spec = work.spec()
+    if spec.image not in {image.name for image in driver.list_images()}:
+        raise GuestFailed(f"image {spec.image!r} is not on node {work.target().node_name}")
+    return f"node {work.target().node_name} is ready and has image {spec.image}"
+
+
+def allocate_ip(work: Work) -> str:
+    """The instance holds its addresses."""
+    with work.db.session() as session:
+        return service.ensure_addresses(session, work.action_id)
+
+
+def create_vm(work: Work) -> str:
+    """The guest's disk (an overlay of the image) and its definition exist."""
+    driver, name = work.driver()
+    spec = work.spec()
+    driver.define_guest(spec)
+    return f"guest {name}: {spec.disk_gib} GiB overlay of {spec.image}"
+
+
+def configure_hardware(work: Work) -> str:
+    """The defined guest has the plan's vCPUs and memory."""
+    driver, name = work.driver()
+    spec = work.spec()
+    found = driver.hardware(name)
+    if (found.vcpus, found.memory_mib) != (spec.vcpus, spec.memory_mib):
+        raise GuestFailed(f"the node defined {found.vcpus} vCPU / {found.memory_mib} MiB instead of "
+                          f"{spec.vcpus} / {spec.memory_mib}")
+    return f"{found.vcpus} vCPU, {found.memory_mib} MiB"
+
+
+def apply_cloud_init(work: Work) -> str:
+    """The NoCloud seed (hostname, password, keys, network) is written."""
+    driver, _name = work.driver()
+    spec = work.spec()
+    driver.write_seed(spec)
+    return (f"hostname {spec.hostname}, {len(spec.ssh_authorized_keys)} SSH key(s), "
+            f"address {spec.network.address if spec.network else 'none'}")
+
+
+def start_vm(work: Work) -> str:
+    """The guest is powered on."""
+    driver, name = work.driver()
+    driver.start(name)
+    return f"guest {name} started"
+
+
+def configure_network(work: Work) -> str:
+    """Each address has its reverse-DNS name."""
+    with work.db.session() as session:
+        return service.ensure_reverse_dns(session, work.action_id)
+
+
+def wait_for_guest_agent(work: Work) -> str:
+    """The guest reports on its console that its seed is applied."""
+    driver, name = work.driver()
+    ready = driver.wait_ready(name, work.settings.instance_ready_timeout_seconds)
+    return _described(ready)
+
+
+def _described(ready: GuestReady) -> str:
+    return (f"hostname={ready.hostname} address={ready.address} keys={ready.authorized_keys} "
+            f"password={'set' if ready.root_password_set else 'unset'}")
+
+
+def verify_connectivity(work: Work) -> str:
+    """What the guest reports matches what was asked: hostname, address, keys, password."""
+    driver, name = work.driver()
+    spec = work.spec()
+    ready = driver.wait_ready(name, VERIFY_TIMEOUT_SECONDS)
+    wanted_address = spec.network.address.split("/")[0] if spec.network else None
+    problems = []
+    if ready.hostname not in {spec.hostname, spec.hostname.split(".")[0]}:
+        problems.append(f"hostname is {ready.hostname!r}, not {spec.hostname!r}")
+    if wanted_address is not None and ready.address != wanted_address:
+        problems.append(f"address is {ready.address}, not {wanted_address}")
+    if ready.authorized_keys != len(spec.ssh_authorized_keys):
+        problems.append(f"{ready.authorized_keys} SSH key(s) installed, not {len(spec.ssh_authorized_keys)}")
+    if ready.root_password_set != (spec.root_password is not None):
+        problems.append("the root password was not applied")
+    if problems:
+        raise GuestFailed("the guest does not match its order: " + "; ".join(problems))
+    return _described(ready)
+
+
+# --- the tasks of a delete -----------------------------------------------------------------------
+
+
+def stop_vm(work: Work) -> str:
+    """The guest's power is cut."""
+    driver, name = work.driver()
+    try:
+        driver.poweroff(name)
+    except GuestNotFound:
+        return f"guest {name} was not on the node"
+    return f"guest {name} powered off"
+
+
+def destroy_vm(work: Work) -> str:
+    """The guest, its disk, its seed and its console log are gone."""
+    driver, name = work.driver()
+    driver.destroy_guest(name)
+    return f"guest {name} removed from node {work.target().node_name}"
+
+
+def release_ip(work: Work) -> str:
+    """The addresses are free again."""
+    with work.db.session() as session:
+        return service.release_addresses(session, work.target().instance_id)
+
+
+def release_capacity(work: Work) -> str:
+    """The node's room is given back."""
+    with work.db.session() as session:
+        return service.release_capacity(session, work.target().instance_id)
+
+
+Task = Callable[[Work], str]
+TASKS: dict[str, Task] = {task.__name__: task for task in (
+    validate_resources, allocate_ip, create_vm, configure_hardware, apply_cloud_init, start_vm, configure_network,
+    wait_for_guest_agent, verify_connectivity, stop_vm, destroy_vm, release_ip, release_capacity)}
+
+
+def _work(action_id: int) -> Work:
+    running = worker.current()
+    return Work(running.db, running.settings, action_id)
+
+
+# Infrastructure trouble (the node did not answer, the database blinked) is retried; GuestFailed is not.
+@DBOS.step(name="cloudlet.instances.task", retries_allowed=True, max_attempts=4, interval_seconds=2.0,
+           backoff_rate=2.0)
+def run_task(action_id: int, name: str) -> str | None:
+    """One task: None when it is done, else why it failed for good."""
+    work = _work(action_id)
+    with work.db.session() as session:
+        service.start_task(session, action_id, name)
+    try:
+        detail = TASKS[name](work)
+    except GuestFailed as failure:
+        return failure.reason
+    with work.db.session() as session:
+        service.complete_task(session, action_id, name, detail)
+    log.info("instance task done", action_id=action_id, task=name, detail=detail)
+    return None
+
+
+@DBOS.step(name="cloudlet.instances.finish_create", retries_allowed=True, max_attempts=4, interval_seconds=2.0)
+def finish_create(action_id: int) -> None:
+    """The server runs: the action succeeds and the webhook is queued."""
+    work = _work(action_id)
+    with work.db.session() as session:
+        service.finish_create(session, work.settings, action_id)
+
+
+@DBOS.step(name="cloudlet.instances.abandon_create", retries_allowed=True, max_attempts=4, interval_seconds=2.0)
+def abandon_create(action_id: int, task: str, reason: str) -> None:
+    """Undo a failed build: remove the guest, free the address and capacity, refund, tell the webhook."""
+    work = _work(action_id)
+    with work.db.session() as session:
+        service.fail_task(session, action_id, task, reason)
+    note = reason
+    try:
+        driver, name = work.driver()
+        driver.destroy_guest(name)
+    except DriverError as error:  # the node is gone: the reconciler reports whatever is left there
+        note = f"{reason} (the guest could not be removed from its node: {error})"
+    with work.db.session() as session:
+        service.fail_create(session, work.settings, action_id, note)
+    log.warning("instance build failed", action_id=action_id, task=task, reason=note)
+
+
+@DBOS.step(name="cloudlet.instances.finish_delete", retries_allowed=True, max_attempts=4, interval_seconds=2.0)
+def finish_delete(action_id: int) -> None:
+    """The server is gone."""
+    with _work(action_id).db.session() as session:
+        service.finish_delete(session, action_id)
+
+
+@DBOS.step(name="cloudlet.instances.abandon_delete", retries_allowed=True, max_attempts=4, interval_seconds=2.0)
+def abandon_delete(action_id: int, task: str, reason: str) -> None:
+    """A delete that cannot finish now: the instance shows error and can be deleted again."""
+    with _work(action_id).db.session() as session:
+        service.fail_task(session, action_id, task, reason)
+        service.fail_delete(session, action_id, reason)
+
+
+def _attempt(action_id: int, task: str) -> str | None:
+    try:
+        return run_task(action_id, task)
+    except Exception as error:  # retries exhausted: the action ends here
+        return f"{type(error).__name__}: {error}"
+
+
+@DBOS.workflow(name="cloudlet.instances.create")
+def create(action_id: int) -> None:
+    """Build a paid, placed and addressed instance, task by task; clean up and refund on failure."""
+    for task in CREATE_TASKS[:-1]:
+        reason = _attempt(action_id, task)
+        if reason is not None:
+            abandon_create(action_id, task, reason)
+            return
+    finish_create(action_id)
+
+
+@DBOS.workflow(name="cloudlet.instances.delete")
+def delete(action_id: int) -> None:
+    """Remove the guest, then give back its address and its room."""
+    for task in DELETE_TASKS[:-1]:
+        reason = _attempt(action_id, task)
+        if reason is not None:
+            abandon_delete(action_id, task, reason)
+            return
+    finish_delete(action_id)
+
+
+WORKFLOWS: dict[str, Callable[[int], None]] = {Command.CREATE.value: create, Command.DELETE.value: delete}
+
+
+def start(actions: Iterable[tuple[int, str, str]]) -> None:
+    """Enqueue the workflows of these (id, command, workflow id) actions (each at most once, whoever asks)."""
+    for action_id, command, workflow_id in actions:
+        with SetWorkflowID(workflow_id):
+            DBOS.enqueue_workflow(QUEUE.name, WORKFLOWS[command], action_id)
+
+
+@DBOS.step(name="cloudlet.instances.due", retries_allowed=True, max_attempts=3)
+def due() -> list[tuple[int, str, str]]:
+    """Start end_of_cycle deletions whose time has come; then every running action."""
+    running = worker.current()
+    with running.db.session() as session:
+        service.delete_due(session)
+    with running.db.session(write=False) as session:
+        return service.running_actions(session)
+
+
+@DBOS.workflow(name="cloudlet.instances.sweep")
+def sweep(scheduled_at: datetime, _context: Any) -> None:
+    """Make sure every running action has its workflow (starting one that has is a no-op)."""
+    found = due()
+    start(found)
+    if found:
+        log.debug("instance sweep", scheduled_at=scheduled_at.isoformat(), running=len(found))
+
+
+@event.listens_for(Session, "after_commit")
+def _start_after_commit(session: Session) -> None:
+    queued: list[tuple[int, str, str]] = session.info.pop(service.STARTED_KEY, [])
+    if not queued:
+        return
+    try:
+        worker.current()
+    except RuntimeError:
+        return  # no worker in this process: the sweep of one elsewhere starts them
+    try:
+        start(queued)
+    except Exception as exc:  # the actions are committed; the sweep picks up what this missed
+        log.warning("action start deferred to the sweep", action_ids=[a for a, _c, _w in queued],
+                    error=f"{type(exc).__name__}: {exc}")
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_after_rollback(session: Session) -> None:
+    session.info.pop(service.STARTED_KEY, None)
+
+
+def schedules(settings: Settings) -> list[worker.Schedule]:
+    """The sweep schedule the worker applies at start."""
+    return [worker.Schedule(SWEEP_NAME, sweep, settings.instance_sweep_schedule, queue=QUEUE.name)]

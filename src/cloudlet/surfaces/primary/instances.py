@@ -1,0 +1,104 @@
+"""Primary surface: instances (Evorxa's "Instances" section) and SSH keys.
+
+Instances of every project the caller belongs to are listed unless `project_id` names one; an
+instance of another project answers 404. Creating, deleting and cancelling a deletion take the
+project's billing right (owners, or members granted instances:billing).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from cloudlet.auth.caller import Caller
+from cloudlet.instances import service as instances
+from cloudlet.instances.schemas import InstanceCreate, SshKeyCreate
+from cloudlet.surfaces.deps import AppSettings, DbSession, requires
+from cloudlet.surfaces.idempotency import IdempotencyGuard
+from cloudlet.surfaces.primary.instance_schemas import (
+    PrimaryDeletion,
+    PrimaryDeletionRead,
+    PrimaryInstanceCreate,
+    PrimaryInstanceCreated,
+    PrimaryInstanceDetail,
+    PrimaryInstanceRead,
+    PrimarySshKeyRead,
+    RemoteStateRead,
+)
+from cloudlet.tokens.abilities import Ability
+
+router = APIRouter(prefix="/api", tags=["primary"])
+
+Reader = Annotated[Caller, requires(Ability.INSTANCES_READ)]
+Writer = Annotated[Caller, requires(Ability.INSTANCES_WRITE)]
+Deleter = Annotated[Caller, requires(Ability.INSTANCES_DELETE)]
+
+
+@router.get("/instances", response_model=list[PrimaryInstanceRead], summary="List instances")
+def list_instances(caller: Reader, db: DbSession,
+                   project_id: Annotated[int | None, Query(description="Only this project.")] = None
+                   ) -> list[PrimaryInstanceRead]:
+    """The caller's instances, newest first."""
+    return [PrimaryInstanceRead.of(i) for i in instances.list_instances(db, caller, project_id=project_id).items]
+
+
+@router.post("/instances", status_code=201, response_model=PrimaryInstanceCreated,
+             summary="Create an instance (debits the wallet; honours Idempotency-Key)")
+def create_instance(body: PrimaryInstanceCreate, caller: Writer, db: DbSession, settings: AppSettings,
+                    idem: IdempotencyGuard) -> Response:
+    """Pay for, place and address a server and start building it; status is 'provisioning'."""
+    data = InstanceCreate(project_id=body.project_id, name=body.name, hostname=body.hostname, plan=body.package_id,
+                          category=body.category, template=body.os_template_id, os_name=body.os_name,
+                          billing_cycle=body.billing_cycle, ssh_key_ids=body.ssh_key_ids,
+                          root_password=body.root_password)
+    return idem.run(body, lambda: PrimaryInstanceCreated.of_created(
+        instances.create_instance(db, settings, caller, data, actor_project=caller.project_id)), status_code=201)
+
+
+@router.get("/instances/{instance_id}", response_model=PrimaryInstanceDetail,
+            summary="One instance, with its live state from the hypervisor")
+def get_instance(instance_id: str, caller: Reader, db: DbSession) -> PrimaryInstanceDetail:
+    """The instance and vf_remote_state."""
+    found = instances.get_instance(db, caller, instance_id)
+    live = instances.remote_state(db, caller, instance_id)
+    return PrimaryInstanceDetail(**PrimaryInstanceRead.of(found).model_dump(), vf_remote_state=RemoteStateRead.of(live),
+                                 status_reason=found.status_reason)
+
+
+@router.delete("/instances/{instance_id}", response_model=PrimaryDeletionRead,
+               summary="Delete now (prorated refund) or at the end of the paid cycle")
+def delete_instance(instance_id: str, body: PrimaryDeletion, caller: Deleter, db: DbSession) -> PrimaryDeletionRead:
+    """`immediate` refunds the unused part and removes the server; `end_of_cycle` cancels the renewal."""
+    return PrimaryDeletionRead.of(instances.delete_instance(db, caller, instance_id, body.mode))
+
+
+@router.post("/instances/{instance_id}/cancel-deletion", response_model=PrimaryInstanceRead,
+             summary="Cancel an end_of_cycle deletion; billing resumes")
+def cancel_deletion(instance_id: str, caller: Writer, db: DbSession) -> PrimaryInstanceRead:
+    """Undo a scheduled deletion."""
+    return PrimaryInstanceRead.of(instances.cancel_deletion(db, caller, instance_id))
+
+
+@router.get("/ssh-keys", response_model=list[PrimarySshKeyRead], summary="Your registered SSH keys")
+def list_ssh_keys(caller: Reader, db: DbSession,
+                  project_id: Annotated[int | None, Query(description="Only this project.")] = None
+                  ) -> list[PrimarySshKeyRead]:
+    """Keys of the caller's projects."""
+    return [PrimarySshKeyRead.model_validate(k.model_dump()) for k in instances.list_ssh_keys(db, caller, project_id)]
+
+
+@router.post("/ssh-keys", status_code=201, response_model=PrimarySshKeyRead, summary="Keep an OpenSSH public key")
+def add_ssh_key(body: SshKeyCreate, caller: Writer, db: DbSession,
+                project_id: Annotated[int | None, Query(description="Keep it in this project.")] = None
+                ) -> PrimarySshKeyRead:
+    """Check and keep a public key for later builds."""
+    found = instances.add_ssh_key(db, caller, body, actor_project=caller.project_id, project_id=project_id)
+    return PrimarySshKeyRead.model_validate(found.model_dump())
+
+
+@router.delete("/ssh-keys/{key_id}", status_code=204, summary="Forget an SSH key")
+def delete_ssh_key(key_id: int, caller: Writer, db: DbSession) -> Response:
+    """Servers built with the key keep it."""
+    instances.delete_ssh_key(db, caller, key_id)
+    return Response(status_code=204)

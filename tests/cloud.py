@@ -1,0 +1,131 @@
+"""A small cloud for instance tests: the default catalogue, one node answering through a FakeDriver,
+the "tiny" image on it, an IP pool, a running worker, and a customer with money.
+
+Import the fixtures into a test module (`from tests.cloud import cloud, Cloud  # noqa: F401`).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from cloudlet.app import create_worker
+from cloudlet.billing import service as billing
+from cloudlet.billing.schemas import CreditCreate
+from cloudlet.catalog import service as catalog
+from cloudlet.catalog.schemas import TemplateUpdate
+from cloudlet.drivers.base import HypervisorDriver
+from cloudlet.drivers.fake import FakeDriver
+from cloudlet.images import service as images
+from cloudlet.images.models import ImageSource
+from cloudlet.images.schemas import ImageRegister
+from cloudlet.nodes import service as nodes
+from cloudlet.nodes import workflows as node_workflows
+from cloudlet.nodes.schemas import NodeCreate, Resources
+from cloudlet.surfaces.deps import Runtime
+from cloudlet.worker import Worker
+from tests.conftest import Api
+from tests.helpers import Person, make_user
+
+IMAGE = "tiny"
+TEMPLATE = "debian-12-tiny"
+REGION = "dc1"
+NODE_URI = "qemu+ssh://hv1.example.net/system"
+SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIpAa7nmiR1Lk+BrjVtE4ZoZ2DARfuwHpSJ1OEzgqSHm test@cloudlet"
+
+
+@dataclass
+class Cloud:
+    """What a test of instances works with."""
+
+    runtime: Runtime
+    api: Api
+    driver: FakeDriver
+    worker: Worker
+    customer: Person
+    node_id: int
+    template_id: int
+    plan_id: int
+
+    def client(self, person: Person | None = None) -> httpx.Client:
+        """A client acting as the person (the customer by default) with a full token."""
+        return self.api.as_((person or self.customer).token)
+
+    def credit(self, person: Person, cents: int) -> None:
+        """Put money into the person's personal wallet."""
+        with self.runtime.db.session() as session:
+            billing.admin_credit(session, self.runtime.settings, person.project_id,
+                                 CreditCreate(amount_cents=cents, reason="test"), actor=person.user)
+
+    def balance(self, person: Person | None = None) -> int:
+        """The person's personal wallet balance in cents."""
+        with self.runtime.db.session() as session:
+            return billing.balance_cents(session, self.runtime.settings, (person or self.customer).project_id)
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1) -> Any:
+    """Poll check() until it returns something truthy; fail the test after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = check()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {timeout}s (last: {found!r})")
+        time.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+def fake_image_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 1 GiB empty qcow2, what the FakeDriver needs to record an image."""
+    path = tmp_path_factory.mktemp("img") / "tiny.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(path), "1G"], check=True)
+    return path
+
+
+def prepare_cloud(runtime: Runtime, driver: HypervisorDriver, image_file: Path, *, node_uri: str = NODE_URI,
+                  capacity: Resources | None = None) -> tuple[int, int]:
+    """The default catalogue, a node at node_uri with the image on it, the template pointing at it.
+
+    Returns (node id, template id). The caller chooses how node URIs become drivers.
+    """
+    info = driver.import_image(IMAGE, image_file)
+    with runtime.db.session() as session:
+        catalog.seed_default(session)
+        image = images.register_image(session, ImageRegister(
+            name=IMAGE, source=ImageSource.BUILT, volume=IMAGE, virtual_size_bytes=info.virtual_size_bytes))
+        template = catalog.get_template(session, TEMPLATE)
+        catalog.update_template(session, template.id, TemplateUpdate(image_id=image.id))
+        node = nodes.create_node(session, NodeCreate(
+            name="hv1", uri=node_uri, region=REGION,
+            capacity=capacity or Resources(vcpu=16, memory_mib=65536, disk_gib=2000)))
+    node_workflows.heartbeat_all(runtime.db, runtime.settings)
+    return node.id, template.id
+
+
+@pytest.fixture
+def cloud(runtime: Runtime, api: Api, fake_image_file: Path) -> Iterator[Cloud]:
+    """A ready cloud on a FakeDriver node with a running worker and a customer holding $100."""
+    driver = FakeDriver()
+    previous = nodes.use_drivers(lambda uri: driver)
+    worker = create_worker(runtime=runtime)
+    try:
+        node_id, template_id = prepare_cloud(runtime, driver, fake_image_file)
+        with runtime.db.session(write=False) as session:
+            plan_id = catalog.get_plan(session, "scout-1").id
+        worker.start()
+        made = Cloud(runtime=runtime, api=api, driver=driver, worker=worker,
+                     customer=make_user(runtime, "customer@example.com"), node_id=node_id,
+                     template_id=template_id, plan_id=plan_id)
+        made.credit(made.customer, 10_000)
+        yield made
+    finally:
+        worker.stop(grace_seconds=0)
+        nodes.use_drivers(previous)
