@@ -19,8 +19,10 @@ from cloudlet.surfaces.cyberpanel import billing as cp_billing
 from cloudlet.surfaces.cyberpanel import catalog as cp_catalog
 from cloudlet.surfaces.cyberpanel import errors as cyberpanel_errors
 from cloudlet.surfaces.cyberpanel import general as cp_general
+from cloudlet.surfaces.cyberpanel import vps as cp_vps
 from cloudlet.surfaces.deps import Runtime
 from cloudlet.surfaces.elxega import errors as elxega_errors
+from cloudlet.surfaces.elxega import workloads as ex_workloads
 from cloudlet.surfaces.middleware import RequestBookkeeping
 from cloudlet.surfaces.primary import agent as primary_agent
 from cloudlet.surfaces.primary import billing as primary_billing
@@ -38,12 +40,14 @@ from cloudlet.surfaces.shardlyn import billing as sh_billing
 from cloudlet.surfaces.shardlyn import errors as shardlyn_errors
 from cloudlet.surfaces.shardlyn import health as sh_health
 from cloudlet.surfaces.shardlyn import images as sh_images
+from cloudlet.surfaces.shardlyn import instances as sh_instances
 from cloudlet.surfaces.shardlyn import nodes as sh_nodes
 from cloudlet.surfaces.shardlyn import organizations as sh_organizations
 from cloudlet.surfaces.shardlyn import tokens as sh_tokens
 from cloudlet.surfaces.shardlyn import users as sh_users
 from cloudlet.surfaces.wayscloud import catalog as wc_catalog
 from cloudlet.surfaces.wayscloud import errors as wayscloud_errors
+from cloudlet.surfaces.wayscloud import vps as wc_vps
 from cloudlet.webhooks import workflows as webhook_workflows
 from cloudlet.worker import Worker
 
@@ -110,7 +114,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
     for module in (sh_health, sh_auth, sh_users, sh_tokens, sh_organizations, sh_admin, sh_billing, sh_images,
                    sh_admin_catalog, primary_me, primary_tokens, primary_team, primary_catalog, primary_wallet,
                    primary_billing, primary_agent, cp_general, cp_account, cp_catalog, cp_billing, wc_catalog,
-                   sh_nodes, primary_instances):
+                   sh_nodes, primary_instances, cp_vps, wc_vps, sh_instances, ex_workloads):
         app.include_router(module.router)
     app.add_middleware(RequestBookkeeping, runtime=runtime)
     return app

@@ -226,6 +226,17 @@ def summary(session: Session, actor: Actor) -> InstanceSummary:
                            monthly_cost_cents=sum(i.monthly_price_cents for i in page.items))
 
 
+def rename_instance(session: Session, actor: Actor, ident: int | str, name: str) -> InstanceRead:
+    """Change an instance's display name (the hostname stays what the guest was built with)."""
+    row = _instance_of(session, actor, ident, lock=True)
+    cleaned = name.strip()
+    if not cleaned or len(cleaned) > 200:
+        raise Invalid("name", "A name is 1 to 200 characters.")
+    row.name = cleaned
+    session.flush()
+    return _read(session, row)
+
+
 def latest_action(session: Session, actor: Actor, ident: int | str, command: Command | None = None) -> ActionRead:
     """The newest action of an instance (of one command when given): how a deployment goes."""
     found = _instance_of(session, actor, ident, include_deleted=True)

@@ -1,0 +1,7 @@
+"""Shardlyn instances."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(prefix="/v1/instances", tags=["shardlyn"])

@@ -1,0 +1,7 @@
+"""WaysCloud VPS endpoints."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(prefix="/v1/vps", tags=["wayscloud"])
