@@ -40,6 +40,7 @@ from cloudlet.surfaces.shardlyn import billing as sh_billing
 from cloudlet.surfaces.shardlyn import errors as shardlyn_errors
 from cloudlet.surfaces.shardlyn import health as sh_health
 from cloudlet.surfaces.shardlyn import images as sh_images
+from cloudlet.surfaces.shardlyn import instance_logs as sh_instance_logs
 from cloudlet.surfaces.shardlyn import instances as sh_instances
 from cloudlet.surfaces.shardlyn import nodes as sh_nodes
 from cloudlet.surfaces.shardlyn import organizations as sh_organizations
@@ -114,7 +115,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
     for module in (sh_health, sh_auth, sh_users, sh_tokens, sh_organizations, sh_admin, sh_billing, sh_images,
                    sh_admin_catalog, primary_me, primary_tokens, primary_team, primary_catalog, primary_wallet,
                    primary_billing, primary_agent, cp_general, cp_account, cp_catalog, cp_billing, wc_catalog,
-                   sh_nodes, primary_instances, cp_vps, wc_vps, sh_instances, ex_workloads):
+                   sh_nodes, primary_instances, cp_vps, wc_vps, sh_instances, sh_instance_logs, ex_workloads):
         app.include_router(module.router)
     app.add_middleware(RequestBookkeeping, runtime=runtime)
     return app

@@ -20,6 +20,7 @@ from cloudlet.catalog.schemas import (
 )
 
 REGION = "dc1"
+TEMPLATE_IMAGES = {"debian-12-tiny": "tiny"}  # default template -> the image `cloudlet images build` names
 
 DEFAULT_CATALOGUE = CatalogueFile(
     regions=[RegionCreate(code=REGION, name="Datacenter 1", country="US", flag="\U0001f1fa\U0001f1f8")],

@@ -37,6 +37,7 @@ def _register(info: ImageInfo, source: ImageSource, file: Path) -> None:
     try:
         with db.session() as session:
             read = images.register_from_driver(session, info, source, file)
+            images.link_default_templates(session)
     except CloudletError as error:
         typer.echo(f"stored in the pool but not registered: {error.message}", err=True)
         raise typer.Exit(1) from None

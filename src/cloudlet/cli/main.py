@@ -13,10 +13,12 @@ from rich.table import Table
 
 from cloudlet.app import build_runtime, create_app, create_worker
 from cloudlet.cli import catalog as catalog_cli
+from cloudlet.cli import demo as demo_cli
 from cloudlet.cli import images as images_cli
 from cloudlet.cli import node as node_cli
 from cloudlet.cli.wallet import billing_app, wallet_app
 from cloudlet.config import Settings
+from cloudlet.images import service as images
 from cloudlet.kit import logging as cloudlet_logging
 from cloudlet.kit import migrate as migrations
 from cloudlet.mail import service as mail
@@ -28,6 +30,7 @@ app.add_typer(mail_app, name="mail")
 app.add_typer(wallet_app, name="wallet"); app.add_typer(billing_app, name="billing")  # noqa: E702
 app.add_typer(catalog_cli.app, name="catalog")
 app.add_typer(node_cli.app, name="node"); app.add_typer(images_cli.app, name="images")  # noqa: E702
+app.command("demo")(demo_cli.demo)
 
 
 def _settings() -> Settings:
@@ -36,22 +39,38 @@ def _settings() -> Settings:
     return settings
 
 
+HostOption = typer.Option(None, help="Address to listen on (default CLOUDLET_HOST or 127.0.0.1).")
+PortOption = typer.Option(None, help="Port to listen on (default CLOUDLET_PORT or 8080).")
+ProcessesOption = typer.Option(1, help="Server processes (share the database; use Redis for rate limits).")
+
+
 @app.command()
 def serve(
-    host: str | None = typer.Option(None, help="Address to listen on (default CLOUDLET_HOST or 127.0.0.1)."),
-    port: int | None = typer.Option(None, help="Port to listen on (default CLOUDLET_PORT or 8080)."),
-    workers: int = typer.Option(1, help="Worker processes (share the database; use Redis for rate limits)."),
+    host: str | None = HostOption,
+    port: int | None = PortOption,
+    workers: int = ProcessesOption,
     with_worker: bool = typer.Option(True, "--worker/--no-worker",
                                      help="Run the durable-workflow worker in each server process (default)."),
 ) -> None:
     """Migrate the database, then serve every API surface (and run the worker alongside)."""
+    _serve(host, port, workers, with_worker=with_worker)
+
+
+@app.command()
+def api(host: str | None = HostOption, port: int | None = PortOption, workers: int = ProcessesOption) -> None:
+    """Serve the API without a worker (run `cloudlet worker` beside it, several of each on PostgreSQL)."""
+    _serve(host, port, workers, with_worker=False)
+
+
+def _serve(host: str | None, port: int | None, workers: int, *, with_worker: bool) -> None:
     settings = _settings()
     cloudlet_logging.configure(settings.log_level, json=settings.log_json)
     runtime = build_runtime(settings)
     migrations.upgrade(runtime.db.engine)
     catalog_cli.seed_default(runtime.db)  # a new installation can sell something at once
-    if nodes.libvirt_prepared(settings):  # `cloudlet node prepare` ran: this machine is the first node
-        with runtime.db.session() as session:
+    with runtime.db.session() as session:
+        images.link_default_templates(session)  # the tiny image, once built, is what the default template boots
+        if nodes.libvirt_prepared(settings):  # `cloudlet node prepare` ran: this machine is the first node
             nodes.ensure_local_node(session, settings)
     settings.jwt_secret  # noqa: B018  # create the signing key before workers fork
     bind_host, bind_port = host or settings.host, port or settings.port

@@ -15,6 +15,8 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from cloudlet.catalog import service as catalog
+from cloudlet.catalog.defaults import TEMPLATE_IMAGES
+from cloudlet.catalog.schemas import TemplateUpdate
 from cloudlet.drivers.base import ImageInfo
 from cloudlet.images import repository
 from cloudlet.images.models import Image, ImageSource, ImageStatus
@@ -125,3 +127,21 @@ def delete_image(session: Session, image: int | str) -> ImageRead:
     read = _read(found, templates)
     repository.delete(session, found)
     return read
+
+
+def link_default_templates(session: Session) -> list[str]:
+    """Point the default catalogue's templates that have no image yet at their image, once it is registered.
+
+    Returns the codes of the templates it linked; an operator's own choice is never overwritten.
+    """
+    linked = []
+    for code, name in TEMPLATE_IMAGES.items():
+        image = repository.by_name(session, name)
+        try:
+            template = catalog.get_template(session, code)
+        except NotFound:
+            continue
+        if image is not None and template.image_id is None:
+            catalog.update_template(session, template.id, TemplateUpdate(image_id=image.id))
+            linked.append(code)
+    return linked

@@ -70,6 +70,12 @@ def latest_action(session: Session, instance_id: int, command: str | None = None
     return session.scalars(query.order_by(Action.id.desc()).limit(1)).first()
 
 
+def actions(session: Session, instance_id: int, limit: int = 50) -> list[Action]:
+    """An instance's actions, newest first."""
+    return list(session.scalars(select(Action).where(Action.instance_id == instance_id)
+                                .order_by(Action.id.desc()).limit(limit)))
+
+
 def tasks(session: Session, action_id: int) -> list[ActionTask]:
     """An action's tasks in order."""
     return list(session.scalars(select(ActionTask).where(ActionTask.action_id == action_id)

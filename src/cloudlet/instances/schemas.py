@@ -149,6 +149,14 @@ class RemoteState(BaseModel):
     memory_free_kib: int | None = None
 
 
+class ConsoleLog(BaseModel):
+    """A guest's serial console output since it last started."""
+
+    instance_uuid: str
+    text: str
+    truncated: bool
+
+
 class InstanceSummary(BaseModel):
     """Counts of a caller's instances (CyberPanel's dashboard summary)."""
 

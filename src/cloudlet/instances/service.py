@@ -35,6 +35,7 @@ from cloudlet.instances.schemas import (
     DELETE_TASKS,
     ActionRead,
     Command,
+    ConsoleLog,
     CreatedInstance,
     DeletionMode,
     DeletionRead,
@@ -48,7 +49,7 @@ from cloudlet.instances.schemas import (
     TaskRead,
 )
 from cloudlet.kit import clock, money
-from cloudlet.kit.errors import Conflict, Forbidden, Invalid, NotFound
+from cloudlet.kit.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
 from cloudlet.kit.secretbox import SecretBox
 from cloudlet.networking import service as networking
 from cloudlet.networking.schemas import IpFamily
@@ -235,6 +236,21 @@ def rename_instance(session: Session, actor: Actor, ident: int | str, name: str)
     row.name = cleaned
     session.flush()
     return _read(session, row)
+
+
+def actions(session: Session, actor: Actor, ident: int | str) -> list[ActionRead]:
+    """An instance's actions with their tasks, newest first."""
+    found = _instance_of(session, actor, ident, include_deleted=True)
+    return [action_read(session, a) for a in repository.actions(session, found.id)]
+
+
+def get_action(session: Session, actor: Actor, ident: int | str, action_id: int) -> ActionRead:
+    """One action of an instance."""
+    found = _instance_of(session, actor, ident, include_deleted=True)
+    action = repository.action(session, action_id)
+    if action is None or action.instance_id != found.id:
+        raise NotFound("action", action_id)
+    return action_read(session, action)
 
 
 def latest_action(session: Session, actor: Actor, ident: int | str, command: Command | None = None) -> ActionRead:
@@ -712,3 +728,18 @@ def remote_state(session: Session, actor: Actor, ident: int | str) -> RemoteStat
     free = total - second.memory_used_mib * 1024 if second.memory_used_mib is not None else None
     return RemoteState(state=state.value, cpu_percent=round(min(100.0, max(0.0, cpu)), 1), memory_total_kib=total,
                        memory_free_kib=free)
+
+
+def console_log(session: Session, actor: Actor, ident: int | str) -> ConsoleLog:
+    """The guest's serial console since it last started, as its node keeps it."""
+    row = _instance_of(session, actor, ident)
+    if row.node_id is None:
+        raise Conflict("The instance has no guest yet.", code="NO_GUEST")
+    node = nodes.get_node(session, row.node_id)
+    try:
+        output = nodes.connect(node.uri).console_output(row.guest_name)
+    except GuestNotFound:
+        raise Conflict("The instance's guest does not exist (yet, or any more).", code="NO_GUEST") from None
+    except DriverError as error:
+        raise Unavailable(f"Node {node.name} did not answer: {error}", code="NODE_UNREACHABLE") from None
+    return ConsoleLog(instance_uuid=row.uuid, text=output.text, truncated=output.truncated)

@@ -6,7 +6,14 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from cloudlet.instances.schemas import CreatedInstance, DeletionMode, DeletionRead, InstanceRead, RemoteState
+from cloudlet.instances.schemas import (
+    ActionRead,
+    CreatedInstance,
+    DeletionMode,
+    DeletionRead,
+    InstanceRead,
+    RemoteState,
+)
 from cloudlet.kit.serial import IsoMillis
 
 
@@ -158,3 +165,37 @@ class PrimarySshKeyRead(BaseModel):
     fingerprint: str
     project_id: int
     created_at: IsoMillis
+
+
+class TaskRead(BaseModel):
+    """One task of an action."""
+
+    name: str
+    order: int
+    status: str
+    detail: str
+    started_at: IsoMillis | None
+    finished_at: IsoMillis | None
+
+
+class PrimaryActionRead(BaseModel):
+    """An action on an instance, with its progress and its ordered tasks (a Cloudlet extension)."""
+
+    id: int
+    command: str
+    status: str
+    progress: int
+    current_task: str | None
+    error: str | None
+    started_at: IsoMillis
+    finished_at: IsoMillis | None
+    tasks: list[TaskRead]
+
+    @classmethod
+    def of(cls, found: ActionRead) -> PrimaryActionRead:
+        """The primary rendering of an action."""
+        return cls(id=found.id, command=found.command, status=found.status.value, progress=found.progress,
+                   current_task=found.current_task, error=found.error, started_at=found.started_at,
+                   finished_at=found.finished_at,
+                   tasks=[TaskRead(name=t.name, order=t.order, status=t.status.value, detail=t.detail,
+                                   started_at=t.started_at, finished_at=t.finished_at) for t in found.tasks])

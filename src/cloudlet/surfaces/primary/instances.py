@@ -17,6 +17,7 @@ from cloudlet.instances.schemas import InstanceCreate, SshKeyCreate
 from cloudlet.surfaces.deps import AppSettings, DbSession, requires
 from cloudlet.surfaces.idempotency import IdempotencyGuard
 from cloudlet.surfaces.primary.instance_schemas import (
+    PrimaryActionRead,
     PrimaryDeletion,
     PrimaryDeletionRead,
     PrimaryInstanceCreate,
@@ -78,6 +79,20 @@ def delete_instance(instance_id: str, body: PrimaryDeletion, caller: Deleter, db
 def cancel_deletion(instance_id: str, caller: Writer, db: DbSession) -> PrimaryInstanceRead:
     """Undo a scheduled deletion."""
     return PrimaryInstanceRead.of(instances.cancel_deletion(db, caller, instance_id))
+
+
+@router.get("/instances/{instance_id}/actions", response_model=list[PrimaryActionRead],
+            summary="The instance's actions (create, delete, ...) with their progress, newest first")
+def list_actions(instance_id: str, caller: Reader, db: DbSession) -> list[PrimaryActionRead]:
+    """Cloudlet's extension: every change to an instance is an action with ordered tasks."""
+    return [PrimaryActionRead.of(a) for a in instances.actions(db, caller, instance_id)]
+
+
+@router.get("/instances/{instance_id}/actions/{action_id}", response_model=PrimaryActionRead,
+            summary="One action of the instance")
+def get_action(instance_id: str, action_id: int, caller: Reader, db: DbSession) -> PrimaryActionRead:
+    """An action with its tasks."""
+    return PrimaryActionRead.of(instances.get_action(db, caller, instance_id, action_id))
 
 
 @router.get("/ssh-keys", response_model=list[PrimarySshKeyRead], summary="Your registered SSH keys")

@@ -1,0 +1,113 @@
+"""`cloudlet demo`: order a server through the API like a customer, watch it build, read its console.
+
+It is an HTTP client of a running server (`bash scripts/serve.sh`): it needs an API token with
+instances:read and instances:write and a wallet that can pay for the plan (see the README's tour).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+POLL_SECONDS = 0.5
+
+
+def _fail(answer: httpx.Response, doing: str) -> None:
+    if answer.is_success:
+        return
+    typer.echo(f"{doing} failed: HTTP {answer.status_code} {answer.text}", err=True)
+    raise typer.Exit(1)
+
+
+def _find_plan(client: httpx.Client, code: str) -> dict[str, Any]:
+    answer = client.get("/api/catalog/plans")
+    _fail(answer, "reading the catalogue")
+    for category in answer.json()["categories"]:
+        for package in category["packages"]:
+            if package["plan"] == code:
+                return dict(package)
+    typer.echo(f"there is no plan {code!r} in the catalogue", err=True)
+    raise typer.Exit(1)
+
+
+def _find_template(client: httpx.Client, package_id: int, code: str) -> int:
+    answer = client.get(f"/api/catalog/os-templates/{package_id}")
+    _fail(answer, "reading the OS templates")
+    for group in answer.json():
+        for template in group["templates"]:
+            if template["code"] == code:
+                return int(template["id"])
+    typer.echo(f"there is no OS template {code!r} for this plan", err=True)
+    raise typer.Exit(1)
+
+
+def _watch(client: httpx.Client, console: Console, instance_id: str, timeout: float) -> dict[str, Any]:
+    """Show the create action's tasks as they complete; the finished action."""
+    deadline = time.monotonic() + timeout
+    columns = (TextColumn("{task.description:<24}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+               TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        bar = progress.add_task("validate_resources", total=100)
+        while True:
+            answer = client.get(f"/api/instances/{instance_id}/actions")
+            _fail(answer, "reading the build's progress")
+            action = answer.json()[-1]  # the first action of an instance is its creation
+            progress.update(bar, completed=action["progress"], description=action["current_task"] or "done")
+            if action["status"] != "running":
+                return dict(action)
+            if time.monotonic() > deadline:
+                typer.echo(f"the build did not finish within {timeout:.0f}s", err=True)
+                raise typer.Exit(1)
+            time.sleep(POLL_SECONDS)
+
+
+def demo(
+    url: str = typer.Option("http://127.0.0.1:8080", envvar="CLOUDLET_API", help="The server's base URL."),
+    token: str = typer.Option(..., envvar="CLOUDLET_TOKEN", help="An API token with instances:read and write."),
+    plan: str = typer.Option("scout-1", help="Plan code."),
+    template: str = typer.Option("debian-12-tiny", help="OS template code."),
+    hostname: str = typer.Option("demo-1.example.com", help="The server's hostname."),
+    keep: bool = typer.Option(False, "--keep", help="Leave the server running (default: delete it at the end)."),
+    timeout: float = typer.Option(600.0, help="Seconds to wait for the build."),
+) -> None:
+    """Create a server, show its build task by task, print its serial console, then delete it."""
+    console = Console()
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=url, headers=headers, timeout=30.0) as client:
+        me = client.get("/api/me")
+        _fail(me, "reading your account")
+        project_id = me.json()["projects"][0]["id"]
+        package = _find_plan(client, plan)
+        order = {"name": hostname.split(".")[0], "hostname": hostname, "project_id": project_id,
+                 "package_id": package["id"], "category": package["category"],
+                 "os_template_id": _find_template(client, package["id"], template), "os_name": template,
+                 "billing_cycle": "monthly", "ssh_key_ids": []}
+        created = client.post("/api/instances", json=order)
+        _fail(created, "ordering the server")
+        server = created.json()
+        console.print(f"[bold]{server['hostname']}[/] ({server['id']}): {server['plan']}, {server['vcpu']} vCPU, "
+                      f"{server['ram']} GiB, {server['storage']} GiB, address {server['main_ip']}, "
+                      f"charged {server['charged_cents'] / 100:.2f}")
+        action = _watch(client, console, server["id"], timeout)
+        if action["status"] != "success":
+            console.print(f"[red]the build failed[/]: {action['error']}")
+            raise typer.Exit(1)
+        for task in action["tasks"]:
+            console.print(f"  {task['order']:>2}. {task['name']:<22} {task['detail']}")
+        console.print(f"[green]running[/] (root password: {server['root_password']})")
+        logs = client.get(f"/v1/instances/{server['id']}/install-logs")
+        _fail(logs, "reading the serial console")
+        console.rule("serial console")
+        for line in logs.json()["logs"]:
+            console.print(line, markup=False, highlight=False)
+        console.rule()
+        if keep:
+            return
+        deleted = client.request("DELETE", f"/api/instances/{server['id']}", json={"mode": "immediate"})
+        _fail(deleted, "deleting the server")
+        console.print(f"deleted; refunded {deleted.json()['refund_cents'] / 100:.2f}")
