@@ -60,14 +60,19 @@ class Cloud:
 
     def credit(self, person: Person, cents: int) -> None:
         """Put money into the person's personal wallet."""
-        with self.runtime.db.session() as session:
-            billing.admin_credit(session, self.runtime.settings, person.project_id,
-                                 CreditCreate(amount_cents=cents, reason="test"), actor=person.user)
+        credit(self.runtime, person, cents)
 
     def balance(self, person: Person | None = None) -> int:
         """The person's personal wallet balance in cents."""
         with self.runtime.db.session() as session:
             return billing.balance_cents(session, self.runtime.settings, (person or self.customer).project_id)
+
+
+def credit(runtime: Runtime, person: Person, cents: int) -> None:
+    """Put money into the person's personal wallet."""
+    with runtime.db.session() as session:
+        billing.admin_credit(session, runtime.settings, person.project_id,
+                             CreditCreate(amount_cents=cents, reason="test"), actor=person.user)
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1) -> Any:
@@ -91,16 +96,17 @@ def fake_image_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def prepare_cloud(runtime: Runtime, driver: HypervisorDriver, image_file: Path, *, node_uri: str = NODE_URI,
-                  capacity: Resources | None = None) -> tuple[int, int]:
+                  capacity: Resources | None = None, image_name: str = IMAGE) -> tuple[int, int]:
     """The default catalogue, a node at node_uri with the image on it, the template pointing at it.
 
     Returns (node id, template id). The caller chooses how node URIs become drivers.
     """
-    info = driver.import_image(IMAGE, image_file)
+    info = driver.import_image(image_name, image_file)
     with runtime.db.session() as session:
         catalog.seed_default(session)
         image = images.register_image(session, ImageRegister(
-            name=IMAGE, source=ImageSource.BUILT, volume=IMAGE, virtual_size_bytes=info.virtual_size_bytes))
+            name=image_name, source=ImageSource.BUILT, volume=image_name,
+            virtual_size_bytes=info.virtual_size_bytes))
         template = catalog.get_template(session, TEMPLATE)
         catalog.update_template(session, template.id, TemplateUpdate(image_id=image.id))
         node = nodes.create_node(session, NodeCreate(

@@ -10,6 +10,7 @@ racing for the last room therefore serialise on the node row and the second sees
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import socket
@@ -71,6 +72,17 @@ def libvirt_driver(uri: str) -> HypervisorDriver:
 _drivers_lock = threading.Lock()
 _libvirt_drivers: dict[str, HypervisorDriver] = {}
 _factory: DriverFactory = libvirt_driver
+
+
+@atexit.register
+def _close_drivers() -> None:
+    # closed while the interpreter still runs, not by libvirt's __del__ once its module is torn down
+    with _drivers_lock:
+        for driver in _libvirt_drivers.values():
+            close = getattr(driver, "close", None)
+            if callable(close):
+                close()
+        _libvirt_drivers.clear()
 
 
 def use_drivers(factory: DriverFactory) -> DriverFactory:

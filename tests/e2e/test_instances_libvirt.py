@@ -1,0 +1,215 @@
+"""Instances with real guests: `cloudlet serve` / `cloudlet api` + `cloudlet worker` processes build QEMU
+guests (TCG) on this machine's libvirtd, from the tiny image, through the public API.
+
+The database and the node are set up in-process through the services (what an operator's commands
+do); everything a customer does goes over HTTP to the real processes.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from cloudlet.drivers.libvirt.guest import LibvirtDriver
+from cloudlet.instances import repository as instance_rows
+from cloudlet.surfaces.deps import Runtime
+from tests.cloud import SSH_KEY, credit, prepare_cloud
+from tests.contract.conftest import _libvirt_driver, leftovers, tiny_image
+from tests.helpers import Person, make_user
+from tests.integration.test_worker import wait_for
+from tests.integration.test_worker_processes import Cluster, Process
+
+__all__ = ["tiny_image"]
+
+BOOT_SECONDS = 180  # a TCG boot takes ~5 s alone; several at once on two cores take longer
+PASSWORD = "Guest-pass-2026"
+
+
+class GuestCluster(Cluster):
+    """Processes whose worker builds guests on the local libvirt node and sweeps every second."""
+
+    extra: dict[str, str]
+
+    def env(self) -> dict[str, str]:
+        """The cluster's environment plus quick sweeps and whatever the test adds."""
+        return {**super().env(), "CLOUDLET_INSTANCE_SWEEP_SCHEDULE": "* * * * * *", **self.extra}
+
+    def api(self) -> str:
+        """`cloudlet api` (no worker) on a free port; its base URL once it answers."""
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        process = self.start("api", "api", "--port", str(port))
+        url = f"http://127.0.0.1:{port}"
+
+        def ready() -> bool:
+            if process.popen.poll() is not None:
+                pytest.fail(f"api exited:\n{process.log.read_text()}")
+            try:
+                return httpx.get(f"{url}/health/ready", timeout=1).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_for(ready, "the api to answer", seconds=30)
+        return url
+
+    def worker(self) -> Process:
+        """`cloudlet worker`, once it has started."""
+        process = self.start(f"worker-{len(self.started)}", "worker")
+
+        def started() -> bool:
+            if process.popen.poll() is not None:
+                pytest.fail(f"worker exited:\n{process.log.read_text()}")
+            return any(e.get("event") == "worker started" for e in process.events())
+
+        wait_for(started, "the worker to start", seconds=30)
+        return process
+
+
+@pytest.fixture
+def node(runtime: Runtime, tiny_image: Path) -> Iterator[LibvirtDriver]:
+    """This machine's libvirtd as the region's node, with the tiny image in its pool under a name of its own."""
+    driver = _libvirt_driver()
+    assert isinstance(driver, LibvirtDriver)
+    name = f"e2e-{uuid.uuid4().hex[:8]}"
+    try:
+        prepare_cloud(runtime, driver, tiny_image, node_uri="qemu:///system", image_name=name)
+        yield driver
+    finally:
+        driver.delete_image(name)
+
+
+@pytest.fixture
+def cluster(runtime: Runtime, database_url: str, tmp_path: Path) -> Iterator[GuestCluster]:
+    """Processes on the test's database, all stopped after the test."""
+    made = GuestCluster(runtime, database_url, tmp_path, [])
+    made.extra = {}
+    try:
+        yield made
+    finally:
+        for process in made.started:
+            process.stop()
+
+
+def customer(runtime: Runtime) -> Person:
+    """A customer with $100 in the wallet."""
+    person = make_user(runtime, f"c-{uuid.uuid4().hex[:6]}@example.com")
+    credit(runtime, person, 10_000)
+    return person
+
+
+def client(url: str, person: Person) -> httpx.Client:
+    """An HTTP client acting as the person."""
+    return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {person.token}"}, timeout=30)
+
+
+def order(runtime: Runtime, person: Person, hostname: str) -> dict[str, Any]:
+    """A create body for the default plan and template."""
+    from cloudlet.catalog import service as catalog
+
+    with runtime.db.session(write=False) as session:
+        plan = catalog.get_plan(session, "scout-1")
+        template = catalog.get_template(session, "debian-12-tiny")
+    return {"name": hostname.split(".")[0], "hostname": hostname, "project_id": person.project_id,
+            "package_id": plan.id, "category": "standard", "os_template_id": template.id, "os_name": "Debian 12",
+            "billing_cycle": "monthly", "ssh_key_ids": [], "root_password": PASSWORD}
+
+
+def status_of(http: httpx.Client, instance_id: str) -> str:
+    """The instance's status, or "gone" once it answers 404."""
+    answer = http.get(f"/api/instances/{instance_id}")
+    return "gone" if answer.status_code == 404 else str(answer.json()["status"])
+
+
+def guest_name(runtime: Runtime, instance_id: str) -> str:
+    """The name the node knows the instance's guest by."""
+    with runtime.db.session(write=False) as session:
+        row = instance_rows.instance(session, instance_id)
+        assert row is not None
+        return row.guest_name
+
+
+def test_a_server_is_built_with_its_hostname_password_and_key_then_deleted_with_a_refund(
+        runtime: Runtime, node: LibvirtDriver, cluster: GuestCluster) -> None:
+    _process, url = cluster.serve()
+    person = customer(runtime)
+    with client(url, person) as http:
+        key = http.post("/api/ssh-keys", json={"name": "laptop", "public_key": SSH_KEY}).json()
+        body = order(runtime, person, "web-1.example.com") | {"ssh_key_ids": [key["id"]]}
+        created = http.post("/api/instances", json=body)
+        assert created.status_code == 201, created.text
+        server = created.json()
+        wait_for(lambda: status_of(http, server["id"]) == "running", "the guest to run", seconds=BOOT_SECONDS)
+        detail = http.get(f"/api/instances/{server['id']}").json()
+        assert detail["vf_remote_state"]["state"] == "running" and detail["vf_remote_state"]["memory"]["memtotal"]
+        # what the guest itself printed once its seed was applied, read from its serial console on the node
+        logs = http.get(f"/v1/instances/{server['id']}/install-logs").json()["logs"]
+        ready = next(line for line in logs if line.startswith("CLOUDLET_READY"))
+        assert f"instance-id={server['id']}" in ready and "hostname=web-1" in ready
+        assert f"address={server['main_ip']}" in ready and "keys=1" in ready and "password=set" in ready
+        name = guest_name(runtime, server["id"])
+        assert name in {g.name for g in node.list_guests()}
+
+        deleted = http.request("DELETE", f"/api/instances/{server['id']}", json={"mode": "immediate"})
+        assert deleted.status_code == 200 and deleted.json()["refund_cents"] > 0
+        wait_for(lambda: status_of(http, server["id"]) == "gone", "the deletion", seconds=60)
+        assert name not in {g.name for g in node.list_guests()} and leftovers(node, name) == []
+        refunds = [e for e in http.get("/api/wallet/transactions").json()["data"] if e["kind"] == "refund"]
+        assert [e["amount_cents"] for e in refunds] == [deleted.json()["refund_cents"]]
+    with runtime.db.session(write=False) as session:
+        from cloudlet.networking import service as networking
+
+        assert networking.allocations(session, server["id"]) == []
+
+
+def test_a_worker_killed_while_the_guest_boots_is_replaced_and_the_build_finishes(
+        runtime: Runtime, node: LibvirtDriver, cluster: GuestCluster) -> None:
+    url = cluster.api()
+    first = cluster.worker()
+    person = customer(runtime)
+    with client(url, person) as http:
+        server = http.post("/api/instances", json=order(runtime, person, "crash-1.example.com")).json()
+
+        def booting() -> bool:
+            action = http.get(f"/api/instances/{server['id']}/actions").json()[0]
+            return action["current_task"] == "wait_for_guest_agent"
+
+        wait_for(booting, "the build to reach the guest's boot", seconds=60)
+        first.popen.send_signal(signal.SIGKILL)
+        assert first.popen.wait(timeout=10) == -signal.SIGKILL
+        assert status_of(http, server["id"]) == "provisioning"
+        cluster.worker()  # takes the dead worker's executor slot and recovers its workflow
+        wait_for(lambda: status_of(http, server["id"]) == "running", "the recovered build", seconds=BOOT_SECONDS)
+        action = http.get(f"/api/instances/{server['id']}/actions").json()[0]
+        assert action["status"] == "success" and [t["status"] for t in action["tasks"]] == ["completed"] * 10
+        charges = [e for e in http.get("/api/wallet/transactions").json()["data"] if e["kind"] == "charge_create"]
+        assert len(charges) == 1
+        name = guest_name(runtime, server["id"])
+        assert [g.name for g in node.list_guests()].count(name) == 1
+        http.request("DELETE", f"/api/instances/{server['id']}", json={"mode": "immediate"})
+        wait_for(lambda: status_of(http, server["id"]) == "gone", "the deletion", seconds=60)
+
+
+def test_a_guest_that_never_reports_ready_is_removed_and_refunded_in_full(
+        runtime: Runtime, node: LibvirtDriver, cluster: GuestCluster) -> None:
+    cluster.extra = {"CLOUDLET_INSTANCE_READY_TIMEOUT_SECONDS": "0.5"}  # no TCG guest boots that fast
+    _process, url = cluster.serve()
+    person = customer(runtime)
+    with client(url, person) as http:
+        before = http.get("/api/wallet/balance").json()["balance_cents"]
+        server = http.post("/api/instances", json=order(runtime, person, "slow-1.example.com")).json()
+        wait_for(lambda: status_of(http, server["id"]) == "error", "the build to fail", seconds=60)
+        action = http.get(f"/api/instances/{server['id']}/actions").json()[0]
+        failed = [t for t in action["tasks"] if t["status"] == "failed"]
+        assert [t["name"] for t in failed] == ["wait_for_guest_agent"] and "not ready within" in failed[0]["detail"]
+        name = guest_name(runtime, server["id"])
+        assert name not in {g.name for g in node.list_guests()} and leftovers(node, name) == []
+        assert http.get("/api/wallet/balance").json()["balance_cents"] == before
+        assert http.get(f"/api/instances/{server['id']}").json()["main_ip"] is None
