@@ -1,7 +1,7 @@
 """A small cloud for instance tests: the default catalogue, one node answering through a FakeDriver,
 the "tiny" image on it, an IP pool, a running worker, and a customer with money.
 
-Import the fixtures into a test module (`from tests.cloud import cloud, Cloud  # noqa: F401`).
+tests/conftest.py loads this module as a plugin, so every test can ask for `cloud`.
 """
 
 from __future__ import annotations

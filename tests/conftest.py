@@ -25,6 +25,8 @@ from cloudlet.surfaces.deps import Runtime
 from cloudlet.worker import SYSTEM_DATABASE_SUFFIX
 from tests.helpers import free_port
 
+pytest_plugins = ["tests.cloud"]  # the `cloud` fixture of instance tests
+
 POSTGRES_URL = os.environ.get("CLOUDLET_TEST_POSTGRES_URL", "")
 REDIS_URL = os.environ.get("CLOUDLET_TEST_REDIS_URL", "")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}

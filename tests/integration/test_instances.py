@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 
 from cloudlet.instances.models import InstanceStatus
-from tests.cloud import SSH_KEY, Cloud, cloud, fake_image_file, wait_for  # noqa: F401  # fixtures
+from tests.cloud import SSH_KEY, Cloud, wait_for
 
 BODY = {"name": "web-1", "hostname": "web-1.example.com", "package_id": 0, "category": "standard",
         "os_template_id": 0, "os_name": "Debian 12", "billing_cycle": "monthly", "ssh_key_ids": []}
