@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -12,6 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from cloudlet.config import Settings
+from cloudlet.nodes.service import NODE_FILE
 from tests.helpers import free_port
 
 VENV_BIN = Path(sys.executable).parent
@@ -19,12 +22,28 @@ VENV_BIN = Path(sys.executable).parent
 
 
 @pytest.fixture
-def server(tmp_path: Path, database_url: str) -> Iterator[str]:
-    """The base URL of a freshly started server on an empty database."""
-    port = free_port()
-    env = {**os.environ, "CLOUDLET_DATA_DIR": str(tmp_path / "data"), "CLOUDLET_DATABASE_URL": database_url,
+def server_env(tmp_path: Path, database_url: str) -> dict[str, str]:
+    """The environment of the test's server: its own data directory and database.
+
+    When this machine is a prepared libvirt node, the data directory gets the node's facts file, so
+    the server registers this machine as its local node on start, as `scripts/serve.sh` does.
+    """
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    facts = Path(Settings().data_dir) / NODE_FILE
+    if facts.exists():
+        shutil.copy(facts, data_dir / NODE_FILE)
+    env = {**os.environ, "CLOUDLET_DATA_DIR": str(data_dir), "CLOUDLET_DATABASE_URL": database_url,
            "CLOUDLET_ARGON2_MEMORY_KIB": "8192", "CLOUDLET_ARGON2_TIME_COST": "1"}
     env.pop("CLOUDLET_REDIS_URL", None)
+    return env
+
+
+@pytest.fixture
+def server(tmp_path: Path, server_env: dict[str, str]) -> Iterator[str]:
+    """The base URL of a freshly started server on an empty database."""
+    port = free_port()
+    env = server_env
     log = (tmp_path / "server.log").open("w")
     process = subprocess.Popen([str(VENV_BIN / "cloudlet"), "serve", "--port", str(port)],
                                env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -23,6 +23,7 @@ from cloudlet.kit import logging as cloudlet_logging
 from cloudlet.kit import migrate as migrations
 from cloudlet.mail import service as mail
 from cloudlet.nodes import service as nodes
+from cloudlet.nodes import workflows as node_workflows
 
 app = typer.Typer(help="Cloudlet: a self-hosted VPS cloud.", no_args_is_help=True)
 mail_app = typer.Typer(help="Outgoing mail.", no_args_is_help=True)
@@ -70,8 +71,11 @@ def _serve(host: str | None, port: int | None, workers: int, *, with_worker: boo
     catalog_cli.seed_default(runtime.db)  # a new installation can sell something at once
     with runtime.db.session() as session:
         images.link_default_templates(session)  # the tiny image, once built, is what the default template boots
-        if nodes.libvirt_prepared(settings):  # `cloudlet node prepare` ran: this machine is the first node
+        local = nodes.libvirt_prepared(settings)  # `cloudlet node prepare` ran: this machine is the first node
+        if local:
             nodes.ensure_local_node(session, settings)
+    if local:  # a first heartbeat now, so the node takes servers at once rather than at the first tick
+        node_workflows.heartbeat_all(runtime.db, settings)
     settings.jwt_secret  # noqa: B018  # create the signing key before workers fork
     bind_host, bind_port = host or settings.host, port or settings.port
     if workers > 1:  # each process launches its own worker; a cron tick still runs once (see cloudlet.worker)
