@@ -1,17 +1,20 @@
 """One contract, two drivers: what the worker may rely on from any hypervisor node.
 
 One guest per driver boots for the whole module (under TCG a boot takes about 5 s), so the tests run in
-file order: build, idempotent rebuild, power actions, and finally destroy.
+file order: build, idempotent rebuild, power actions, and finally destroy. A second guest is then built
+step by step (define, write the seed, start) the way the provisioning workflow records its tasks.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from cloudlet.drivers.base import (
     GuestFailed,
+    GuestInfo,
     GuestNetwork,
     GuestNotFound,
     GuestSpec,
@@ -26,6 +29,11 @@ KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTheContractSuiteOnly contr
 SPEC = GuestSpec(name="contract-web", image=IMAGE, vcpus=1, memory_mib=256, disk_gib=2, hostname="contract-web",
                  root_password="It's a s3cret!", ssh_authorized_keys=(KEY,), instance_id="i-contract-1",
                  network=GuestNetwork(address="198.51.100.23/24", gateway="198.51.100.1"))
+RENAMED = replace(SPEC, hostname="contract-renamed")  # what a reinstall with a new hostname writes
+KEY2 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAISecondFakeKeyForTheContractSuite second@cloudlet"
+STAGED = GuestSpec(name="contract-staged", image=IMAGE, vcpus=1, memory_mib=320, disk_gib=3,
+                   hostname="contract-staged", ssh_authorized_keys=(KEY, KEY2), instance_id="i-contract-2",
+                   network=GuestNetwork(address="198.51.100.24/24", gateway="198.51.100.1"))
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +61,15 @@ def test_creating_the_same_guest_again_changes_nothing(driver: HypervisorDriver,
     assert [info.name for info in driver.list_guests() if info.name == guest] == [guest]
     assert driver.state(guest) == GuestState.RUNNING
     assert driver.console_output(guest).text.startswith(before)  # not rebooted
+
+
+def test_defining_the_running_guest_again_changes_nothing(driver: HypervisorDriver, guest: str) -> None:
+    before = driver.console_output(guest).text
+    driver.define_guest(SPEC)
+    with pytest.raises(GuestFailed):
+        driver.define_guest(replace(SPEC, memory_mib=512))
+    assert driver.hardware(guest) == GuestInfo(guest, GuestState.RUNNING, 1, 256)
+    assert driver.console_output(guest).text.startswith(before)  # not restarted
 
 
 def test_a_different_guest_under_the_same_name_is_refused(driver: HypervisorDriver, guest: str) -> None:
@@ -86,9 +103,26 @@ def test_shutdown_and_start_again(driver: HypervisorDriver, guest: str) -> None:
     assert driver.state(guest) == GuestState.RUNNING
 
 
+def test_a_seed_written_while_running_leaves_the_guest_running(driver: HypervisorDriver, guest: str) -> None:
+    before = driver.console_output(guest).text
+    driver.write_seed(RENAMED)
+    assert driver.state(guest) == GuestState.RUNNING
+    assert driver.console_output(guest).text.startswith(before)  # not restarted
+    assert driver.wait_ready(guest, 1).hostname == "contract-web"  # what this boot applied stays
+
+
 def test_reboot_comes_back_ready(driver: HypervisorDriver, guest: str) -> None:
     driver.reboot(guest)
     assert driver.wait_ready(guest, BOOT).instance_id == "i-contract-1"
+    assert driver.state(guest) == GuestState.RUNNING
+
+
+def test_the_reboot_applied_the_seed_written_while_running(driver: HypervisorDriver, guest: str) -> None:
+    assert driver.wait_ready(guest, BOOT).hostname == "contract-renamed"
+    driver.define_guest(RENAMED)  # the guest's spec is now the one its seed was written from
+    with pytest.raises(GuestFailed):
+        driver.define_guest(SPEC)
+    driver.write_seed(SPEC)  # back to the module's spec, for the next boot
     assert driver.state(guest) == GuestState.RUNNING
 
 
@@ -141,3 +175,96 @@ def test_images_import_idempotently_and_refuse_what_is_not_qcow2(driver: Hypervi
     with pytest.raises(GuestFailed):
         driver.import_image("contract-junk", not_an_image)
     assert "contract-junk" not in [image.name for image in driver.list_images()]
+
+
+@pytest.fixture(scope="module")
+def staged(driver: HypervisorDriver) -> str:
+    """The module's second guest, only defined: no seed, never started."""
+    driver.destroy_guest(STAGED.name)
+    driver.define_guest(STAGED)
+    return STAGED.name
+
+
+def test_a_defined_guest_is_stopped_with_its_hardware(driver: HypervisorDriver, staged: str) -> None:
+    assert driver.hardware(staged) == GuestInfo(staged, GuestState.STOPPED, 1, 320)
+    assert driver.state(staged) == GuestState.STOPPED
+    assert GuestInfo(staged, GuestState.STOPPED, 1, 320) in driver.list_guests()
+    assert driver.console_output(staged).lines == []
+    assert driver.stats(staged).disk_capacity_bytes == 3 * 1024**3
+    with pytest.raises(GuestFailed):
+        driver.wait_ready(staged, 1)
+
+
+def test_defining_again_is_idempotent_and_refuses_another_spec(driver: HypervisorDriver, staged: str) -> None:
+    driver.define_guest(STAGED)
+    for different in (replace(STAGED, vcpus=2), replace(STAGED, disk_gib=4), replace(STAGED, hostname="other")):
+        with pytest.raises(GuestFailed):
+            driver.define_guest(different)
+    assert [info.name for info in driver.list_guests()].count(staged) == 1
+    assert driver.hardware(staged) == GuestInfo(staged, GuestState.STOPPED, 1, 320)
+
+
+def test_a_guest_without_a_seed_does_not_start(driver: HypervisorDriver, staged: str) -> None:
+    for power_on in (driver.start, driver.reboot):
+        with pytest.raises(GuestFailed, match="no seed written"):
+            power_on(staged)
+    assert driver.state(staged) == GuestState.STOPPED
+
+
+def test_a_seed_cannot_change_what_was_defined(driver: HypervisorDriver, staged: str) -> None:
+    for different in (replace(STAGED, memory_mib=256), replace(STAGED, image="no-such-image")):
+        with pytest.raises(GuestFailed):
+            driver.write_seed(different)
+    with pytest.raises(GuestFailed, match="no seed written"):
+        driver.start(staged)
+
+
+def test_define_write_seed_and_start_build_the_guest_of_the_spec(driver: HypervisorDriver, staged: str) -> None:
+    driver.write_seed(STAGED)
+    driver.write_seed(STAGED)  # idempotent
+    assert driver.state(staged) == GuestState.STOPPED  # writing a seed starts nothing
+    driver.start(staged)
+    ready = driver.wait_ready(staged, BOOT)
+    assert ready == ("i-contract-2", "contract-staged", "198.51.100.24", 2, False)
+    assert driver.hardware(staged) == GuestInfo(staged, GuestState.RUNNING, 1, 320)
+
+
+def test_a_seed_written_while_stopped_is_applied_at_the_next_start(driver: HypervisorDriver, staged: str) -> None:
+    driver.poweroff(staged)
+    driver.write_seed(replace(STAGED, hostname="contract-reinstalled", root_password="n3w"))
+    assert driver.state(staged) == GuestState.STOPPED
+    driver.start(staged)
+    ready = driver.wait_ready(staged, BOOT)
+    assert (ready.hostname, ready.root_password_set, ready.address) == ("contract-reinstalled", True, "198.51.100.24")
+
+
+def test_destroying_the_staged_guest_leaves_nothing(driver: HypervisorDriver, staged: str) -> None:
+    driver.destroy_guest(staged)
+    assert staged not in [info.name for info in driver.list_guests()]
+    assert leftovers(driver, staged) == []
+
+
+def test_destroying_a_guest_that_was_only_defined_removes_everything(driver: HypervisorDriver) -> None:
+    bare = replace(STAGED, name="contract-bare", vcpus=2, memory_mib=384)
+    driver.define_guest(bare)
+    assert driver.hardware(bare.name) == GuestInfo(bare.name, GuestState.STOPPED, 2, 384)
+    driver.destroy_guest(bare.name)
+    assert bare.name not in [info.name for info in driver.list_guests()]
+    assert leftovers(driver, bare.name) == []
+    with pytest.raises(GuestNotFound):
+        driver.hardware(bare.name)
+
+
+def test_defining_with_an_unknown_image_leaves_nothing(driver: HypervisorDriver) -> None:
+    with pytest.raises(ImageNotFound):
+        driver.define_guest(replace(STAGED, name="contract-orphan", image="no-such-image"))
+    assert "contract-orphan" not in [info.name for info in driver.list_guests()]
+    assert leftovers(driver, "contract-orphan") == []
+
+
+def test_seed_and_hardware_of_a_missing_guest_say_so(driver: HypervisorDriver) -> None:
+    with pytest.raises(GuestNotFound):
+        driver.write_seed(replace(STAGED, name="contract-nobody"))
+    with pytest.raises(GuestNotFound):
+        driver.hardware("contract-nobody")
+    assert leftovers(driver, "contract-nobody") == []

@@ -122,3 +122,37 @@ def test_another_project_sees_404(cloud: Cloud) -> None:
     assert other.get(f"/api/instances/{body['id']}").status_code == 404
     assert other.request("DELETE", f"/api/instances/{body['id']}", json={"mode": "immediate"}).status_code == 404
     assert InstanceStatus(cloud.client().get(f"/api/instances/{body['id']}").json()["status"])
+
+
+def test_an_end_of_cycle_deletion_happens_at_billed_till_without_a_refund(cloud: Cloud) -> None:
+    from datetime import timedelta
+
+    from cloudlet.instances import service as instance_service
+    from cloudlet.instances import workflows
+    from cloudlet.kit import clock
+
+    client = cloud.client()
+    body = client.post("/api/instances", json=order(cloud)).json()
+    running(client, body["id"])
+    client.request("DELETE", f"/api/instances/{body['id']}", json={"mode": "end_of_cycle"})
+    before = cloud.balance()
+    with cloud.runtime.db.session() as session:  # not due yet: nothing starts
+        assert instance_service.delete_due(session) == []
+    with clock.travel(timedelta(days=32)):
+        with cloud.runtime.db.session() as session:
+            assert instance_service.delete_due(session) == [body["id"]]
+        workflows.start(workflows.due())  # what the worker's sweep does on its next tick
+        wait_for(lambda: client.get(f"/api/instances/{body['id']}").status_code == 404)
+    assert cloud.driver.list_guests() == [] and cloud.balance() == before
+
+
+def test_an_idempotency_key_creates_one_server_and_replays_the_answer(cloud: Cloud) -> None:
+    client = cloud.client()
+    before = cloud.balance()
+    first = client.post("/api/instances", json=order(cloud), headers={"Idempotency-Key": "order-1"})
+    again = client.post("/api/instances", json=order(cloud), headers={"Idempotency-Key": "order-1"})
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json() and again.headers["Idempotent-Replayed"] == "true"
+    assert cloud.balance() == before - 600 and len(client.get("/api/instances").json()) == 1
+    other = client.post("/api/instances", json=order(cloud, name="other"), headers={"Idempotency-Key": "order-1"})
+    assert other.status_code == 422

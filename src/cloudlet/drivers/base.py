@@ -150,7 +150,7 @@ class GuestReady(NamedTuple):
 
 
 class GuestInfo(NamedTuple):
-    """One guest in a node's listing."""
+    """One guest's size and power state (in a node's listing, or from hardware())."""
 
     name: str
     state: GuestState
@@ -222,13 +222,49 @@ class HypervisorDriver(Protocol):
         only if the driver's overlays do not depend on it, so callers delete unused images only."""
         ...
 
-    def create_guest(self, spec: GuestSpec) -> None:
-        """Build and start the guest described by spec: disk overlay, seed, definition, power on.
+    def define_guest(self, spec: GuestSpec) -> None:
+        """Make the guest's disk (an overlay of spec.image grown to spec.disk_gib) and its definition
+        (vCPUs, memory, disk, NIC, logged serial console, VNC), without a seed and without starting it.
 
-        Idempotent on spec.name: a guest that already exists with the same spec is started if it
-        is off and otherwise left alone; one with a different spec raises GuestFailed. On failure,
-        everything this call made (overlay, seed, definition) is removed before raising.
-        Raises ImageNotFound when spec.image is not on the node.
+        Idempotent on spec.name: a guest already defined with the same spec is left alone, whatever its
+        power state; one with a different spec raises GuestFailed. A guest's spec is the one it was
+        defined with, or the one last given to write_seed. On failure, everything this call made (disk,
+        definition) is removed before raising. Raises ImageNotFound (leaving nothing behind) when
+        spec.image is not on the node, GuestFailed when the disk is smaller than the image.
+        """
+        ...
+
+    def write_seed(self, spec: GuestSpec) -> None:
+        """Build the NoCloud seed of spec (hostname, root password, SSH keys, static address) and store
+        it as the guest's seed, replacing the one it had; the guest's spec becomes spec.
+
+        Used on the first build, and later on reinstall or password reset. A running guest keeps
+        running on what it applied already and reads the new seed at its next boot: a start, or a
+        reboot (the seed is rewritten in place, so the running machine sees it when it restarts).
+        Idempotent: writing the same spec again changes nothing the guest would see.
+        Raises GuestNotFound when the guest is not defined and GuestFailed when spec's definition
+        (image, vCPUs, memory, disk) differs from the guest's; both before anything is changed. Any
+        later failure (GuestFailed when a running guest's seed disk is too small for the new seed:
+        power it off first) leaves the guest without a seed: start then raises GuestFailed until a
+        write_seed succeeds.
+        """
+        ...
+
+    def create_guest(self, spec: GuestSpec) -> None:
+        """Build and start the guest described by spec: define_guest, write_seed, then start.
+
+        Idempotent on spec.name: a guest that already exists with the same spec is started (with a
+        freshly written seed) if it is off and otherwise left alone; one with a different spec raises
+        GuestFailed. On failure, everything this call made (disk, seed, definition) is removed before
+        raising; a guest that existed before the call is kept. Raises ImageNotFound when spec.image is
+        not on the node.
+        """
+        ...
+
+    def hardware(self, name: str) -> GuestInfo:
+        """The defined guest's vCPUs, memory (MiB) and power state as the hypervisor reports them.
+
+        Read-only. Raises GuestNotFound.
         """
         ...
 
@@ -245,7 +281,11 @@ class HypervisorDriver(Protocol):
         ...
 
     def start(self, name: str) -> None:
-        """Power the guest on. Idempotent: a running guest is left alone. Raises GuestNotFound."""
+        """Power the guest on. Idempotent: a running guest is left alone.
+
+        Raises GuestNotFound, and GuestFailed ("no seed written") when write_seed never succeeded for
+        the guest since it was defined (or since a write_seed failed).
+        """
         ...
 
     def shutdown(self, name: str, timeout: float = 60.0) -> None:
@@ -254,7 +294,7 @@ class HypervisorDriver(Protocol):
         ...
 
     def reboot(self, name: str) -> None:
-        """Ask the guest to restart (ACPI); a stopped guest is started instead.
+        """Ask the guest to restart (ACPI); a stopped guest is started instead (see start).
 
         Returns once the restart is asked for; wait_ready tells when it is back. Raises GuestNotFound.
         """

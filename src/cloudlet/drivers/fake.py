@@ -24,6 +24,7 @@ from cloudlet.drivers.base import (
     ImageInfo,
     ImageNotFound,
 )
+from cloudlet.drivers.libvirt.domain_xml import spec_digest
 from cloudlet.drivers.libvirt.storage import qcow2_virtual_size
 from cloudlet.drivers.seed import parse_ready, ready_line
 
@@ -32,10 +33,16 @@ GIB = 1024**3
 
 @dataclass
 class _Guest:
-    spec: GuestSpec
+    spec: GuestSpec  # the spec it was defined with, or the one last given to write_seed
     state: GuestState = GuestState.STOPPED
     console: list[str] = field(default_factory=list)
     boots: int = 0
+    seed: GuestSpec | None = None  # what its seed disk holds; None until write_seed succeeds
+
+
+def _definition(spec: GuestSpec) -> tuple[str, str, int, int, int]:
+    """What define_guest builds from a spec; write_seed may not change it."""
+    return spec.name, spec.image, spec.vcpus, spec.memory_mib, spec.disk_gib
 
 
 class FakeDriver:
@@ -57,7 +64,11 @@ class FakeDriver:
 
     @staticmethod
     def _boot(guest: _Guest) -> None:
-        spec = guest.spec
+        # like the tiny image, every boot (a start or a reboot) applies what the seed disk holds now
+        spec = guest.seed
+        if spec is None:
+            raise GuestFailed(f"no seed written for guest {guest.spec.name!r}: write_seed must succeed before it "
+                              "starts")
         address = spec.network.address.split("/")[0] if spec.network else None
         ready = GuestReady(spec.instance_id, spec.hostname.split(".")[0], address, len(spec.ssh_authorized_keys),
                            spec.root_password is not None)
@@ -86,24 +97,48 @@ class FakeDriver:
         """Forget a base image; a missing one is fine."""
         self._images.pop(name, None)
 
-    def create_guest(self, spec: GuestSpec) -> None:
-        """Build and start the guest; same idempotency as LibvirtDriver."""
+    def define_guest(self, spec: GuestSpec) -> None:
+        """Record the guest, stopped and seedless; same idempotency as LibvirtDriver."""
         with self._lock:
             existing = self._guests.get(spec.name)
             if existing is not None:
-                if existing.spec != spec:
+                # compared as libvirt compares them: a new root password alone is not a different guest
+                if spec_digest(existing.spec) != spec_digest(spec):
                     raise GuestFailed(f"a different guest named {spec.name!r} already exists")
-                if existing.state != GuestState.RUNNING:
-                    self._boot(existing)
                 return
             image = self._images.get(spec.image)
             if image is None:
                 raise ImageNotFound(spec.image)
             if spec.disk_gib * GIB < image.virtual_size_bytes:
                 raise GuestFailed(f"the disk ({spec.disk_gib * GIB} bytes) is smaller than its image")
-            guest = _Guest(spec)
-            self._boot(guest)
-            self._guests[spec.name] = guest
+            self._guests[spec.name] = _Guest(spec)
+
+    def write_seed(self, spec: GuestSpec) -> None:
+        """Replace the guest's seed; its next boot (start or reboot) applies it."""
+        with self._lock:
+            guest = self._guest(spec.name)
+            if _definition(guest.spec) != _definition(spec):
+                raise GuestFailed(f"guest {spec.name!r} was defined with another image, vCPU count, memory or disk; "
+                                  "a seed cannot change those")
+            guest.spec = guest.seed = spec
+
+    def create_guest(self, spec: GuestSpec) -> None:
+        """define_guest, write_seed and start; same idempotency and cleanup as LibvirtDriver."""
+        existed = spec.name in self._guests
+        self.define_guest(spec)
+        try:
+            if self._guest(spec.name).state != GuestState.RUNNING:
+                self.write_seed(spec)
+                self.start(spec.name)
+        except BaseException:
+            if not existed:
+                self.destroy_guest(spec.name)
+            raise
+
+    def hardware(self, name: str) -> GuestInfo:
+        """The guest's vCPUs, memory and power state."""
+        guest = self._guest(name)
+        return GuestInfo(name, guest.state, guest.spec.vcpus, guest.spec.memory_mib)
 
     def wait_ready(self, name: str, timeout: float) -> GuestReady:
         """The readiness line of the last boot."""
@@ -137,9 +172,9 @@ class FakeDriver:
         self._guest(name).state = GuestState.STOPPED
 
     def console_output(self, name: str) -> ConsoleOutput:
-        """The console of the last boot."""
+        """The console of the last boot (empty for a guest never started, as a log never written)."""
         lines = list(self._guest(name).console)
-        return ConsoleOutput(text="\n".join(lines) + "\n", lines=lines)
+        return ConsoleOutput(text="".join(line + "\n" for line in lines), lines=lines)
 
     def stats(self, name: str) -> GuestStats:
         """Counters that grow with each boot, like a real guest's."""
@@ -157,8 +192,7 @@ class FakeDriver:
 
     def list_guests(self) -> list[GuestInfo]:
         """Every guest on the fake node."""
-        return sorted((GuestInfo(name, guest.state, guest.spec.vcpus, guest.spec.memory_mib)
-                       for name, guest in self._guests.items()), key=lambda info: info.name)
+        return [self.hardware(name) for name in sorted(self._guests)]
 
     def destroy_guest(self, name: str) -> None:
         """Forget the guest; a missing one is fine."""

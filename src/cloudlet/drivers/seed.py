@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import NamedTuple
 
-from cloudlet.drivers.base import GuestReady, GuestSpec
+from cloudlet.drivers.base import GuestFailed, GuestReady, GuestSpec
 
 READY_MARK = "CLOUDLET_READY"
 READY_LINE = re.compile(r"CLOUDLET_READY((?: [a-z_-]+=\S*)*)")
@@ -63,10 +63,13 @@ def seed_for(spec: GuestSpec) -> Seed:
 
 
 def build_seed_iso(seed: Seed, target: Path) -> Path:
-    """Write seed as an ISO 9660 image labelled "cidata" (what NoCloud looks for) at target."""
+    """Write seed as an ISO 9660 image labelled "cidata" (what NoCloud looks for) at target.
+
+    Raises GuestFailed when no ISO tool is installed or the tool fails (retrying will not help).
+    """
     tool = shutil.which("xorriso") or shutil.which("genisoimage")
     if tool is None:
-        raise RuntimeError("building a seed needs xorriso or genisoimage; run `cloudlet node prepare`")
+        raise GuestFailed("building a seed needs xorriso or genisoimage; run `cloudlet node prepare`")
     with tempfile.TemporaryDirectory(prefix="cloudlet-seed-") as tmp:
         root = Path(tmp)
         (root / "meta-data").write_text(seed.meta_data)
@@ -76,7 +79,9 @@ def build_seed_iso(seed: Seed, target: Path) -> Path:
         files = [str(root / name) for name in ("meta-data", "user-data", "network-config") if (root / name).exists()]
         command = [tool, "-as", "mkisofs"] if tool.endswith("xorriso") else [tool]
         command += ["-quiet", "-output", str(target), "-volid", "cidata", "-joliet", "-rock", *files]
-        subprocess.run(command, check=True, capture_output=True)  # noqa: S603  # fixed tool, our own paths
+        result = subprocess.run(command, check=False, capture_output=True, text=True)  # noqa: S603  # fixed tool
+        if result.returncode != 0:
+            raise GuestFailed(f"{Path(tool).name} could not build the seed: {result.stderr.strip()[-2000:]}")
     return target
 
 

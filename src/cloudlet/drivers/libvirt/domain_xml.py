@@ -31,17 +31,51 @@ def spec_digest(spec: GuestSpec) -> str:
     return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def metadata_xml(spec: GuestSpec) -> str:
-    """The Cloudlet element stored in the domain: the guest's name and its spec digest."""
-    return (f"<cloudlet:guest xmlns:cloudlet='{METADATA_NS}'><cloudlet:name>{escape(spec.name)}</cloudlet:name>"
-            f"<cloudlet:spec>{spec_digest(spec)}</cloudlet:spec></cloudlet:guest>")
+def definition_digest(spec: GuestSpec) -> str:
+    """A digest of what define_guest builds from a spec (disk and hardware); write_seed may not change it."""
+    fields = {"name": spec.name, "image": spec.image, "vcpus": spec.vcpus, "memory_mib": spec.memory_mib,
+              "disk_gib": spec.disk_gib}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+
+
+def _metadata_fields(spec: GuestSpec, *, seeded: bool, prefix: str) -> str:
+    digest = spec_digest(spec)
+    seed = f"<{prefix}seed>{digest}</{prefix}seed>" if seeded else ""
+    return (f"<{prefix}name>{escape(spec.name)}</{prefix}name><{prefix}spec>{digest}</{prefix}spec>"
+            f"<{prefix}definition>{definition_digest(spec)}</{prefix}definition>{seed}")
+
+
+def metadata_xml(spec: GuestSpec, *, seeded: bool = False) -> str:
+    """The Cloudlet element stored in the domain: the guest's name, its spec and definition digests and,
+    once write_seed has stored a complete seed, the digest of the spec that seed was made from."""
+    return (f"<cloudlet:guest xmlns:cloudlet='{METADATA_NS}'>"
+            f"{_metadata_fields(spec, seeded=seeded, prefix='cloudlet:')}</cloudlet:guest>")
+
+
+def metadata_update(spec: GuestSpec, *, seeded: bool) -> str:
+    """The same element without a namespace, as virDomainSetMetadata takes it (libvirt adds METADATA_NS)."""
+    return f"<guest>{_metadata_fields(spec, seeded=seeded, prefix='')}</guest>"
+
+
+def _stored(domain_xml: str, field: str) -> str | None:
+    root = ElementTree.fromstring(domain_xml)  # noqa: S314  # libvirt's own XML
+    found = root.find(f"metadata/{{{METADATA_NS}}}guest/{{{METADATA_NS}}}{field}")
+    return None if found is None else found.text
 
 
 def stored_digest(domain_xml: str) -> str | None:
     """The spec digest kept in a domain's XML, if Cloudlet made it."""
-    root = ElementTree.fromstring(domain_xml)  # noqa: S314  # libvirt's own XML
-    found = root.find(f"metadata/{{{METADATA_NS}}}guest/{{{METADATA_NS}}}spec")
-    return None if found is None else found.text
+    return _stored(domain_xml, "spec")
+
+
+def stored_definition(domain_xml: str) -> str | None:
+    """The definition digest kept in a domain's XML."""
+    return _stored(domain_xml, "definition")
+
+
+def stored_seed(domain_xml: str) -> str | None:
+    """The digest of the spec whose seed is stored, or None when no complete seed was written."""
+    return _stored(domain_xml, "seed")
 
 
 def guest_xml(spec: GuestSpec, *, domain_type: str, console_log: Path) -> str:

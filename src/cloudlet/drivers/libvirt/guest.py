@@ -29,7 +29,18 @@ from cloudlet.drivers.base import (
     ImageNotFound,
 )
 from cloudlet.drivers.libvirt import host, network, storage
-from cloudlet.drivers.libvirt.domain_xml import DOMAIN_PREFIX, domain_name, guest_xml, spec_digest, stored_digest
+from cloudlet.drivers.libvirt.domain_xml import (
+    DOMAIN_PREFIX,
+    METADATA_NS,
+    definition_digest,
+    domain_name,
+    guest_xml,
+    metadata_update,
+    spec_digest,
+    stored_definition,
+    stored_digest,
+    stored_seed,
+)
 from cloudlet.drivers.seed import build_seed_iso, parse_ready, seed_for
 
 GIB = 1024**3
@@ -132,16 +143,13 @@ class LibvirtDriver:
 
     # -- guests
 
-    def create_guest(self, spec: GuestSpec) -> None:
-        """Build and start the guest; see HypervisorDriver.create_guest for idempotency and cleanup."""
+    def define_guest(self, spec: GuestSpec) -> None:
+        """Make the overlay and the definition, stopped and seedless; see HypervisorDriver.define_guest."""
         domain = self._find(spec.name)
         if domain is not None:
             with host.translated():
                 if stored_digest(domain.XMLDesc(0)) != spec_digest(spec):
                     raise GuestFailed(f"a different guest named {spec.name!r} already exists")
-                if not domain.isActive():
-                    self._fresh_console(spec.name)
-                    domain.create()
             return
         conn = self._connection()
         pool = storage.pool(conn)
@@ -150,21 +158,87 @@ class LibvirtDriver:
         if base is None:
             raise ImageNotFound(spec.image)
         try:
-            # leftovers of an earlier attempt that died before cleaning up are rebuilt, not reused
+            # leftovers of an earlier attempt that died before cleaning up are rebuilt, not reused (an old seed
+            # among them would be another guest's)
             storage.delete(pool, storage.disk_volume(spec.name))
             storage.delete(pool, storage.seed_volume(spec.name))
             storage.create_overlay(pool, spec.name, base, spec.disk_gib * GIB)
-            with tempfile.TemporaryDirectory(prefix="cloudlet-seed-") as tmp:
-                iso = build_seed_iso(seed_for(spec), Path(tmp) / "seed.iso")
-                storage.upload(conn, pool, storage.seed_volume(spec.name), iso)
-            self._fresh_console(spec.name)
             with host.translated():
-                domain = conn.defineXML(guest_xml(spec, domain_type=self.domain_type,
-                                                  console_log=self._console_log(spec.name)))
-                domain.create()
+                conn.defineXML(guest_xml(spec, domain_type=self.domain_type,
+                                         console_log=self._console_log(spec.name)))
         except BaseException:
             self.destroy_guest(spec.name)
             raise
+
+    def write_seed(self, spec: GuestSpec) -> None:
+        """Store spec's NoCloud seed as the guest's seed volume; see HypervisorDriver.write_seed."""
+        domain = self._domain(spec.name)
+        with host.translated():
+            definition = stored_definition(domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        if definition != definition_digest(spec):
+            raise GuestFailed(f"guest {spec.name!r} was defined with another image, vCPU count, memory or disk; "
+                              "a seed cannot change those")
+        conn = self._connection()
+        pool = storage.pool(conn)
+        with tempfile.TemporaryDirectory(prefix="cloudlet-seed-") as tmp:
+            iso = build_seed_iso(seed_for(spec), Path(tmp) / "seed.iso")
+            # the mark of a complete seed comes off first: a write that dies half way leaves a guest that
+            # refuses to start rather than one that boots on half a seed
+            self._set_metadata(domain, spec, seeded=False)
+            with host.translated():
+                active = bool(domain.isActive())
+            storage.store_seed(conn, pool, spec.name, iso, in_use=active)
+            self._set_metadata(domain, spec, seeded=True)
+
+    def _set_metadata(self, domain: libvirt.virDomain, spec: GuestSpec, *, seeded: bool) -> None:
+        element = metadata_update(spec, seeded=seeded)
+        with host.translated():
+            for _attempt in range(2):
+                # a running domain has a live definition beside the persistent one; both must agree
+                flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG
+                if domain.isActive():
+                    flags |= libvirt.VIR_DOMAIN_AFFECT_LIVE
+                try:
+                    domain.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, element, "cloudlet", METADATA_NS, flags)
+                    domain.setMetadata(libvirt.VIR_DOMAIN_METADATA_TITLE, spec.hostname, None, None, flags)
+                    return
+                except libvirt.libvirtError as error:
+                    # the guest stopped since isActive(): its live definition is gone, so write the persistent one
+                    if error.get_error_code() != libvirt.VIR_ERR_OPERATION_INVALID or domain.isActive():
+                        raise
+            raise GuestFailed(f"guest {spec.name!r} kept changing power state while its seed was written")
+
+    def create_guest(self, spec: GuestSpec) -> None:
+        """define_guest, write_seed and start; see HypervisorDriver.create_guest for idempotency and cleanup."""
+        existed = self._find(spec.name) is not None
+        self.define_guest(spec)  # cleans up after itself
+        try:
+            domain = self._domain(spec.name)
+            with host.translated():
+                if domain.isActive():
+                    return
+            self.write_seed(spec)
+            self.start(spec.name)
+        except BaseException:
+            if not existed:
+                self.destroy_guest(spec.name)
+            raise
+
+    def hardware(self, name: str) -> GuestInfo:
+        """vCPUs, memory and power state as libvirt reports them."""
+        return self._info(name, self._domain(name))
+
+    def _info(self, name: str, domain: libvirt.virDomain) -> GuestInfo:
+        with host.translated():
+            code, max_kib, _kib, vcpus, _cpu = domain.info()
+        return GuestInfo(name, _STATES.get(code, GuestState.CRASHED), int(vcpus), int(max_kib) // 1024)
+
+    def _power_on(self, name: str, domain: libvirt.virDomain) -> None:
+        with host.translated():
+            if stored_seed(domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)) is None:
+                raise GuestFailed(f"no seed written for guest {name!r}: write_seed must succeed before it starts")
+            self._fresh_console(name)
+            domain.create()
 
     def wait_ready(self, name: str, timeout: float) -> GuestReady:
         """Wait for the CLOUDLET_READY line on the serial console; see HypervisorDriver.wait_ready."""
@@ -197,8 +271,7 @@ class LibvirtDriver:
         domain = self._domain(name)
         with host.translated():
             if not domain.isActive():
-                self._fresh_console(name)
-                domain.create()
+                self._power_on(name, domain)
 
     def shutdown(self, name: str, timeout: float = 60.0) -> None:
         """ACPI shutdown, then power off after timeout; a stopped guest is fine."""
@@ -222,8 +295,7 @@ class LibvirtDriver:
         domain = self._domain(name)
         with host.translated():
             if not domain.isActive():
-                self._fresh_console(name)
-                domain.create()
+                self._power_on(name, domain)
                 return
             self._fresh_console(name)
             domain.reboot(libvirt.VIR_DOMAIN_REBOOT_ACPI_POWER_BTN)
@@ -279,9 +351,7 @@ class LibvirtDriver:
             for domain in self._connection().listAllDomains(0):
                 if not domain.name().startswith(DOMAIN_PREFIX) or stored_digest(domain.XMLDesc(0)) is None:
                     continue
-                code, max_kib, _kib, vcpus, _cpu = domain.info()
-                found.append(GuestInfo(domain.name().removeprefix(DOMAIN_PREFIX), _STATES.get(code, GuestState.CRASHED),
-                                       int(vcpus), int(max_kib) // 1024))
+                found.append(self._info(domain.name().removeprefix(DOMAIN_PREFIX), domain))
         return sorted(found, key=lambda guest: guest.name)
 
     def destroy_guest(self, name: str) -> None:

@@ -1,12 +1,14 @@
 """Volumes in the node's "cloudlet" pool: base images, per-guest qcow2 overlays and seed ISOs.
 
 Names in the pool: "image-<name>.qcow2" for a base image, "guest-<name>.qcow2" for a guest's disk
-and "guest-<name>-seed.iso" for its NoCloud seed. Data moves through libvirt streams, so the same
-code serves a local node and a remote one.
+and "guest-<name>-seed.iso" for its NoCloud seed (zero-padded to at least SEED_CAPACITY, so a new seed
+can be written over the old one in place). Data moves through libvirt streams, so the same code serves a
+local node and a remote one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 from pathlib import Path
@@ -20,6 +22,7 @@ from cloudlet.drivers.libvirt.host import POOL_NAME, translated
 IMAGE_PREFIX, IMAGE_SUFFIX = "image-", ".qcow2"
 QCOW2_MAGIC = b"QFI\xfb"
 CHUNK = 1024 * 1024
+SEED_CAPACITY = 1024 * 1024  # a seed ISO is ~370 KiB; room to rewrite it in place
 
 
 def image_volume(name: str) -> str:
@@ -61,21 +64,73 @@ def delete(storage: libvirt.virStoragePool, name: str) -> None:
             volume.delete(0)
 
 
+def _raw_volume_xml(name: str, capacity: int) -> str:
+    return (f"<volume><name>{escape(name)}</name><capacity unit='bytes'>{capacity}</capacity>"
+            "<target><format type='raw'/></target></volume>")
+
+
+def _send(conn: libvirt.virConnect, volume: libvirt.virStorageVol, source: Path, length: int) -> None:
+    """Write source's bytes at the start of volume, then zeros up to length (no stale tail of older data)."""
+    stream = conn.newStream(0)
+    volume.upload(stream, 0, length, 0)
+    try:
+        left = length
+        with source.open("rb") as handle:
+            while chunk := handle.read(min(CHUNK, left)):
+                left -= len(chunk)
+                while chunk:
+                    chunk = chunk[stream.send(chunk):]
+        while left > 0:
+            chunk = bytes(min(CHUNK, left))
+            left -= len(chunk)
+            while chunk:
+                chunk = chunk[stream.send(chunk):]
+        stream.finish()
+    except BaseException:
+        with contextlib.suppress(libvirt.libvirtError):
+            stream.abort()  # tells libvirtd to stop waiting for the rest
+        raise
+
+
 def upload(conn: libvirt.virConnect, storage: libvirt.virStoragePool, name: str, source: Path) -> None:
     """Create volume name with source's bytes; a partly written volume is removed on failure."""
     size = source.stat().st_size
-    xml = (f"<volume><name>{escape(name)}</name><capacity unit='bytes'>{size}</capacity>"
-           "<target><format type='raw'/></target></volume>")
     with translated():
-        volume = storage.createXML(xml, 0)
+        volume = storage.createXML(_raw_volume_xml(name, size), 0)
         try:
-            stream = conn.newStream(0)
-            volume.upload(stream, 0, size, 0)
-            with source.open("rb") as handle:
-                while chunk := handle.read(CHUNK):
-                    while chunk:
-                        chunk = chunk[stream.send(chunk):]
-            stream.finish()
+            _send(conn, volume, source, size)
+        except BaseException:
+            volume.delete(0)
+            raise
+
+
+def store_seed(conn: libvirt.virConnect, storage: libvirt.virStoragePool, guest: str, iso: Path, *,
+               in_use: bool) -> None:
+    """Write iso as guest's seed volume, replacing what it held; a write that fails removes the volume.
+
+    An existing volume big enough is overwritten in place (zero-padded): a running guest's machine keeps
+    the same file open, so it reads the new seed when it reboots. One too small is recreated bigger, which
+    only a guest that is off (in_use False) allows: a running machine would go on reading the old file.
+    """
+    size = iso.stat().st_size
+    capacity = max(SEED_CAPACITY, -(-size // SEED_CAPACITY) * SEED_CAPACITY)
+    name = seed_volume(guest)
+    with translated():
+        volume = find(storage, name)
+        if volume is not None:
+            held, _ = volume_info(volume)
+            if held >= size:
+                capacity = held
+            elif in_use:
+                raise GuestFailed(f"the new seed ({size} bytes) does not fit the running guest's seed disk "
+                                  f"({held} bytes); power the guest off and write the seed again")
+            else:
+                volume.delete(0)
+                volume = None
+        if volume is None:
+            volume = storage.createXML(_raw_volume_xml(name, capacity), 0)
+        try:
+            _send(conn, volume, iso, capacity)
         except BaseException:
             volume.delete(0)
             raise
