@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 
-from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from cloudlet.billing import pricing
@@ -28,8 +27,8 @@ from cloudlet.catalog.schemas import PlanRead, RegionRead
 from cloudlet.config import Settings
 from cloudlet.drivers.base import HOSTNAME_PATTERN, DriverError, GuestNetwork, GuestNotFound, GuestSpec, GuestState
 from cloudlet.images import service as images
-from cloudlet.instances import repository, sshkeys
-from cloudlet.instances.models import Action, ActionStatus, ActionTask, Instance, InstanceStatus, SshKey, TaskStatus
+from cloudlet.instances import actions, repository, sshkeys
+from cloudlet.instances.models import Action, ActionStatus, Instance, InstanceStatus, SshKey
 from cloudlet.instances.schemas import (
     CREATE_TASKS,
     DELETE_TASKS,
@@ -46,20 +45,18 @@ from cloudlet.instances.schemas import (
     RemoteState,
     SshKeyCreate,
     SshKeyRead,
-    TaskRead,
 )
 from cloudlet.kit import clock, money
-from cloudlet.kit.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
+from cloudlet.kit.errors import Conflict, Invalid, NotFound, Unavailable
 from cloudlet.kit.secretbox import SecretBox
 from cloudlet.networking import service as networking
 from cloudlet.networking.schemas import IpFamily
 from cloudlet.nodes import service as nodes
 from cloudlet.nodes.models import NodeStatus
 from cloudlet.projects import service as projects
-from cloudlet.projects.schemas import Actor, Permission
+from cloudlet.projects.schemas import Actor
 from cloudlet.webhooks import service as webhooks
 
-STARTED_KEY = "cloudlet_instances_started"  # session.info: (action id, command, workflow id) to start after commit
 PASSWORD_MIN, PASSWORD_MAX = 8, 72
 GENERATED_PASSWORD_LENGTH = 20
 ACTIVE: list[InstanceStatus] = [s for s in InstanceStatus if s is not InstanceStatus.DELETED]
@@ -116,40 +113,6 @@ def check_hostname(hostname: str) -> str:
     return name
 
 
-# --- tenancy -------------------------------------------------------------------------------------
-
-
-def _projects_in_reach(session: Session, actor: Actor, project_id: int | None = None) -> list[int]:
-    if project_id is not None:
-        projects.require_membership(session, actor.user.id, project_id, fence=actor.project_scope)
-        return [project_id]
-    if actor.project_scope is not None:
-        return [actor.project_scope]
-    return [project.id for _membership, project in projects.memberships(session, actor.user.id)]
-
-
-def _instance_of(session: Session, actor: Actor, ident: int | str, *, lock: bool = False,
-                 include_deleted: bool = False) -> Instance:
-    found = repository.instance(session, _ident(ident), lock=lock)
-    if found is None or found.project_id not in _projects_in_reach(session, actor):
-        raise NotFound("instance", ident, code="VPS_NOT_FOUND")
-    if found.status is InstanceStatus.DELETED and not include_deleted:
-        raise NotFound("instance", ident, code="VPS_NOT_FOUND")
-    return found
-
-
-def _ident(ident: int | str) -> int | str:
-    if isinstance(ident, str) and ident.isdigit():
-        return int(ident)
-    return ident
-
-
-def _require_billing_right(session: Session, actor: Actor, project_id: int) -> None:
-    if not projects.can(session, project_id, actor.user.id, Permission.INSTANCES_BILLING):
-        raise Forbidden("Only project owners and members allowed billing actions can create, upgrade, delete "
-                        "or reactivate instances.", code="FORBIDDEN")
-
-
 # --- reading -------------------------------------------------------------------------------------
 
 
@@ -187,25 +150,16 @@ def _read(session: Session, row: Instance, context: _Context | None = None) -> I
         deleted_at=row.deleted_at)
 
 
-def action_read(session: Session, action: Action) -> ActionRead:
-    """An action with its tasks."""
-    tasks = [TaskRead(name=t.name, order=t.position, status=t.status, detail=t.detail, started_at=t.started_at,
-                      finished_at=t.finished_at) for t in repository.tasks(session, action.id)]
-    return ActionRead(id=action.id, command=action.command, status=action.status, progress=action.progress,
-                      current_task=action.current_task, error=action.error, started_at=action.started_at,
-                      finished_at=action.finished_at, tasks=tasks)
-
-
 def get_instance(session: Session, actor: Actor, ident: int | str) -> InstanceRead:
     """One instance of a project the actor is in (404 for any other, and for deleted ones)."""
-    return _read(session, _instance_of(session, actor, ident))
+    return _read(session, actions.instance_of(session, actor, ident))
 
 
 def list_instances(session: Session, actor: Actor, *, project_id: int | None = None,
                    statuses: list[InstanceStatus] | None = None, region: str | None = None,
                    limit: int | None = None, offset: int = 0) -> InstancePage:
     """The actor's instances (of one project when named), newest first, deleted ones left out."""
-    reach = _projects_in_reach(session, actor, project_id)
+    reach = actions.projects_in_reach(session, actor, project_id)
     wanted: list[InstanceStatus] = [s for s in statuses if s is not InstanceStatus.DELETED] if statuses else ACTIVE
     region_id: int | None = None
     ctx = _context(session)
@@ -229,7 +183,7 @@ def summary(session: Session, actor: Actor) -> InstanceSummary:
 
 def rename_instance(session: Session, actor: Actor, ident: int | str, name: str) -> InstanceRead:
     """Change an instance's display name (the hostname stays what the guest was built with)."""
-    row = _instance_of(session, actor, ident, lock=True)
+    row = actions.instance_of(session, actor, ident, lock=True)
     cleaned = name.strip()
     if not cleaned or len(cleaned) > 200:
         raise Invalid("name", "A name is 1 to 200 characters.")
@@ -238,88 +192,31 @@ def rename_instance(session: Session, actor: Actor, ident: int | str, name: str)
     return _read(session, row)
 
 
-def actions(session: Session, actor: Actor, ident: int | str) -> list[ActionRead]:
+def list_actions(session: Session, actor: Actor, ident: int | str) -> list[ActionRead]:
     """An instance's actions with their tasks, newest first."""
-    found = _instance_of(session, actor, ident, include_deleted=True)
-    return [action_read(session, a) for a in repository.actions(session, found.id)]
+    found = actions.instance_of(session, actor, ident, include_deleted=True)
+    return [actions.action_read(session, a) for a in repository.actions(session, found.id)]
 
 
 def get_action(session: Session, actor: Actor, ident: int | str, action_id: int) -> ActionRead:
     """One action of an instance."""
-    found = _instance_of(session, actor, ident, include_deleted=True)
+    found = actions.instance_of(session, actor, ident, include_deleted=True)
     action = repository.action(session, action_id)
     if action is None or action.instance_id != found.id:
         raise NotFound("action", action_id)
-    return action_read(session, action)
+    return actions.action_read(session, action)
 
 
 def latest_action(session: Session, actor: Actor, ident: int | str, command: Command | None = None) -> ActionRead:
     """The newest action of an instance (of one command when given): how a deployment goes."""
-    found = _instance_of(session, actor, ident, include_deleted=True)
+    found = actions.instance_of(session, actor, ident, include_deleted=True)
     action = repository.latest_action(session, found.id, command.value if command else None)
     if action is None:
         raise NotFound("action", code="VPS_NOT_FOUND")
-    return action_read(session, action)
+    return actions.action_read(session, action)
 
 
-# --- actions -------------------------------------------------------------------------------------
-
-
-def _begin(session: Session, row: Instance, command: Command, tasks: tuple[str, ...]) -> Action:
-    """Open an action on a locked instance row; Conflict when another one holds it."""
-    if row.locked_action_id is not None:
-        raise Conflict("Another action is in progress on this instance; wait until it finishes.",
-                       code="INSTANCE_BUSY")
-    action = Action(instance_id=row.id, command=command.value, status=ActionStatus.RUNNING, progress=0,
-                    current_task=tasks[0], workflow_id=f"cloudlet-action-{uuid.uuid4().hex}", params={},
-                    started_at=clock.now())
-    repository.insert(session, action)
-    for position, name in enumerate(tasks, start=1):
-        repository.insert(session, ActionTask(action_id=action.id, name=name, position=position,
-                                              status=TaskStatus.PENDING, detail=""))
-    row.locked_action_id = action.id
-    session.flush()
-    session.info.setdefault(STARTED_KEY, []).append((action.id, command.value, action.workflow_id))
-    return action
-
-
-def _locked_action(session: Session, action_id: int) -> tuple[Action, Instance]:
-    action = repository.action(session, action_id, lock=True)
-    if action is None:
-        raise NotFound("action", action_id)
-    return action, _row(session, action.instance_id, lock=True)
-
-
-def start_task(session: Session, action_id: int, name: str) -> None:
-    """Mark a task in progress and make it the action's current task."""
-    action, _row = _locked_action(session, action_id)
-    for task in repository.tasks(session, action_id):
-        if task.name == name and task.status is not TaskStatus.COMPLETED:
-            task.status, task.started_at = TaskStatus.IN_PROGRESS, task.started_at or clock.now()
-    action.current_task = name
-    session.flush()
-
-
-def complete_task(session: Session, action_id: int, name: str, detail: str = "") -> None:
-    """Mark a task done and move the action's progress on."""
-    action, _row = _locked_action(session, action_id)
-    tasks = repository.tasks(session, action_id)
-    for task in tasks:
-        if task.name == name:
-            task.status, task.finished_at, task.detail = TaskStatus.COMPLETED, clock.now(), detail[:2000]
-    done = sum(1 for t in tasks if t.status is TaskStatus.COMPLETED)
-    action.progress = min(100, done * 100 // max(1, len(tasks)))
-    pending = [t.name for t in tasks if t.status is not TaskStatus.COMPLETED]
-    action.current_task = pending[0] if pending else None
-    session.flush()
-
-
-def _finish(action: Action, row: Instance, status: ActionStatus, error: str | None = None) -> None:
-    action.status, action.finished_at, action.error = status, clock.now(), error
-    if status is ActionStatus.SUCCESS:
-        action.progress, action.current_task = 100, None
-    if row.locked_action_id == action.id:
-        row.locked_action_id = None
+# --- what the workflows record ------------------------------------------------------------------
 
 
 def _seconds(action: Action) -> int:
@@ -338,28 +235,19 @@ def _notify(session: Session, settings: Settings, row: Instance, action: Action,
 
 def finish_create(session: Session, settings: Settings, action_id: int) -> None:
     """The last task of a create: the server runs; tell the webhook."""
-    action, row = _locked_action(session, action_id)
+    action, row = actions.locked(session, action_id)
     if action.status is not ActionStatus.RUNNING:
         return
-    complete_task(session, action_id, "finalize", f"running at {row.ipv4}")
-    _finish(action, row, ActionStatus.SUCCESS)
+    actions.complete_task(session, action_id, "finalize", f"running at {row.ipv4}")
+    actions.finish(action, row, ActionStatus.SUCCESS)
     row.status, row.status_reason, row.provisioned_at = InstanceStatus.RUNNING, "", clock.now()
     session.flush()
     _notify(session, settings, row, action, ok=True)
 
 
-def fail_task(session: Session, action_id: int, name: str, reason: str) -> None:
-    """Record why a task failed (the clean-up that follows is recorded by fail_create or fail_delete)."""
-    _locked_action(session, action_id)
-    for task in repository.tasks(session, action_id):
-        if task.name == name:
-            task.status, task.finished_at, task.detail = TaskStatus.FAILED, clock.now(), reason[:2000]
-    session.flush()
-
-
 def release_addresses(session: Session, instance_id: int) -> str:
     """Give back the instance's addresses (doing it again frees nothing); says which were freed."""
-    row = _row(session, instance_id, lock=True)
+    row = actions.instance_row(session, instance_id, lock=True)
     freed = networking.release(session, row.uuid)
     row.ipv4 = row.ipv6 = None
     session.flush()
@@ -368,7 +256,7 @@ def release_addresses(session: Session, instance_id: int) -> str:
 
 def release_capacity(session: Session, instance_id: int) -> str:
     """Give the instance's room back to its node (once); says how much."""
-    row = _row(session, instance_id)
+    row = actions.instance_row(session, instance_id)
     if row.reservation_id is None:
         return "no capacity was held"
     held = nodes.release(session, row.reservation_id)
@@ -378,7 +266,7 @@ def release_capacity(session: Session, instance_id: int) -> str:
 
 def fail_create(session: Session, settings: Settings, action_id: int, reason: str) -> None:
     """After a failed build whose guest was removed: free the address and capacity, refund in full, tell the webhook."""
-    action, row = _locked_action(session, action_id)
+    action, row = actions.locked(session, action_id)
     if action.status is not ActionStatus.RUNNING:
         return
     release_addresses(session, row.id)
@@ -386,7 +274,7 @@ def fail_create(session: Session, settings: Settings, action_id: int, reason: st
     sub = billing.subscription_for(session, row.uuid)
     if sub is not None:
         billing.void_subscription(session, sub.id)
-    _finish(action, row, ActionStatus.ERROR, reason[:4000])
+    actions.finish(action, row, ActionStatus.ERROR, reason[:4000])
     row.status, row.status_reason = InstanceStatus.ERROR, reason[:2000]
     session.flush()
     _notify(session, settings, row, action, ok=False)
@@ -394,11 +282,11 @@ def fail_create(session: Session, settings: Settings, action_id: int, reason: st
 
 def finish_delete(session: Session, action_id: int) -> None:
     """The last task of a delete: the guest, its disk, its address and its room are gone."""
-    action, row = _locked_action(session, action_id)
+    action, row = actions.locked(session, action_id)
     if action.status is not ActionStatus.RUNNING:
         return
-    complete_task(session, action_id, "finalize")
-    _finish(action, row, ActionStatus.SUCCESS)
+    actions.complete_task(session, action_id, "finalize")
+    actions.finish(action, row, ActionStatus.SUCCESS)
     row.status, row.deleted_at, row.delete_at = InstanceStatus.DELETED, clock.now(), None
     row.root_password = row.webhook_secret = None
     session.flush()
@@ -406,10 +294,10 @@ def finish_delete(session: Session, action_id: int) -> None:
 
 def fail_delete(session: Session, action_id: int, reason: str) -> None:
     """A delete that could not finish (the node did not answer): the instance shows error, to be deleted again."""
-    action, row = _locked_action(session, action_id)
+    action, row = actions.locked(session, action_id)
     if action.status is not ActionStatus.RUNNING:
         return
-    _finish(action, row, ActionStatus.ERROR, reason[:4000])
+    actions.finish(action, row, ActionStatus.ERROR, reason[:4000])
     row.status, row.status_reason = InstanceStatus.ERROR, f"deletion failed: {reason}"[:2000]
     session.flush()
 
@@ -464,7 +352,7 @@ def create_instance(session: Session, settings: Settings, actor: Actor, data: In
     """
     project_id = data.project_id if data.project_id is not None else actor_project
     projects.require_membership(session, actor.user.id, project_id, fence=actor.project_scope)
-    _require_billing_right(session, actor, project_id)
+    actions.require_billing_right(session, actor, project_id)
     hostname = check_hostname(data.hostname)
     plan = _plan_for(session, data.plan, data.category)
     region = _region_for(session, data.region, plan)
@@ -504,8 +392,8 @@ def create_instance(session: Session, settings: Settings, actor: Actor, data: In
     row.node_id, row.reservation_id = reservation.node_id, reservation.id
     row.ipv4 = networking.allocate(session, region.code, public_id, IpFamily.IPV4, hostname=hostname).address
     row.ipv6 = _optional_ipv6(session, region.code, public_id, hostname)
-    action = _begin(session, row, Command.CREATE, CREATE_TASKS)
-    return CreatedInstance(instance=_read(session, row), action=action_read(session, action),
+    action = actions.begin(session, row, Command.CREATE, CREATE_TASKS)
+    return CreatedInstance(instance=_read(session, row), action=actions.action_read(session, action),
                            charged_cents=charge.amount_cents, root_password=password if generated else None)
 
 
@@ -518,7 +406,7 @@ def _optional_ipv6(session: Session, region: str, owner: str, hostname: str) -> 
 
 def guest_spec(session: Session, settings: Settings, instance_id: int) -> GuestSpec:
     """What the node needs to build an instance's guest (the sealed password opened)."""
-    row = _row(session, instance_id)
+    row = actions.instance_row(session, instance_id)
     held = {a.family: a for a in networking.allocations(session, row.uuid)}
     v4, v6 = held.get(IpFamily.IPV4), held.get(IpFamily.IPV6)
     network = None
@@ -533,36 +421,9 @@ def guest_spec(session: Session, settings: Settings, instance_id: int) -> GuestS
 
 
 
-class Target(BaseModel):
-    """Where an action's guest lives: the node's URI and the guest's name there."""
-
-    instance_id: int
-    guest_name: str
-    node_uri: str | None
-    node_name: str | None
-
-
-def target_of(session: Session, action_id: int) -> Target:
-    """The node and guest an action works on."""
-    action = repository.action(session, action_id)
-    if action is None:
-        raise NotFound("action", action_id)
-    row = _row(session, action.instance_id)
-    node = nodes.get_node(session, row.node_id) if row.node_id is not None else None
-    return Target(instance_id=row.id, guest_name=row.guest_name, node_uri=node.uri if node else None,
-                  node_name=node.name if node else None)
-
-
-def _row(session: Session, instance_id: int, *, lock: bool = False) -> Instance:
-    row = repository.instance(session, instance_id, lock=lock)
-    if row is None:
-        raise NotFound("instance", instance_id)
-    return row
-
-
 def node_ready(session: Session, action_id: int) -> str | None:
     """Why the action's node cannot take the build now, or None when it can."""
-    row = _row(session, target_of(session, action_id).instance_id)
+    row = actions.instance_row(session, actions.target_of(session, action_id).instance_id)
     if row.node_id is None:
         return "the instance has no node"
     node = nodes.get_node(session, row.node_id)
@@ -573,7 +434,7 @@ def node_ready(session: Session, action_id: int) -> str | None:
 
 def ensure_addresses(session: Session, action_id: int) -> str:
     """Make sure the instance holds its addresses (idempotent: held ones are kept); says which."""
-    row = _row(session, target_of(session, action_id).instance_id, lock=True)
+    row = actions.instance_row(session, actions.target_of(session, action_id).instance_id, lock=True)
     region = catalog.get_region(session, row.region_id)
     row.ipv4 = networking.allocate(session, region.code, row.uuid, IpFamily.IPV4, hostname=row.hostname).address
     if row.ipv6 is not None:
@@ -584,7 +445,7 @@ def ensure_addresses(session: Session, action_id: int) -> str:
 
 def ensure_reverse_dns(session: Session, action_id: int) -> str:
     """Give each of the instance's addresses its reverse-DNS name (the hostname) unless one was set."""
-    row = _row(session, target_of(session, action_id).instance_id)
+    row = actions.instance_row(session, actions.target_of(session, action_id).instance_id)
     named = []
     for allocation in networking.allocations(session, row.uuid):
         name = allocation.rdns or networking.default_rdns(row.hostname)
@@ -599,8 +460,8 @@ def ensure_reverse_dns(session: Session, action_id: int) -> str:
 
 def delete_instance(session: Session, actor: Actor, ident: int | str, mode: DeletionMode) -> DeletionRead:
     """Delete now (refund the unused part, remove the guest) or at the end of the paid cycle."""
-    row = _instance_of(session, actor, ident, lock=True)
-    _require_billing_right(session, actor, row.project_id)
+    row = actions.instance_of(session, actor, ident, lock=True)
+    actions.require_billing_right(session, actor, row.project_id)
     if row.status is InstanceStatus.DELETING:
         raise Conflict("The instance is already being deleted.", code="VPS_ALREADY_DELETED")
     sub = billing.subscription_for(session, row.uuid)
@@ -627,16 +488,16 @@ def _terminate(session: Session, sub: SubscriptionRead | None) -> int:
 
 def begin_delete(session: Session, row: Instance) -> ActionRead:
     """Queue the removal of a locked instance's guest, disk, address and capacity."""
-    action = _begin(session, row, Command.DELETE, DELETE_TASKS)
+    action = actions.begin(session, row, Command.DELETE, DELETE_TASKS)
     row.status, row.status_reason = InstanceStatus.DELETING, ""
     session.flush()
-    return action_read(session, action)
+    return actions.action_read(session, action)
 
 
 def cancel_deletion(session: Session, actor: Actor, ident: int | str) -> InstanceRead:
     """Undo an end_of_cycle deletion: the renewal runs again."""
-    row = _instance_of(session, actor, ident, lock=True)
-    _require_billing_right(session, actor, row.project_id)
+    row = actions.instance_of(session, actor, ident, lock=True)
+    actions.require_billing_right(session, actor, row.project_id)
     if row.delete_at is None:
         raise Conflict("No deletion is scheduled for this instance.", code="NO_DELETION_SCHEDULED")
     sub = billing.subscription_for(session, row.uuid)
@@ -660,11 +521,6 @@ def delete_due(session: Session, now: datetime | None = None) -> list[str]:
     return started
 
 
-def running_actions(session: Session) -> list[tuple[int, str, str]]:
-    """(id, command, workflow id) of the actions not finished, which the worker's sweep makes sure run."""
-    return repository.running_actions(session)
-
-
 # --- SSH keys ------------------------------------------------------------------------------------
 
 
@@ -674,7 +530,7 @@ def _key_read(row: SshKey) -> SshKeyRead:
 
 def list_ssh_keys(session: Session, actor: Actor, project_id: int | None = None) -> list[SshKeyRead]:
     """The keys kept in the actor's projects (or one of them)."""
-    return [_key_read(k) for k in repository.ssh_keys(session, _projects_in_reach(session, actor, project_id))]
+    return [_key_read(k) for k in repository.ssh_keys(session, actions.projects_in_reach(session, actor, project_id))]
 
 
 def add_ssh_key(session: Session, actor: Actor, data: SshKeyCreate, *, actor_project: int,
@@ -694,7 +550,7 @@ def add_ssh_key(session: Session, actor: Actor, data: SshKeyCreate, *, actor_pro
 def delete_ssh_key(session: Session, actor: Actor, key_id: int) -> None:
     """Forget a kept key (servers built with it keep it)."""
     row = repository.ssh_key(session, key_id)
-    if row is None or row.project_id not in _projects_in_reach(session, actor):
+    if row is None or row.project_id not in actions.projects_in_reach(session, actor):
         raise NotFound("SSH key", key_id)
     repository.delete(session, row)
 
@@ -706,7 +562,7 @@ CPU_SAMPLE_SECONDS = 0.2
 
 def remote_state(session: Session, actor: Actor, ident: int | str) -> RemoteState:
     """What the node says of the guest now: power state, CPU use over a short sample, memory."""
-    row = _instance_of(session, actor, ident)
+    row = actions.instance_of(session, actor, ident)
     if row.node_id is None:
         return RemoteState(state="unknown")
     node = nodes.get_node(session, row.node_id)
@@ -732,7 +588,7 @@ def remote_state(session: Session, actor: Actor, ident: int | str) -> RemoteStat
 
 def console_log(session: Session, actor: Actor, ident: int | str) -> ConsoleLog:
     """The guest's serial console since it last started, as its node keeps it."""
-    row = _instance_of(session, actor, ident)
+    row = actions.instance_of(session, actor, ident)
     if row.node_id is None:
         raise Conflict("The instance has no guest yet.", code="NO_GUEST")
     node = nodes.get_node(session, row.node_id)

@@ -14,6 +14,7 @@ running a worker) and the sweep (for actions queued by a process without one) ma
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -25,7 +26,7 @@ from sqlalchemy.orm import Session
 from cloudlet import worker
 from cloudlet.config import Settings
 from cloudlet.drivers.base import DriverError, GuestFailed, GuestNotFound, GuestReady, GuestSpec, HypervisorDriver
-from cloudlet.instances import service
+from cloudlet.instances import actions, service
 from cloudlet.instances.schemas import CREATE_TASKS, DELETE_TASKS, Command
 from cloudlet.kit.db import Database
 from cloudlet.nodes import service as nodes
@@ -45,10 +46,10 @@ class Work:
         self.settings = settings
         self.action_id = action_id
 
-    def target(self) -> service.Target:
+    def target(self) -> actions.Target:
         """The node and guest the action works on."""
         with self.db.session(write=False) as session:
-            return service.target_of(session, self.action_id)
+            return actions.target_of(session, self.action_id)
 
     def driver(self) -> tuple[HypervisorDriver, str]:
         """The driver of the guest's node and the guest's name there."""
@@ -191,9 +192,28 @@ def release_capacity(work: Work) -> str:
 
 
 Task = Callable[[Work], str]
-TASKS: dict[str, Task] = {task.__name__: task for task in (
-    validate_resources, allocate_ip, create_vm, configure_hardware, apply_cloud_init, start_vm, configure_network,
-    wait_for_guest_agent, verify_connectivity, stop_vm, destroy_vm, release_ip, release_capacity)}
+Conclusion = Callable[[Work, str | None, str | None], None]  # (work, failed task, reason); both None on success
+
+
+@dataclass(frozen=True)
+class Procedure:
+    """How a command is carried out: its tasks in order, then one conclusion (success or clean-up)."""
+
+    tasks: tuple[Task, ...]
+    conclude: Conclusion
+
+
+TASKS: dict[str, Task] = {}
+PROCEDURES: dict[str, Procedure] = {}
+
+
+def procedure(command: Command, recorded: tuple[str, ...], tasks: tuple[Task, ...], conclude: Conclusion) -> None:
+    """Declare how a command runs; `recorded` is the task list its actions show (the tasks, then the last one
+    the conclusion records)."""
+    if tuple(task.__name__ for task in tasks) != recorded[:-1]:
+        raise RuntimeError(f"the tasks of {command} do not match what its actions record")
+    TASKS.update({task.__name__: task for task in tasks})
+    PROCEDURES[command.value] = Procedure(tasks, conclude)
 
 
 def _work(action_id: int) -> Work:
@@ -208,55 +228,21 @@ def run_task(action_id: int, name: str) -> str | None:
     """One task: None when it is done, else why it failed for good."""
     work = _work(action_id)
     with work.db.session() as session:
-        service.start_task(session, action_id, name)
+        actions.start_task(session, action_id, name)
     try:
         detail = TASKS[name](work)
     except GuestFailed as failure:
         return failure.reason
     with work.db.session() as session:
-        service.complete_task(session, action_id, name, detail)
+        actions.complete_task(session, action_id, name, detail)
     log.info("instance task done", action_id=action_id, task=name, detail=detail)
     return None
 
 
-@DBOS.step(name="cloudlet.instances.finish_create", retries_allowed=True, max_attempts=4, interval_seconds=2.0)
-def finish_create(action_id: int) -> None:
-    """The server runs: the action succeeds and the webhook is queued."""
-    work = _work(action_id)
-    with work.db.session() as session:
-        service.finish_create(session, work.settings, action_id)
-
-
-@DBOS.step(name="cloudlet.instances.abandon_create", retries_allowed=True, max_attempts=4, interval_seconds=2.0)
-def abandon_create(action_id: int, task: str, reason: str) -> None:
-    """Undo a failed build: remove the guest, free the address and capacity, refund, tell the webhook."""
-    work = _work(action_id)
-    with work.db.session() as session:
-        service.fail_task(session, action_id, task, reason)
-    note = reason
-    try:
-        driver, name = work.driver()
-        driver.destroy_guest(name)
-    except DriverError as error:  # the node is gone: the reconciler reports whatever is left there
-        note = f"{reason} (the guest could not be removed from its node: {error})"
-    with work.db.session() as session:
-        service.fail_create(session, work.settings, action_id, note)
-    log.warning("instance build failed", action_id=action_id, task=task, reason=note)
-
-
-@DBOS.step(name="cloudlet.instances.finish_delete", retries_allowed=True, max_attempts=4, interval_seconds=2.0)
-def finish_delete(action_id: int) -> None:
-    """The server is gone."""
-    with _work(action_id).db.session() as session:
-        service.finish_delete(session, action_id)
-
-
-@DBOS.step(name="cloudlet.instances.abandon_delete", retries_allowed=True, max_attempts=4, interval_seconds=2.0)
-def abandon_delete(action_id: int, task: str, reason: str) -> None:
-    """A delete that cannot finish now: the instance shows error and can be deleted again."""
-    with _work(action_id).db.session() as session:
-        service.fail_task(session, action_id, task, reason)
-        service.fail_delete(session, action_id, reason)
+@DBOS.step(name="cloudlet.instances.conclude", retries_allowed=True, max_attempts=4, interval_seconds=2.0)
+def conclude(action_id: int, command: str, task: str | None, reason: str | None) -> None:
+    """End the action: its last task on success, its clean-up after a failed task."""
+    PROCEDURES[command].conclude(_work(action_id), task, reason)
 
 
 def _attempt(action_id: int, task: str) -> str | None:
@@ -266,36 +252,60 @@ def _attempt(action_id: int, task: str) -> str | None:
         return f"{type(error).__name__}: {error}"
 
 
-@DBOS.workflow(name="cloudlet.instances.create")
-def create(action_id: int) -> None:
-    """Build a paid, placed and addressed instance, task by task; clean up and refund on failure."""
-    for task in CREATE_TASKS[:-1]:
-        reason = _attempt(action_id, task)
+@DBOS.workflow(name="cloudlet.instances.run")
+def run(action_id: int, command: str) -> None:
+    """Carry out an action task by task; the first task that fails for good ends it with its clean-up."""
+    for task in PROCEDURES[command].tasks:
+        reason = _attempt(action_id, task.__name__)
         if reason is not None:
-            abandon_create(action_id, task, reason)
+            conclude(action_id, command, task.__name__, reason)
             return
-    finish_create(action_id)
+    conclude(action_id, command, None, None)
 
 
-@DBOS.workflow(name="cloudlet.instances.delete")
-def delete(action_id: int) -> None:
-    """Remove the guest, then give back its address and its room."""
-    for task in DELETE_TASKS[:-1]:
-        reason = _attempt(action_id, task)
-        if reason is not None:
-            abandon_delete(action_id, task, reason)
+# --- how a create and a delete end ----------------------------------------------------------------
+
+
+def conclude_create(work: Work, task: str | None, reason: str | None) -> None:
+    """Success: the server runs and the webhook is told. Failure: remove the guest, free, refund, tell."""
+    if task is None or reason is None:
+        with work.db.session() as session:
+            service.finish_create(session, work.settings, work.action_id)
+        return
+    with work.db.session() as session:
+        actions.fail_task(session, work.action_id, task, reason)
+    note = reason
+    try:
+        driver, name = work.driver()
+        driver.destroy_guest(name)
+    except DriverError as error:  # the node is gone: the reconciler reports whatever is left there
+        note = f"{reason} (the guest could not be removed from its node: {error})"
+    with work.db.session() as session:
+        service.fail_create(session, work.settings, work.action_id, note)
+    log.warning("instance build failed", action_id=work.action_id, task=task, reason=note)
+
+
+def conclude_delete(work: Work, task: str | None, reason: str | None) -> None:
+    """Success: the server is gone. Failure: the instance shows error and can be deleted again."""
+    with work.db.session() as session:
+        if task is None or reason is None:
+            service.finish_delete(session, work.action_id)
             return
-    finish_delete(action_id)
+        actions.fail_task(session, work.action_id, task, reason)
+        service.fail_delete(session, work.action_id, reason)
 
 
-WORKFLOWS: dict[str, Callable[[int], None]] = {Command.CREATE.value: create, Command.DELETE.value: delete}
+procedure(Command.CREATE, CREATE_TASKS, (validate_resources, allocate_ip, create_vm, configure_hardware,
+                                         apply_cloud_init, start_vm, configure_network, wait_for_guest_agent,
+                                         verify_connectivity), conclude_create)
+procedure(Command.DELETE, DELETE_TASKS, (stop_vm, destroy_vm, release_ip, release_capacity), conclude_delete)
 
 
-def start(actions: Iterable[tuple[int, str, str]]) -> None:
+def start(queued: Iterable[tuple[int, str, str]]) -> None:
     """Enqueue the workflows of these (id, command, workflow id) actions (each at most once, whoever asks)."""
-    for action_id, command, workflow_id in actions:
+    for action_id, command, workflow_id in queued:
         with SetWorkflowID(workflow_id):
-            DBOS.enqueue_workflow(QUEUE.name, WORKFLOWS[command], action_id)
+            DBOS.enqueue_workflow(QUEUE.name, run, action_id, command)
 
 
 @DBOS.step(name="cloudlet.instances.due", retries_allowed=True, max_attempts=3)
@@ -305,7 +315,7 @@ def due() -> list[tuple[int, str, str]]:
     with running.db.session() as session:
         service.delete_due(session)
     with running.db.session(write=False) as session:
-        return service.running_actions(session)
+        return actions.running_actions(session)
 
 
 @DBOS.workflow(name="cloudlet.instances.sweep")
@@ -319,7 +329,7 @@ def sweep(scheduled_at: datetime, _context: Any) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _start_after_commit(session: Session) -> None:
-    queued: list[tuple[int, str, str]] = session.info.pop(service.STARTED_KEY, [])
+    queued: list[tuple[int, str, str]] = session.info.pop(actions.STARTED_KEY, [])
     if not queued:
         return
     try:
@@ -335,7 +345,7 @@ def _start_after_commit(session: Session) -> None:
 
 @event.listens_for(Session, "after_rollback")
 def _forget_after_rollback(session: Session) -> None:
-    session.info.pop(service.STARTED_KEY, None)
+    session.info.pop(actions.STARTED_KEY, None)
 
 
 def schedules(settings: Settings) -> list[worker.Schedule]:

@@ -85,7 +85,7 @@ def cancel_deletion(instance_id: str, caller: Writer, db: DbSession) -> PrimaryI
             summary="The instance's actions (create, delete, ...) with their progress, newest first")
 def list_actions(instance_id: str, caller: Reader, db: DbSession) -> list[PrimaryActionRead]:
     """Cloudlet's extension: every change to an instance is an action with ordered tasks."""
-    return [PrimaryActionRead.of(a) for a in instances.actions(db, caller, instance_id)]
+    return [PrimaryActionRead.of(a) for a in instances.list_actions(db, caller, instance_id)]
 
 
 @router.get("/instances/{instance_id}/actions/{action_id}", response_model=PrimaryActionRead,

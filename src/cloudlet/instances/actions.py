@@ -1,0 +1,170 @@
+"""Actions: how a change to an instance is opened, recorded task by task, and closed.
+
+An action is opened in the request's transaction on a locked instance row (409 while another one
+holds the instance) and its workflow is started once that transaction commits (workflows.py);
+each task's start, completion or failure is recorded in its own short transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from pydantic import BaseModel
+from sqlalchemy.orm import Session
+
+from cloudlet.instances import repository
+from cloudlet.instances.models import Action, ActionStatus, ActionTask, Instance, InstanceStatus, TaskStatus
+from cloudlet.instances.schemas import ActionRead, Command, TaskRead
+from cloudlet.kit import clock
+from cloudlet.kit.errors import Conflict, Forbidden, NotFound
+from cloudlet.nodes import service as nodes
+from cloudlet.projects import service as projects
+from cloudlet.projects.schemas import Actor, Permission
+
+STARTED_KEY = "cloudlet_instances_started"  # session.info: (action id, command, workflow id) to start after commit
+
+
+# --- whose instance ---------------------------------------------------------------------------
+
+
+def projects_in_reach(session: Session, actor: Actor, project_id: int | None = None) -> list[int]:
+    if project_id is not None:
+        projects.require_membership(session, actor.user.id, project_id, fence=actor.project_scope)
+        return [project_id]
+    if actor.project_scope is not None:
+        return [actor.project_scope]
+    return [project.id for _membership, project in projects.memberships(session, actor.user.id)]
+
+
+def instance_of(session: Session, actor: Actor, ident: int | str, *, lock: bool = False,
+                 include_deleted: bool = False) -> Instance:
+    found = repository.instance(session, parse_ident(ident), lock=lock)
+    if found is None or found.project_id not in projects_in_reach(session, actor):
+        raise NotFound("instance", ident, code="VPS_NOT_FOUND")
+    if found.status is InstanceStatus.DELETED and not include_deleted:
+        raise NotFound("instance", ident, code="VPS_NOT_FOUND")
+    return found
+
+
+def parse_ident(ident: int | str) -> int | str:
+    if isinstance(ident, str) and ident.isdigit():
+        return int(ident)
+    return ident
+
+
+def require_billing_right(session: Session, actor: Actor, project_id: int) -> None:
+    if not projects.can(session, project_id, actor.user.id, Permission.INSTANCES_BILLING):
+        raise Forbidden("Only project owners and members allowed billing actions can create, upgrade, delete "
+                        "or reactivate instances.", code="FORBIDDEN")
+
+
+def instance_row(session: Session, instance_id: int, *, lock: bool = False) -> Instance:
+    row = repository.instance(session, instance_id, lock=lock)
+    if row is None:
+        raise NotFound("instance", instance_id)
+    return row
+
+
+# --- the action's life ---------------------------------------------------------------------------
+
+
+def begin(session: Session, row: Instance, command: Command, tasks: tuple[str, ...]) -> Action:
+    """Open an action on a locked instance row; Conflict when another one holds it."""
+    if row.locked_action_id is not None:
+        raise Conflict("Another action is in progress on this instance; wait until it finishes.",
+                       code="INSTANCE_BUSY")
+    action = Action(instance_id=row.id, command=command.value, status=ActionStatus.RUNNING, progress=0,
+                    current_task=tasks[0], workflow_id=f"cloudlet-action-{uuid.uuid4().hex}", params={},
+                    started_at=clock.now())
+    repository.insert(session, action)
+    for position, name in enumerate(tasks, start=1):
+        repository.insert(session, ActionTask(action_id=action.id, name=name, position=position,
+                                              status=TaskStatus.PENDING, detail=""))
+    row.locked_action_id = action.id
+    session.flush()
+    session.info.setdefault(STARTED_KEY, []).append((action.id, command.value, action.workflow_id))
+    return action
+
+
+def locked(session: Session, action_id: int) -> tuple[Action, Instance]:
+    action = repository.action(session, action_id, lock=True)
+    if action is None:
+        raise NotFound("action", action_id)
+    return action, instance_row(session, action.instance_id, lock=True)
+
+
+def start_task(session: Session, action_id: int, name: str) -> None:
+    """Mark a task in progress and make it the action's current task."""
+    action, _row = locked(session, action_id)
+    for task in repository.tasks(session, action_id):
+        if task.name == name and task.status is not TaskStatus.COMPLETED:
+            task.status, task.started_at = TaskStatus.IN_PROGRESS, task.started_at or clock.now()
+    action.current_task = name
+    session.flush()
+
+
+def complete_task(session: Session, action_id: int, name: str, detail: str = "") -> None:
+    """Mark a task done and move the action's progress on."""
+    action, _row = locked(session, action_id)
+    tasks = repository.tasks(session, action_id)
+    for task in tasks:
+        if task.name == name:
+            task.status, task.finished_at, task.detail = TaskStatus.COMPLETED, clock.now(), detail[:2000]
+    done = sum(1 for t in tasks if t.status is TaskStatus.COMPLETED)
+    action.progress = min(100, done * 100 // max(1, len(tasks)))
+    pending = [t.name for t in tasks if t.status is not TaskStatus.COMPLETED]
+    action.current_task = pending[0] if pending else None
+    session.flush()
+
+
+def finish(action: Action, row: Instance, status: ActionStatus, error: str | None = None) -> None:
+    action.status, action.finished_at, action.error = status, clock.now(), error
+    if status is ActionStatus.SUCCESS:
+        action.progress, action.current_task = 100, None
+    if row.locked_action_id == action.id:
+        row.locked_action_id = None
+
+
+def fail_task(session: Session, action_id: int, name: str, reason: str) -> None:
+    """Record why a task failed (the clean-up that follows is recorded by fail_create or fail_delete)."""
+    locked(session, action_id)
+    for task in repository.tasks(session, action_id):
+        if task.name == name:
+            task.status, task.finished_at, task.detail = TaskStatus.FAILED, clock.now(), reason[:2000]
+    session.flush()
+
+
+def action_read(session: Session, action: Action) -> ActionRead:
+    """An action with its tasks."""
+    tasks = [TaskRead(name=t.name, order=t.position, status=t.status, detail=t.detail, started_at=t.started_at,
+                      finished_at=t.finished_at) for t in repository.tasks(session, action.id)]
+    return ActionRead(id=action.id, command=action.command, status=action.status, progress=action.progress,
+                      current_task=action.current_task, error=action.error, started_at=action.started_at,
+                      finished_at=action.finished_at, tasks=tasks)
+
+
+class Target(BaseModel):
+    """Where an action's guest lives: the node's URI and the guest's name there."""
+
+    instance_id: int
+    guest_name: str
+    node_uri: str | None
+    node_name: str | None
+
+
+def target_of(session: Session, action_id: int) -> Target:
+    """The node and guest an action works on."""
+    action = repository.action(session, action_id)
+    if action is None:
+        raise NotFound("action", action_id)
+    row = instance_row(session, action.instance_id)
+    node = nodes.get_node(session, row.node_id) if row.node_id is not None else None
+    return Target(instance_id=row.id, guest_name=row.guest_name, node_uri=node.uri if node else None,
+                  node_name=node.name if node else None)
+
+
+def running_actions(session: Session) -> list[tuple[int, str, str]]:
+    """(id, command, workflow id) of the actions not finished, which the worker's sweep makes sure run."""
+    return repository.running_actions(session)
+
+
