@@ -38,11 +38,13 @@ def test_create_builds_a_guest_with_the_key_and_charges_the_wallet(cloud: Cloud)
     assert created.status_code == 201, created.text
     body = created.json()
     assert body["status"] == "provisioning" and body["plan"] == "scout-1" and body["main_ip"].startswith("203.0.113.")
+    assert body["locked"] is True and body["allowed_actions"] == []  # the build holds it
     assert body["vcpu"] == 1 and body["ram"] == 1 and body["storage"] == 25
     assert len(body["root_password"]) == 20 and body["charged_cents"] == 600
     assert cloud.balance() == before - 600
     detail = running(client, body["id"])
     assert detail["vf_state"] == "complete" and detail["vf_remote_state"]["state"] == "running"
+    assert "shutdown" in detail["allowed_actions"] and "boot" not in detail["allowed_actions"]
     guests = {g.name: g for g in cloud.driver.list_guests()}
     assert len(guests) == 1
     (name,) = guests
@@ -75,7 +77,8 @@ def test_end_of_cycle_deletion_can_be_cancelled(cloud: Cloud) -> None:
     running(client, body["id"])
     scheduled = client.request("DELETE", f"/api/instances/{body['id']}", json={"mode": "end_of_cycle"}).json()
     assert scheduled["refund_cents"] == 0 and scheduled["delete_at"] is not None
-    assert client.get(f"/api/instances/{body['id']}").json()["deletion_scheduled_at"] == scheduled["delete_at"]
+    shown = client.get(f"/api/instances/{body['id']}").json()
+    assert shown["deletion_scheduled_at"] == scheduled["delete_at"] and "cancel_deletion" in shown["allowed_actions"]
     cancelled = client.post(f"/api/instances/{body['id']}/cancel-deletion")
     assert cancelled.status_code == 200 and cancelled.json()["deletion_scheduled_at"] is None
     assert client.post(f"/api/instances/{body['id']}/cancel-deletion").status_code == 409

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from cloudlet.instances import repository
 from cloudlet.instances.models import Action, ActionStatus, ActionTask, Instance, InstanceStatus, TaskStatus
-from cloudlet.instances.schemas import ActionRead, Command, TaskRead
+from cloudlet.instances.schemas import ActionRead, Allowed, Command, TaskRead
 from cloudlet.kit import clock
 from cloudlet.kit.errors import Conflict, Forbidden, NotFound
 from cloudlet.nodes import service as nodes
@@ -63,6 +63,45 @@ def instance_row(session: Session, instance_id: int, *, lock: bool = False) -> I
     if row is None:
         raise NotFound("instance", instance_id)
     return row
+
+
+# --- what the state allows ------------------------------------------------------------------------
+
+_WHILE_RUNNING = (Allowed.SHUTDOWN, Allowed.RESTART, Allowed.POWEROFF, Allowed.REINSTALL, Allowed.UPGRADE,
+                  Allowed.RESET_PASSWORD, Allowed.CONSOLE, Allowed.SNAPSHOT, Allowed.BACKUP, Allowed.DELETE)
+_WHILE_STOPPED = (Allowed.BOOT, Allowed.REINSTALL, Allowed.UPGRADE, Allowed.RESET_PASSWORD, Allowed.SNAPSHOT,
+                  Allowed.BACKUP, Allowed.DELETE)
+_BY_STATUS: dict[InstanceStatus, tuple[Allowed, ...]] = {
+    InstanceStatus.RUNNING: _WHILE_RUNNING,
+    InstanceStatus.STOPPED: _WHILE_STOPPED,
+    InstanceStatus.SUSPENDED: (Allowed.REACTIVATE, Allowed.DELETE),
+    InstanceStatus.ERROR: (Allowed.DELETE,),
+    InstanceStatus.UNKNOWN: (Allowed.DELETE,),
+}
+
+
+def allowed(row: Instance) -> list[Allowed]:
+    """What the instance's state allows now: nothing while an action holds it."""
+    if row.locked_action_id is not None:
+        return []
+    found = list(_BY_STATUS.get(row.status, ()))
+    if row.delete_at is not None and row.status is not InstanceStatus.DELETED:
+        found.append(Allowed.CANCEL_DELETION)
+    return found
+
+
+def require_allowed(row: Instance, wanted: Allowed) -> None:
+    """Refuse what the state does not allow: 409 while busy or in the wrong state, 403 while suspended."""
+    if row.locked_action_id is not None:
+        raise Conflict("Another action is in progress on this instance; wait until it finishes.",
+                       code="INSTANCE_BUSY")
+    if wanted in allowed(row):
+        return
+    if row.status is InstanceStatus.SUSPENDED:
+        raise Forbidden("The instance is suspended for an unpaid renewal; reactivate it first.",
+                        code="VPS_SUSPENDED")
+    raise Conflict(f"The instance is {row.status.value}; it cannot {wanted.value.replace('_', ' ')} now.",
+                   code="INVALID_STATE")
 
 
 # --- the action's life ---------------------------------------------------------------------------

@@ -19,13 +19,20 @@ from cloudlet.kit.db import Base, UTCDateTime, enum_column
 
 
 class InstanceStatus(StrEnum):
-    """Where an instance stands; `deleting` is the one transitional state kept in the row."""
+    """Where an instance stands: stable states, and the transitional ones an action shows while it runs.
+
+    `unknown` is what the reconciler says while the instance's node does not answer.
+    """
 
     PROVISIONING = "provisioning"
     RUNNING = "running"
     STOPPED = "stopped"
+    STARTING = "starting"
+    STOPPING = "stopping"
+    RESTARTING = "restarting"
     SUSPENDED = "suspended"
     ERROR = "error"
+    UNKNOWN = "unknown"
     DELETING = "deleting"
     DELETED = "deleted"
 

@@ -19,6 +19,36 @@ class Command(StrEnum):
 
     CREATE = "create"
     DELETE = "delete"
+    BOOT = "boot"
+    SHUTDOWN = "shutdown"
+    RESTART = "restart"
+    POWEROFF = "poweroff"
+    REINSTALL = "reinstall"
+    UPGRADE = "upgrade"
+    RESET_PASSWORD = "reset_password"
+    SNAPSHOT = "snapshot"
+    RESTORE = "restore"
+    BACKUP = "backup"
+    SUSPEND = "suspend"
+    REACTIVATE = "reactivate"
+
+
+class Allowed(StrEnum):
+    """What a customer may ask of an instance; each representation lists those its state allows."""
+
+    BOOT = "boot"
+    SHUTDOWN = "shutdown"
+    RESTART = "restart"
+    POWEROFF = "poweroff"
+    REINSTALL = "reinstall"
+    UPGRADE = "upgrade"
+    RESET_PASSWORD = "reset_password"
+    CONSOLE = "console"
+    SNAPSHOT = "snapshot"
+    BACKUP = "backup"
+    DELETE = "delete"
+    CANCEL_DELETION = "cancel_deletion"
+    REACTIVATE = "reactivate"
 
 
 class DeletionMode(StrEnum):
@@ -109,6 +139,7 @@ class InstanceRead(BaseModel):
     ipv6: str | None
     node_name: str | None
     locked: bool
+    allowed_actions: list[Allowed]
     webhook_configured: bool
     billed_till: datetime | None
     subscription_started_at: datetime | None

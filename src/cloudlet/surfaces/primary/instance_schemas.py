@@ -66,6 +66,7 @@ class PrimaryInstanceRead(BaseModel):
     os_template_id: int | None
     billing_cycle: str
     locked: bool
+    allowed_actions: list[str]  # what the current state allows: boot, shutdown, ..., delete, cancel_deletion
     deletion_scheduled_at: IsoMillis | None
     created_at: IsoMillis
 
@@ -80,7 +81,8 @@ class PrimaryInstanceRead(BaseModel):
                    ram=_gib(found.memory_mib), storage=found.disk_gib, billed_till=found.billed_till,
                    ip_addresses=addresses, project_id=found.project_id, region=found.region_code,
                    category=found.category, os_name=found.os_name, os_template_id=found.template_id,
-                   billing_cycle=found.billing_cycle, locked=found.locked, deletion_scheduled_at=found.delete_at,
+                   billing_cycle=found.billing_cycle, locked=found.locked,
+                   allowed_actions=[a.value for a in found.allowed_actions], deletion_scheduled_at=found.delete_at,
                    created_at=found.created_at)
 
 
