@@ -212,7 +212,9 @@ def procedure(command: Command, recorded: tuple[str, ...], tasks: tuple[Task, ..
     the conclusion records)."""
     if tuple(task.__name__ for task in tasks) != recorded[:-1]:
         raise RuntimeError(f"the tasks of {command} do not match what its actions record")
-    TASKS.update({task.__name__: task for task in tasks})
+    for task in tasks:  # a task's name is its key in every action: one function per name
+        if TASKS.setdefault(task.__name__, task) is not task:
+            raise RuntimeError(f"two different tasks are named {task.__name__!r}")
     PROCEDURES[command.value] = Procedure(tasks, conclude)
 
 
