@@ -159,3 +159,39 @@ def test_an_idempotency_key_creates_one_server_and_replays_the_answer(cloud: Clo
     assert cloud.balance() == before - 600 and len(client.get("/api/instances").json()) == 1
     other = client.post("/api/instances", json=order(cloud, name="other"), headers={"Idempotency-Key": "order-1"})
     assert other.status_code == 422
+
+
+def test_an_unpaid_renewal_suspends_the_server_and_reactivation_brings_it_back(cloud: Cloud) -> None:
+    from datetime import timedelta
+
+    from cloudlet.billing import jobs
+    from cloudlet.instances import workflows
+    from cloudlet.kit import clock
+
+    client = cloud.client()
+    body = client.post("/api/instances", json=order(cloud)).json()
+    running(client, body["id"])
+    left = cloud.balance()
+    with cloud.runtime.db.session() as session:  # spend the rest of the wallet
+        from cloudlet.billing import service as billing
+        from cloudlet.billing.models import EntryKind
+
+        wallet = billing.wallet_of(session, cloud.runtime.settings, cloud.customer.project_id)
+        billing.debit(session, wallet.id, left, kind=EntryKind.ADMIN_DEBIT, key="spend-all")
+    grace = timedelta(hours=cloud.runtime.settings.billing_grace_hours)
+    with clock.travel(timedelta(days=32) + grace):
+        report = jobs.run_renewals(cloud.runtime.db, cloud.runtime.settings)
+        assert report.suspended == 1
+        workflows.start(workflows.due())  # the worker's sweep: suspend what billing suspended
+        wait_for(lambda: client.get(f"/api/instances/{body['id']}").json()["status"] == "suspended")
+        shown = client.get(f"/api/instances/{body['id']}").json()
+        assert shown["allowed_actions"] == ["reactivate", "delete"]
+        assert cloud.driver.state(cloud.driver.list_guests()[0].name).value == "stopped"  # off, data kept
+        refused = client.post(f"/api/instances/{body['id']}/reactivate")
+        assert refused.status_code == 402, refused.text
+        cloud.credit(cloud.customer, 1000)
+        back = client.post(f"/api/instances/{body['id']}/reactivate")
+        assert back.status_code == 200, back.text
+        assert back.json()["status"] == "starting" and cloud.balance() == 400
+        wait_for(lambda: client.get(f"/api/instances/{body['id']}").json()["status"] == "running")
+        assert client.post(f"/api/instances/{body['id']}/reactivate").status_code == 409

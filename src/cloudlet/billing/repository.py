@@ -158,3 +158,9 @@ def due_subscription_ids(session: Session, now: datetime, *, hourly: bool) -> li
         Subscription.status == SubscriptionStatus.ACTIVE, Subscription.billed_till <= now, cycle_filter,
     ).order_by(Subscription.billed_till)))
 
+
+
+def suspended_references(session: Session, limit: int) -> list[str]:
+    """References (instances) whose subscription is suspended, the newest suspensions first."""
+    return list(session.scalars(select(Subscription.reference).where(
+        Subscription.status == SubscriptionStatus.SUSPENDED).order_by(Subscription.suspended_at.desc()).limit(limit)))

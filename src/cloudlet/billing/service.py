@@ -468,6 +468,11 @@ def void_subscription(session: Session, subscription_id: int, *, now: datetime |
     return _charge(sub, entry)
 
 
+def suspended_references(session: Session, limit: int = 1000) -> list[str]:
+    """What the renewal job suspended (instance references), for the instances to follow."""
+    return repository.suspended_references(session, limit)
+
+
 def wallet_currency(session: Session, project_id: int) -> str | None:
     """The currency of a project's main wallet, if it has one yet."""
     found = repository.find_wallet(session, project_id, Pool.MAIN)

@@ -119,3 +119,12 @@ def delete(session: Session, row: SshKey) -> None:
     """Remove a row."""
     session.delete(row)
     session.flush()
+
+
+def to_suspend(session: Session, references: list[str]) -> list[int]:
+    """Ids of the instances among references that are not suspended yet and that no action holds."""
+    if not references:
+        return []
+    return list(session.scalars(select(Instance.id).where(
+        Instance.uuid.in_(references), Instance.locked_action_id.is_(None),
+        Instance.status.in_([InstanceStatus.RUNNING, InstanceStatus.STOPPED, InstanceStatus.UNKNOWN]))))

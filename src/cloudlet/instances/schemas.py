@@ -12,6 +12,8 @@ from cloudlet.instances.models import ActionStatus, InstanceStatus, TaskStatus
 CREATE_TASKS = ("validate_resources", "allocate_ip", "create_vm", "configure_hardware", "apply_cloud_init",
                 "start_vm", "configure_network", "wait_for_guest_agent", "verify_connectivity", "finalize")
 DELETE_TASKS = ("stop_vm", "destroy_vm", "release_ip", "release_capacity", "finalize")
+SUSPEND_TASKS = ("stop_vm", "finalize")
+REACTIVATE_TASKS = ("start_vm", "wait_for_guest_agent", "finalize")
 
 
 class Command(StrEnum):
@@ -159,6 +161,14 @@ class CreatedInstance(BaseModel):
     action: ActionRead
     charged_cents: int
     root_password: str | None = None
+
+
+class ReactivationRead(BaseModel):
+    """A reactivation: the instance, the boot action, and what the new cycle cost."""
+
+    instance: InstanceRead
+    action: ActionRead
+    charged_cents: int
 
 
 class DeletionRead(BaseModel):

@@ -32,7 +32,10 @@ from cloudlet.instances.models import Action, ActionStatus, Instance, InstanceSt
 from cloudlet.instances.schemas import (
     CREATE_TASKS,
     DELETE_TASKS,
+    REACTIVATE_TASKS,
+    SUSPEND_TASKS,
     ActionRead,
+    Allowed,
     Command,
     ConsoleLog,
     CreatedInstance,
@@ -42,6 +45,7 @@ from cloudlet.instances.schemas import (
     InstancePage,
     InstanceRead,
     InstanceSummary,
+    ReactivationRead,
     RemoteState,
     SshKeyCreate,
     SshKeyRead,
@@ -520,6 +524,63 @@ def delete_due(session: Session, now: datetime | None = None) -> list[str]:
         begin_delete(session, row)
         started.append(row.uuid)
     return started
+
+
+# --- suspension ----------------------------------------------------------------------------------
+
+
+def suspend_unpaid(session: Session) -> list[str]:
+    """Start suspending (powering off, data kept) every instance whose renewal the billing engine suspended."""
+    started = []
+    for instance_id in repository.to_suspend(session, billing.suspended_references(session)):
+        row = actions.instance_row(session, instance_id, lock=True)
+        if row.locked_action_id is not None:
+            continue
+        actions.begin(session, row, Command.SUSPEND, SUSPEND_TASKS)
+        started.append(row.uuid)
+    return started
+
+
+def finish_suspend(session: Session, action_id: int, reason: str | None = None) -> None:
+    """The guest is off (or could not be reached): the instance is suspended either way, since it is unpaid."""
+    action, row = actions.locked(session, action_id)
+    if action.status is not ActionStatus.RUNNING:
+        return
+    if reason is None:
+        actions.complete_task(session, action_id, "finalize")
+    actions.finish(action, row, ActionStatus.SUCCESS if reason is None else ActionStatus.ERROR, reason)
+    row.status = InstanceStatus.SUSPENDED
+    row.status_reason = "suspended: the renewal could not be paid" + (f" ({reason})" if reason else "")
+    session.flush()
+
+
+def reactivate_instance(session: Session, actor: Actor, ident: int | str) -> ReactivationRead:
+    """Pay a cycle from now (402 when the wallet cannot) and boot the suspended server again."""
+    row = actions.instance_of(session, actor, ident, lock=True)
+    actions.require_billing_right(session, actor, row.project_id)
+    actions.require_allowed(row, Allowed.REACTIVATE)
+    sub = billing.subscription_for(session, row.uuid)
+    if sub is None:
+        raise Conflict("The instance has no subscription to reactivate.", code="NO_CYCLE")
+    charge = billing.reactivate(session, sub.id)
+    action = actions.begin(session, row, Command.REACTIVATE, REACTIVATE_TASKS)
+    row.status, row.status_reason = InstanceStatus.STARTING, ""
+    session.flush()
+    return ReactivationRead(instance=_read(session, row), action=actions.action_read(session, action),
+                            charged_cents=charge.amount_cents)
+
+
+def finish_reactivate(session: Session, action_id: int, reason: str | None = None) -> None:
+    """The server runs again (or failed to boot: it shows error, paid, to be restarted or reinstalled)."""
+    action, row = actions.locked(session, action_id)
+    if action.status is not ActionStatus.RUNNING:
+        return
+    if reason is None:
+        actions.complete_task(session, action_id, "finalize")
+    actions.finish(action, row, ActionStatus.SUCCESS if reason is None else ActionStatus.ERROR, reason)
+    row.status = InstanceStatus.RUNNING if reason is None else InstanceStatus.ERROR
+    row.status_reason = "" if reason is None else f"reactivation failed: {reason}"[:2000]
+    session.flush()
 
 
 # --- SSH keys ------------------------------------------------------------------------------------

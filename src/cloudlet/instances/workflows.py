@@ -27,7 +27,7 @@ from cloudlet import worker
 from cloudlet.config import Settings
 from cloudlet.drivers.base import DriverError, GuestFailed, GuestNotFound, GuestReady, GuestSpec, HypervisorDriver
 from cloudlet.instances import actions, service
-from cloudlet.instances.schemas import CREATE_TASKS, DELETE_TASKS, Command
+from cloudlet.instances.schemas import CREATE_TASKS, DELETE_TASKS, REACTIVATE_TASKS, SUSPEND_TASKS, Command
 from cloudlet.kit.db import Database
 from cloudlet.nodes import service as nodes
 
@@ -303,6 +303,26 @@ procedure(Command.CREATE, CREATE_TASKS, (validate_resources, allocate_ip, create
 procedure(Command.DELETE, DELETE_TASKS, (stop_vm, destroy_vm, release_ip, release_capacity), conclude_delete)
 
 
+def conclude_suspend(work: Work, task: str | None, reason: str | None) -> None:
+    """The unpaid server is suspended, off if its node answered."""
+    with work.db.session() as session:
+        if task is not None and reason is not None:
+            actions.fail_task(session, work.action_id, task, reason)
+        service.finish_suspend(session, work.action_id, reason)
+
+
+def conclude_reactivate(work: Work, task: str | None, reason: str | None) -> None:
+    """The paid server runs again, or shows why it did not boot."""
+    with work.db.session() as session:
+        if task is not None and reason is not None:
+            actions.fail_task(session, work.action_id, task, reason)
+        service.finish_reactivate(session, work.action_id, reason)
+
+
+procedure(Command.SUSPEND, SUSPEND_TASKS, (stop_vm,), conclude_suspend)
+procedure(Command.REACTIVATE, REACTIVATE_TASKS, (start_vm, wait_for_guest_agent), conclude_reactivate)
+
+
 def start(queued: Iterable[tuple[int, str, str]]) -> None:
     """Enqueue the workflows of these (id, command, workflow id) actions (each at most once, whoever asks)."""
     for action_id, command, workflow_id in queued:
@@ -312,10 +332,12 @@ def start(queued: Iterable[tuple[int, str, str]]) -> None:
 
 @DBOS.step(name="cloudlet.instances.due", retries_allowed=True, max_attempts=3)
 def due() -> list[tuple[int, str, str]]:
-    """Start end_of_cycle deletions whose time has come; then every running action."""
+    """Start end_of_cycle deletions whose time has come and suspensions of unpaid servers; then every running action."""
     running = worker.current()
     with running.db.session() as session:
         service.delete_due(session)
+    with running.db.session() as session:
+        service.suspend_unpaid(session)
     with running.db.session(write=False) as session:
         return actions.running_actions(session)
 

@@ -81,6 +81,13 @@ def cancel_deletion(instance_id: str, caller: Writer, db: DbSession) -> PrimaryI
     return PrimaryInstanceRead.of(instances.cancel_deletion(db, caller, instance_id))
 
 
+@router.post("/instances/{instance_id}/reactivate", response_model=PrimaryInstanceRead,
+             summary="Pay a cycle from now and unsuspend (402 when the wallet cannot pay)")
+def reactivate(instance_id: str, caller: Writer, db: DbSession) -> PrimaryInstanceRead:
+    """Debits the cycle cost from the wallet, extends billed_till, and boots the suspended instance."""
+    return PrimaryInstanceRead.of(instances.reactivate_instance(db, caller, instance_id).instance)
+
+
 @router.get("/instances/{instance_id}/actions", response_model=list[PrimaryActionRead],
             summary="The instance's actions (create, delete, ...) with their progress, newest first")
 def list_actions(instance_id: str, caller: Reader, db: DbSession) -> list[PrimaryActionRead]:
