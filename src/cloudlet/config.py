@@ -77,7 +77,14 @@ class Settings(BaseSettings):
 
     # instances
     instance_ready_timeout_seconds: float = 300.0  # a new guest must report ready within this (TCG is slow)
+    instance_shutdown_timeout_seconds: float = 60.0  # a guest that ignores the ACPI shutdown is powered off after this
+    instance_power_wait_seconds: float = 45.0  # how long CyberPanel's start/stop/restart wait for the action to end
     instance_sweep_schedule: str = "*/10 * * * * *"  # cron of the run that starts queued actions and due deletions
+    instance_reconcile_schedule: str = "*/30 * * * * *"  # cron of the comparison of every node's guests with the db
+
+    # metrics: see cloudlet.metrics
+    metrics_sample_schedule: str = "* * * * *"  # cron of the sampler: every running guest's counters into history
+    metrics_token: str | None = None  # a bearer token Prometheus may scrape /metrics with (admins always may)
 
     github_client_id: str | None = None
     github_client_secret: str | None = None

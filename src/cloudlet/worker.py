@@ -87,6 +87,18 @@ def current() -> Worker:
     return worker
 
 
+def start_outside_workflows(start: Callable[[], None]) -> None:
+    """Run start() now, or in a thread of its own when called from inside a DBOS workflow or step.
+
+    After-commit hooks start workflows; a commit made inside a step (a workflow step that queues a
+    webhook, say) may not start another workflow from there, so the start happens outside its context.
+    """
+    if DBOS.workflow_id is None:
+        start()
+        return
+    threading.Thread(target=start, name="cloudlet-start-workflows", daemon=True).start()
+
+
 def _claim_slot(directory: Path) -> tuple[int, IO[bytes]]:
     """The lowest slot number no live process on this host holds, locked until the handle closes.
 

@@ -39,7 +39,8 @@ class GuestCluster(Cluster):
 
     def env(self) -> dict[str, str]:
         """The cluster's environment plus quick sweeps and whatever the test adds."""
-        return {**super().env(), "CLOUDLET_INSTANCE_SWEEP_SCHEDULE": "* * * * * *", **self.extra}
+        return {**super().env(), "CLOUDLET_INSTANCE_SWEEP_SCHEDULE": "* * * * * *",
+                "CLOUDLET_INSTANCE_RECONCILE_SCHEDULE": "* * * * * *", **self.extra}
 
     def api(self) -> str:
         """`cloudlet api` (no worker) on a free port; its base URL once it answers."""
@@ -136,7 +137,7 @@ def guest_name(runtime: Runtime, instance_id: str) -> str:
         return row.guest_name
 
 
-def test_a_server_is_built_with_its_hostname_password_and_key_then_deleted_with_a_refund(
+def test_a_server_is_built_with_its_hostname_password_and_key_reconciled_and_deleted_with_a_refund(
         runtime: Runtime, node: LibvirtDriver, cluster: GuestCluster) -> None:
     _process, url = cluster.serve()
     person = customer(runtime)
@@ -156,6 +157,10 @@ def test_a_server_is_built_with_its_hostname_password_and_key_then_deleted_with_
         assert f"address={server['main_ip']}" in ready and "keys=1" in ready and "password=set" in ready
         name = guest_name(runtime, server["id"])
         assert name in {g.name for g in node.list_guests()}
+        # stopped behind Cloudlet's back: the worker's reconciler notices and says so
+        node.poweroff(name)
+        wait_for(lambda: status_of(http, server["id"]) == "stopped", "the reconciler to see it", seconds=30)
+        assert "stopped by itself" in http.get(f"/api/instances/{server['id']}").json()["status_reason"]
 
         deleted = http.request("DELETE", f"/api/instances/{server['id']}", json={"mode": "immediate"})
         assert deleted.status_code == 200 and deleted.json()["refund_cents"] > 0

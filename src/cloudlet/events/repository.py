@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -23,3 +25,9 @@ def newest(session: Session, project_id: int | None, kind: str | None, limit: in
     if kind is not None:
         query = query.where(Event.kind == kind)
     return list(session.scalars(query))
+
+
+def exists_since(session: Session, kind: str, subject: str, since: datetime) -> bool:
+    """Whether an event of this kind about this subject was recorded since a moment."""
+    return session.scalar(select(Event.id).where(Event.kind == kind, Event.subject == subject,
+                                                 Event.created_at >= since).limit(1)) is not None

@@ -17,6 +17,8 @@ class EventKind(enum.StrEnum):
     SUBSCRIPTION_SUSPENDED = "subscription.suspended"
     SUBSCRIPTION_REACTIVATED = "subscription.reactivated"
     SUBSCRIPTION_ENDED = "subscription.ended"
+    INSTANCE_DRIFTED = "instance.drifted"  # the reconciler found a guest not in the state the database said
+    NODE_UNKNOWN_GUEST = "node.unknown_guest"  # a guest on a node that no instance owns (reported, never destroyed)
 
 
 class EventRead(BaseModel):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
@@ -23,3 +25,8 @@ def recent(session: Session, *, project_id: int | None = None, kind: EventKind |
     """The newest events, newest first, of one project and kind when given."""
     rows = repository.newest(session, project_id, str(kind) if kind is not None else None, limit)
     return [EventRead.model_validate(e) for e in rows]
+
+
+def recorded_since(session: Session, kind: EventKind | str, subject: str, since: datetime) -> bool:
+    """Whether the same signal about the same subject was recorded since a moment (to say it once)."""
+    return repository.exists_since(session, str(kind), subject, since)

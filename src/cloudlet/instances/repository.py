@@ -128,3 +128,9 @@ def to_suspend(session: Session, references: list[str]) -> list[int]:
     return list(session.scalars(select(Instance.id).where(
         Instance.uuid.in_(references), Instance.locked_action_id.is_(None),
         Instance.status.in_([InstanceStatus.RUNNING, InstanceStatus.STOPPED, InstanceStatus.UNKNOWN]))))
+
+
+def on_node(session: Session, node_id: int) -> list[Instance]:
+    """The instances placed on a node that still have a guest there (not deleted)."""
+    return list(session.scalars(select(Instance).where(
+        Instance.node_id == node_id, Instance.status != InstanceStatus.DELETED).order_by(Instance.id)))

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from cloudlet import worker
 from cloudlet.config import Settings
 from cloudlet.drivers.base import DriverError, GuestFailed, GuestNotFound, GuestReady, GuestSpec, HypervisorDriver
-from cloudlet.instances import actions, service
+from cloudlet.instances import actions, reconcile, service
 from cloudlet.instances.schemas import CREATE_TASKS, DELETE_TASKS, REACTIVATE_TASKS, SUSPEND_TASKS, Command
 from cloudlet.kit.db import Database
 from cloudlet.nodes import service as nodes
@@ -35,6 +35,7 @@ log = structlog.get_logger(__name__)
 
 QUEUE = worker.QueueSpec("cloudlet-instances")
 SWEEP_NAME = "cloudlet-instances-sweep"
+RECONCILE_NAME = "cloudlet-instances-reconcile"
 VERIFY_TIMEOUT_SECONDS = 30.0
 
 
@@ -351,6 +352,33 @@ def sweep(scheduled_at: datetime, _context: Any) -> None:
         log.debug("instance sweep", scheduled_at=scheduled_at.isoformat(), running=len(found))
 
 
+def reconcile_nodes(db: Database) -> list[reconcile.NodeReport]:
+    """Compare every node's guests with the database, each node asked outside any transaction."""
+    with db.session(write=False) as session:
+        targets = nodes.node_targets(session)
+    reports = []
+    for target in targets:
+        seen = reconcile.look(target.uri)
+        with db.session() as session:
+            reports.append(reconcile.record(session, target.id, target.name, seen))
+    return reports
+
+
+@DBOS.step(name="cloudlet.instances.reconcile_nodes")
+def reconcile_step() -> list[reconcile.NodeReport]:
+    """One round of reconciliation over every node."""
+    return reconcile_nodes(worker.current().db)
+
+
+@DBOS.workflow(name="cloudlet.instances.reconcile")
+def reconcile_run(scheduled_at: datetime, _context: Any) -> None:
+    """One tick of the reconciliation schedule; logs what drifted."""
+    drifted = [d for report in reconcile_step() for d in report.drifts]
+    if drifted:
+        log.info("reconciled", scheduled_at=scheduled_at.isoformat(),
+                 drifts=[f"{d.guest}: {d.expected} -> {d.found}" for d in drifted])
+
+
 @event.listens_for(Session, "after_commit")
 def _start_after_commit(session: Session) -> None:
     queued: list[tuple[int, str, str]] = session.info.pop(actions.STARTED_KEY, [])
@@ -360,11 +388,15 @@ def _start_after_commit(session: Session) -> None:
         worker.current()
     except RuntimeError:
         return  # no worker in this process: the sweep of one elsewhere starts them
-    try:
-        start(queued)
-    except Exception as exc:  # the actions are committed; the sweep picks up what this missed
-        log.warning("action start deferred to the sweep", action_ids=[a for a, _c, _w in queued],
-                    error=f"{type(exc).__name__}: {exc}")
+
+    def begin() -> None:
+        try:
+            start(queued)
+        except Exception as exc:  # committed already: the sweep picks up what this missed
+            log.warning("action start deferred to the sweep", action_ids=[a for a, _c, _w in queued],
+                        error=f"{type(exc).__name__}: {exc}")
+
+    worker.start_outside_workflows(begin)
 
 
 @event.listens_for(Session, "after_rollback")
@@ -373,5 +405,6 @@ def _forget_after_rollback(session: Session) -> None:
 
 
 def schedules(settings: Settings) -> list[worker.Schedule]:
-    """The sweep schedule the worker applies at start."""
-    return [worker.Schedule(SWEEP_NAME, sweep, settings.instance_sweep_schedule, queue=QUEUE.name)]
+    """The sweep and reconciliation schedules the worker applies at start."""
+    return [worker.Schedule(SWEEP_NAME, sweep, settings.instance_sweep_schedule, queue=QUEUE.name),
+            worker.Schedule(RECONCILE_NAME, reconcile_run, settings.instance_reconcile_schedule)]

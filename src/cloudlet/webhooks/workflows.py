@@ -76,11 +76,15 @@ def _start_after_commit(session: Session) -> None:
         worker.current()
     except RuntimeError:
         return  # no worker in this process: the sweep of one elsewhere starts them
-    try:
-        start(queued)
-    except Exception as exc:  # the deliveries are committed; the sweep picks up what this missed
-        log.warning("webhook start deferred to the sweep", delivery_ids=[i for i, _ in queued],
-                    error=f"{type(exc).__name__}: {exc}")
+
+    def begin() -> None:
+        try:
+            start(queued)
+        except Exception as exc:  # committed already: the sweep picks up what this missed
+            log.warning("webhook start deferred to the sweep", delivery_ids=[i for i, _ in queued],
+                        error=f"{type(exc).__name__}: {exc}")
+
+    worker.start_outside_workflows(begin)
 
 
 @event.listens_for(Session, "after_rollback")
