@@ -159,6 +159,33 @@ def test_an_idempotency_key_creates_one_server_and_replays_the_answer(cloud: Clo
     assert cloud.balance() == before - 600 and len(client.get("/api/instances").json()) == 1
     other = client.post("/api/instances", json=order(cloud, name="other"), headers={"Idempotency-Key": "order-1"})
     assert other.status_code == 422
+    from sqlalchemy import select
+
+    from cloudlet.surfaces.idempotency import IdempotencyRecord
+
+    with cloud.runtime.db.session(write=False) as session:  # the answer is kept, but not its password in clear
+        (kept,) = session.scalars(select(IdempotencyRecord.response_body)).all()
+    assert kept is not None and first.json()["root_password"] not in kept and first.json()["id"] not in kept
+
+
+def test_ids_out_of_range_and_deleted_filters_find_nothing(cloud: Cloud) -> None:
+    client = cloud.client()
+    assert client.get("/api/instances/9999999999").status_code == 404
+    assert client.get("/api/v1/vps/99999999999999").status_code == 404
+    client.post("/api/instances", json=order(cloud))
+    assert client.get("/api/v1/vps", params={"status": "deleted"}).status_code in (200, 400)
+    from cloudlet.instances import service as instance_service
+    from cloudlet.instances.models import InstanceStatus
+
+    with cloud.runtime.db.session(write=False) as session:
+        page = instance_service.list_instances(session, _acting(cloud), statuses=[InstanceStatus.DELETED])
+    assert page.total == 0 and page.items == []
+
+
+def _acting(cloud: Cloud) -> Any:
+    from tests.helpers import _Acting
+
+    return _Acting(cloud.customer.user)
 
 
 def test_an_unpaid_renewal_suspends_the_server_and_reactivation_brings_it_back(cloud: Cloud) -> None:

@@ -46,9 +46,14 @@ def instance_of(session: Session, actor: Actor, ident: int | str, *, lock: bool 
     return found
 
 
+MAX_ID = 2**31 - 1  # ids are 32-bit integers in both databases
+
+
 def parse_ident(ident: int | str) -> int | str:
     if isinstance(ident, str) and ident.isdigit():
-        return int(ident)
+        ident = int(ident)
+    if isinstance(ident, int) and not 0 < ident <= MAX_ID:
+        return 0  # no instance has it; looked up as such rather than overflowing the column type
     return ident
 
 

@@ -166,6 +166,8 @@ def list_instances(session: Session, actor: Actor, *, project_id: int | None = N
     """The actor's instances (of one project when named), newest first, deleted ones left out."""
     reach = actions.projects_in_reach(session, actor, project_id)
     wanted: list[InstanceStatus] = [s for s in statuses if s is not InstanceStatus.DELETED] if statuses else ACTIVE
+    if not wanted:  # only deleted ones were asked for, and those are not listed
+        return InstancePage(items=[], total=0)
     region_id: int | None = None
     ctx = _context(session)
     if region is not None:

@@ -21,6 +21,7 @@ import json
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
@@ -34,6 +35,7 @@ from cloudlet.auth.caller import Caller
 from cloudlet.kit import clock
 from cloudlet.kit.db import Base, UTCDateTime
 from cloudlet.kit.errors import Conflict, Invalid
+from cloudlet.kit.secretbox import SecretBox
 from cloudlet.surfaces.deps import AppSettings, DbSession, current_caller
 
 HEADER = "Idempotency-Key"
@@ -95,8 +97,9 @@ class Idempotency:
     """What a billable endpoint runs its work through; without the header the work simply runs."""
 
     def __init__(self, session: Session, user_id: int, key: str | None, method: str, path: str,
-                 keep: timedelta) -> None:
+                 keep: timedelta, box: SecretBox) -> None:
         self.session = session
+        self.box = box  # answers are kept sealed: some carry a secret shown once (a new root password)
         self.user_id = user_id
         self.key = key
         self.method = method
@@ -128,7 +131,7 @@ class Idempotency:
                 self.claim = uuid.uuid4().hex  # row ids can be reused once an expired key is deleted
                 content = work().model_dump(mode="json")
                 record.status_code = status_code
-                record.response_body = json.dumps(content)
+                record.response_body = self.box.seal(json.dumps(content))
                 self.session.flush()
                 return JSONResponse(content, status_code=status_code)
         raise Conflict("A request with this Idempotency-Key is being processed; retry shortly.",
@@ -141,8 +144,13 @@ class Idempotency:
         if found.status_code is None or found.response_body is None:
             raise Conflict("A request with this Idempotency-Key is being processed; retry shortly.",
                            code="IDEMPOTENCY_KEY_IN_USE")
-        content: Any = json.loads(found.response_body)
+        content: Any = json.loads(self.box.open(found.response_body))
         return JSONResponse(content, status_code=found.status_code, headers={REPLAYED: "true"})
+
+
+@lru_cache(maxsize=4)
+def _box(master_secret: str) -> SecretBox:
+    return SecretBox(master_secret, "idempotency")
 
 
 def _idempotency(request: Request, db: DbSession, settings: AppSettings,
@@ -155,7 +163,7 @@ def _idempotency(request: Request, db: DbSession, settings: AppSettings,
         if not key or len(key) > MAX_KEY_LENGTH:
             raise Invalid(HEADER, f"An Idempotency-Key is 1 to {MAX_KEY_LENGTH} characters.")
     return Idempotency(db, caller.user_id, key, request.method, request.url.path,
-                       timedelta(hours=settings.idempotency_key_hours))
+                       timedelta(hours=settings.idempotency_key_hours), _box(settings.jwt_secret))
 
 
 IdempotencyGuard = Annotated[Idempotency, Depends(_idempotency)]
