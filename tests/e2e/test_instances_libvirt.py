@@ -218,3 +218,55 @@ def test_a_guest_that_never_reports_ready_is_removed_and_refunded_in_full(
         assert name not in {g.name for g in node.list_guests()} and leftovers(node, name) == []
         assert http.get("/api/wallet/balance").json()["balance_cents"] == before
         assert http.get(f"/api/instances/{server['id']}").json()["main_ip"] is None
+
+
+def test_servers_ordered_on_cyberpanel_wayscloud_and_shardlyn_run_and_go_on_each(
+        runtime: Runtime, node: LibvirtDriver, cluster: GuestCluster) -> None:
+    _process, url = cluster.serve()
+    person = customer(runtime)
+    plan, template = order(runtime, person, "x.example.com")["package_id"], "debian-12-tiny"
+    with client(url, person) as http:
+        made = {
+            "cyberpanel": http.post("/api/v1/vps/create", json={
+                "hostname": "cp-1.example.com", "plan_id": plan, "location_code": "dc1", "template_id": template,
+                "root_password": PASSWORD, "ssh_key": SSH_KEY}),
+            "wayscloud": http.post("/v1/vps", headers={"X-API-Key": person.token}, json={
+                "hostname": "wc-1.example.com", "plan_code": "scout-1", "region": "dc1", "os_template": template,
+                "display_name": "WaysCloud one", "ssh_keys": [SSH_KEY]}),
+            "shardlyn": http.post("/v1/instances", json={
+                "name": "sh-1", "hostname": "sh-1.example.com", "plan": "scout-1", "region": "dc1",
+                "template": template, "ssh_keys": [SSH_KEY], "root_password": PASSWORD}),
+        }
+        assert all(answer.status_code in (200, 201) for answer in made.values()), {
+            k: v.text for k, v in made.items()}
+        ids = {"cyberpanel": str(made["cyberpanel"].json()["data"]["vps_id"]),
+               "wayscloud": made["wayscloud"].json()["id"], "shardlyn": made["shardlyn"].json()["id"]}
+        uuids = {surface: http.get(f"/api/instances/{ident}").json()["id"] for surface, ident in ids.items()}
+        for surface, instance_id in uuids.items():
+            wait_for(lambda i=instance_id: status_of(http, i) == "running", f"the {surface} guest to run",
+                     seconds=BOOT_SECONDS)
+            ready = next(line for line in http.get(f"/v1/instances/{instance_id}/install-logs").json()["logs"]
+                         if line.startswith("CLOUDLET_READY"))
+            short = {"cyberpanel": "cp-1", "wayscloud": "wc-1", "shardlyn": "sh-1"}[surface]
+            assert f"hostname={short}" in ready and "keys=1" in ready and "password=set" in ready, ready
+        # each surface reads its own the way it speaks
+        deployment = http.get(f"/api/v1/vps/{ids['cyberpanel']}/deployment").json()["data"]
+        assert deployment["deployment_status"] == "completed" and deployment["progress_percent"] == 100
+        waysclouds = http.get(f"/v1/vps/{ids['wayscloud']}", headers={"X-API-Key": person.token}).json()
+        assert waysclouds["status"] == "running" and waysclouds["display_name"] == "WaysCloud one"
+        assert http.get(f"/v1/instances/{ids['shardlyn']}").json()["status"] == "running"
+        workloads = http.get("/v1/workloads").json()["data"]["workloads"]
+        assert sorted(w["status"] for w in workloads) == ["running"] * 3
+        names = {guest_name(runtime, instance_id) for instance_id in uuids.values()}
+        assert names <= {g.name for g in node.list_guests()}
+
+        assert http.post(f"/api/v1/vps/{ids['cyberpanel']}/delete").status_code == 200
+        assert http.delete(f"/v1/instances/{ids['shardlyn']}").status_code == 200
+        assert http.request("DELETE", f"/api/instances/{uuids['wayscloud']}",
+                            json={"mode": "immediate"}).status_code == 200
+        for instance_id in uuids.values():
+            wait_for(lambda i=instance_id: status_of(http, i) == "gone", "the deletion", seconds=60)
+        assert not names & {g.name for g in node.list_guests()}
+        assert all(leftovers(node, name) == [] for name in names)
+        refunds = [e for e in http.get("/api/wallet/transactions").json()["data"] if e["kind"] == "refund"]
+        assert len(refunds) == 3
