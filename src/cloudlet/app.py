@@ -12,14 +12,19 @@ from cloudlet.kit import logging as cloudlet_logging
 from cloudlet.kit.db import Database
 from cloudlet.kit.ratelimit import RateLimiter
 from cloudlet.mail.service import Mailer
+from cloudlet.metrics import workflows as metrics_workflows
 from cloudlet.nodes import workflows as node_workflows
 from cloudlet.surfaces import docs, errors
+from cloudlet.surfaces import prometheus as operator_metrics
 from cloudlet.surfaces.cyberpanel import account as cp_account
 from cloudlet.surfaces.cyberpanel import billing as cp_billing
 from cloudlet.surfaces.cyberpanel import catalog as cp_catalog
 from cloudlet.surfaces.cyberpanel import errors as cyberpanel_errors
 from cloudlet.surfaces.cyberpanel import general as cp_general
 from cloudlet.surfaces.cyberpanel import vps as cp_vps
+from cloudlet.surfaces.cyberpanel import vps_console as cp_vps_console
+from cloudlet.surfaces.cyberpanel import vps_power as cp_vps_power
+from cloudlet.surfaces.cyberpanel import vps_status as cp_vps_status
 from cloudlet.surfaces.deps import Runtime
 from cloudlet.surfaces.elxega import errors as elxega_errors
 from cloudlet.surfaces.elxega import workloads as ex_workloads
@@ -27,9 +32,12 @@ from cloudlet.surfaces.middleware import RequestBookkeeping
 from cloudlet.surfaces.primary import agent as primary_agent
 from cloudlet.surfaces.primary import billing as primary_billing
 from cloudlet.surfaces.primary import catalog as primary_catalog
+from cloudlet.surfaces.primary import console as primary_console
 from cloudlet.surfaces.primary import errors as primary_errors
 from cloudlet.surfaces.primary import instances as primary_instances
 from cloudlet.surfaces.primary import me as primary_me
+from cloudlet.surfaces.primary import metrics as primary_metrics
+from cloudlet.surfaces.primary import power as primary_power
 from cloudlet.surfaces.primary import team as primary_team
 from cloudlet.surfaces.primary import tokens as primary_tokens
 from cloudlet.surfaces.primary import wallet as primary_wallet
@@ -40,7 +48,10 @@ from cloudlet.surfaces.shardlyn import billing as sh_billing
 from cloudlet.surfaces.shardlyn import errors as shardlyn_errors
 from cloudlet.surfaces.shardlyn import health as sh_health
 from cloudlet.surfaces.shardlyn import images as sh_images
+from cloudlet.surfaces.shardlyn import instance_console as sh_instance_console
 from cloudlet.surfaces.shardlyn import instance_logs as sh_instance_logs
+from cloudlet.surfaces.shardlyn import instance_metrics as sh_instance_metrics
+from cloudlet.surfaces.shardlyn import instance_power as sh_instance_power
 from cloudlet.surfaces.shardlyn import instances as sh_instances
 from cloudlet.surfaces.shardlyn import nodes as sh_nodes
 from cloudlet.surfaces.shardlyn import organizations as sh_organizations
@@ -49,6 +60,8 @@ from cloudlet.surfaces.shardlyn import users as sh_users
 from cloudlet.surfaces.wayscloud import catalog as wc_catalog
 from cloudlet.surfaces.wayscloud import errors as wayscloud_errors
 from cloudlet.surfaces.wayscloud import vps as wc_vps
+from cloudlet.surfaces.wayscloud import vps_power as wc_vps_power
+from cloudlet.surfaces.wayscloud import vps_status as wc_vps_status
 from cloudlet.webhooks import workflows as webhook_workflows
 from cloudlet.worker import Worker
 
@@ -89,11 +102,13 @@ def create_worker(settings: Settings | None = None, runtime: Runtime | None = No
     """The durable-workflow worker (DBOS) with every queue and scheduled job; start() launches it."""
     runtime = runtime or build_runtime(settings or Settings())
     return Worker(runtime.settings, runtime.db,
-                  queues=[billing_workflows.QUEUE, webhook_workflows.QUEUE, instance_workflows.QUEUE],
+                  queues=[billing_workflows.QUEUE, webhook_workflows.QUEUE, instance_workflows.QUEUE,
+                          metrics_workflows.QUEUE],
                   schedules=[*billing_workflows.schedules(runtime.settings),
                              *webhook_workflows.schedules(runtime.settings),
                              *node_workflows.schedules(runtime.settings),
-                             *instance_workflows.schedules(runtime.settings)])
+                             *instance_workflows.schedules(runtime.settings),
+                             *metrics_workflows.schedules(runtime.settings)])
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None, *,
@@ -115,7 +130,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
     for module in (sh_health, sh_auth, sh_users, sh_tokens, sh_organizations, sh_admin, sh_billing, sh_images,
                    sh_admin_catalog, primary_me, primary_tokens, primary_team, primary_catalog, primary_wallet,
                    primary_billing, primary_agent, cp_general, cp_account, cp_catalog, cp_billing, wc_catalog,
-                   sh_nodes, primary_instances, cp_vps, wc_vps, sh_instances, sh_instance_logs, ex_workloads):
+                   sh_nodes, primary_instances, cp_vps, wc_vps, sh_instances, sh_instance_logs, ex_workloads,
+                   primary_power, cp_vps_power, wc_vps_power, sh_instance_power,
+                   primary_metrics, cp_vps_status, wc_vps_status, sh_instance_metrics, operator_metrics,
+                   primary_console, cp_vps_console, sh_instance_console):
         app.include_router(module.router)
     app.add_middleware(RequestBookkeeping, runtime=runtime)
     return app

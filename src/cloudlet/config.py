@@ -81,6 +81,8 @@ class Settings(BaseSettings):
     instance_power_wait_seconds: float = 45.0  # how long CyberPanel's start/stop/restart wait for the action to end
     instance_sweep_schedule: str = "*/10 * * * * *"  # cron of the run that starts queued actions and due deletions
     instance_reconcile_schedule: str = "*/30 * * * * *"  # cron of the comparison of every node's guests with the db
+    console_ticket_seconds: int = 300  # life of a console link (one-time token and VNC password); CyberPanel's 5 min
+    console_log_poll_seconds: float = 1.0  # how often the live serial log websocket looks for new output
 
     # metrics: see cloudlet.metrics
     metrics_sample_schedule: str = "* * * * *"  # cron of the sampler: every running guest's counters into history

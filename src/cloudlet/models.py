@@ -16,9 +16,11 @@ from cloudlet.catalog.models import (
 )
 from cloudlet.events.models import Event
 from cloudlet.images.models import Image
+from cloudlet.instances.console_tickets import ConsoleTicket
 from cloudlet.instances.models import Action, ActionTask, Instance, SshKey
 from cloudlet.kit.db import Base
 from cloudlet.mail.models import OutboxMessage
+from cloudlet.metrics.models import InstanceCounters, MetricPoint
 from cloudlet.networking.models import ReverseDns
 from cloudlet.nodes.models import Node, NodeRegistrationToken, NodeReservation
 from cloudlet.projects.models import Invitation, MemberPermission, Membership, Project
@@ -33,17 +35,20 @@ __all__ = [
     "AuditEntry",
     "Base",
     "BillingCycle",
+    "ConsoleTicket",
     "Event",
     "ExchangeRate",
     "IdempotencyRecord",
     "Image",
     "Instance",
+    "InstanceCounters",
     "Invitation",
     "IpAllocation",
     "IpPool",
     "LedgerEntry",
     "MemberPermission",
     "Membership",
+    "MetricPoint",
     "Node",
     "NodeRegistrationToken",
     "NodeReservation",

@@ -7,12 +7,16 @@ step by step (define, write the seed, start) the way the provisioning workflow r
 
 from __future__ import annotations
 
+import socket
+import time
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from cloudlet.drivers.base import (
+    ConsoleClosed,
     GuestFailed,
     GuestInfo,
     GuestNetwork,
@@ -21,8 +25,11 @@ from cloudlet.drivers.base import (
     GuestState,
     HypervisorDriver,
     ImageNotFound,
+    SerialConsole,
+    VncEndpoint,
 )
 from tests.contract.conftest import IMAGE, leftovers
+from tests.rfb import RfbRefused, ServerInit, handshake, over_socket
 
 BOOT = 90.0  # seconds; generous for TCG on a loaded machine
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTheContractSuiteOnly contract@cloudlet"
@@ -126,6 +133,83 @@ def test_the_reboot_applied_the_seed_written_while_running(driver: HypervisorDri
     assert driver.state(guest) == GuestState.RUNNING
 
 
+def screen(endpoint: VncEndpoint, password: str) -> ServerInit:
+    """The RFB handshake with the guest's VNC server, with VNC authentication, up to ServerInit."""
+    with socket.create_connection((endpoint.host, endpoint.port), timeout=30) as sock:
+        return handshake(over_socket(sock), password)
+
+
+def soon() -> datetime:
+    """A VNC password's expiry a few minutes away."""
+    return datetime.now(UTC) + timedelta(minutes=5)
+
+
+def read_until(session: SerialConsole, wanted: bytes, seconds: float = 30.0) -> bytes:
+    """What the serial console printed until `wanted` appeared."""
+    seen, deadline = b"", time.monotonic() + seconds
+    while wanted not in seen:
+        assert time.monotonic() < deadline, f"no {wanted!r} on the serial console; it printed {seen!r}"
+        seen += session.read(0.5)
+    return seen
+
+
+def read_until_closed(session: SerialConsole, seconds: float = 30.0) -> None:
+    """Read until the session says it has ended (ConsoleClosed), within seconds."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        session.read(0.5)
+    pytest.fail(f"the serial console session was still open after {seconds}s")
+
+
+def test_vnc_asks_for_the_password_it_was_given(driver: HypervisorDriver, guest: str) -> None:
+    assert driver.capabilities.vnc_console  # both drivers' endpoints are on this machine
+    until = soon()
+    endpoint = driver.vnc_console(guest, "Vnc-pw-1", until)
+    assert driver.vnc_console(guest, "Vnc-pw-1", until) == endpoint  # the same again changes nothing
+    shown = screen(endpoint, "Vnc-pw-1")
+    assert shown.version == b"RFB 003.008\n" and shown.security_types == [2]  # VNC authentication only
+    assert shown.width >= 320 and shown.height >= 200 and shown.bits_per_pixel in (8, 16, 32)
+    with pytest.raises(RfbRefused):
+        screen(endpoint, "wrong-pw")
+
+
+def test_a_new_vnc_password_replaces_the_old_and_an_expired_one_is_refused(driver: HypervisorDriver,
+                                                                           guest: str) -> None:
+    endpoint = driver.vnc_console(guest, "first-pw", soon())
+    assert driver.vnc_console(guest, "second12", soon()) == endpoint
+    with pytest.raises(RfbRefused):
+        screen(endpoint, "first-pw")
+    assert screen(endpoint, "second12").width > 0
+    driver.vnc_console(guest, "late-pw1", datetime.now(UTC) - timedelta(seconds=1))
+    with pytest.raises(RfbRefused):
+        screen(endpoint, "late-pw1")
+    for unusable in ("", "nine-char"):
+        with pytest.raises(GuestFailed):
+            driver.vnc_console(guest, unusable, soon())
+
+
+def test_the_serial_console_is_interactive_one_session_at_a_time(driver: HypervisorDriver, guest: str) -> None:
+    hostname = driver.wait_ready(guest, BOOT).hostname  # the name the running system booted with
+    first = driver.open_serial(guest)
+    try:
+        first.write(b"\r")
+        assert f"{hostname} login: ".encode() in read_until(first, b"login: ")
+        second = driver.open_serial(guest)  # takes the console over
+        try:
+            with pytest.raises(ConsoleClosed):
+                read_until_closed(first)
+            with pytest.raises(ConsoleClosed):
+                first.write(b"\r")
+            second.write(b"\r")
+            assert f"{hostname} login: ".encode() in read_until(second, b"login: ")
+        finally:
+            second.close()
+    finally:
+        first.close()
+        first.close()  # closing twice is fine
+    assert "CLOUDLET_READY" in driver.console_output(guest).text  # the log is kept beside the sessions
+
+
 def test_poweroff_cuts_the_power_and_a_stopped_guest_is_not_ready(driver: HypervisorDriver, guest: str) -> None:
     driver.poweroff(guest)
     driver.poweroff(guest)
@@ -134,6 +218,21 @@ def test_poweroff_cuts_the_power_and_a_stopped_guest_is_not_ready(driver: Hyperv
         driver.wait_ready(guest, 1)
     driver.create_guest(SPEC)  # the same spec again starts it
     assert driver.wait_ready(guest, BOOT).address == "198.51.100.23"
+
+
+def test_a_console_session_ends_when_its_guest_stops_and_a_stopped_guest_has_none(driver: HypervisorDriver,
+                                                                                   guest: str) -> None:
+    session = driver.open_serial(guest)
+    try:
+        driver.poweroff(guest)  # left stopped: the next test destroys it
+        with pytest.raises(ConsoleClosed):
+            read_until_closed(session)
+        with pytest.raises(GuestFailed):
+            driver.vnc_console(guest, "stopped1", soon())
+        with pytest.raises(GuestFailed):
+            driver.open_serial(guest)
+    finally:
+        session.close()
 
 
 def test_destroy_removes_the_guest_and_everything_it_had(driver: HypervisorDriver, guest: str) -> None:
@@ -149,6 +248,13 @@ def test_power_actions_on_a_missing_guest_say_so(driver: HypervisorDriver) -> No
     for action in (driver.state, driver.start, driver.poweroff, driver.reboot, driver.stats, driver.console_output):
         with pytest.raises(GuestNotFound):
             action("contract-nobody")
+
+
+def test_consoles_of_a_missing_guest_say_so(driver: HypervisorDriver) -> None:
+    with pytest.raises(GuestNotFound):
+        driver.vnc_console("contract-nobody", "password", soon())
+    with pytest.raises(GuestNotFound):
+        driver.open_serial("contract-nobody")
 
 
 def test_an_unknown_image_builds_nothing(driver: HypervisorDriver) -> None:

@@ -59,7 +59,9 @@ def test_another_projects_instance_is_404_on_every_endpoint_of_every_surface(clo
     for method, template in routes:
         for ident in (body["id"], str(numeric)):
             answer = other.request(method, fill(template, ident), json=BODIES.get((method, template)))
-            if answer.status_code != 404:
+            # 426: the HTTP face of a websocket endpoint, which answers so before reading any instance
+            # (the websockets themselves refuse other tenants: tests/integration/test_console.py)
+            if answer.status_code not in (404, 426):
                 leaks.append(f"{method} {template} with {ident}: {answer.status_code} {answer.text[:200]}")
     assert leaks == [], "\n".join(leaks)
     after = owner.get(f"/api/instances/{body['id']}").json()

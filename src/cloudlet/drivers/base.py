@@ -59,6 +59,10 @@ class ImageNotFound(GuestFailed):
         self.name = name
 
 
+class ConsoleClosed(DriverError):
+    """A serial console session has ended: closed, taken over by a newer session, or its guest stopped."""
+
+
 class GuestState(StrEnum):
     """A guest's power state as the hypervisor reports it."""
 
@@ -77,7 +81,7 @@ class Capabilities(NamedTuple):
     live_resize_memory: bool
     internal_snapshots: bool
     serial_console_log: bool
-    vnc_console: bool
+    vnc_console: bool  # the endpoints vnc_console() gives are reachable from the control plane
     graceful_shutdown: bool  # ACPI power button reaches the guest
 
 
@@ -195,6 +199,35 @@ class ConsoleOutput:
     lines: list[str] = field(default_factory=list)
 
 
+VNC_PASSWORD_MAX = 8  # VNC authentication (RFB's DES challenge) uses the first 8 bytes of a password
+
+
+class VncEndpoint(NamedTuple):
+    """Where the control plane opens a TCP connection to a guest's VNC server (RFB, asking for VNC auth)."""
+
+    host: str
+    port: int
+
+
+class SerialConsole(Protocol):
+    """An open session on a running guest's serial console; a guest has at most one at a time."""
+
+    def read(self, timeout: float) -> bytes:
+        """What the guest wrote since the last read, waiting up to timeout seconds for something (b"" if nothing).
+
+        Raises ConsoleClosed once the session has ended and everything it received has been read.
+        """
+        ...
+
+    def write(self, data: bytes) -> None:
+        """Send bytes (keystrokes) to the guest's serial port. Raises ConsoleClosed once the session has ended."""
+        ...
+
+    def close(self) -> None:
+        """End the session and free what it holds (its connection and reader). Idempotent."""
+        ...
+
+
 class HypervisorDriver(Protocol):
     """What the worker may ask of a node. Hypervisor ids never leave the driver.
 
@@ -306,6 +339,30 @@ class HypervisorDriver(Protocol):
 
     def console_output(self, name: str) -> ConsoleOutput:
         """The serial console's output since the guest last started. Read-only. Raises GuestNotFound."""
+        ...
+
+    def vnc_console(self, name: str, password: str, valid_until: datetime) -> VncEndpoint:
+        """Give the running guest's VNC server a new password, accepted until valid_until, and say where it listens.
+
+        The password (1 to VNC_PASSWORD_MAX characters) replaces the one before: links handed out earlier stop
+        working, sessions already connected stay. It lasts until valid_until or until the guest powers off,
+        whichever comes first (a reboot inside the guest keeps it); a guest starts with a random password nobody
+        knows, so its VNC server never runs without one. Idempotent: the same password and time again change
+        nothing. Nothing to clean up: a failed call leaves the previous password in place. Only where
+        capabilities.vnc_console is true can the control plane reach the endpoint. Raises GuestNotFound, and
+        GuestFailed when the guest is not running, its VNC server cannot take a password, or the node's VNC
+        cannot be reached from the control plane.
+        """
+        ...
+
+    def open_serial(self, name: str) -> SerialConsole:
+        """Attach to the running guest's serial console (what `virsh console` shows), interactive.
+
+        A session open before is taken over: its reads and writes raise ConsoleClosed. What the guest prints
+        still goes to its console log (console_output). The caller closes the session; one whose guest stops
+        ends by itself (ConsoleClosed). On failure nothing is left open. Raises GuestNotFound, and GuestFailed
+        when the guest is not running.
+        """
         ...
 
     def stats(self, name: str) -> GuestStats:

@@ -7,11 +7,13 @@ the guest's own seed, so what the control plane reads is what a real guest would
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from cloudlet.drivers.base import (
+    VNC_PASSWORD_MAX,
     Capabilities,
     ConsoleOutput,
     GuestFailed,
@@ -23,7 +25,9 @@ from cloudlet.drivers.base import (
     GuestStats,
     ImageInfo,
     ImageNotFound,
+    VncEndpoint,
 )
+from cloudlet.drivers.fake_console import FakeConsoles, FakeSerial
 from cloudlet.drivers.libvirt.domain_xml import spec_digest
 from cloudlet.drivers.libvirt.storage import qcow2_virtual_size
 from cloudlet.drivers.seed import parse_ready, ready_line
@@ -50,11 +54,12 @@ class FakeDriver:
 
     def __init__(self) -> None:
         self.capabilities = Capabilities(hardware_virtualisation=True, live_resize_memory=True,
-                                         internal_snapshots=True, serial_console_log=True, vnc_console=False,
+                                         internal_snapshots=True, serial_console_log=True, vnc_console=True,
                                          graceful_shutdown=True)
         self._images: dict[str, ImageInfo] = {}
         self._guests: dict[str, _Guest] = {}
         self._lock = threading.Lock()
+        self._consoles = FakeConsoles()  # real VNC servers on 127.0.0.1 and getty-like serial lines
 
     def _guest(self, name: str) -> _Guest:
         guest = self._guests.get(name)
@@ -176,6 +181,32 @@ class FakeDriver:
         lines = list(self._guest(name).console)
         return ConsoleOutput(text="".join(line + "\n" for line in lines), lines=lines)
 
+    def _running(self, name: str) -> Callable[[], bool]:
+        def running() -> bool:
+            guest = self._guests.get(name)
+            return guest is not None and guest.state == GuestState.RUNNING
+
+        return running
+
+    def vnc_console(self, name: str, password: str, valid_until: datetime) -> VncEndpoint:
+        """The guest's fake VNC server (a real RFB server on 127.0.0.1) with a new password."""
+        if not 1 <= len(password) <= VNC_PASSWORD_MAX:
+            raise GuestFailed(f"a VNC password is 1 to {VNC_PASSWORD_MAX} characters")
+        if self._guest(name).state != GuestState.RUNNING:
+            raise GuestFailed(f"guest {name} is not running: its VNC server runs only while it does")
+        server = self._consoles.vnc(name, self._running(name))
+        server.set_password(password, valid_until)
+        return server.endpoint
+
+    def open_serial(self, name: str) -> FakeSerial:
+        """A getty-like serial line; a session open before ends."""
+        guest = self._guest(name)
+        if guest.state != GuestState.RUNNING:
+            raise GuestFailed(f"guest {name} is not running: its serial console exists only while it runs")
+        # the getty prints the host name the guest booted with (its last boot's ready line), not the newest seed's
+        booted = next((ready for ready in map(parse_ready, guest.console) if ready is not None), None)
+        return self._consoles.attach(name, booted.hostname if booted else guest.spec.hostname, self._running(name))
+
     def stats(self, name: str) -> GuestStats:
         """Counters that grow with each boot, like a real guest's."""
         guest = self._guest(name)
@@ -198,3 +229,4 @@ class FakeDriver:
         """Forget the guest; a missing one is fine."""
         with self._lock:
             self._guests.pop(name, None)
+        self._consoles.forget(name)

@@ -15,7 +15,7 @@ Each change is recorded as an `instance.drifted` event with what was expected an
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import NamedTuple
 
 import structlog
@@ -40,9 +40,10 @@ _WATCHED = {InstanceStatus.RUNNING, InstanceStatus.STOPPED, InstanceStatus.UNKNO
 
 
 class Sighting(NamedTuple):
-    """What one node answered: its guests, or why it did not answer."""
+    """What one node answered (its guests, or why it did not answer) and when it was asked."""
 
     guests: list[GuestInfo] | None
+    at: datetime
     problem: str | None = None
 
 
@@ -68,10 +69,11 @@ class NodeReport(BaseModel):
 
 def look(uri: str) -> Sighting:
     """Ask a node which guests it has (outside any transaction)."""
+    asked = clock.now()
     try:
-        return Sighting(guests=nodes.connect(uri).list_guests())
+        return Sighting(guests=nodes.connect(uri).list_guests(), at=asked)
     except DriverError as error:
-        return Sighting(guests=None, problem=str(error) or "the node did not answer")
+        return Sighting(guests=None, at=asked, problem=str(error) or "the node did not answer")
 
 
 def _drift(session: Session, row: Instance | None, guest: str, node: str, expected: str, found: str,
@@ -98,7 +100,9 @@ def _settle(session: Session, row: Instance, status: InstanceStatus, node: str, 
 def record(session: Session, node_id: int, node_name: str, seen: Sighting) -> NodeReport:
     """Compare one node's answer with its instances and repair or report each difference."""
     report = NodeReport(node=node_name, reachable=seen.guests is not None)
-    rows = repository.on_node(session, node_id)
+    every = repository.on_node(session, node_id)
+    # a row changed since the node was asked (an action just ended) is newer than this answer: next round
+    rows = [row for row in every if row.updated_at < seen.at]
     if seen.guests is None:
         for row in rows:
             if row.locked_action_id is None and row.status in _WATCHED - {InstanceStatus.UNKNOWN}:
@@ -107,7 +111,7 @@ def record(session: Session, node_id: int, node_name: str, seen: Sighting) -> No
         session.flush()
         return report
     guests = {guest.name: guest for guest in seen.guests}
-    owned = {row.guest_name for row in rows}
+    owned = {row.guest_name for row in every}
     for row in rows:
         if row.locked_action_id is not None or row.status not in _WATCHED:
             continue

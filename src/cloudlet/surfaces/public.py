@@ -33,4 +33,8 @@ PUBLIC_ENDPOINTS: frozenset[tuple[str, str]] = frozenset({
     ("POST", "/v1/auth/mfa/challenge"),
     # a new hypervisor node presents its single-use registration token instead of a credential
     ("POST", "/v1/nodes/register"),
+    # the VNC websocket: its URL carries a one-time console token (issued by GET /api/instances/{id}/vnc to a
+    # caller with instances:read, stored as a digest, used up by the first connection, expiring) in place of
+    # a credential, which browsers cannot put on a websocket; a plain GET here only answers 426
+    ("GET", "/api/consoles/vnc"),
 })

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 from dataclasses import asdict
+from datetime import UTC, datetime
 from pathlib import Path
 from xml.etree import ElementTree
 from xml.sax.saxutils import escape, quoteattr
 
-from cloudlet.drivers.base import GuestSpec
+from cloudlet.drivers.base import GuestFailed, GuestSpec, VncEndpoint
 from cloudlet.drivers.libvirt.host import POOL_NAME
 from cloudlet.drivers.libvirt.network import interface_xml
 from cloudlet.drivers.libvirt.storage import disk_volume, seed_volume
@@ -80,7 +82,10 @@ def stored_seed(domain_xml: str) -> str | None:
 
 def guest_xml(spec: GuestSpec, *, domain_type: str, console_log: Path) -> str:
     """The domain of a guest: its overlay and seed from the pool, the isolated NIC, a logged serial
-    console, VNC on 127.0.0.1 only, a balloon for memory statistics and a virtio RNG for entropy."""
+    console, VNC on 127.0.0.1 only, a balloon for memory statistics and a virtio RNG for entropy.
+
+    VNC gets a random password nobody is told: QEMU accepts a new password at run time (vnc_graphics) only
+    from a VNC server started with password authentication, and until then nobody can connect."""
     cpu = "<cpu mode='host-passthrough'/>" if domain_type == "kvm" else ""
     return f"""<domain type='{domain_type}'>
   <name>{escape(domain_name(spec.name))}</name>
@@ -114,10 +119,47 @@ def guest_xml(spec: GuestSpec, *, domain_type: str, console_log: Path) -> str:
       <target port='0'/>
     </serial>
     <console type='pty'><target type='serial' port='0'/></console>
-    <graphics type='vnc' autoport='yes' listen='127.0.0.1'><listen type='address' address='127.0.0.1'/></graphics>
+    <graphics type='vnc' autoport='yes' listen='127.0.0.1' passwd={quoteattr(secrets.token_urlsafe(6))}>
+      <listen type='address' address='127.0.0.1'/>
+    </graphics>
     <video><model type='vga'/></video>
     <memballoon model='virtio'><stats period='5'/></memballoon>
     <rng model='virtio'><backend model='random'>/dev/urandom</backend></rng>
   </devices>
 </domain>
 """
+
+
+_WILDCARDS = {"0.0.0.0", "::", ""}  # noqa: S104  # read from a domain, never bound here
+
+
+def vnc_graphics(live_xml: str, password: str, valid_until: datetime) -> tuple[str, VncEndpoint]:
+    """The running domain's VNC <graphics> element with a new password that expires at valid_until (what
+    updateDeviceFlags takes), and where that VNC server listens. GuestFailed when it has no VNC port."""
+    root = ElementTree.fromstring(live_xml)  # noqa: S314  # libvirt's own XML
+    graphics = root.find("devices/graphics[@type='vnc']")
+    if graphics is None:
+        raise GuestFailed("the guest has no VNC display")
+    port = int(graphics.get("port") or -1)
+    if port <= 0:
+        raise GuestFailed("the guest's VNC server has no port (is the guest running?)")
+    listen = graphics.get("listen") or ""
+    graphics.set("passwd", password)
+    # libvirt reads passwdValidTo as UTC
+    graphics.set("passwdValidTo", valid_until.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S"))
+    graphics.tail = None
+    return (ElementTree.tostring(graphics, encoding="unicode"),
+            VncEndpoint("127.0.0.1" if listen in _WILDCARDS else listen, port))
+
+
+def vnc_password_config(inactive_xml: str, password: str) -> str | None:
+    """The persistent definition's VNC <graphics> element with a password and no expiry (for a guest defined
+    without one, so that its next start has password authentication); None when it has no VNC display."""
+    root = ElementTree.fromstring(inactive_xml)  # noqa: S314  # libvirt's own XML
+    graphics = root.find("devices/graphics[@type='vnc']")
+    if graphics is None:
+        return None
+    graphics.set("passwd", password)
+    graphics.attrib.pop("passwdValidTo", None)
+    graphics.tail = None
+    return ElementTree.tostring(graphics, encoding="unicode")

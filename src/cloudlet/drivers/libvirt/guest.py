@@ -7,15 +7,18 @@ libvirt alone.
 
 from __future__ import annotations
 
+import secrets
 import tempfile
 import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import libvirt
 
 from cloudlet.drivers.base import (
+    VNC_PASSWORD_MAX,
     Capabilities,
     ConsoleOutput,
     GuestFailed,
@@ -27,8 +30,10 @@ from cloudlet.drivers.base import (
     GuestStats,
     ImageInfo,
     ImageNotFound,
+    VncEndpoint,
 )
 from cloudlet.drivers.libvirt import host, network, storage
+from cloudlet.drivers.libvirt.console import LibvirtSerial
 from cloudlet.drivers.libvirt.domain_xml import (
     DOMAIN_PREFIX,
     METADATA_NS,
@@ -40,11 +45,14 @@ from cloudlet.drivers.libvirt.domain_xml import (
     stored_definition,
     stored_digest,
     stored_seed,
+    vnc_graphics,
+    vnc_password_config,
 )
 from cloudlet.drivers.seed import build_seed_iso, parse_ready, seed_for
 
 GIB = 1024**3
 CONSOLE_TAIL = 4096  # bytes of console output quoted in a failure
+LOCAL_HOSTS = {"", "localhost", "127.0.0.1", "::1"}
 
 _STATES = {
     libvirt.VIR_DOMAIN_NOSTATE: GuestState.STARTING,
@@ -56,6 +64,15 @@ _STATES = {
     libvirt.VIR_DOMAIN_CRASHED: GuestState.CRASHED,
     libvirt.VIR_DOMAIN_PMSUSPENDED: GuestState.PAUSED,
 }
+
+
+def is_local(uri: str) -> bool:
+    """Whether the node at uri is this machine, whose loopback address (where guests' VNC listens) we share.
+
+    A remote node (qemu+ssh://host/..., qemu+tls://host/...) keeps VNC on its own loopback: reaching it would
+    need a tunnel per session, which Cloudlet does not make, so such nodes offer the serial console only.
+    """
+    return (urlsplit(uri).hostname or "") in LOCAL_HOSTS
 
 
 class LibvirtDriver:
@@ -74,7 +91,7 @@ class LibvirtDriver:
         self.console_dir = console_dir or node_dir / "consoles"
         self.capabilities = Capabilities(
             hardware_virtualisation=domain_type == "kvm", live_resize_memory=False, internal_snapshots=True,
-            serial_console_log=True, vnc_console=True, graceful_shutdown=True,
+            serial_console_log=True, vnc_console=is_local(uri), graceful_shutdown=True,
         )
 
     # -- plumbing
@@ -283,9 +300,9 @@ class LibvirtDriver:
             try:
                 domain.shutdown()
             except libvirt.libvirtError:
-                if domain.isActive():
-                    raise
-                return
+                if not domain.isActive():
+                    return
+                deadline = 0.0  # the guest cannot take an ACPI request (paused, say): its power is cut
             while domain.isActive() and time.monotonic() < deadline:
                 time.sleep(0.2)
         self.poweroff(name)
@@ -315,6 +332,39 @@ class LibvirtDriver:
         log = self._console_log(name)
         text = log.read_text(errors="replace") if log.exists() else ""
         return ConsoleOutput(text=text, lines=text.splitlines())
+
+    def vnc_console(self, name: str, password: str, valid_until: datetime) -> VncEndpoint:
+        """Set the running guest's VNC password (live only) and say where it listens; see HypervisorDriver."""
+        if not 1 <= len(password) <= VNC_PASSWORD_MAX:
+            raise GuestFailed(f"a VNC password is 1 to {VNC_PASSWORD_MAX} characters")
+        if not self.capabilities.vnc_console:
+            raise GuestFailed(f"guests on {self.uri} listen for VNC on the node's loopback address only, which this "
+                              "control plane cannot reach")
+        domain = self._domain(name)
+        with host.translated():
+            if not domain.isActive():
+                raise GuestFailed(f"guest {name} is not running: its VNC server runs only while it does")
+            graphics, endpoint = vnc_graphics(domain.XMLDesc(0), password, valid_until)
+            try:
+                # the live definition only: a power cycle brings back the persistent random password
+                domain.updateDeviceFlags(graphics, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+            except libvirt.libvirtError as error:
+                if "set_password" not in str(error) and "Could not set password" not in str(error):
+                    raise
+                # defined without a VNC password (before Cloudlet set one, or redefined without it): give the
+                # persistent definition one, so the next start has password authentication
+                persistent = domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE)
+                fixed = vnc_password_config(persistent, secrets.token_urlsafe(6))
+                if fixed is not None:
+                    domain.updateDeviceFlags(fixed, libvirt.VIR_DOMAIN_AFFECT_CONFIG)
+                raise GuestFailed(f"guest {name}'s VNC server was started without password authentication; "
+                                  "power it off and on again to use the console") from error
+        return endpoint
+
+    def open_serial(self, name: str) -> LibvirtSerial:
+        """Attach to the running guest's serial console on a connection of its own; see HypervisorDriver."""
+        self._domain(name)  # GuestNotFound before a connection is opened for nothing
+        return LibvirtSerial.open(self.uri, name)
 
     def stats(self, name: str) -> GuestStats:
         """CPU, memory, disk and network counters."""
@@ -349,9 +399,14 @@ class LibvirtDriver:
         found = []
         with host.translated():
             for domain in self._connection().listAllDomains(0):
-                if not domain.name().startswith(DOMAIN_PREFIX) or stored_digest(domain.XMLDesc(0)) is None:
-                    continue
-                found.append(self._info(domain.name().removeprefix(DOMAIN_PREFIX), domain))
+                try:
+                    if not domain.name().startswith(DOMAIN_PREFIX) or stored_digest(domain.XMLDesc(0)) is None:
+                        continue
+                    found.append(self._info(domain.name().removeprefix(DOMAIN_PREFIX), domain))
+                except libvirt.libvirtError as error:
+                    if error.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+                        raise
+                    # removed between the listing and this look: it is not on the node any more
         return sorted(found, key=lambda guest: guest.name)
 
     def destroy_guest(self, name: str) -> None:

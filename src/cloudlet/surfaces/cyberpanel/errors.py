@@ -20,6 +20,12 @@ TITLES = {
     "VALIDATION_ERROR": "Validation failed",
     "KEY_NOT_FOUND": "API key not found",
     "INVALID_SCOPE": "Invalid scope",
+    "START_FAILED": "VPS could not be started",
+    "STOP_FAILED": "VPS could not be stopped",
+    "RESTART_FAILED": "VPS could not be restarted",
+    "VPS_NOT_FOUND": "VPS not found",
+    "VPS_SUSPENDED": "VPS is suspended",
+    "INSUFFICIENT_BALANCE": "Insufficient balance",
 }
 
 

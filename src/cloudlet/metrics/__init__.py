@@ -1,0 +1,1 @@
+"""Metrics: CPU, memory, disk and network of every running instance, sampled from its node into history."""
