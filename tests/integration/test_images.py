@@ -126,6 +126,9 @@ def test_admins_list_read_and_delete_images_over_shardlyn(
     assert str(template) in refused.json()["error"]
     assert client.put(f"/v1/admin/os-templates/{template}", json={"image_id": None}).status_code == 200
     assert client.delete(f"/v1/admin/images/{image.id}").status_code == 204
+    # a template cannot point at an image that is not registered
+    unknown = client.put(f"/v1/admin/os-templates/{template}", json={"image_id": image.id})
+    assert unknown.status_code == 400 and f"no image {image.id}" in unknown.json()["error"]
     missing = client.get(f"/v1/admin/images/{image.id}")
     assert missing.status_code == 404 and "error" in missing.json()
     assert client.get("/v1/admin/images/not-a-number").status_code == 400

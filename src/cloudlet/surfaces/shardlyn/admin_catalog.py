@@ -52,6 +52,7 @@ from cloudlet.catalog.schemas import (
     TemplateRead,
     TemplateUpdate,
 )
+from cloudlet.images import service as images
 from cloudlet.surfaces.deps import AdminCaller, AuthedCaller, DbSession
 
 router = APIRouter(tags=["shardlyn"])
@@ -236,13 +237,17 @@ def admin_list_templates(caller: AdminCaller, db: DbSession) -> TemplateList:
 
 @router.post("/v1/admin/os-templates", status_code=201, response_model=TemplateRead, summary="Create OS template")
 def admin_create_template(body: TemplateCreate, caller: AdminCaller, db: DbSession) -> TemplateRead:
-    """Add an OS template."""
+    """Add an OS template (its image, when named, must be registered)."""
+    if body.image_id is not None:
+        images.require_image(db, body.image_id)
     return catalog.create_template(db, body)
 
 
 @router.put("/v1/admin/os-templates/{template_id}", response_model=TemplateRead, summary="Update OS template")
 def admin_update_template(template_id: int, body: TemplateUpdate, caller: AdminCaller, db: DbSession) -> TemplateRead:
-    """Change an OS template."""
+    """Change an OS template (its image, when named, must be registered)."""
+    if body.image_id is not None:
+        images.require_image(db, body.image_id)
     return catalog.update_template(db, template_id, body)
 
 
