@@ -96,7 +96,7 @@ class Cluster:
             except httpx.TransportError:
                 return False
 
-        wait_for(ready, "the server to answer", seconds=30)
+        wait_for(ready, "the server to answer", seconds=60)  # two cores shared with guests: be patient
         return process, url
 
 
@@ -143,6 +143,12 @@ def test_executors_in_several_processes_run_each_tick_once(cluster: Cluster) -> 
     token = due_subscription(cluster.runtime)
     server, url = cluster.serve("--workers", "2")  # two API processes, each with its own worker
     worker = cluster.start("worker", "worker")  # and a third executor on its own
+
+    def started() -> list[dict[str, Any]]:
+        return [e for p in (server, worker) for e in p.events() if e["event"] == "worker started"]
+
+    # every executor up before anything is counted (and before SIGTERM, which finds no handler earlier)
+    wait_for(lambda: len(started()) == 3, "the three executors to start", seconds=90)
     wait_for(lambda: renewals(url, token), "the renewal in the ledger")
 
     def ticks() -> Counter[str]:
@@ -153,8 +159,7 @@ def test_executors_in_several_processes_run_each_tick_once(cluster: Cluster) -> 
     assert len(renewals(url, token)) == 1
     assert worker.stop() == 0, worker.log.read_text()
     assert server.stop() in STOPPED, server.log.read_text()
-    started = [e for p in (server, worker) for e in p.events() if e["event"] == "worker started"]
-    assert len({e["executor_id"] for e in started}) == 3  # every executor has an id of its own
+    assert len({e["executor_id"] for e in started()}) == 3  # every executor has an id of its own
     assert sum(e["event"] == "worker stopped" for p in (server, worker) for e in p.events()) == 3
     assert max(ticks().values()) == 1  # however many executors saw a tick, one of them ran it
 
