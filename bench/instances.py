@@ -103,7 +103,7 @@ class Created:
         return (self.running_at or self.sent) - self.sent
 
     def phases(self) -> dict[str, float]:
-        """Seconds spent in each phase of the create action, from its own timestamps (see PHASES)."""
+        """Seconds spent in each phase of the create action, from its own timestamps (and the POST's)."""
         tasks = [t for t in self.action.get("tasks", []) if t["started_at"] and t["finished_at"]]
         started = _when(self.action.get("started_at"))
         finished = _when(self.action.get("finished_at"))
@@ -141,6 +141,7 @@ class Figures:
     bare: list[float] = field(default_factory=list)
     driver: list[float] = field(default_factory=list)
     server_cpu_seconds: float = 0.0  # CPU the server process used during the create rounds
+    rounds_left_out: int = 0  # create rounds in which a build failed
     failures: list[str] = field(default_factory=list)
 
     @property
@@ -418,7 +419,8 @@ def create_round(base: str, order: Order, concurrency: int, label: str, tracker:
                 item.action = _ok(client.get(f"/api/instances/{item.instance_id}/actions/{item.action_id}"),
                                   "reading the create action")
                 if item.error == "the build failed":
-                    item.error = f"the build failed: {item.action.get('error')}"
+                    failed = [t["name"] for t in item.action.get("tasks", []) if t["status"] == "failed"]
+                    item.error = f"the build failed in {', '.join(failed) or '?'}: {item.action.get('error')}"
     return created
 
 
@@ -619,8 +621,13 @@ def measure(running: Server, order: Order, plan: Plan, tracker: Tracker) -> list
                 print(f"    (waited for the node to be ready again; it was {was})", flush=True)
             cpu_before = running.cpu_seconds()
             round_ = create_round(base, order, concurrency, label, tracker, timeout, plan.poll)
-            figures.server_cpu_seconds += running.cpu_seconds() - cpu_before
-            figures.created += round_
+            if any(c.error for c in round_):
+                # fewer guests than N built at once: its times are not those of N concurrent creates
+                figures.failures += [f"round {repeat + 1} left out: {c.error}" for c in round_ if c.error]
+                figures.rounds_left_out += 1
+            else:
+                figures.server_cpu_seconds += running.cpu_seconds() - cpu_before
+                figures.created += round_
             tracker.ids = left = delete_all(base, order.token, tracker.ids)
             if left:
                 raise RuntimeError(f"servers still present after deletion: {left}")
@@ -652,17 +659,16 @@ def report(label: str, results: list[Figures]) -> None:
               f"{percentile(create, 95):10.2f}  {percentile(bare, 50):8.2f}  {percentile(bare, 95):8.2f}  "
               f"{overhead:12.2f}  {percentile(direct, 50):10.2f}  {own:17.2f}  {cpu:17.2f}")
     for fig in results:
-        phases = [c.phases() for c in fig.created if c.error is None]
-        phases = [p for p in phases if p]
-        if not phases:
-            continue
-        print(f"  {label}, N={fig.concurrency}: where a create's time goes (mean of {len(phases)} servers)")
-        names = list(phases[0])
-        for name in names:
-            values = [p[name] for p in phases if name in p]
-            print(f"    {name:<40} {statistics.fmean(values):7.3f}   (max {max(values):.3f})")
-        failures = [c.error for c in fig.created if c.error] + fig.failures
-        for failure in failures:
+        phases = [p for p in (c.phases() for c in fig.created) if p]
+        if phases:
+            print(f"  {label}, N={fig.concurrency}: where a create's time goes (mean of {len(phases)} servers)")
+            for name in phases[0]:
+                values = [p[name] for p in phases if name in p]
+                print(f"    {name:<40} {statistics.fmean(values):7.3f}   (max {max(values):.3f})")
+        if fig.rounds_left_out:
+            print(f"  {label}, N={fig.concurrency}: {fig.rounds_left_out} create round(s) left out of the figures "
+                  "because a build failed (fewer than N guests built at once)")
+        for failure in fig.failures:
             print(f"    failure: {failure}")
 
 

@@ -52,6 +52,7 @@ class QueueSpec:
 
     name: str
     global_concurrency: int | None = None
+    polling_interval_seconds: float = 1.0  # how often each executor looks for new work in it
 
 
 @dataclass(frozen=True)
@@ -169,7 +170,8 @@ class Worker:
             DBOS.launch()
             for queue in self.queues:
                 # by default DBOS lets only the newest application version rewrite a queue's limits (rolling deploys)
-                DBOS.register_queue(queue.name, global_concurrency=queue.global_concurrency)
+                DBOS.register_queue(queue.name, global_concurrency=queue.global_concurrency,
+                                    polling_interval_sec=queue.polling_interval_seconds)
             entries: list[ScheduleInput] = []
             for schedule in self.schedules:
                 entry: ScheduleInput = {"schedule_name": schedule.name, "workflow_fn": schedule.workflow,

@@ -33,7 +33,8 @@ from cloudlet.nodes import service as nodes
 
 log = structlog.get_logger(__name__)
 
-QUEUE = worker.QueueSpec("cloudlet-instances")
+# a customer waits on every action: look for new ones five times a second, not once (DBOS's default)
+QUEUE = worker.QueueSpec("cloudlet-instances", polling_interval_seconds=0.2)
 SWEEP_NAME = "cloudlet-instances-sweep"
 RECONCILE_NAME = "cloudlet-instances-reconcile"
 VERIFY_TIMEOUT_SECONDS = 30.0

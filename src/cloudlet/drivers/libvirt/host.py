@@ -41,7 +41,7 @@ def translate(error: libvirt.libvirtError) -> Exception:
     if code in _UNREACHABLE or (code in (libvirt.VIR_ERR_SYSTEM_ERROR, libvirt.VIR_ERR_INTERNAL_ERROR)
                                 and ("connect" in lowered or "socket" in lowered)):
         return NodeUnreachable(message)
-    if code in _BUSY or "state change lock" in message:
+    if code in _BUSY or "state change lock" in message or "asynchronous jobs running" in message:
         return RetryLater(message, after=2.0)
     return GuestFailed(message)
 
