@@ -24,6 +24,7 @@ from cloudlet.surfaces.cyberpanel import general as cp_general
 from cloudlet.surfaces.cyberpanel import vps as cp_vps
 from cloudlet.surfaces.cyberpanel import vps_console as cp_vps_console
 from cloudlet.surfaces.cyberpanel import vps_power as cp_vps_power
+from cloudlet.surfaces.cyberpanel import vps_snapshots as cp_vps_snapshots
 from cloudlet.surfaces.cyberpanel import vps_status as cp_vps_status
 from cloudlet.surfaces.deps import Runtime
 from cloudlet.surfaces.elxega import errors as elxega_errors
@@ -38,6 +39,7 @@ from cloudlet.surfaces.primary import instances as primary_instances
 from cloudlet.surfaces.primary import me as primary_me
 from cloudlet.surfaces.primary import metrics as primary_metrics
 from cloudlet.surfaces.primary import power as primary_power
+from cloudlet.surfaces.primary import rebuild as primary_rebuild
 from cloudlet.surfaces.primary import team as primary_team
 from cloudlet.surfaces.primary import tokens as primary_tokens
 from cloudlet.surfaces.primary import wallet as primary_wallet
@@ -48,6 +50,7 @@ from cloudlet.surfaces.shardlyn import billing as sh_billing
 from cloudlet.surfaces.shardlyn import errors as shardlyn_errors
 from cloudlet.surfaces.shardlyn import health as sh_health
 from cloudlet.surfaces.shardlyn import images as sh_images
+from cloudlet.surfaces.shardlyn import instance_backups as sh_instance_backups
 from cloudlet.surfaces.shardlyn import instance_console as sh_instance_console
 from cloudlet.surfaces.shardlyn import instance_logs as sh_instance_logs
 from cloudlet.surfaces.shardlyn import instance_metrics as sh_instance_metrics
@@ -133,7 +136,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
                    sh_nodes, primary_instances, cp_vps, wc_vps, sh_instances, sh_instance_logs, ex_workloads,
                    primary_power, cp_vps_power, wc_vps_power, sh_instance_power,
                    primary_metrics, cp_vps_status, wc_vps_status, sh_instance_metrics, operator_metrics,
-                   primary_console, cp_vps_console, sh_instance_console):
+                   primary_console, cp_vps_console, sh_instance_console, cp_vps_snapshots, sh_instance_backups,
+                   primary_rebuild):
         app.include_router(module.router)
     app.add_middleware(RequestBookkeeping, runtime=runtime)
     return app

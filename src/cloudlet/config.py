@@ -83,6 +83,13 @@ class Settings(BaseSettings):
     instance_reconcile_schedule: str = "*/30 * * * * *"  # cron of the comparison of every node's guests with the db
     console_ticket_seconds: int = 300  # life of a console link (one-time token and VNC password); CyberPanel's 5 min
     console_log_poll_seconds: float = 1.0  # how often the live serial log websocket looks for new output
+    # backups go to data_dir/backups unless a bucket is set: then to that S3-compatible bucket (AWS, MinIO, Ceph...)
+    backup_s3_bucket: str | None = None
+    backup_s3_endpoint: str | None = None  # e.g. https://s3.example.net; unset: AWS's endpoint for the region
+    backup_s3_region: str = "us-east-1"
+    backup_s3_access_key: str | None = None  # unset: boto3's usual credential chain (environment, profile, role)
+    backup_s3_secret_key: str | None = None
+    backup_s3_prefix: str = "cloudlet-backups/"  # keys are <prefix><instance uuid>/<backup uuid>.qcow2
 
     # metrics: see cloudlet.metrics
     metrics_sample_schedule: str = "* * * * *"  # cron of the sampler: every running guest's counters into history

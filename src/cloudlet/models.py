@@ -2,6 +2,7 @@
 
 from cloudlet.audit.models import AuditEntry
 from cloudlet.auth.models import PasswordReset, RefreshToken, SystemFlag, User
+from cloudlet.backups.models import Backup, Snapshot
 from cloudlet.billing.models import LedgerEntry, Subscription, Wallet
 from cloudlet.catalog.models import (
     BillingCycle,
@@ -33,6 +34,7 @@ __all__ = [
     "ActionTask",
     "ApiToken",
     "AuditEntry",
+    "Backup",
     "Base",
     "BillingCycle",
     "ConsoleTicket",
@@ -62,6 +64,7 @@ __all__ = [
     "RefreshToken",
     "Region",
     "ReverseDns",
+    "Snapshot",
     "SshKey",
     "Subscription",
     "SystemFlag",

@@ -8,6 +8,7 @@ step by step (define, write the seed, start) the way the provisioning workflow r
 from __future__ import annotations
 
 import socket
+import subprocess
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -374,3 +375,134 @@ def test_seed_and_hardware_of_a_missing_guest_say_so(driver: HypervisorDriver) -
     with pytest.raises(GuestNotFound):
         driver.hardware("contract-nobody")
     assert leftovers(driver, "contract-nobody") == []
+
+
+# --- resize: a third guest, grown while it runs ---------------------------------------------------
+
+SMALL = GuestSpec(name="contract-resize", image=IMAGE, vcpus=1, memory_mib=256, disk_gib=2, hostname="contract-resize",
+                  root_password="s1ze-me", instance_id="i-contract-3",
+                  network=GuestNetwork(address="198.51.100.25/24", gateway="198.51.100.1"))
+BIGGER = replace(SMALL, vcpus=2, memory_mib=384, disk_gib=3)
+
+
+@pytest.fixture(scope="module")
+def resized(driver: HypervisorDriver) -> str:
+    """The module's third guest, built small and running."""
+    driver.destroy_guest(SMALL.name)
+    driver.create_guest(SMALL)
+    driver.wait_ready(SMALL.name, BOOT)
+    return SMALL.name
+
+
+def test_a_resize_refuses_a_smaller_disk_or_another_image_and_changes_nothing(driver: HypervisorDriver,
+                                                                               resized: str) -> None:
+    for wrong in (replace(SMALL, disk_gib=1, vcpus=2), replace(BIGGER, image="no-such-image")):
+        with pytest.raises(GuestFailed):
+            driver.resize_guest(wrong)
+    assert driver.hardware(resized) == GuestInfo(resized, GuestState.RUNNING, 1, 256)
+    assert driver.stats(resized).disk_capacity_bytes == 2 * 1024**3
+    with pytest.raises(GuestNotFound):
+        driver.resize_guest(replace(BIGGER, name="contract-nobody"))
+
+
+def test_a_running_guest_gets_its_bigger_disk_at_once_and_keeps_its_hardware(driver: HypervisorDriver,
+                                                                              resized: str) -> None:
+    before = driver.console_output(resized).text
+    driver.resize_guest(BIGGER)
+    driver.resize_guest(BIGGER)  # idempotent
+    assert driver.state(resized) == GuestState.RUNNING
+    assert driver.console_output(resized).text.startswith(before)  # not restarted
+    assert driver.stats(resized).disk_capacity_bytes == 3 * 1024**3
+    assert driver.hardware(resized) == GuestInfo(resized, GuestState.RUNNING, 1, 256)  # until the next boot
+    driver.write_seed(replace(BIGGER, root_password="n3w-size"))  # the guest's definition is the bigger spec now
+    with pytest.raises(GuestFailed):
+        driver.write_seed(SMALL)
+
+
+def test_the_next_reboot_brings_the_new_vcpus_and_memory(driver: HypervisorDriver, resized: str) -> None:
+    driver.reboot(resized)
+    ready = driver.wait_ready(resized, BOOT)
+    assert (ready.instance_id, ready.root_password_set) == ("i-contract-3", True)
+    assert driver.hardware(resized) == GuestInfo(resized, GuestState.RUNNING, 2, 384)
+    assert (driver.stats(resized).vcpus, driver.stats(resized).memory_mib) == (2, 384)
+    driver.destroy_guest(resized)
+    assert leftovers(driver, resized) == []
+
+
+# --- snapshots and disk copies ---------------------------------------------------------------------------
+
+COPIED = GuestSpec(name="contract-copies", image=IMAGE, vcpus=1, memory_mib=256, disk_gib=2,
+                   hostname="contract-copies", root_password="c0py-me", instance_id="i-contract-4",
+                   network=GuestNetwork(address="198.51.100.26/24", gateway="198.51.100.1"))
+
+
+@pytest.fixture(scope="module")
+def copied(driver: HypervisorDriver) -> str:
+    """The module's fourth guest, defined with its seed and stopped."""
+    driver.destroy_guest(COPIED.name)
+    driver.define_guest(COPIED)
+    driver.write_seed(COPIED)
+    return COPIED.name
+
+
+def test_a_stopped_guest_snapshots_idempotently_and_reverts_stopped(driver: HypervisorDriver, copied: str) -> None:
+    with pytest.raises(GuestFailed):
+        driver.create_snapshot(copied, "not-allowed", include_ram=False)
+    driver.create_snapshot(copied, "first", include_ram=True)  # no memory to keep: the disk alone
+    driver.create_snapshot(copied, "first", include_ram=True)
+    driver.create_snapshot(copied, "second_one", include_ram=False)
+    assert driver.list_snapshots(copied) == ["first", "second_one"]
+    driver.revert_snapshot(copied, "first")
+    assert driver.state(copied) == GuestState.STOPPED
+    with pytest.raises(GuestFailed):
+        driver.revert_snapshot(copied, "missing")
+    driver.delete_snapshot(copied, "second_one")
+    driver.delete_snapshot(copied, "second_one")  # idempotent
+    assert driver.list_snapshots(copied) == ["first"]
+
+
+def test_a_disk_copy_is_a_compressed_qcow2_that_imports_back(driver: HypervisorDriver, copied: str,
+                                                             tmp_path: Path) -> None:
+    copy = tmp_path / "copy.qcow2"
+    driver.export_disk(copied, copy)
+    assert copy.read_bytes()[:4] == b"QFI\xfb"
+    assert not list(tmp_path.glob("*.partial"))
+    driver.import_disk(copied, copy)
+    driver.import_disk(copied, copy)  # idempotent
+    assert driver.list_snapshots(copied) == ["first"]  # snapshots are kept
+    too_big = tmp_path / "big.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(too_big), "3G"], check=True)
+    with pytest.raises(GuestFailed):
+        driver.import_disk(copied, too_big)
+    with pytest.raises(GuestFailed):
+        driver.import_disk(copied, tmp_path / "missing.qcow2")
+
+
+def test_a_running_guest_snapshots_with_or_without_its_memory(driver: HypervisorDriver, copied: str,
+                                                              tmp_path: Path) -> None:
+    driver.start(copied)
+    driver.wait_ready(copied, BOOT)
+    with pytest.raises(GuestFailed):
+        driver.import_disk(copied, tmp_path / "nothing.qcow2")  # refused while it runs
+    driver.create_snapshot(copied, "live", include_ram=True)
+    driver.create_snapshot(copied, "disk_only", include_ram=False)
+    copy = tmp_path / "running.qcow2"
+    driver.export_disk(copied, copy)  # paused for the copy, then running again
+    assert driver.state(copied) == GuestState.RUNNING
+    assert copy.read_bytes()[:4] == b"QFI\xfb"
+    driver.revert_snapshot(copied, "disk_only")
+    assert driver.state(copied) == GuestState.STOPPED  # the disk alone: the caller boots it
+    driver.revert_snapshot(copied, "live")
+    assert driver.state(copied) == GuestState.RUNNING  # back where its memory was
+    driver.destroy_guest(copied)
+    assert leftovers(driver, copied) == []
+
+
+def test_snapshots_and_copies_of_a_missing_guest_say_so(driver: HypervisorDriver, tmp_path: Path) -> None:
+    for call in (lambda: driver.create_snapshot("contract-none", "x", include_ram=False),
+                 lambda: driver.revert_snapshot("contract-none", "x"),
+                 lambda: driver.delete_snapshot("contract-none", "x"),
+                 lambda: driver.list_snapshots("contract-none"),
+                 lambda: driver.export_disk("contract-none", tmp_path / "x.qcow2")):
+        with pytest.raises(GuestNotFound):
+            call()

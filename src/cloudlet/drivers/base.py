@@ -16,6 +16,7 @@ from typing import NamedTuple, Protocol
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 HOSTNAME_PATTERN = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*$")
+SNAPSHOT_PATTERN = re.compile(r"^[A-Za-z0-9_]{1,64}$")  # CyberPanel's rule; also safe in XML and paths
 
 
 class DriverError(Exception):
@@ -283,6 +284,18 @@ class HypervisorDriver(Protocol):
         """
         ...
 
+    def resize_guest(self, spec: GuestSpec) -> None:
+        """Give the defined guest spec's vCPUs and memory and grow its disk to spec.disk_gib; the guest's
+        spec becomes spec (its seed is not rewritten: write_seed does that).
+
+        The disk grows at once (a running guest sees the bigger disk without a restart); vCPUs and memory
+        apply at the guest's next boot: a start, or a reboot, which powers a guest whose hardware changed
+        off and on again. Idempotent: resizing to the size held changes nothing. Raises GuestNotFound,
+        and GuestFailed (before anything is changed) when spec names another image or a smaller disk.
+        A failure part way leaves a guest that a repeat of the same call finishes resizing.
+        """
+        ...
+
     def create_guest(self, spec: GuestSpec) -> None:
         """Build and start the guest described by spec: define_guest, write_seed, then start.
 
@@ -329,6 +342,8 @@ class HypervisorDriver(Protocol):
     def reboot(self, name: str) -> None:
         """Ask the guest to restart (ACPI); a stopped guest is started instead (see start).
 
+        A guest whose vCPUs or memory were changed (resize_guest) since it started is shut down (its power
+        cut after 60 s) and started again instead, so that it boots with them.
         Returns once the restart is asked for; wait_ready tells when it is back. Raises GuestNotFound.
         """
         ...
@@ -380,5 +395,50 @@ class HypervisorDriver(Protocol):
         """Power off and remove the guest, its disk overlay, its seed and its console log.
 
         Idempotent: a guest that is already gone (or half gone) is fine; whatever is left is removed.
+        """
+        ...
+
+    def create_snapshot(self, name: str, snapshot: str, *, include_ram: bool) -> None:
+        """Take an internal snapshot called `snapshot` (SNAPSHOT_PATTERN) of the guest's disk, running or not.
+
+        With include_ram and a running guest the snapshot also holds its memory, and revert_snapshot brings it
+        back running where it was; otherwise the snapshot stands for the disk alone. Idempotent: a snapshot of
+        that name that exists already is kept as it is. A failed call leaves no snapshot behind. Raises
+        GuestNotFound.
+        """
+        ...
+
+    def revert_snapshot(self, name: str, snapshot: str) -> None:
+        """Bring the guest's disk back to the snapshot (its memory too if it was taken with include_ram).
+
+        A snapshot with memory leaves the guest running from it; any other leaves the guest off with the
+        snapshot's disk (the caller boots it). Reverting again gives the same result. Raises GuestNotFound,
+        and GuestFailed when the snapshot does not exist.
+        """
+        ...
+
+    def delete_snapshot(self, name: str, snapshot: str) -> None:
+        """Remove the snapshot and the room it holds. Idempotent: a missing snapshot is fine. Raises GuestNotFound."""
+        ...
+
+    def list_snapshots(self, name: str) -> list[str]:
+        """The names of the guest's snapshots, sorted. Read-only. Raises GuestNotFound."""
+        ...
+
+    def export_disk(self, name: str, destination: Path) -> None:
+        """Write a consistent, compressed, self-contained qcow2 copy of the guest's whole disk to destination.
+
+        A running guest is paused (its writes flushed) for the copy and resumed after it, even when the copy
+        fails; a stopped one is copied as it is. Idempotent (the file is written anew). On failure no partial
+        file is left at destination. Raises GuestNotFound.
+        """
+        ...
+
+    def import_disk(self, name: str, source: Path) -> None:
+        """Replace the content of the stopped guest's disk with the qcow2 at source (a copy export_disk made).
+
+        Its snapshots are kept. Idempotent: importing the same file again gives the same disk. Raises
+        GuestNotFound, and GuestFailed (before changing anything) when the guest is not off, the file is not a
+        qcow2 image, or it is bigger than the guest's disk.
         """
         ...

@@ -6,13 +6,16 @@ the guest's own seed, so what the control plane reads is what a real guest would
 
 from __future__ import annotations
 
+import subprocess
+import tempfile
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from cloudlet.drivers.base import (
+    SNAPSHOT_PATTERN,
     VNC_PASSWORD_MAX,
     Capabilities,
     ConsoleOutput,
@@ -33,6 +36,7 @@ from cloudlet.drivers.libvirt.storage import qcow2_virtual_size
 from cloudlet.drivers.seed import parse_ready, ready_line
 
 GIB = 1024**3
+FAKE_DISK_BYTES = 1024 * 1024  # the size of the raw disk a fake guest exports (its content, zero-padded)
 
 
 @dataclass
@@ -42,6 +46,15 @@ class _Guest:
     console: list[str] = field(default_factory=list)
     boots: int = 0
     seed: GuestSpec | None = None  # what its seed disk holds; None until write_seed succeeds
+    booted: GuestSpec | None = None  # the spec whose vCPUs and memory the running machine was started with
+    disk: bytes = b""  # what its disk holds (tests write it with write_disk)
+    snapshots: dict[str, _FakeSnapshot] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _FakeSnapshot:
+    disk: bytes
+    running: bool  # taken with include_ram from a running guest: a revert brings it back running
 
 
 def _definition(spec: GuestSpec) -> tuple[str, str, int, int, int]:
@@ -79,6 +92,7 @@ class FakeDriver:
                            spec.root_password is not None)
         guest.console = ["fake firmware", "fake kernel", ready_line(ready)]
         guest.state = GuestState.RUNNING
+        guest.booted = guest.spec
         guest.boots += 1
 
     def import_image(self, name: str, source: Path) -> ImageInfo:
@@ -127,6 +141,18 @@ class FakeDriver:
                                   "a seed cannot change those")
             guest.spec = guest.seed = spec
 
+    def resize_guest(self, spec: GuestSpec) -> None:
+        """New vCPUs and memory for the next boot, and a bigger disk at once; same contract as LibvirtDriver."""
+        with self._lock:
+            guest = self._guest(spec.name)
+            if spec.image != guest.spec.image:
+                raise GuestFailed(f"guest {spec.name!r} was built from image {guest.spec.image!r}, not {spec.image!r}")
+            if spec.disk_gib < guest.spec.disk_gib:
+                raise GuestFailed(f"the disk of guest {spec.name!r} is {guest.spec.disk_gib} GiB; a disk cannot shrink")
+            guest.spec = spec
+            if guest.seed is not None:  # the seed disk keeps its content; only the definition it matches changed
+                guest.seed = replace(guest.seed, vcpus=spec.vcpus, memory_mib=spec.memory_mib, disk_gib=spec.disk_gib)
+
     def create_guest(self, spec: GuestSpec) -> None:
         """define_guest, write_seed and start; same idempotency and cleanup as LibvirtDriver."""
         existed = spec.name in self._guests
@@ -143,7 +169,9 @@ class FakeDriver:
     def hardware(self, name: str) -> GuestInfo:
         """The guest's vCPUs, memory and power state."""
         guest = self._guest(name)
-        return GuestInfo(name, guest.state, guest.spec.vcpus, guest.spec.memory_mib)
+        # like a real machine, a running one keeps the hardware it was started with until it powers off
+        held = guest.booted if guest.state == GuestState.RUNNING and guest.booted is not None else guest.spec
+        return GuestInfo(name, guest.state, held.vcpus, held.memory_mib)
 
     def wait_ready(self, name: str, timeout: float) -> GuestReady:
         """The readiness line of the last boot."""
@@ -169,7 +197,7 @@ class FakeDriver:
         self._guest(name).state = GuestState.STOPPED
 
     def reboot(self, name: str) -> None:
-        """Boot the guest again."""
+        """Boot the guest again (with the hardware it has now)."""
         self._boot(self._guest(name))
 
     def poweroff(self, name: str) -> None:
@@ -210,11 +238,12 @@ class FakeDriver:
     def stats(self, name: str) -> GuestStats:
         """Counters that grow with each boot, like a real guest's."""
         guest = self._guest(name)
-        spec, boots = guest.spec, guest.boots
         running = guest.state == GuestState.RUNNING
+        spec, boots = guest.spec, guest.boots
+        held = guest.booted if running and guest.booted is not None else spec
         return GuestStats(
-            sampled_at=datetime.now(UTC), cpu_time_ns=boots * 1_000_000_000 if running else 0, vcpus=spec.vcpus,
-            memory_mib=spec.memory_mib, memory_used_mib=spec.memory_mib // 8 if running else None,
+            sampled_at=datetime.now(UTC), cpu_time_ns=boots * 1_000_000_000 if running else 0, vcpus=held.vcpus,
+            memory_mib=held.memory_mib, memory_used_mib=held.memory_mib // 8 if running else None,
             disk_read_bytes=boots * 15_000_000 if running else 0, disk_write_bytes=0,
             disk_read_requests=boots * 500 if running else 0, disk_write_requests=0,
             disk_capacity_bytes=spec.disk_gib * GIB, disk_allocation_bytes=200_704, net_rx_bytes=0, net_tx_bytes=0,
@@ -230,3 +259,75 @@ class FakeDriver:
         with self._lock:
             self._guests.pop(name, None)
         self._consoles.forget(name)
+
+    # -- disk content, snapshots and disk copies
+
+    def write_disk(self, name: str, data: bytes) -> None:
+        """Fake only: put data on the guest's disk, as a program in the guest would."""
+        if len(data) > FAKE_DISK_BYTES:
+            raise GuestFailed(f"a fake disk holds at most {FAKE_DISK_BYTES} bytes")
+        self._guest(name).disk = data
+
+    def read_disk(self, name: str) -> bytes:
+        """Fake only: what the guest's disk holds."""
+        return self._guest(name).disk
+
+    def create_snapshot(self, name: str, snapshot: str, *, include_ram: bool) -> None:
+        """Record the disk (and whether memory was kept); an existing snapshot of that name is kept."""
+        if not SNAPSHOT_PATTERN.match(snapshot):
+            raise GuestFailed(f"snapshot name {snapshot!r} must be letters, digits and underscores")
+        with self._lock:
+            guest = self._guest(name)
+            guest.snapshots.setdefault(snapshot, _FakeSnapshot(guest.disk,
+                                                               include_ram and guest.state == GuestState.RUNNING))
+
+    def revert_snapshot(self, name: str, snapshot: str) -> None:
+        """The snapshot's disk; running again only when it kept a running guest's memory."""
+        with self._lock:
+            guest = self._guest(name)
+            found = guest.snapshots.get(snapshot)
+            if found is None:
+                raise GuestFailed(f"guest {name} has no snapshot {snapshot!r}")
+            guest.disk = found.disk
+            guest.state = GuestState.RUNNING if found.running else GuestState.STOPPED
+
+    def delete_snapshot(self, name: str, snapshot: str) -> None:
+        """Forget the snapshot; a missing one is fine."""
+        with self._lock:
+            self._guest(name).snapshots.pop(snapshot, None)
+
+    def list_snapshots(self, name: str) -> list[str]:
+        """The guest's snapshot names."""
+        return sorted(self._guest(name).snapshots)
+
+    def export_disk(self, name: str, destination: Path) -> None:
+        """A real compressed qcow2 (qemu-img) of the fake disk's content."""
+        data = self._guest(name).disk
+        partial = destination.with_name(destination.name + ".partial")
+        with tempfile.TemporaryDirectory(prefix="cloudlet-fake-disk-") as tmp:
+            raw = Path(tmp) / "disk.raw"
+            raw.write_bytes(data.ljust(FAKE_DISK_BYTES, b"\0"))
+            try:
+                _qemu_img("convert", "-c", "-f", "raw", "-O", "qcow2", str(raw), str(partial))
+                partial.replace(destination)
+            finally:
+                partial.unlink(missing_ok=True)
+
+    def import_disk(self, name: str, source: Path) -> None:
+        """Read a qcow2 made by export_disk back into the fake disk; the guest must be off."""
+        guest = self._guest(name)
+        if guest.state != GuestState.STOPPED:
+            raise GuestFailed(f"guest {name} must be off for its disk to be replaced")
+        size = qcow2_virtual_size(source)
+        if size > FAKE_DISK_BYTES:
+            raise GuestFailed(f"the copy ({size} bytes) is bigger than the guest's disk")
+        with tempfile.TemporaryDirectory(prefix="cloudlet-fake-disk-") as tmp:
+            raw = Path(tmp) / "disk.raw"
+            _qemu_img("convert", "-f", "qcow2", "-O", "raw", str(source), str(raw))
+            guest.disk = raw.read_bytes().rstrip(b"\0")
+
+
+def _qemu_img(*args: str) -> None:
+    result = subprocess.run(["qemu-img", *args], capture_output=True, text=True, check=False)  # noqa: S603, S607
+    if result.returncode != 0:
+        raise GuestFailed(f"qemu-img {args[0]} failed: {result.stderr.strip()}")

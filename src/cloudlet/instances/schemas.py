@@ -31,6 +31,7 @@ class Command(StrEnum):
     SNAPSHOT = "snapshot"
     RESTORE = "restore"
     BACKUP = "backup"
+    DISCARD = "discard"  # delete a snapshot or a backup (the action's params say which)
     SUSPEND = "suspend"
     REACTIVATE = "reactivate"
 

@@ -478,6 +478,31 @@ def release(session: Session, reservation: Reservation | int) -> Reservation:
     return _reservation(row, node)
 
 
+def resize_reservation(session: Session, reservation_id: int, resources: Resources) -> Reservation:
+    """Make an open reservation hold `resources` on the same node (a resize); NoCapacity when the node lacks
+    the extra room. Idempotent: resizing to what it holds changes nothing. Call it in a writing transaction."""
+    row = repository.reservation(session, reservation_id)
+    if row is None:
+        raise NotFound("reservation", reservation_id)
+    node = _node(session, row.node_id, lock=True)  # the node row first, as schedule() and release() lock it
+    row = repository.reservation(session, reservation_id, lock=True)
+    if row is None:  # pragma: no cover - reservations of a node are never deleted while open
+        raise NotFound("reservation", reservation_id)
+    if row.released_at is not None:
+        raise Conflict("The reservation was released; there is nothing to resize.")
+    extra = Resources(vcpu=max(0, resources.vcpu - row.vcpu), memory_mib=max(0, resources.memory_mib - row.memory_mib),
+                      disk_gib=max(0, resources.disk_gib - row.disk_gib))
+    if not _fits(node, extra):
+        raise NoCapacity(f"Node {node.name} has no room for {extra.vcpu} more vCPU, {extra.memory_mib} MiB of memory "
+                         f"and {extra.disk_gib} GiB of disk.")
+    node.vcpu_used = max(0, node.vcpu_used + resources.vcpu - row.vcpu)
+    node.memory_mib_used = max(0, node.memory_mib_used + resources.memory_mib - row.memory_mib)
+    node.disk_gib_used = max(0, node.disk_gib_used + resources.disk_gib - row.disk_gib)
+    row.vcpu, row.memory_mib, row.disk_gib = resources.vcpu, resources.memory_mib, resources.disk_gib
+    repository.flush(session)
+    return _reservation(row, node)
+
+
 def get_reservation(session: Session, reservation_id: int) -> Reservation:
     """One reservation, open or released."""
     row = repository.reservation(session, reservation_id)

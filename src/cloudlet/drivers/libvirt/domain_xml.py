@@ -130,6 +130,47 @@ def guest_xml(spec: GuestSpec, *, domain_type: str, console_log: Path) -> str:
 """
 
 
+def hardware_of(domain_xml: str) -> tuple[int, int]:
+    """(vCPUs, memory in KiB) of a domain definition, live or persistent."""
+    root = ElementTree.fromstring(domain_xml)  # noqa: S314  # libvirt's own XML
+    vcpu, memory = root.find("vcpu"), root.find("memory")
+    if vcpu is None or memory is None or vcpu.text is None or memory.text is None:
+        raise GuestFailed("the guest's definition has no vCPU count or memory size")
+    return int(vcpu.text), _kib(int(memory.text), memory.get("unit", "KiB"))
+
+
+_UNITS_KIB = {"b": 1 / 1024, "bytes": 1 / 1024, "k": 1, "kib": 1, "m": 1024, "mib": 1024, "g": 1024**2, "gib": 1024**2}
+
+
+def _kib(amount: int, unit: str) -> int:
+    return int(amount * _UNITS_KIB.get(unit.lower(), 1))
+
+
+def resized_xml(inactive_xml: str, spec: GuestSpec, *, seeded: bool) -> str:
+    """The persistent definition (read with its secrets, so the VNC password stays) with spec's vCPUs, memory
+    and the Cloudlet metadata of spec: what defineXML takes to resize a guest at its next boot."""
+    ElementTree.register_namespace("cloudlet", METADATA_NS)
+    root = ElementTree.fromstring(inactive_xml)  # noqa: S314  # libvirt's own XML
+    for tag in ("memory", "currentMemory"):
+        element = root.find(tag)
+        if element is None:
+            element = ElementTree.SubElement(root, tag)
+        element.set("unit", "KiB")
+        element.text = str(spec.memory_mib * 1024)
+    vcpu = root.find("vcpu")
+    if vcpu is None:
+        vcpu = ElementTree.SubElement(root, "vcpu")
+    vcpu.attrib.pop("current", None)
+    vcpu.text = str(spec.vcpus)
+    metadata = root.find("metadata")
+    if metadata is None:
+        metadata = ElementTree.SubElement(root, "metadata")
+    for old in metadata.findall(f"{{{METADATA_NS}}}guest"):
+        metadata.remove(old)
+    metadata.append(ElementTree.fromstring(metadata_xml(spec, seeded=seeded)))  # noqa: S314  # our own XML
+    return ElementTree.tostring(root, encoding="unicode")
+
+
 _WILDCARDS = {"0.0.0.0", "::", ""}  # noqa: S104  # read from a domain, never bound here
 
 

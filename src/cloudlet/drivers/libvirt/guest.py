@@ -14,10 +14,12 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
+from xml.etree import ElementTree
 
 import libvirt
 
 from cloudlet.drivers.base import (
+    SNAPSHOT_PATTERN,
     VNC_PASSWORD_MAX,
     Capabilities,
     ConsoleOutput,
@@ -40,7 +42,9 @@ from cloudlet.drivers.libvirt.domain_xml import (
     definition_digest,
     domain_name,
     guest_xml,
+    hardware_of,
     metadata_update,
+    resized_xml,
     spec_digest,
     stored_definition,
     stored_digest,
@@ -53,6 +57,10 @@ from cloudlet.drivers.seed import build_seed_iso, parse_ready, seed_for
 GIB = 1024**3
 CONSOLE_TAIL = 4096  # bytes of console output quoted in a failure
 LOCAL_HOSTS = {"", "localhost", "127.0.0.1", "::1"}
+# a snapshot's description says whether it stands for memory and disk, or the disk alone: libvirt can only take
+# an internal snapshot of a running guest with its memory, so a disk-only one of a running guest holds memory too
+WITH_MEMORY, DISK_ONLY = "cloudlet: memory and disk", "cloudlet: disk"
+RESIZE_SHUTDOWN_SECONDS = 60.0  # a reboot that applies new hardware waits this long for the guest to stop
 
 _STATES = {
     libvirt.VIR_DOMAIN_NOSTATE: GuestState.STARTING,
@@ -207,6 +215,38 @@ class LibvirtDriver:
             storage.store_seed(conn, pool, spec.name, iso, in_use=active)
             self._set_metadata(domain, spec, seeded=True)
 
+    def resize_guest(self, spec: GuestSpec) -> None:
+        """Grow the overlay now (live while running) and redefine vCPUs and memory; see HypervisorDriver."""
+        domain = self._domain(spec.name)
+        conn = self._connection()
+        pool = storage.pool(conn)
+        with host.translated():
+            disk = storage.find(pool, storage.disk_volume(spec.name))
+            base = storage.find(pool, storage.image_volume(spec.image))
+        if disk is None:
+            raise GuestFailed(f"guest {spec.name!r} has no disk on this node")
+        if base is None or storage.backing_path(disk) != base.path():
+            raise GuestFailed(f"guest {spec.name!r} was not built from image {spec.image!r}; a resize cannot change it")
+        capacity, _ = storage.volume_info(disk)
+        wanted = spec.disk_gib * GIB
+        if wanted < capacity:
+            raise GuestFailed(f"the disk of guest {spec.name!r} is {capacity // GIB} GiB; a disk cannot shrink")
+        with host.translated():
+            # the secure flag keeps the VNC password in what is redefined
+            inactive = domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE)
+            conn.defineXML(resized_xml(inactive, spec, seeded=stored_seed(inactive) is not None))
+            if wanted > capacity:
+                if domain.isActive():  # qemu holds the image: it grows it, and the guest is told at once
+                    domain.blockResize("vda", wanted, libvirt.VIR_DOMAIN_BLOCK_RESIZE_BYTES)
+                else:
+                    disk.resize(wanted, 0)
+
+    def _hardware_pending(self, domain: libvirt.virDomain) -> bool:
+        # a resize changes the persistent definition only; the running machine keeps what it started with
+        with host.translated():
+            live = hardware_of(domain.XMLDesc(0))
+            return live != hardware_of(domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+
     def _set_metadata(self, domain: libvirt.virDomain, spec: GuestSpec, *, seeded: bool) -> None:
         element = metadata_update(spec, seeded=seeded)
         with host.translated():
@@ -314,6 +354,12 @@ class LibvirtDriver:
             if not domain.isActive():
                 self._power_on(name, domain)
                 return
+        if self._hardware_pending(domain):  # an ACPI reboot keeps the same machine: it must power off and on
+            self.shutdown(name, RESIZE_SHUTDOWN_SECONDS)
+            with host.translated():
+                self._power_on(name, domain)
+            return
+        with host.translated():
             self._fresh_console(name)
             domain.reboot(libvirt.VIR_DOMAIN_REBOOT_ACPI_POWER_BTN)
 
@@ -430,3 +476,105 @@ class LibvirtDriver:
         storage.delete(pool, storage.disk_volume(name))
         storage.delete(pool, storage.seed_volume(name))
         self._console_log(name).unlink(missing_ok=True)
+
+    # -- snapshots and disk copies
+
+    def _snapshot(self, domain: libvirt.virDomain, snapshot: str) -> libvirt.virDomainSnapshot | None:
+        try:
+            return domain.snapshotLookupByName(snapshot, 0)
+        except libvirt.libvirtError as error:
+            if error.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN_SNAPSHOT:
+                return None
+            raise host.translate(error) from error
+
+    def create_snapshot(self, name: str, snapshot: str, *, include_ram: bool) -> None:
+        """An internal snapshot of the qcow2 disk (and memory); see HypervisorDriver.create_snapshot."""
+        if not SNAPSHOT_PATTERN.match(snapshot):
+            raise GuestFailed(f"snapshot name {snapshot!r} must be letters, digits and underscores")
+        domain = self._domain(name)
+        if self._snapshot(domain, snapshot) is not None:
+            return
+        with host.translated():
+            memory = include_ram and bool(domain.isActive())
+            # the seed is a raw read-only disk: it has no internal snapshots and needs none
+            domain.snapshotCreateXML(
+                f"<domainsnapshot><name>{snapshot}</name><description>{WITH_MEMORY if memory else DISK_ONLY}"
+                "</description><disks><disk name='vda' snapshot='internal'/><disk name='vdb' snapshot='no'/>"
+                "</disks></domainsnapshot>", 0)
+
+    def revert_snapshot(self, name: str, snapshot: str) -> None:
+        """Back to the snapshot: running from its memory, or off with its disk; see HypervisorDriver."""
+        domain = self._domain(name)
+        found = self._snapshot(domain, snapshot)
+        if found is None:
+            raise GuestFailed(f"guest {name} has no snapshot {snapshot!r}")
+        with host.translated():
+            described = ElementTree.fromstring(found.getXMLDesc(0))  # noqa: S314  # libvirt's own XML
+            taken_running = described.findtext("state") in {"running", "paused"}
+            if described.findtext("description") == WITH_MEMORY and taken_running:
+                self._fresh_console(name)
+                domain.revertToSnapshot(found, libvirt.VIR_DOMAIN_SNAPSHOT_REVERT_RUNNING)
+                return
+            if domain.isActive():
+                domain.destroy()
+            if not taken_running:
+                domain.revertToSnapshot(found, 0)
+                return
+            # a disk-only snapshot of a running guest holds memory it must not come back with: revert paused
+            # (the disk is the snapshot's then) and cut the power, so the next start boots from that disk
+            domain.revertToSnapshot(found, libvirt.VIR_DOMAIN_SNAPSHOT_REVERT_PAUSED)
+            domain.destroy()
+
+    def delete_snapshot(self, name: str, snapshot: str) -> None:
+        """Remove the internal snapshot; a missing one is fine."""
+        domain = self._domain(name)
+        found = self._snapshot(domain, snapshot)
+        if found is None:
+            return
+        with host.translated():
+            try:
+                found.delete(0)
+            except libvirt.libvirtError as error:
+                if error.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN_SNAPSHOT:
+                    raise
+
+    def list_snapshots(self, name: str) -> list[str]:
+        """The guest's internal snapshots by name."""
+        domain = self._domain(name)
+        with host.translated():
+            return sorted(domain.snapshotListNames(0))
+
+    def _disk_path(self, name: str) -> Path:
+        if not is_local(self.uri):
+            raise GuestFailed(f"disk copies read the node's filesystem; {self.uri} is not this machine")
+        return storage.volume_path(storage.pool(self._connection()), storage.disk_volume(name))
+
+    def export_disk(self, name: str, destination: Path) -> None:
+        """A compressed qcow2 of the whole disk, the guest paused meanwhile; see HypervisorDriver.export_disk."""
+        domain = self._domain(name)
+        disk = self._disk_path(name)
+        with host.translated():
+            # pausing flushes QEMU's writes and caches to the file: the copy is what a power cut would leave
+            paused = domain.state(0)[0] == libvirt.VIR_DOMAIN_RUNNING
+            if paused:
+                domain.suspend()
+        try:
+            storage.export_qcow2(disk, destination)
+        finally:
+            if paused:
+                with host.translated():
+                    if domain.isActive():
+                        domain.resume()
+
+    def import_disk(self, name: str, source: Path) -> None:
+        """Write the qcow2 at source over the stopped guest's disk; see HypervisorDriver.import_disk."""
+        domain = self._domain(name)
+        disk = self._disk_path(name)
+        with host.translated():
+            if domain.isActive():
+                raise GuestFailed(f"guest {name} must be off for its disk to be replaced")
+        size = storage.qcow2_virtual_size(source)
+        capacity = storage.qcow2_virtual_size(disk)
+        if size > capacity:
+            raise GuestFailed(f"the copy ({size} bytes) is bigger than the guest's disk ({capacity} bytes)")
+        storage.import_qcow2(source, disk)

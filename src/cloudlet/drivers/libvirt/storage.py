@@ -12,6 +12,7 @@ import contextlib
 import json
 import subprocess
 from pathlib import Path
+from xml.etree import ElementTree
 from xml.sax.saxutils import escape
 
 import libvirt
@@ -138,9 +139,13 @@ def store_seed(conn: libvirt.virConnect, storage: libvirt.virStoragePool, guest:
 
 def qcow2_virtual_size(source: Path) -> int:
     """The virtual size of a qcow2 file; GuestFailed when it is not one."""
-    with source.open("rb") as handle:
-        if handle.read(4) != QCOW2_MAGIC:
-            raise GuestFailed(f"{source} is not a qcow2 image")
+    try:
+        with source.open("rb") as handle:
+            magic = handle.read(4)
+    except OSError as error:
+        raise GuestFailed(f"{source} cannot be read: {error.strerror}") from error
+    if magic != QCOW2_MAGIC:
+        raise GuestFailed(f"{source} is not a qcow2 image")
     result = subprocess.run(["qemu-img", "info", "--output=json", "-f", "qcow2", str(source)],  # noqa: S603, S607
                             capture_output=True, text=True, check=False)
     if result.returncode != 0:
@@ -168,6 +173,14 @@ def images(storage: libvirt.virStoragePool) -> list[ImageInfo]:
     return found
 
 
+def backing_path(volume: libvirt.virStorageVol) -> str | None:
+    """The path of the image a qcow2 overlay is backed by, or None for a volume without one."""
+    with translated():
+        root = ElementTree.fromstring(volume.XMLDesc(0))  # noqa: S314  # libvirt's own XML
+    found = root.find("backingStore/path")
+    return None if found is None else found.text
+
+
 def create_overlay(storage: libvirt.virStoragePool, guest: str, base: libvirt.virStorageVol, size: int) -> None:
     """A qcow2 overlay of base for guest, `size` bytes big (at least the base's own size)."""
     base_capacity, _ = volume_info(base)
@@ -178,3 +191,38 @@ def create_overlay(storage: libvirt.virStoragePool, guest: str, base: libvirt.vi
                "<target><format type='qcow2'/></target>"
                f"<backingStore><path>{escape(base.path())}</path><format type='qcow2'/></backingStore></volume>")
         storage.createXML(xml, 0)
+
+
+def volume_path(storage: libvirt.virStoragePool, name: str) -> Path:
+    """Where volume name lives on the node's filesystem; GuestFailed when it is missing."""
+    with translated():
+        volume = find(storage, name)
+        if volume is None:
+            raise GuestFailed(f"volume {name!r} is missing from the node's pool")
+        return Path(volume.path())
+
+
+def _qemu_img(*args: str) -> None:
+    result = subprocess.run(["qemu-img", *args], capture_output=True, text=True, check=False)  # noqa: S603, S607
+    if result.returncode != 0:
+        raise GuestFailed(f"qemu-img {args[0]} failed: {result.stderr.strip()}")
+
+
+def export_qcow2(disk: Path, destination: Path) -> None:
+    """A compressed, self-contained qcow2 of disk and its backing chain at destination; no partial file on failure.
+
+    Reads with -U (no lock): the caller has paused or stopped the machine that holds the disk open.
+    """
+    partial = destination.with_name(destination.name + ".partial")
+    try:
+        _qemu_img("convert", "-U", "-c", "-f", "qcow2", "-O", "qcow2", str(disk), str(partial))
+        partial.replace(destination)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def import_qcow2(source: Path, disk: Path) -> None:
+    """Write every block of the qcow2 source into the existing qcow2 disk (zeros too, so nothing of the
+    disk's backing image shows through where the source is empty); the disk keeps its backing file and its
+    internal snapshots."""
+    _qemu_img("convert", "-n", "-f", "qcow2", "-O", "qcow2", str(source), str(disk))

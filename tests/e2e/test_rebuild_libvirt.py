@@ -1,0 +1,269 @@
+"""Reinstall, upgrade and password reset of one real guest: a `cloudlet serve` process drives a QEMU guest (TCG)
+on this machine's libvirtd through the primary surface, and what changed is read from inside the guest, as root
+logged in on its serial console.
+
+The module shares one guest (TCG boots are slow and the machine is shared); its tests run in order, each
+starting from the state the one before left: a reinstall (a mark written on the disk is gone, the address and
+hostname are the same), an upgrade with reboot (the guest counts the new vCPUs, memory and disk), and a password
+reset that the next boot applies (the new password logs in, the old one no longer does).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from cloudlet.catalog import service as catalog
+from cloudlet.drivers.base import ConsoleClosed, GuestNotFound, SerialConsole
+from cloudlet.drivers.libvirt.guest import LibvirtDriver
+from cloudlet.kit import migrate
+from cloudlet.surfaces.deps import Runtime
+from tests.cloud import prepare_cloud
+from tests.conftest import make_settings
+from tests.contract.conftest import _libvirt_driver, leftovers, tiny_image
+from tests.e2e.test_instances_libvirt import (
+    BOOT_SECONDS,
+    PASSWORD,
+    GuestCluster,
+    client,
+    customer,
+    guest_name,
+    order,
+    status_of,
+)
+from tests.helpers import Person
+from tests.integration.test_worker import wait_for
+
+__all__ = ["tiny_image"]
+
+GIB = 1024**3
+MARK_SECTOR = 1_048_576  # 512 MiB into the disk: past the image's 64 MiB, inside the overlay's own space
+PROMPT = "# "
+
+
+@dataclass
+class Guest:
+    """The module's one server: who owns it, its id, its guest's name, its address, and the server's URL."""
+
+    url: str
+    person: Person
+    uid: str
+    name: str
+    address: str
+    node: LibvirtDriver
+    runtime: Runtime
+
+
+@pytest.fixture(scope="module")
+def rebuild_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Runtime, str]]:
+    """A migrated SQLite database for the module (one engine: one real guest), and its URL."""
+    from cloudlet.app import build_runtime
+
+    tmp = tmp_path_factory.mktemp("rebuild")
+    url = f"sqlite:///{tmp / 'cloudlet.db'}"
+    runtime = build_runtime(make_settings(tmp, url))
+    migrate.upgrade(runtime.db.engine)
+    try:
+        yield runtime, url
+    finally:
+        runtime.mailer.close()
+        runtime.db.dispose()
+
+
+@pytest.fixture(scope="module")
+def guest(rebuild_runtime: tuple[Runtime, str], tiny_image: Path,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Guest]:
+    """This machine's libvirtd as the node, a `cloudlet serve` on it, and one running scout-1 server."""
+    runtime, database_url = rebuild_runtime
+    node = _libvirt_driver()
+    assert isinstance(node, LibvirtDriver)
+    image = f"e2e-{uuid.uuid4().hex[:8]}"
+    cluster = GuestCluster(runtime, database_url, tmp_path_factory.mktemp("rebuild-cluster"), [])
+    cluster.extra = {"CLOUDLET_INSTANCE_SHUTDOWN_TIMEOUT_SECONDS": "30",
+                     # a guest of another test run vanishing while the reconciler lists the node is not our business
+                     "CLOUDLET_INSTANCE_RECONCILE_SCHEDULE": "0 0 0 1 1 *"}
+    name: str | None = None
+    try:
+        prepare_cloud(runtime, node, tiny_image, node_uri="qemu:///system", image_name=image)
+        _process, url = cluster.serve()
+        person = customer(runtime)
+        with client(url, person) as http:
+            created = http.post("/api/instances", json=order(runtime, person, "rebuild-1.example.com"))
+            assert created.status_code == 201, created.text
+            uid = created.json()["id"]
+            name = guest_name(runtime, uid)
+            wait_for(lambda: status_of(http, uid) == "running", "the guest to run", seconds=BOOT_SECONDS)
+            address = http.get(f"/api/instances/{uid}").json()["main_ip"]
+        yield Guest(url=url, person=person, uid=uid, name=name, address=address, node=node, runtime=runtime)
+        with client(url, person) as http:
+            http.request("DELETE", f"/api/instances/{uid}", json={"mode": "immediate"})
+            wait_for(lambda: status_of(http, uid) == "gone", "the deletion", seconds=60)
+        with pytest.raises(GuestNotFound):
+            node.state(name)
+        assert leftovers(node, name) == []
+    finally:
+        for process in cluster.started:
+            process.stop()
+        if name is not None:
+            node.destroy_guest(name)  # whatever a failed test left behind
+        node.delete_image(image)
+
+
+# --- inside the guest ----------------------------------------------------------------------------
+
+
+def read_until(session: SerialConsole, *wanted: str, seconds: float = 60.0) -> str:
+    """What the serial console printed until one of `wanted` appeared."""
+    seen, deadline = "", time.monotonic() + seconds
+    while not any(w in seen for w in wanted):
+        assert time.monotonic() < deadline, f"none of {wanted!r} on the serial console; it printed {seen[-2000:]!r}"
+        seen += session.read(0.5).decode(errors="replace")
+    return seen
+
+
+def login(session: SerialConsole, password: str) -> bool:
+    """Log in as root on the serial console; whether the password was accepted."""
+    session.write(b"\r")
+    read_until(session, "login: ")
+    session.write(b"root\r")
+    read_until(session, "Password: ")
+    session.write(password.encode() + b"\r")
+    return PROMPT in read_until(session, PROMPT, "Login incorrect", "login: ")
+
+
+def in_guest(guest: Guest, command: str, password: str = PASSWORD) -> str:
+    """Run a shell command as root on the guest's serial console; what it printed."""
+    session = guest.node.open_serial(guest.name)
+    try:
+        assert login(session, password), "root could not log in on the serial console"
+        # the quotes keep the echoed command line from containing the end mark itself
+        session.write(f'echo BEGIN_""OUT; {command}; echo END_""OUT\r'.encode())
+        seen = read_until(session, "END_OUT\r\n", "END_OUT\n")
+        session.write(b"exit\r")
+        return seen.split("BEGIN_OUT", 1)[1].split("END_OUT", 1)[0].strip()
+    finally:
+        with contextlib.suppress(ConsoleClosed):
+            session.close()
+
+
+def password_accepted(guest: Guest, password: str) -> bool:
+    """Whether root logs in with the password on the serial console."""
+    session = guest.node.open_serial(guest.name)
+    try:
+        accepted = login(session, password)
+        if accepted:
+            session.write(b"exit\r")
+        return accepted
+    finally:
+        session.close()
+
+
+def settles(http: httpx.Client, guest: Guest, seconds: float = BOOT_SECONDS) -> dict[str, Any]:
+    """Wait until the instance runs with no action holding it; its detail."""
+    def check() -> bool:
+        found = http.get(f"/api/instances/{guest.uid}").json()
+        return bool(found["status"] == "running" and not found["locked"])
+    wait_for(check, "the action to end with the server running", seconds=seconds)
+    found: dict[str, Any] = http.get(f"/api/instances/{guest.uid}").json()
+    return found
+
+
+def newest_action(http: httpx.Client, guest: Guest) -> dict[str, Any]:
+    """The instance's newest action."""
+    found: dict[str, Any] = http.get(f"/api/instances/{guest.uid}/actions").json()[0]
+    return found
+
+
+def plan_id(guest: Guest, code: str) -> int:
+    """A default catalogue plan's id."""
+    with guest.runtime.db.session(write=False) as session:
+        return catalog.get_plan(session, code).id
+
+
+# --- the tests, in order ---------------------------------------------------------------------------
+
+
+def test_a_reinstall_gives_a_fresh_disk_with_the_same_address_and_hostname(guest: Guest) -> None:
+    mark = f"dd if=/dev/vda bs=512 skip={MARK_SECTOR} count=1 2>/dev/null | head -c 13; echo"
+    written = in_guest(guest, f"echo CLOUDLET_MARK | dd of=/dev/vda bs=512 seek={MARK_SECTOR} conv=notrunc,fsync "
+                              f"2>/dev/null; {mark}")
+    assert written.endswith("CLOUDLET_MARK"), written  # the mark is on the disk
+    with client(guest.url, guest.person) as http:
+        options = http.get(f"/api/instances/{guest.uid}/reinstall-options").json()
+        template = options[0]["templates"][0]["id"]
+        answer = http.post(f"/api/instances/{guest.uid}/reinstall",
+                           json={"os_template_id": template, "os_name": "Debian 12 (reinstalled)"})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["status"] == "provisioning"
+        shown = settles(http, guest)
+        action = newest_action(http, guest)
+    assert action["command"] == "reinstall" and action["status"] == "success", action
+    assert shown["os_name"] == "Debian 12 (reinstalled)" and shown["main_ip"] == guest.address
+    ready = guest.node.wait_ready(guest.name, 5)
+    assert ready.instance_id == f"{guest.uid}-a{action['id']}"
+    found = in_guest(guest, f"hostname; ip -4 addr show eth0 | grep -o 'inet [0-9.]*'; ({mark}) | od -An -c | head -1")
+    lines = found.splitlines()
+    assert lines[0].strip() == "rebuild-1"
+    assert lines[1].strip() == f"inet {guest.address}"
+    assert "CLOUDLET_MARK" not in found and "C   L   O   U" not in found, found
+    assert lines[2].split()[:13] == ["\\0"] * 13, found  # the sector reads zeros on the fresh disk
+
+
+def test_an_upgrade_is_refused_for_a_smaller_disk(guest: Guest) -> None:
+    with client(guest.url, guest.person) as http:
+        answer = http.post(f"/api/instances/{guest.uid}/upgrade", json={"package_id": plan_id(guest, "scout-2"),
+                                                                        "reboot": False})
+        assert answer.status_code == 200, answer.text  # first to 60 GiB, so that forge-2's 50 GiB is smaller
+        settles(http, guest)
+        smaller = http.post(f"/api/instances/{guest.uid}/upgrade", json={"package_id": plan_id(guest, "forge-2"),
+                                                                         "reboot": True})
+    assert smaller.status_code == 422, smaller.text
+    assert smaller.json()["code"] == "DISK_TOO_SMALL"
+    # the disk grew while the guest ran, and the guest sees it without a restart
+    assert in_guest(guest, "cat /sys/block/vda/size") == str(60 * GIB // 512)
+    assert guest.node.hardware(guest.name)[2:] == (1, 1024)  # vCPUs and memory wait for the next boot
+
+
+def test_an_upgrade_with_reboot_shows_the_new_vcpus_memory_and_disk_inside_the_guest(guest: Guest) -> None:
+    with client(guest.url, guest.person) as http:
+        answer = http.post(f"/api/instances/{guest.uid}/upgrade", json={"package_id": plan_id(guest, "scout-4"),
+                                                                        "reboot": True})
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert body["status"] == "restarting" and body["applied"] == "now" and body["charged_cents"] > 0
+        shown = settles(http, guest)
+        action = newest_action(http, guest)
+    assert action["status"] == "success", action
+    assert (shown["vcpu"], shown["ram"], shown["storage"]) == (4, 8, 120)
+    assert guest.node.hardware(guest.name)[2:] == (4, 8192)
+    found = in_guest(guest, "grep -c ^processor /proc/cpuinfo; grep MemTotal /proc/meminfo; cat /sys/block/vda/size")
+    cpus, memory, sectors = found.splitlines()
+    assert int(cpus) == 4
+    assert int(memory.split()[1]) > 7 * 1024 * 1024  # kB: 8 GiB less what the kernel keeps for itself
+    assert int(sectors) == 120 * GIB // 512
+
+
+def test_a_password_reset_applies_at_the_next_boot(guest: Guest) -> None:
+    with client(guest.url, guest.person) as http:
+        answer = http.post(f"/api/instances/{guest.uid}/reset-password")
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert body["applied"] == "next_boot" and body["guest_agent"] is False
+        password = body["root_password"]
+        settles(http, guest)
+        reset = newest_action(http, guest)
+        assert reset["status"] == "success", reset
+        assert password_accepted(guest, PASSWORD)  # the running guest keeps the password it booted with
+        assert http.post(f"/api/instances/{guest.uid}/power/restart").status_code == 200
+        settles(http, guest)
+    assert guest.node.wait_ready(guest.name, 5).instance_id == f"{guest.uid}-a{reset['id']}"
+    assert in_guest(guest, "hostname", password=password) == "rebuild-1"
+    assert not password_accepted(guest, PASSWORD)
