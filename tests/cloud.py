@@ -7,6 +7,7 @@ tests/conftest.py loads this module as a plugin, so every test can ask for `clou
 from __future__ import annotations
 
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from dbos import DBOS
 
 from cloudlet.app import create_worker
 from cloudlet.billing import service as billing
@@ -87,6 +89,57 @@ def wait_for(check: Callable[[], Any], timeout: float = 30.0, interval: float = 
         time.sleep(interval)
 
 
+class WrappedDriver:
+    """The cloud's FakeDriver with some methods replaced by the test; the rest go to it."""
+
+    def __init__(self, inner: FakeDriver, **replaced: Callable[..., Any]) -> None:
+        self.inner = inner
+        self.replaced = replaced
+
+    def __getattr__(self, name: str) -> Any:
+        return self.replaced.get(name) or getattr(self.inner, name)
+
+
+class HeldDriver(WrappedDriver):
+    """The cloud's FakeDriver, except that the methods named wait for the test to open the gate."""
+
+    def __init__(self, inner: FakeDriver, *held: str) -> None:
+        self.gate = threading.Event()
+        self.waiting = threading.Event()  # a held call has arrived
+        super().__init__(inner, **{name: self._held(getattr(inner, name)) for name in held})
+
+    def _held(self, method: Callable[..., Any]) -> Callable[..., Any]:
+        def held(*args: Any, **kwargs: Any) -> Any:
+            self.waiting.set()
+            self.gate.wait(30)
+            return method(*args, **kwargs)
+        return held
+
+
+@pytest.fixture
+def node_driver(cloud: Cloud) -> Iterator[Callable[[Any], None]]:
+    """Point the node's URI at another driver for the rest of the test (the cloud's own afterwards)."""
+    chosen: list[Any] = []
+
+    def use(driver: Any) -> None:
+        chosen.append(driver)
+        nodes.use_drivers(lambda uri: driver)
+
+    try:
+        yield use
+    finally:
+        for driver in chosen:
+            if isinstance(driver, HeldDriver):
+                driver.gate.set()
+        nodes.use_drivers(lambda uri: cloud.driver)
+
+
+def actions_ended() -> bool:
+    """Whether no action's workflow is still running or queued (so the worker may stop)."""
+    return not DBOS.list_workflows(name="cloudlet.instances.run", status=["PENDING", "ENQUEUED"],
+                                   load_input=False, load_output=False)
+
+
 @pytest.fixture(scope="session")
 def fake_image_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 1 GiB empty qcow2, what the FakeDriver needs to record an image."""
@@ -132,6 +185,7 @@ def cloud(runtime: Runtime, api: Api, fake_image_file: Path) -> Iterator[Cloud]:
                      template_id=template_id, plan_id=plan_id)
         made.credit(made.customer, 10_000)
         yield made
+        wait_for(actions_ended)  # the worker stops next: let every action record its end first
     finally:
         worker.stop(grace_seconds=0)
         nodes.use_drivers(previous)

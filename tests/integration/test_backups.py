@@ -20,20 +20,14 @@ from moto.server import ThreadedMotoServer
 from cloudlet.drivers.base import GuestFailed
 from cloudlet.instances import repository
 from cloudlet.instances.models import InstanceStatus
-from tests.cloud import Cloud, wait_for
+from tests.cloud import Cloud, HeldDriver, WrappedDriver, wait_for
 from tests.helpers import free_port, make_user
 from tests.integration.test_power import (
-    HeldDriver,
-    WrappedDriver,
-    actions_end,
     actions_of,
     guest_of,
-    node_driver,
     running_server,
     settles_at,
 )
-
-__all__ = ["actions_end", "node_driver"]
 
 
 def backup_of(client: httpx.Client, uid: str, bid: str) -> dict[str, Any]:

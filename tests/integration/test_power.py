@@ -4,22 +4,18 @@ and the refusals (409 busy or wrong state, 403 suspended, 404 another tenant's).
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
-from dbos import DBOS
 
 from cloudlet.drivers.base import GuestFailed, GuestReady, NodeUnreachable
-from cloudlet.drivers.fake import FakeDriver
 from cloudlet.instances import repository
 from cloudlet.instances.models import InstanceStatus
 from cloudlet.instances.power import BOOT_TASKS, POWEROFF_TASKS, RESTART_TASKS, SHUTDOWN_TASKS
-from cloudlet.nodes import service as nodes
-from tests.cloud import Cloud, wait_for
+from tests.cloud import Cloud, HeldDriver, WrappedDriver, wait_for
 from tests.helpers import make_user, mint_token
 from tests.integration.test_instances import order
 
@@ -87,59 +83,6 @@ def cp(cloud: Cloud, person: Any = None) -> httpx.Client:
 def wc(cloud: Cloud, person: Any = None) -> httpx.Client:
     """A WaysCloud client: the token in X-API-Key."""
     return cloud.api.as_((person or cloud.customer).token, header="x-api-key")
-
-
-class WrappedDriver:
-    """The cloud's FakeDriver with some methods replaced by the test; the rest go to it."""
-
-    def __init__(self, inner: FakeDriver, **replaced: Callable[..., Any]) -> None:
-        self.inner = inner
-        self.replaced = replaced
-
-    def __getattr__(self, name: str) -> Any:
-        return self.replaced.get(name) or getattr(self.inner, name)
-
-
-class HeldDriver(WrappedDriver):
-    """The cloud's FakeDriver, except that the methods named wait for the test to open the gate."""
-
-    def __init__(self, inner: FakeDriver, *held: str) -> None:
-        self.gate = threading.Event()
-        self.waiting = threading.Event()  # a held call has arrived
-        super().__init__(inner, **{name: self._held(getattr(inner, name)) for name in held})
-
-    def _held(self, method: Callable[..., Any]) -> Callable[..., Any]:
-        def held(*args: Any, **kwargs: Any) -> Any:
-            self.waiting.set()
-            self.gate.wait(30)
-            return method(*args, **kwargs)
-        return held
-
-
-@pytest.fixture(autouse=True)
-def actions_end(cloud: Cloud) -> Iterator[None]:
-    """After the test, wait until no action's workflow is still recording its end (the worker stops next)."""
-    yield
-    wait_for(lambda: not DBOS.list_workflows(name="cloudlet.instances.run", status=["PENDING", "ENQUEUED"],
-                                             load_input=False, load_output=False))
-
-
-@pytest.fixture
-def node_driver(cloud: Cloud) -> Iterator[Callable[[Any], None]]:
-    """Point the node's URI at another driver for the rest of the test (the cloud's own afterwards)."""
-    chosen: list[Any] = []
-
-    def use(driver: Any) -> None:
-        chosen.append(driver)
-        nodes.use_drivers(lambda uri: driver)
-
-    try:
-        yield use
-    finally:
-        for driver in chosen:
-            if isinstance(driver, HeldDriver):
-                driver.gate.set()
-        nodes.use_drivers(lambda uri: cloud.driver)
 
 
 # --- the primary surface -------------------------------------------------------------------------

@@ -4,11 +4,10 @@ FakeDriver node: what the guest gets, what billing and the node's capacity recor
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from dbos import DBOS
 
 from cloudlet.billing import service as billing
 from cloudlet.billing.models import EntryKind
@@ -21,37 +20,11 @@ from cloudlet.instances.service import unseal
 from cloudlet.nodes import service as nodes
 from cloudlet.nodes.schemas import Resources
 from cloudlet.nodes.service import NoCapacity
-from tests.cloud import Cloud, wait_for
+from tests.cloud import Cloud, HeldDriver
 from tests.helpers import make_user, mint_token
-from tests.integration.test_power import HeldDriver, actions_of, guest_of, running_server, settles_at
+from tests.integration.test_power import actions_of, guest_of, running_server, settles_at
 
 GIB = 1024**3
-
-
-@pytest.fixture(autouse=True)
-def actions_end(cloud: Cloud) -> Iterator[None]:
-    """After the test, wait until no action's workflow is still recording its end (the worker stops next)."""
-    yield
-    wait_for(lambda: not DBOS.list_workflows(name="cloudlet.instances.run", status=["PENDING", "ENQUEUED"],
-                                             load_input=False, load_output=False))
-
-
-@pytest.fixture
-def node_driver(cloud: Cloud) -> Iterator[Callable[[Any], None]]:
-    """Point the node's URI at another driver for the rest of the test (the cloud's own afterwards)."""
-    chosen: list[Any] = []
-
-    def use(driver: Any) -> None:
-        chosen.append(driver)
-        nodes.use_drivers(lambda uri: driver)
-
-    try:
-        yield use
-    finally:
-        for driver in chosen:
-            if isinstance(driver, HeldDriver):
-                driver.gate.set()
-        nodes.use_drivers(lambda uri: cloud.driver)
 
 
 def plan_id(cloud: Cloud, code: str) -> int:
@@ -142,7 +115,7 @@ def test_a_reinstall_with_an_unknown_template_is_422_and_changes_nothing(cloud: 
 
 
 def test_a_reinstall_that_fails_shows_error(cloud: Cloud, node_driver: Callable[[Any], None]) -> None:
-    from tests.integration.test_power import WrappedDriver
+    from tests.cloud import WrappedDriver
 
     client = cloud.client()
     uid = running_server(cloud)["id"]

@@ -12,22 +12,16 @@ import httpx
 from cloudlet.drivers.base import GuestFailed
 from cloudlet.instances import repository
 from cloudlet.instances.models import InstanceStatus
-from tests.cloud import Cloud, wait_for
+from tests.cloud import Cloud, HeldDriver, WrappedDriver, wait_for
 from tests.helpers import make_user
 from tests.integration.test_power import (
-    HeldDriver,
-    WrappedDriver,
-    actions_end,
     actions_of,
     cp,
     guest_of,
-    node_driver,
     numeric_id,
     running_server,
     settles_at,
 )
-
-__all__ = ["actions_end", "node_driver"]
 
 
 def snapshots(client: httpx.Client, vps: int) -> list[dict[str, Any]]:
