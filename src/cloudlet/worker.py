@@ -28,7 +28,9 @@ from typing import IO, Any
 import anyio
 import structlog
 from dbos import DBOS, DBOSConfig, ScheduleInput
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
 from cloudlet.config import Settings
 from cloudlet.kit.db import Database
@@ -88,16 +90,33 @@ def current() -> Worker:
     return worker
 
 
-def start_outside_workflows(start: Callable[[], None]) -> None:
-    """Run start() now, or in a thread of its own when called from inside a DBOS workflow or step.
+def start_after_commit(key: str, start: Callable[[list[Any]], None], what: str) -> None:
+    """Start, once a session commits, the workflows it queued in session.info[key]; forget them on rollback.
 
-    After-commit hooks start workflows; a commit made inside a step (a workflow step that queues a
-    webhook, say) may not start another workflow from there, so the start happens outside its context.
+    Only a process that runs a worker starts them (elsewhere a sweep does). A commit made inside a
+    workflow step may not start another workflow from there, so the start happens in a thread of its
+    own; and a start that fails is left to the sweep, since what it starts is committed already.
     """
-    if DBOS.workflow_id is None:
-        start()
-        return
-    threading.Thread(target=start, name="cloudlet-start-workflows", daemon=True).start()
+
+    def begin(queued: list[Any]) -> None:
+        try:
+            start(queued)
+        except Exception as exc:
+            log.warning(f"{what} start deferred to the sweep", count=len(queued), error=f"{type(exc).__name__}: {exc}")
+
+    @event.listens_for(Session, "after_commit")
+    def _after_commit(session: Session) -> None:
+        queued: list[Any] = session.info.pop(key, [])
+        if not queued or _running is None:
+            return
+        if DBOS.workflow_id is None:
+            begin(queued)
+        else:
+            threading.Thread(target=begin, args=(queued,), name="cloudlet-start-workflows", daemon=True).start()
+
+    @event.listens_for(Session, "after_rollback")
+    def _after_rollback(session: Session) -> None:
+        session.info.pop(key, None)
 
 
 def _claim_slot(directory: Path) -> tuple[int, IO[bytes]]:

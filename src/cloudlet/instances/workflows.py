@@ -20,8 +20,6 @@ from typing import Any
 
 import structlog
 from dbos import DBOS, SetWorkflowID
-from sqlalchemy import event
-from sqlalchemy.orm import Session
 
 from cloudlet import worker
 from cloudlet.config import Settings
@@ -380,29 +378,7 @@ def reconcile_run(scheduled_at: datetime, _context: Any) -> None:
                  drifts=[f"{d.guest}: {d.expected} -> {d.found}" for d in drifted])
 
 
-@event.listens_for(Session, "after_commit")
-def _start_after_commit(session: Session) -> None:
-    queued: list[tuple[int, str, str]] = session.info.pop(actions.STARTED_KEY, [])
-    if not queued:
-        return
-    try:
-        worker.current()
-    except RuntimeError:
-        return  # no worker in this process: the sweep of one elsewhere starts them
-
-    def begin() -> None:
-        try:
-            start(queued)
-        except Exception as exc:  # committed already: the sweep picks up what this missed
-            log.warning("action start deferred to the sweep", action_ids=[a for a, _c, _w in queued],
-                        error=f"{type(exc).__name__}: {exc}")
-
-    worker.start_outside_workflows(begin)
-
-
-@event.listens_for(Session, "after_rollback")
-def _forget_after_rollback(session: Session) -> None:
-    session.info.pop(actions.STARTED_KEY, None)
+worker.start_after_commit(actions.STARTED_KEY, start, "action")
 
 
 def schedules(settings: Settings) -> list[worker.Schedule]:

@@ -15,8 +15,6 @@ from typing import Any
 
 import structlog
 from dbos import DBOS, SetWorkflowID
-from sqlalchemy import event
-from sqlalchemy.orm import Session
 
 from cloudlet import worker
 from cloudlet.config import Settings
@@ -67,29 +65,7 @@ def start(deliveries: Iterable[tuple[int, str]]) -> None:
             DBOS.enqueue_workflow(QUEUE.name, deliver, delivery_id)
 
 
-@event.listens_for(Session, "after_commit")
-def _start_after_commit(session: Session) -> None:
-    queued: list[tuple[int, str]] = session.info.pop(service.ENQUEUED_KEY, [])
-    if not queued:
-        return
-    try:
-        worker.current()
-    except RuntimeError:
-        return  # no worker in this process: the sweep of one elsewhere starts them
-
-    def begin() -> None:
-        try:
-            start(queued)
-        except Exception as exc:  # committed already: the sweep picks up what this missed
-            log.warning("webhook start deferred to the sweep", delivery_ids=[i for i, _ in queued],
-                        error=f"{type(exc).__name__}: {exc}")
-
-    worker.start_outside_workflows(begin)
-
-
-@event.listens_for(Session, "after_rollback")
-def _forget_after_rollback(session: Session) -> None:
-    session.info.pop(service.ENQUEUED_KEY, None)
+worker.start_after_commit(service.ENQUEUED_KEY, start, "webhook")
 
 
 def schedules(settings: Settings) -> list[worker.Schedule]:
