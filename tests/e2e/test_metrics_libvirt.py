@@ -70,10 +70,10 @@ def test_a_real_guests_counters_reach_every_surface_and_prometheus(
             assert current["memory_total_kb"] == 1024 * 1024 and current["disk_total_bytes"] == 25 * GIB
             assert 0 < current["disk_used_bytes"] < current["disk_total_bytes"]
             assert current["disk_read_bytes"] > 0  # the guest booted from its disk
-            assert current["cpu_percent"] is not None and 0 < current["cpu_percent"] <= 100
+            # an idle guest may round to 0.0 %; that its CPU time moves is checked on /metrics below
+            assert current["cpu_percent"] is not None and 0 <= current["cpu_percent"] <= 100
             points = metrics["history"]
             assert all(0 <= p["cpu_percent"] <= 100 and p["seconds"] > 0 for p in points)
-            assert any(p["cpu_percent"] > 0 for p in points)  # a TCG guest is never quite idle
 
             wc = http.get(f"/v1/vps/{server['id']}/status", headers={"X-API-Key": person.token}).json()
             assert wc["status"] == "running"

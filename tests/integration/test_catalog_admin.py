@@ -102,8 +102,10 @@ def test_region_cycle_template_and_rate_crud(api: Api, admin: Person, region: di
         "min_balance": "20.00"})
     assert template.status_code == 201
     assert template.json()["min_balance_cents"] == 2000 and template.json()["image_id"] is None
-    with_image = client.put(f"/v1/admin/os-templates/{template.json()['id']}", json={"image_id": 7})
-    assert with_image.json()["image_id"] == 7 and with_image.json()["min_balance"] == "20.00"
+    no_such_image = client.put(f"/v1/admin/os-templates/{template.json()['id']}", json={"image_id": 7})
+    assert no_such_image.status_code == 400 and "no image 7" in no_such_image.json()["error"]
+    listed = {t["code"]: t for t in client.get("/v1/admin/os-templates").json()["os_templates"]}
+    assert listed["windows-2022"]["image_id"] is None
     assert client.delete(f"/v1/admin/os-templates/{template.json()['id']}").status_code == 204
 
     rate = client.put("/v1/admin/exchange-rates/sar", json={"rate": "3.7512", "source": "central bank"})

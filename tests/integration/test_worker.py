@@ -31,7 +31,7 @@ from tests.conftest import POSTGRES_URL, make_settings
 from tests.helpers import Person, make_user, mint_token
 
 T = TypeVar("T")
-WAIT_SECONDS = 15
+WAIT_SECONDS = 45  # a bound for waits on workers, generous for a machine shared with TCG guests
 
 
 @pytest.fixture
