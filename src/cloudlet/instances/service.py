@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import secrets
 import string
-import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from cloudlet.config import Settings
 from cloudlet.drivers.base import HOSTNAME_PATTERN, DriverError, GuestNetwork, GuestNotFound, GuestSpec, GuestState
 from cloudlet.images import service as images
 from cloudlet.instances import actions, repository, sshkeys
+from cloudlet.instances.cpu_meter import CpuMeter
 from cloudlet.instances.models import Action, ActionStatus, Instance, InstanceStatus, SshKey
 from cloudlet.instances.schemas import (
     CREATE_TASKS,
@@ -51,7 +51,7 @@ from cloudlet.instances.schemas import (
     SshKeyRead,
 )
 from cloudlet.kit import clock, money
-from cloudlet.kit.errors import Conflict, Invalid, NotFound, Unavailable
+from cloudlet.kit.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
 from cloudlet.kit.secretbox import SecretBox
 from cloudlet.networking import service as networking
 from cloudlet.networking.schemas import IpFamily
@@ -621,45 +621,81 @@ def delete_ssh_key(session: Session, actor: Actor, key_id: int) -> None:
 
 # --- live state ----------------------------------------------------------------------------------
 
-CPU_SAMPLE_SECONDS = 0.2
+_CPU = CpuMeter()  # this process's last CPU sample of each guest it was asked about
 
 
 def remote_state(session: Session, actor: Actor, ident: int | str) -> RemoteState:
-    """What the node says of the guest now: power state, CPU use over a short sample, memory."""
+    """What the node says of the guest now: power state, CPU use since the last reading, memory."""
     row = actions.instance_of(session, actor, ident)
     if row.node_id is None:
         return RemoteState(state="unknown")
     node = nodes.get_node(session, row.node_id)
+    key = f"{node.uri} {row.guest_name}"
     try:
         driver = nodes.connect(node.uri)
         state = driver.state(row.guest_name)
-        first = driver.stats(row.guest_name)
+        sample = driver.stats(row.guest_name)
         if state is not GuestState.RUNNING:
-            return RemoteState(state=state.value, cpu_percent=0.0, memory_total_kib=first.memory_mib * 1024)
-        time.sleep(CPU_SAMPLE_SECONDS)
-        second = driver.stats(row.guest_name)
+            _CPU.forget(key)
+            return RemoteState(state=state.value, cpu_percent=0.0, memory_total_kib=sample.memory_mib * 1024)
+        cpu = _CPU.percent(key, sample, lambda: driver.stats(row.guest_name))
     except GuestNotFound:
         return RemoteState(state="missing")
     except DriverError:
         return RemoteState(state="unknown")
-    elapsed_ns = max(1.0, (second.sampled_at - first.sampled_at).total_seconds() * 1e9)
-    cpu = 100.0 * (second.cpu_time_ns - first.cpu_time_ns) / (elapsed_ns * max(1, second.vcpus))
-    total = second.memory_mib * 1024
-    free = total - second.memory_used_mib * 1024 if second.memory_used_mib is not None else None
-    return RemoteState(state=state.value, cpu_percent=round(min(100.0, max(0.0, cpu)), 1), memory_total_kib=total,
-                       memory_free_kib=free)
+    total = sample.memory_mib * 1024
+    free = total - sample.memory_used_mib * 1024 if sample.memory_used_mib is not None else None
+    return RemoteState(state=state.value, cpu_percent=cpu, memory_total_kib=total, memory_free_kib=free)
 
 
 def console_log(session: Session, actor: Actor, ident: int | str) -> ConsoleLog:
     """The guest's serial console since it last started, as its node keeps it."""
-    row = actions.instance_of(session, actor, ident)
+    return _serial_log(session, actions.instance_of(session, actor, ident), history=False)
+
+
+def console_history(session: Session, actor: Actor, ident: int | str) -> ConsoleLog:
+    """The guest's serial console across its boots, oldest first (the node keeps the last MiB; see
+    HypervisorDriver.console_history): the boots before the current one, then the current one's log."""
+    return _serial_log(session, actions.instance_of(session, actor, ident), history=True)
+
+
+def _serial_log(session: Session, row: Instance, *, history: bool) -> ConsoleLog:
     if row.node_id is None:
         raise Conflict("The instance has no guest yet.", code="NO_GUEST")
     node = nodes.get_node(session, row.node_id)
     try:
-        output = nodes.connect(node.uri).console_output(row.guest_name)
+        driver = nodes.connect(node.uri)
+        output = driver.console_history(row.guest_name) if history else driver.console_output(row.guest_name)
     except GuestNotFound:
         raise Conflict("The instance's guest does not exist (yet, or any more).", code="NO_GUEST") from None
     except DriverError as error:
         raise Unavailable(f"Node {node.name} did not answer: {error}", code="NODE_UNREACHABLE") from None
     return ConsoleLog(instance_uuid=row.uuid, text=output.text, truncated=output.truncated)
+
+
+def clear_console_log(session: Session, actor: Actor, ident: int | str, *, operator: bool) -> None:
+    """Forget what the instance's guest printed, past boots and the current one's log: an operator's right.
+
+    An operator reaches any project's instance. Anyone else gets 404 for an instance out of their reach (as
+    everywhere, so nothing is told of it) and 403 for one in reach. Refused (409) while an action holds the
+    instance: it may be waiting for the boot's readiness line, which clearing would erase. An instance without a
+    guest (not built yet, or gone) has nothing to forget, which is no error.
+    """
+    if not operator:
+        actions.instance_of(session, actor, ident)
+        raise Forbidden("Administrator access is required.", code="ADMIN_REQUIRED")
+    row = repository.instance(session, actions.parse_ident(ident), lock=True)  # no action begins meanwhile
+    if row is None or row.status is InstanceStatus.DELETED:
+        raise NotFound("instance", ident, code="VPS_NOT_FOUND")
+    if row.locked_action_id is not None:
+        raise Conflict("Another action is in progress on this instance; wait until it finishes.",
+                       code="INSTANCE_BUSY")
+    if row.node_id is None:
+        return
+    node = nodes.get_node(session, row.node_id)
+    try:
+        nodes.connect(node.uri).clear_console(row.guest_name)
+    except GuestNotFound:
+        return
+    except DriverError as error:
+        raise Unavailable(f"Node {node.name} did not answer: {error}", code="NODE_UNREACHABLE") from None
