@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from cloudlet import __version__
+from cloudlet.backups import workflows as backup_workflows
 from cloudlet.billing import workflows as billing_workflows
 from cloudlet.config import Settings
 from cloudlet.instances import workflows as instance_workflows
@@ -24,6 +25,7 @@ from cloudlet.surfaces.cyberpanel import general as cp_general
 from cloudlet.surfaces.cyberpanel import vps as cp_vps
 from cloudlet.surfaces.cyberpanel import vps_console as cp_vps_console
 from cloudlet.surfaces.cyberpanel import vps_power as cp_vps_power
+from cloudlet.surfaces.cyberpanel import vps_rebuild as cp_vps_rebuild
 from cloudlet.surfaces.cyberpanel import vps_snapshots as cp_vps_snapshots
 from cloudlet.surfaces.cyberpanel import vps_status as cp_vps_status
 from cloudlet.surfaces.deps import Runtime
@@ -34,6 +36,7 @@ from cloudlet.surfaces.primary import agent as primary_agent
 from cloudlet.surfaces.primary import billing as primary_billing
 from cloudlet.surfaces.primary import catalog as primary_catalog
 from cloudlet.surfaces.primary import console as primary_console
+from cloudlet.surfaces.primary import copies as primary_copies
 from cloudlet.surfaces.primary import errors as primary_errors
 from cloudlet.surfaces.primary import instances as primary_instances
 from cloudlet.surfaces.primary import me as primary_me
@@ -111,7 +114,8 @@ def create_worker(settings: Settings | None = None, runtime: Runtime | None = No
                              *webhook_workflows.schedules(runtime.settings),
                              *node_workflows.schedules(runtime.settings),
                              *instance_workflows.schedules(runtime.settings),
-                             *metrics_workflows.schedules(runtime.settings)])
+                             *metrics_workflows.schedules(runtime.settings),
+                             *backup_workflows.schedules(runtime.settings)])
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None, *,
@@ -137,7 +141,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
                    primary_power, cp_vps_power, wc_vps_power, sh_instance_power,
                    primary_metrics, cp_vps_status, wc_vps_status, sh_instance_metrics, operator_metrics,
                    primary_console, cp_vps_console, sh_instance_console, cp_vps_snapshots, sh_instance_backups,
-                   primary_rebuild):
+                   primary_rebuild, primary_copies, cp_vps_rebuild):
         app.include_router(module.router)
     app.add_middleware(RequestBookkeeping, runtime=runtime)
     return app

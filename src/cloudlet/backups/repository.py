@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import Select, func, select
+from sqlalchemy import delete as delete_rows
 from sqlalchemy.orm import Session
 
 from cloudlet.backups.models import Backup, Snapshot
+from cloudlet.instances.models import Instance, InstanceStatus
 
 
 def insert(session: Session, row: Snapshot | Backup) -> None:
@@ -41,3 +43,39 @@ def backups(session: Session, instance_id: int) -> list[Backup]:
 def backup(session: Session, instance_id: int, ident: str) -> Backup | None:
     """One backup of an instance by its public uuid."""
     return session.scalars(select(Backup).where(Backup.instance_id == instance_id, Backup.uuid == ident)).first()
+
+
+def snapshot_count(session: Session, instance_id: int) -> int:
+    """How many snapshots an instance has recorded, whatever their status."""
+    return session.scalar(select(func.count()).select_from(Snapshot)
+                          .where(Snapshot.instance_id == instance_id)) or 0
+
+
+def backups_of_deleted_instances(session: Session, limit: int) -> list[Backup]:
+    """Backups (any status) whose instance is deleted, oldest first, at most limit of them."""
+    return list(session.scalars(select(Backup).join(Instance, Instance.id == Backup.instance_id)
+                                .where(Instance.status == InstanceStatus.DELETED)
+                                .order_by(Backup.id).limit(limit)))
+
+
+def backup_by_id(session: Session, backup_id: int) -> Backup | None:
+    """One backup by its row id."""
+    return session.get(Backup, backup_id)
+
+
+def _deleted_instances() -> Select[int]:
+    return select(Instance.id).where(Instance.status == InstanceStatus.DELETED)
+
+
+def count_snapshots_of_deleted_instances(session: Session) -> int:
+    """How many snapshot rows deleted instances still have."""
+    return session.scalar(select(func.count()).select_from(Snapshot)
+                          .where(Snapshot.instance_id.in_(_deleted_instances()))) or 0
+
+
+def delete_snapshots_of_deleted_instances(session: Session) -> int:
+    """Remove the snapshot rows of deleted instances (their disk, which held them, is gone); how many."""
+    deleted = _deleted_instances()
+    result = session.execute(delete_rows(Snapshot).where(Snapshot.instance_id.in_(deleted))
+                             .execution_options(synchronize_session=False))
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -85,3 +85,11 @@ class BackupFile:
     size_bytes: int
     checksum_sha256: str
     chunks: Iterator[bytes]
+
+
+class LeftBackup(BaseModel):
+    """A backup whose instance is deleted: its row and where the store keeps its file."""
+
+    row_id: int
+    uuid: str
+    store_key: str

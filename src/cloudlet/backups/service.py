@@ -22,6 +22,7 @@ from cloudlet.backups.schemas import (
     BackupFile,
     BackupRead,
     BackupStarted,
+    LeftBackup,
     SnapshotCreate,
     SnapshotList,
     SnapshotRead,
@@ -184,6 +185,32 @@ def backup_file(session: Session, settings: Settings, actor: Actor, ident: int |
         raise NotFound("backup file", backup_id, code="BACKUP_NOT_FOUND") from error
     return BackupFile(filename=f"{row.hostname.split('.')[0]}-{backup.uuid}.qcow2", size_bytes=backup.size_bytes or 0,
                       checksum_sha256=backup.checksum_sha256 or "", chunks=chunks)
+
+
+# --- what a deleted instance leaves ---------------------------------------------------------------------
+
+
+def backups_left_by_deleted_instances(session: Session, limit: int) -> list[LeftBackup]:
+    """Backups of deleted instances, still recorded (their files may still be in the store), oldest first."""
+    return [LeftBackup(row_id=b.id, uuid=b.uuid, store_key=b.store_key)
+            for b in repository.backups_of_deleted_instances(session, limit)]
+
+
+def forget_backup(session: Session, row_id: int) -> None:
+    """Remove a backup's row (once its file is gone from the store); a row already gone is fine."""
+    backup = repository.backup_by_id(session, row_id)
+    if backup is not None:
+        repository.delete(session, backup)
+
+
+def snapshots_left_by_deleted_instances(session: Session) -> int:
+    """How many snapshot rows deleted instances still have."""
+    return repository.count_snapshots_of_deleted_instances(session)
+
+
+def forget_snapshots_of_deleted_instances(session: Session) -> int:
+    """Remove the snapshot rows of deleted instances: the disk that held them went with the guest."""
+    return repository.delete_snapshots_of_deleted_instances(session)
 
 
 # --- waiting ------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ boto3, at CLOUDLET_BACKUP_S3_ENDPOINT), which API servers and workers on several
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -80,8 +81,12 @@ class LocalStore:
         return read()
 
     def delete(self, key: str) -> None:
-        """Remove the stored file."""
-        self._path(key).unlink(missing_ok=True)
+        """Remove the stored file, and its instance's folder once that holds nothing more."""
+        path = self._path(key)
+        path.unlink(missing_ok=True)
+        if path.parent != self.root.resolve():
+            with contextlib.suppress(OSError):  # not empty (or already gone): it stays as it is
+                path.parent.rmdir()
 
 
 class S3Store:

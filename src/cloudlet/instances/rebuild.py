@@ -1,9 +1,10 @@
 """Reinstall, upgrade (resize) and password reset of an instance, each an Action run by the instance workflow.
 
 The request checks what the state allows (409 while another action holds the instance or in the wrong
-state, 403 while it is suspended), does what must be all-or-nothing in its own transaction (the upgrade's
-prorated charge and the node's room, the new password sealed in the row) and opens the action. The
-worker then carries out the tasks:
+state, 403 while it is suspended; reinstall and upgrade also 409 SNAPSHOTS_EXIST while the instance has
+snapshots, which live inside the disk they replace or resize), does what must be all-or-nothing in its
+own transaction (the upgrade's prorated charge and the node's room, the new password sealed in the row)
+and opens the action. The worker then carries out the tasks:
 
     reinstall       stop_vm, rebuild_disk, write_fresh_seed, start_vm, wait_for_guest_agent,
                     verify_connectivity, finalize
@@ -15,6 +16,9 @@ guest keeps its name, so its MAC address, its IP addresses, hostname, keys and p
 the new seed. Reinstall and password reset write the seed under a new NoCloud instance-id (the
 instance's uuid and the action's id), so cloud-init images, which apply users and passwords once per
 instance-id, apply them again; the tiny image applies its seed on every boot anyway.
+
+The snapshot count is a plain query of the snapshots table (backups.repository, which imports only
+models): the backups service imports instances/, so instances/ never imports it, and there is no cycle.
 
 None of the images Cloudlet builds or imports runs a guest agent, so a new password is applied at the
 guest's next boot (at once when the caller asks for a reboot), and the answer says so.
@@ -28,6 +32,7 @@ from enum import StrEnum
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
+from cloudlet.backups import repository as copies
 from cloudlet.billing import pricing
 from cloudlet.billing import service as billing
 from cloudlet.catalog import service as catalog
@@ -36,7 +41,7 @@ from cloudlet.config import Settings
 from cloudlet.drivers.base import GuestFailed, GuestSpec, GuestState
 from cloudlet.images import service as images
 from cloudlet.instances import actions, power, repository, service, workflows
-from cloudlet.instances.models import ActionStatus, InstanceStatus
+from cloudlet.instances.models import ActionStatus, Instance, InstanceStatus
 from cloudlet.instances.schemas import ActionRead, Allowed, Command, InstanceRead
 from cloudlet.instances.workflows import (
     Work,
@@ -96,6 +101,19 @@ class PasswordResetRead(BaseModel):
 # --- the requests --------------------------------------------------------------------------------
 
 
+def _refuse_while_snapshots(session: Session, row: Instance, why: str) -> None:
+    """409 while the instance has snapshots: they live inside its disk, which a reinstall or upgrade changes.
+
+    A reinstall throws the disk (and the internal snapshots in it) away; qemu-img cannot resize a disk that
+    holds internal snapshots, and reverting to one taken before a resize would bring back the old size.
+    """
+    count = copies.snapshot_count(session, row.id)
+    if count:
+        held = "1 snapshot" if count == 1 else f"{count} snapshots"
+        raise Conflict(f"The instance has {held}: {why}. Delete the {held} first; backups are kept.",
+                       code="SNAPSHOTS_EXIST")
+
+
 def reinstall_options(session: Session, actor: Actor, ident: int | str) -> list[TemplateGroup]:
     """The OS templates the instance's plan can be rebuilt with, grouped by OS family."""
     row = actions.instance_of(session, actor, ident)
@@ -107,6 +125,7 @@ def request_reinstall(session: Session, actor: Actor, ident: int | str, template
     """Queue the rebuild of the instance's disk from a template's image (same address, keys and password)."""
     row = actions.instance_of(session, actor, ident, lock=True)
     actions.require_allowed(row, Allowed.REINSTALL)
+    _refuse_while_snapshots(session, row, "a reinstall replaces the disk that holds snapshots")
     try:
         chosen = catalog.template_for_plan(session, template, row.plan_id)
     except NotFound:
@@ -130,6 +149,8 @@ def request_upgrade(session: Session, settings: Settings, actor: Actor, ident: i
     row = actions.instance_of(session, actor, ident, lock=True)
     actions.require_billing_right(session, actor, row.project_id)
     actions.require_allowed(row, Allowed.UPGRADE)
+    _refuse_while_snapshots(session, row, "a disk that holds snapshots cannot be resized, and reverting to a "
+                                          "snapshot from before the resize would bring the old size back")
     try:
         target = catalog.find_active_plan(session, plan)
     except NotFound:
@@ -169,11 +190,12 @@ def request_upgrade(session: Session, settings: Settings, actor: Actor, ident: i
 
 
 def request_password_reset(session: Session, settings: Settings, actor: Actor, ident: int | str,
-                           reboot: bool = False) -> PasswordResetRead:
-    """Give the instance a new random root password (returned once) and queue writing it to the guest."""
+                           reboot: bool = False, root_password: str | None = None) -> PasswordResetRead:
+    """A new root password (the caller's, held to the creation rules, or a random one), returned once, and queued."""
     row = actions.instance_of(session, actor, ident, lock=True)
     actions.require_allowed(row, Allowed.RESET_PASSWORD)
-    password = service.generate_password()
+    password = service.generate_password() if root_password is None else root_password
+    service.check_root_password(password)
     row.root_password = service.seal(settings, password)
     action = actions.begin(session, row, Command.RESET_PASSWORD, RESET_PASSWORD_TASKS)
     action.params = {REBOOT_PARAM: reboot}
