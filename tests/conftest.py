@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -110,12 +111,83 @@ def settings_overrides() -> dict[str, Any]:
     return {}
 
 
+@dataclass(frozen=True)
+class SchemaTemplates:
+    """Databases migrated once per test session, which each test's fresh database is copied from.
+
+    Migrating from scratch costs seconds per test on PostgreSQL (and DBOS's own system database as much
+    again), so a test's database starts as a copy: a file copy on SQLite, CREATE DATABASE ... TEMPLATE on
+    PostgreSQL. The runtime fixture still runs the migrations, which then find nothing to do. The
+    migration tests themselves start from the empty database that `database_url` gives.
+    """
+
+    sqlite_file: Path
+    postgres_name: str | None  # the app database; its DBOS system database has the usual suffix
+
+
+@pytest.fixture(scope="session")
+def schema_templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SchemaTemplates]:
+    """The session's migrated SQLite file, and a migrated PostgreSQL pair when PostgreSQL is reachable."""
+    from cloudlet.worker import Worker
+
+    tmp = tmp_path_factory.mktemp("schema-template")
+    sqlite_file = tmp / "cloudlet.db"
+    sqlite_runtime = build_runtime(make_settings(tmp, f"sqlite:///{sqlite_file}"))
+    migrate.upgrade(sqlite_runtime.db.engine)
+    sqlite_runtime.mailer.close()
+    sqlite_runtime.db.dispose()
+    if not POSTGRES_URL or _postgres_reachable(POSTGRES_URL):
+        yield SchemaTemplates(sqlite_file, None)
+        return
+    name = f"cloudlet_tpl_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+        pg_runtime = build_runtime(make_settings(tmp, url))
+        migrate.upgrade(pg_runtime.db.engine)
+        worker = Worker(pg_runtime.settings, pg_runtime.db)  # no queues, no schedules: DBOS's tables only
+        worker.start()
+        worker.stop(grace_seconds=0)
+        pg_runtime.mailer.close()
+        pg_runtime.db.dispose()
+        yield SchemaTemplates(sqlite_file, name)
+    finally:
+        with admin.connect() as conn:
+            for database in (name, f"{name}{SYSTEM_DATABASE_SUFFIX}"):
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def copy_schema(templates: SchemaTemplates, database_url: str) -> None:
+    """Make the empty database at database_url (and its DBOS system database) a copy of the migrated one."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        target = Path(url.database or "")
+        if not target.exists() or target.stat().st_size == 0:
+            shutil.copyfile(templates.sqlite_file, target)
+        return
+    assert templates.postgres_name is not None, "PostgreSQL was reachable for the test but not for the template"
+    admin = create_engine(url.set(database=make_url(POSTGRES_URL).database), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            for suffix in ("", SYSTEM_DATABASE_SUFFIX):
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}{suffix}" WITH (FORCE)'))
+                conn.execute(text(f'CREATE DATABASE "{url.database}{suffix}" '
+                                  f'TEMPLATE "{templates.postgres_name}{suffix}"'))
+    finally:
+        admin.dispose()
+
+
 @pytest.fixture
-def runtime(tmp_path: Path, database_url: str, settings_overrides: dict[str, Any]) -> Iterator[Runtime]:
-    """A migrated database and the runtime around it."""
+def runtime(tmp_path: Path, database_url: str, settings_overrides: dict[str, Any],
+            schema_templates: SchemaTemplates) -> Iterator[Runtime]:
+    """A migrated database (a copy of the session's template) and the runtime around it."""
+    copy_schema(schema_templates, database_url)
     settings = make_settings(tmp_path, database_url, **settings_overrides)
     rt = build_runtime(settings)
-    migrate.upgrade(rt.db.engine)
+    migrate.upgrade(rt.db.engine)  # nothing left to do on a copy; kept so a stale template cannot pass unseen
     try:
         yield rt
     finally:

@@ -2,9 +2,9 @@
 libvirtd through the primary and CyberPanel surfaces, and libvirt itself is asked what happened.
 
 The module shares one guest (TCG boots are slow and the machine is shared); its tests run in order,
-each starting from the state the one before left: shutdown, boot, restart, poweroff, start, and a
-shutdown that the guest no longer hears (root stopped its acpid on the serial console), which ends in a
-power-off once the server's shutdown timeout has passed.
+each starting from the state the one before left: shutdown, boot, restart, poweroff, start, suspension
+for an unpaid renewal and reactivation, and a shutdown that the guest no longer hears (root stopped its
+acpid on the serial console), which ends in a power-off once the server's shutdown timeout has passed.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -24,9 +25,9 @@ import pytest
 from cloudlet.drivers.base import GuestNotFound, GuestState
 from cloudlet.drivers.libvirt.domain_xml import domain_name
 from cloudlet.drivers.libvirt.guest import LibvirtDriver
-from cloudlet.kit import migrate
+from cloudlet.kit import clock, migrate
 from cloudlet.surfaces.deps import Runtime
-from tests.cloud import prepare_cloud
+from tests.cloud import credit, prepare_cloud
 from tests.conftest import make_settings
 from tests.contract.conftest import _libvirt_driver, leftovers, tiny_image
 from tests.e2e.test_instances_libvirt import (
@@ -229,6 +230,47 @@ def test_cyberpanel_start_answers_once_the_guest_runs(guest: Guest) -> None:
         again = http.post(f"/api/v1/vps/{guest.vps}/start")
         assert again.status_code == 409 and again.json()["error_code"] == "INVALID_STATE"
     assert guest.node.state(guest.name) is GuestState.RUNNING and console(guest).count(READY) == 1
+
+
+def spend_the_wallet(guest: Guest) -> None:
+    """Debit everything the customer has left."""
+    from cloudlet.billing import service as billing
+    from cloudlet.billing.models import EntryKind
+
+    with guest.runtime.db.session() as session:
+        wallet = billing.wallet_of(session, guest.runtime.settings, guest.person.project_id)
+        left = billing.balance_cents(session, guest.runtime.settings, guest.person.project_id)
+        billing.debit(session, wallet.id, left, kind=EntryKind.ADMIN_DEBIT, key=f"spend-all-{uuid.uuid4().hex}")
+
+
+def test_an_unpaid_server_is_suspended_refused_on_both_surfaces_and_reactivated(guest: Guest) -> None:
+    from cloudlet.billing import jobs
+
+    spend_the_wallet(guest)
+    # the renewal job as it will run once the cycle and its grace have passed (the server's own worker runs
+    # it with today's clock, when nothing is due): the subscription is suspended, and the server's sweep
+    # powers the guest off
+    grace = timedelta(hours=guest.runtime.settings.billing_grace_hours)
+    report = jobs.run_renewals(guest.runtime.db, guest.runtime.settings, now=clock.now() + timedelta(days=32) + grace)
+    assert report.suspended == 1
+    with primary(guest) as http:
+        shown = settles(http, guest, "suspended", seconds=SHUTDOWN_TIMEOUT + 60)
+        assert shown["allowed_actions"] == ["reactivate", "delete"]
+        refused = http.post(f"/api/instances/{guest.uid}/power/boot")
+        assert refused.status_code == 403 and refused.json()["code"] == "VPS_SUSPENDED", refused.text
+    assert guest.node.state(guest.name) is GuestState.STOPPED  # off, its disk kept
+    with cyberpanel(guest) as http:
+        refused = http.post(f"/api/v1/vps/{guest.vps}/start")
+        assert refused.status_code == 403 and refused.json()["error_code"] == "VPS_SUSPENDED", refused.text
+    with primary(guest) as http:
+        unpaid = http.post(f"/api/instances/{guest.uid}/reactivate")
+        assert unpaid.status_code == 402, unpaid.text
+        credit(guest.runtime, guest.person, 10_000)
+        back = http.post(f"/api/instances/{guest.uid}/reactivate")
+        assert back.status_code == 200 and back.json()["status"] == "starting", back.text
+        settles(http, guest, "running")
+    assert guest.node.state(guest.name) is GuestState.RUNNING
+    assert console(guest).count(READY) == 1 and "hostname=power-1" in console(guest)
 
 
 def printed(guest: Guest, text: str, since: int) -> bool:
