@@ -83,11 +83,19 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         admin.dispose()
 
 
+ENGINES = ("sqlite", "postgresql")
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Every test that needs a database runs on SQLite and on PostgreSQL."""
+    """Every test that needs a database runs on SQLite and on PostgreSQL.
+
+    A module may narrow that with DATABASE_ENGINES (the e2e modules whose real guests would only show
+    again what the integration tests already show on both engines).
+    """
     if "database_url" in metafunc.fixturenames:
-        metafunc.parametrize("database_url", ["sqlite", "postgresql"], indirect=True,
-                             ids=["sqlite", "postgresql"])
+        engines = list(getattr(metafunc.module, "DATABASE_ENGINES", ENGINES))
+        assert set(engines) <= set(ENGINES), engines
+        metafunc.parametrize("database_url", engines, indirect=True, ids=engines)
 
 
 def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settings:

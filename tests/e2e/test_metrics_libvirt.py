@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
 
 from cloudlet.drivers.libvirt.guest import LibvirtDriver
 from cloudlet.surfaces.deps import Runtime
@@ -30,6 +29,8 @@ from tests.e2e.test_instances_libvirt import (
 from tests.helpers import make_user
 from tests.integration.test_worker import wait_for
 
+DATABASE_ENGINES = ["sqlite"]  # one real guest is enough: tests/integration/test_metrics.py runs on both
+
 __all__ = ["cluster", "node", "tiny_image"]  # fixtures this module uses from its neighbour
 
 GIB = 1024**3
@@ -43,9 +44,7 @@ def _series(text: str, name: str, uuid: str) -> float:
 
 
 def test_a_real_guests_counters_reach_every_surface_and_prometheus(
-        runtime: Runtime, database_url: str, node: LibvirtDriver, cluster: GuestCluster, tmp_path: Path) -> None:
-    if not database_url.startswith("sqlite"):
-        pytest.skip("one real boot is enough: the PostgreSQL side is in tests/integration/test_metrics.py")
+        runtime: Runtime, node: LibvirtDriver, cluster: GuestCluster, tmp_path: Path) -> None:
     cluster.extra = {"CLOUDLET_METRICS_SAMPLE_SCHEDULE": "*/2 * * * * *", "CLOUDLET_METRICS_TOKEN": SCRAPE_TOKEN}
     _process, url = cluster.serve()
     person = customer(runtime)

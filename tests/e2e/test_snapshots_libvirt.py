@@ -4,7 +4,8 @@ backup store, serves the copy for download and writes it back.
 
 What the guest's disk holds is read and written from inside the guest, through its serial console (logged in
 as root): the tiny image's userland lives in its initramfs, so the test writes a marker straight onto the disk,
-100 MiB in, past the image's 64 MiB. One guest per database engine serves every step (TCG boots are slow).
+100 MiB in, past the image's 64 MiB. One guest serves every step (TCG boots are slow), through CyberPanel, Shardlyn
+and the primary surface, each action on two of them.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ from tests.e2e.test_instances_libvirt import (
 )
 from tests.helpers import mint_token
 from tests.integration.test_worker import wait_for
+
+DATABASE_ENGINES = ["postgresql"]  # one real guest is enough: the integration tests run on both
 
 __all__ = ["cluster", "node", "tiny_image"]
 
@@ -116,8 +119,8 @@ def ended(http: httpx.Client, instance_id: str, command: str) -> dict[str, Any]:
     return action
 
 
-def test_a_real_guest_gets_its_disk_back_from_a_snapshot_and_from_a_backup(runtime: Runtime, node: LibvirtDriver,
-                                                                           cluster: GuestCluster) -> None:
+def test_a_real_guest_gets_its_disk_back_from_snapshots_and_backups_on_two_surfaces(
+        runtime: Runtime, node: LibvirtDriver, cluster: GuestCluster) -> None:
     _process, url = cluster.serve()
     person = customer(runtime)
     panel = mint_token(runtime, person, "vps:read", "vps:write")
@@ -128,52 +131,84 @@ def test_a_real_guest_gets_its_disk_back_from_a_snapshot_and_from_a_backup(runti
         uid = created.json()["id"]
         wait_for(lambda: status_of(http, uid) == "running", "the guest to run", seconds=BOOT_SECONDS)
         guest, vps = guest_name(runtime, uid), vps_id(runtime, uid)
-        write_marker(url, person.token, uid, "marker-one")
 
-        # a disk-only snapshot of the running guest; the marker changes; the restore brings the old one back
+        # disk-only snapshots of the running guest, one through CyberPanel and one through the primary surface,
+        # each with its own marker on the disk; each restore (on the other surface) brings its marker back
+        write_marker(url, person.token, uid, "marker-one")
         made = asked(lambda: cp.post(f"/api/v1/vps/{vps}/snapshots/create", json={
-            "name": "before_change", "description": "marker one", "include_ram": False}))
+            "name": "first", "description": "marker one", "include_ram": False}))
         assert made.status_code == 200, made.text
         ended(http, uid, "snapshot")
-        assert node.list_snapshots(guest) == ["before_change"]
-        listed = cp.get(f"/api/v1/vps/{vps}/snapshots").json()["data"]["snapshots"]
-        assert [(s["name"], s["description"], s["vmstate"]) for s in listed] == [("before_change", "marker one", False)]
         write_marker(url, person.token, uid, "marker-two")
-        assert asked(lambda: cp.post(f"/api/v1/vps/{vps}/snapshots/before_change/restore")).status_code == 200
+        made = asked(lambda: http.post(f"/api/instances/{uid}/snapshots", json={"name": "second",
+                                                                               "description": "marker two"}))
+        assert made.status_code == 202, made.text
+        ended(http, uid, "snapshot")
+        assert sorted(node.list_snapshots(guest)) == ["first", "second"]
+        listed = cp.get(f"/api/v1/vps/{vps}/snapshots").json()["data"]["snapshots"]
+        assert [(s["name"], s["description"], s["vmstate"]) for s in listed] == [("first", "marker one", False),
+                                                                                ("second", "marker two", False)]
+        assert [s["name"] for s in http.get(f"/api/instances/{uid}/snapshots").json()] == ["first", "second"]
+        refused = http.post(f"/api/instances/{uid}/reinstall", json={"os_template_id": 1, "os_name": "x"})
+        assert refused.status_code == 409 and refused.json()["code"] == "SNAPSHOTS_EXIST", refused.text
+
+        assert asked(lambda: http.post(f"/api/instances/{uid}/snapshots/first/restore")).status_code == 202
         restored = ended(http, uid, "restore")
         assert "is up" in restored["tasks"][2]["detail"]  # powered off, reverted, booted afresh
         wait_for(lambda: status_of(http, uid) == "running", "running after the restore", seconds=60)
         assert read_marker(url, person.token, uid) == "marker-one"
-        assert asked(lambda: cp.delete(f"/api/v1/vps/{vps}/snapshots/before_change")).status_code == 200
+        assert asked(lambda: cp.post(f"/api/v1/vps/{vps}/snapshots/second/restore")).status_code == 200
+        ended(http, uid, "restore")
+        wait_for(lambda: status_of(http, uid) == "running", "running after the restore", seconds=60)
+        assert read_marker(url, person.token, uid) == "marker-two"
+        assert asked(lambda: cp.delete(f"/api/v1/vps/{vps}/snapshots/first")).status_code == 200
+        ended(http, uid, "discard")
+        assert asked(lambda: http.delete(f"/api/instances/{uid}/snapshots/second")).status_code == 202
         ended(http, uid, "discard")
         assert node.list_snapshots(guest) == []
 
-        # a backup (the guest paused for the copy), downloaded with its checksum, written back after a change
-        started = asked(lambda: http.post(f"/v1/instances/{uid}/backups"))
-        assert started.status_code == 202, started.text
-        bid = started.json()["id"]
-        ended(http, uid, "backup")
-        backup = http.get(f"/v1/instances/{uid}/backups/{bid}").json()
-        assert backup["status"] == "ready", backup
-        wait_for(lambda: status_of(http, uid) == "running", "running after the copy", seconds=60)  # resumed
-        with http.stream("GET", f"/v1/instances/{uid}/backups/{bid}/download") as download:
-            assert download.status_code == 200
-            digest, size = hashlib.sha256(), 0
-            for chunk in download.iter_bytes():
-                digest.update(chunk)
-                size += len(chunk)
-            assert download.headers["x-checksum-sha256"] == backup["checksum_sha256"]
-        assert (digest.hexdigest(), size) == (backup["checksum_sha256"], backup["size_bytes"])
+        # backups (the guest paused for each copy), one through Shardlyn and one through the primary surface,
+        # downloaded with their checksums, each written back through the other surface after a change
+        first = backup_of(http, f"/v1/instances/{uid}/backups", uid)  # marker-two
         write_marker(url, person.token, uid, "marker-3rd")
-        assert asked(lambda: http.post(f"/v1/instances/{uid}/backups/{bid}/restore")).status_code == 202
+        second = backup_of(http, f"/api/instances/{uid}/backups", uid)  # marker-3rd
+        write_marker(url, person.token, uid, "marker-4th")
+        assert asked(lambda: http.post(f"/api/instances/{uid}/backups/{first}/restore")).status_code == 202
         ended(http, uid, "restore")
         wait_for(lambda: status_of(http, uid) == "running", "running after the restore", seconds=60)
-        assert read_marker(url, person.token, uid) == "marker-one"
-        assert asked(lambda: http.delete(f"/v1/instances/{uid}/backups/{bid}")).status_code == 202
+        assert read_marker(url, person.token, uid) == "marker-two"
+        assert asked(lambda: http.post(f"/v1/instances/{uid}/backups/{second}/restore")).status_code == 202
+        ended(http, uid, "restore")
+        wait_for(lambda: status_of(http, uid) == "running", "running after the restore", seconds=60)
+        assert read_marker(url, person.token, uid) == "marker-3rd"
+        assert asked(lambda: http.delete(f"/v1/instances/{uid}/backups/{first}")).status_code == 202
         ended(http, uid, "discard")
-        assert http.get(f"/v1/instances/{uid}/backups").json()["total"] == 0
+        assert [b["id"] for b in http.get(f"/api/instances/{uid}/backups").json()] == [second]
 
+        # deleting the server takes its last backup out of the store too
+        stored = runtime.settings.data_dir / "backups"
         deleted = asked(lambda: http.request("DELETE", f"/api/instances/{uid}", json={"mode": "immediate"}))
         assert deleted.status_code == 200, deleted.text
         wait_for(lambda: status_of(http, uid) == "gone", "the deletion", seconds=60)
         assert guest not in {g.name for g in node.list_guests()}
+        wait_for(lambda: not any(p.is_file() for p in stored.rglob("*")), "the backup to leave the store", seconds=60)
+
+
+def backup_of(http: httpx.Client, path: str, uid: str) -> str:
+    """Take a backup through `path` (a surface's backups endpoint) and check its download; its id."""
+    started = asked(lambda: http.post(path))
+    assert started.status_code == 202, started.text
+    bid = str(started.json()["id"])
+    ended(http, uid, "backup")
+    backup = http.get(f"{path}/{bid}").json()
+    assert backup["status"] == "ready", backup
+    wait_for(lambda: status_of(http, uid) == "running", "running after the copy", seconds=60)  # resumed
+    with http.stream("GET", f"{path}/{bid}/download") as download:
+        assert download.status_code == 200
+        digest, size = hashlib.sha256(), 0
+        for chunk in download.iter_bytes():
+            digest.update(chunk)
+            size += len(chunk)
+        assert download.headers["x-checksum-sha256"] == backup["checksum_sha256"]
+    assert (digest.hexdigest(), size) == (backup["checksum_sha256"], backup["size_bytes"])
+    return bid
