@@ -76,7 +76,7 @@ def driver(request: pytest.FixtureRequest, tiny_image: Path) -> Iterator[Hypervi
 
 
 def leftovers(driver: HypervisorDriver, name: str) -> list[str]:
-    """What a driver still holds of guest name outside its guest list (volumes, console log)."""
+    """What a driver still holds of guest name outside its guest list (volumes, console log and history)."""
     from cloudlet.drivers.libvirt.guest import LibvirtDriver
 
     if not isinstance(driver, LibvirtDriver):
@@ -86,5 +86,5 @@ def leftovers(driver: HypervisorDriver, name: str) -> list[str]:
     pool = storage.pool(driver._connection())
     pool.refresh(0)
     found = [volume for volume in pool.listVolumes() if volume.startswith(f"guest-{name}")]
-    console = driver.console_dir / f"{name}.log"
-    return [*found, *([str(console)] if console.exists() else [])]
+    consoles = [driver.console_dir / f"{name}{suffix}" for suffix in (".log", ".history.log", ".history.log.partial")]
+    return [*found, *(str(console) for console in consoles if console.exists())]

@@ -17,7 +17,11 @@ from pathlib import Path
 import pytest
 
 from cloudlet.drivers.base import (
+    BOOT_SEPARATOR,
+    CONSOLE_HISTORY_BYTES,
+    HISTORY_DROPPED,
     ConsoleClosed,
+    ConsoleOutput,
     GuestFailed,
     GuestInfo,
     GuestNetwork,
@@ -29,6 +33,8 @@ from cloudlet.drivers.base import (
     SerialConsole,
     VncEndpoint,
 )
+from cloudlet.drivers.fake import FakeDriver
+from cloudlet.drivers.seed import parse_ready
 from tests.contract.conftest import IMAGE, leftovers
 from tests.rfb import RfbRefused, ServerInit, handshake, over_socket
 
@@ -134,6 +140,46 @@ def test_the_reboot_applied_the_seed_written_while_running(driver: HypervisorDri
     assert driver.state(guest) == GuestState.RUNNING
 
 
+def separators(output: ConsoleOutput) -> list[str]:
+    """How each boot after the first began, from the separator lines of a console history, in order."""
+    return [found.group(1) for found in map(BOOT_SEPARATOR.match, output.lines) if found]
+
+
+def ready_hostnames(output: ConsoleOutput) -> list[str]:
+    """The host name of each readiness line in console output, in order (one per boot that got that far)."""
+    return [ready.hostname for ready in map(parse_ready, output.lines) if ready is not None]
+
+
+def after_last_separator(history: ConsoleOutput) -> str:
+    """The text of a console history after its last separator line: the current boot's output."""
+    last = [line for line in history.lines if BOOT_SEPARATOR.match(line)][-1]
+    return history.text[history.text.rindex(last + "\n") + len(last) + 1:]
+
+
+def print_on_console(driver: HypervisorDriver, name: str, text: str) -> None:
+    """Lines a stopped guest printed on its serial console last time it ran (for the bound of its history)."""
+    if isinstance(driver, FakeDriver):
+        driver.print_console(name, text)
+        return
+    from cloudlet.drivers.libvirt.guest import LibvirtDriver
+
+    assert isinstance(driver, LibvirtDriver)
+    with (driver.console_dir / f"{name}.log").open("a", encoding="utf-8") as log:  # where qemu appends
+        log.write(text)
+
+
+def test_the_console_history_keeps_every_boot_and_the_console_only_the_last(driver: HypervisorDriver,
+                                                                            guest: str) -> None:
+    current = driver.console_output(guest)  # read first: a guest still printing only makes the history longer
+    history = driver.console_history(guest)
+    # three boots so far: the build, a start after the shutdown, and the reboot that applied the new seed
+    assert separators(history) == ["started", "rebooted"]
+    assert ready_hostnames(history) == ["contract-web", "contract-web", "contract-renamed"]
+    assert history.truncated is False and history.lines[0] != HISTORY_DROPPED
+    assert after_last_separator(history).startswith(current.text)
+    assert separators(current) == [] and ready_hostnames(current) == ["contract-renamed"]
+
+
 def screen(endpoint: VncEndpoint, password: str) -> ServerInit:
     """The RFB handshake with the guest's VNC server, with VNC authentication, up to ServerInit."""
     with socket.create_connection((endpoint.host, endpoint.port), timeout=30) as sock:
@@ -236,6 +282,43 @@ def test_a_console_session_ends_when_its_guest_stops_and_a_stopped_guest_has_non
         session.close()
 
 
+def test_a_console_history_keeps_its_last_mebibyte_whole_lines_first_dropped(driver: HypervisorDriver,
+                                                                             guest: str) -> None:
+    assert driver.state(guest) == GuestState.STOPPED
+    last = driver.console_output(guest).text
+    assert "CLOUDLET_READY" in last and driver.console_history(guest).text.endswith(last)  # kept once stopped
+    print_on_console(driver, guest, "".join(f"chatter line {n:07d}\n" for n in range(80_000)))  # 1.6 MiB
+    history = driver.console_history(guest)
+    assert history.truncated is True and history.lines[0] == HISTORY_DROPPED
+    assert len(history.text.encode()) <= CONSOLE_HISTORY_BYTES
+    assert history.lines[1].startswith("chatter line ") and len(history.lines[1]) == len("chatter line 0000000")
+    assert history.text.endswith("chatter line 0079999\n")
+    assert "CLOUDLET_READY" not in history.text  # every boot before the chatter was older: dropped first
+    driver.start(guest)
+    driver.wait_ready(guest, BOOT)
+    history = driver.console_history(guest)
+    assert history.truncated is True and len(history.text.encode()) <= CONSOLE_HISTORY_BYTES
+    assert separators(history) == ["started"] and "chatter line 0079999\n" in history.text
+    assert ready_hostnames(history) == ["contract-web"]
+
+
+def test_clearing_the_console_forgets_every_boot(driver: HypervisorDriver, guest: str) -> None:
+    driver.poweroff(guest)
+    driver.clear_console(guest)
+    assert driver.console_history(guest) == ConsoleOutput(text="", truncated=False, lines=[])
+    assert driver.console_output(guest).lines == []
+    driver.clear_console(guest)  # idempotent
+    driver.start(guest)  # the next boot has nothing before it: no separator
+    driver.wait_ready(guest, BOOT)
+    current = driver.console_output(guest)
+    history = driver.console_history(guest)
+    assert history.text.startswith(current.text) and separators(history) == []
+    assert ready_hostnames(history) == ["contract-web"]
+    driver.clear_console(guest)  # while it runs: what it printed goes, the guest stays
+    assert driver.state(guest) == GuestState.RUNNING
+    assert ready_hostnames(driver.console_history(guest)) == [] and ready_hostnames(driver.console_output(guest)) == []
+
+
 def test_destroy_removes_the_guest_and_everything_it_had(driver: HypervisorDriver, guest: str) -> None:
     driver.destroy_guest(guest)
     assert guest not in [info.name for info in driver.list_guests()]
@@ -246,7 +329,8 @@ def test_destroy_removes_the_guest_and_everything_it_had(driver: HypervisorDrive
 
 
 def test_power_actions_on_a_missing_guest_say_so(driver: HypervisorDriver) -> None:
-    for action in (driver.state, driver.start, driver.poweroff, driver.reboot, driver.stats, driver.console_output):
+    for action in (driver.state, driver.start, driver.poweroff, driver.reboot, driver.stats, driver.console_output,
+                   driver.console_history, driver.clear_console):
         with pytest.raises(GuestNotFound):
             action("contract-nobody")
 
@@ -297,6 +381,7 @@ def test_a_defined_guest_is_stopped_with_its_hardware(driver: HypervisorDriver, 
     assert driver.state(staged) == GuestState.STOPPED
     assert GuestInfo(staged, GuestState.STOPPED, 1, 320) in driver.list_guests()
     assert driver.console_output(staged).lines == []
+    assert driver.console_history(staged) == ConsoleOutput(text="", truncated=False, lines=[])
     assert driver.stats(staged).disk_capacity_bytes == 3 * 1024**3
     with pytest.raises(GuestFailed):
         driver.wait_ready(staged, 1)
@@ -494,6 +579,7 @@ def test_a_running_guest_snapshots_with_or_without_its_memory(driver: Hypervisor
     assert driver.state(copied) == GuestState.STOPPED  # the disk alone: the caller boots it
     driver.revert_snapshot(copied, "live")
     assert driver.state(copied) == GuestState.RUNNING  # back where its memory was
+    assert separators(driver.console_history(copied)) == ["restored from a snapshot"]  # a new run of the machine
     driver.destroy_guest(copied)
     assert leftovers(driver, copied) == []
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import NamedTuple, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 HOSTNAME_PATTERN = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*$")
@@ -193,11 +193,61 @@ class ImageInfo(NamedTuple):
 
 @dataclass
 class ConsoleOutput:
-    """The serial console's output since the guest last (re)started."""
+    """A guest's serial console output: since it last (re)started (console_output), or across boots (console_history).
+
+    truncated says that older output was dropped to keep within a bound (see CONSOLE_HISTORY_BYTES).
+    """
 
     text: str
     truncated: bool = False
     lines: list[str] = field(default_factory=list)
+
+
+# --- the console history: what a guest printed across its boots, bounded ------------------------------------------
+
+CONSOLE_HISTORY_BYTES = 1024 * 1024  # what console_history keeps of a guest at most (UTF-8), the oldest dropped first
+HISTORY_DROPPED = "-- cloudlet: older console output dropped --"  # the first line of a history that lost its start
+BootEvent = Literal["started", "rebooted", "restored from a snapshot"]
+BOOT_SEPARATOR = re.compile(r"^-- cloudlet: guest (started|rebooted|restored from a snapshot) at (\S+) --$")
+
+
+def boot_separator(event: BootEvent, at: datetime) -> str:
+    """The line that marks in a console history where a boot began, how and when (UTC, to the second)."""
+    return f"-- cloudlet: guest {event} at {at.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ} --"
+
+
+def keep_last(text: str, limit: int = CONSOLE_HISTORY_BYTES) -> str:
+    """text when it fits in limit bytes (UTF-8); otherwise HISTORY_DROPPED and then the last whole lines that fit.
+
+    A single line longer than the room left is cut at its start (the newest bytes are the ones kept).
+    """
+    data = text.encode()
+    if len(data) <= limit:
+        return text
+    marker = (HISTORY_DROPPED + "\n").encode()
+    cut = len(data) - max(0, limit - len(marker))
+    tail = data[cut:]
+    newline = tail.find(b"\n")
+    if data[cut - 1:cut] != b"\n" and 0 <= newline < len(tail) - 1:  # begin at the first whole line that fits
+        tail = tail[newline + 1:]
+    return marker.decode() + tail.decode(errors="ignore")  # a multi-byte character cut in two is left out
+
+
+def history_after_boot(history: str, finished: str, event: BootEvent, at: datetime) -> str:
+    """The archived console history once a new boot begins: the finished boot's output appended, then (when
+    there is any history at all) the separator of the new boot; bounded by keep_last."""
+    archived = history + finished
+    if archived and not archived.endswith("\n"):
+        archived += "\n"  # the finished boot may end mid-line: the separator gets a line of its own
+    if archived:
+        archived += boot_separator(event, at) + "\n"
+    return keep_last(archived)
+
+
+def history_output(archived: str, current: str) -> ConsoleOutput:
+    """What console_history answers: the archived boots and the current boot's output, bounded by keep_last."""
+    text = keep_last(archived + current)
+    return ConsoleOutput(text=text, truncated=text.startswith(HISTORY_DROPPED + "\n"), lines=text.splitlines())
 
 
 VNC_PASSWORD_MAX = 8  # VNC authentication (RFB's DES challenge) uses the first 8 bytes of a password
@@ -356,6 +406,27 @@ class HypervisorDriver(Protocol):
         """The serial console's output since the guest last started. Read-only. Raises GuestNotFound."""
         ...
 
+    def console_history(self, name: str) -> ConsoleOutput:
+        """The serial console's output across the guest's boots (those before included), oldest first.
+
+        Every start, reboot or revert to a snapshot with memory keeps the output of the boot that ends; the text
+        is the kept boots, then the current boot's output (console_output). Each boot but the first in the text
+        begins with a boot_separator line (BOOT_SEPARATOR), which says how and when it began. At most the last
+        CONSOLE_HISTORY_BYTES are kept: older output is dropped first, and the text then begins with the line
+        HISTORY_DROPPED (truncated is true). Kept until clear_console or destroy_guest. Read-only. Raises
+        GuestNotFound.
+        """
+        ...
+
+    def clear_console(self, name: str) -> None:
+        """Forget the guest's console output: its history and the current boot's log (what it prints later is kept).
+
+        A running guest keeps running; as console_output then holds only what it printed after the clear, a
+        wait_ready for the boot in progress no longer finds its readiness line, so callers clear only while no
+        action waits on the guest. Idempotent. Raises GuestNotFound.
+        """
+        ...
+
     def vnc_console(self, name: str, password: str, valid_until: datetime) -> VncEndpoint:
         """Give the running guest's VNC server a new password, accepted until valid_until, and say where it listens.
 
@@ -392,7 +463,7 @@ class HypervisorDriver(Protocol):
         ...
 
     def destroy_guest(self, name: str) -> None:
-        """Power off and remove the guest, its disk overlay, its seed and its console log.
+        """Power off and remove the guest, its disk overlay, its seed, its console log and its console history.
 
         Idempotent: a guest that is already gone (or half gone) is fine; whatever is left is removed.
         """

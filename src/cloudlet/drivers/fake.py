@@ -17,6 +17,7 @@ from pathlib import Path
 from cloudlet.drivers.base import (
     SNAPSHOT_PATTERN,
     VNC_PASSWORD_MAX,
+    BootEvent,
     Capabilities,
     ConsoleOutput,
     GuestFailed,
@@ -29,6 +30,8 @@ from cloudlet.drivers.base import (
     ImageInfo,
     ImageNotFound,
     VncEndpoint,
+    history_after_boot,
+    history_output,
 )
 from cloudlet.drivers.fake_console import FakeConsoles, FakeSerial
 from cloudlet.drivers.libvirt.domain_xml import spec_digest
@@ -43,7 +46,8 @@ FAKE_DISK_BYTES = 1024 * 1024  # the size of the raw disk a fake guest exports (
 class _Guest:
     spec: GuestSpec  # the spec it was defined with, or the one last given to write_seed
     state: GuestState = GuestState.STOPPED
-    console: list[str] = field(default_factory=list)
+    console: list[str] = field(default_factory=list)  # the current boot's lines
+    history: str = ""  # the boots before it, as console_history keeps them (bounded, with separators)
     boots: int = 0
     seed: GuestSpec | None = None  # what its seed disk holds; None until write_seed succeeds
     booted: GuestSpec | None = None  # the spec whose vCPUs and memory the running machine was started with
@@ -81,7 +85,13 @@ class FakeDriver:
         return guest
 
     @staticmethod
-    def _boot(guest: _Guest) -> None:
+    def _fresh_console(guest: _Guest, event: BootEvent) -> None:
+        # as the libvirt driver does at each start: the finished boot's output joins the history
+        guest.history = history_after_boot(guest.history, _text(guest.console), event, datetime.now(UTC))
+        guest.console = []
+
+    @classmethod
+    def _boot(cls, guest: _Guest, event: BootEvent = "started") -> None:
         # like the tiny image, every boot (a start or a reboot) applies what the seed disk holds now
         spec = guest.seed
         if spec is None:
@@ -90,6 +100,7 @@ class FakeDriver:
         address = spec.network.address.split("/")[0] if spec.network else None
         ready = GuestReady(spec.instance_id, spec.hostname.split(".")[0], address, len(spec.ssh_authorized_keys),
                            spec.root_password is not None)
+        cls._fresh_console(guest, event)
         guest.console = ["fake firmware", "fake kernel", ready_line(ready)]
         guest.state = GuestState.RUNNING
         guest.booted = guest.spec
@@ -197,8 +208,9 @@ class FakeDriver:
         self._guest(name).state = GuestState.STOPPED
 
     def reboot(self, name: str) -> None:
-        """Boot the guest again (with the hardware it has now)."""
-        self._boot(self._guest(name))
+        """Boot the guest again (with the hardware it has now); a stopped guest is started."""
+        guest = self._guest(name)
+        self._boot(guest, "rebooted" if guest.state == GuestState.RUNNING else "started")
 
     def poweroff(self, name: str) -> None:
         """Stop the guest."""
@@ -207,7 +219,21 @@ class FakeDriver:
     def console_output(self, name: str) -> ConsoleOutput:
         """The console of the last boot (empty for a guest never started, as a log never written)."""
         lines = list(self._guest(name).console)
-        return ConsoleOutput(text="".join(line + "\n" for line in lines), lines=lines)
+        return ConsoleOutput(text=_text(lines), lines=lines)
+
+    def console_history(self, name: str) -> ConsoleOutput:
+        """The boots before the last one (bounded, with separators) and then the last one's console."""
+        guest = self._guest(name)
+        return history_output(guest.history, _text(guest.console))
+
+    def clear_console(self, name: str) -> None:
+        """Forget the console history and the current boot's lines."""
+        guest = self._guest(name)
+        guest.history, guest.console = "", []
+
+    def print_console(self, name: str, text: str) -> None:
+        """Fake only: lines the guest prints on its serial console now, as a program in the guest would."""
+        self._guest(name).console.extend(text.splitlines())
 
     def _running(self, name: str) -> Callable[[], bool]:
         def running() -> bool:
@@ -289,6 +315,8 @@ class FakeDriver:
             if found is None:
                 raise GuestFailed(f"guest {name} has no snapshot {snapshot!r}")
             guest.disk = found.disk
+            if found.running:  # the machine comes back from its memory: a new run, with a fresh console log
+                self._fresh_console(guest, "restored from a snapshot")
             guest.state = GuestState.RUNNING if found.running else GuestState.STOPPED
 
     def delete_snapshot(self, name: str, snapshot: str) -> None:
@@ -325,6 +353,10 @@ class FakeDriver:
             raw = Path(tmp) / "disk.raw"
             _qemu_img("convert", "-f", "qcow2", "-O", "raw", str(source), str(raw))
             guest.disk = raw.read_bytes().rstrip(b"\0")
+
+
+def _text(lines: list[str]) -> str:
+    return "".join(line + "\n" for line in lines)
 
 
 def _qemu_img(*args: str) -> None:

@@ -192,7 +192,7 @@ class RemoteState(BaseModel):
 
 
 class ConsoleLog(BaseModel):
-    """A guest's serial console output since it last started."""
+    """A guest's serial console output: since it last started, or across its boots (the history)."""
 
     instance_uuid: str
     text: str

@@ -21,6 +21,7 @@ import libvirt
 from cloudlet.drivers.base import (
     SNAPSHOT_PATTERN,
     VNC_PASSWORD_MAX,
+    BootEvent,
     Capabilities,
     ConsoleOutput,
     GuestFailed,
@@ -33,6 +34,8 @@ from cloudlet.drivers.base import (
     ImageInfo,
     ImageNotFound,
     VncEndpoint,
+    history_after_boot,
+    history_output,
 )
 from cloudlet.drivers.libvirt import host, network, storage
 from cloudlet.drivers.libvirt.console import LibvirtSerial
@@ -134,10 +137,28 @@ class LibvirtDriver:
     def _console_log(self, name: str) -> Path:
         return self.console_dir / f"{name}.log"
 
-    def _fresh_console(self, name: str) -> None:
-        # qemu appends (O_APPEND), so emptying the file makes "since the last start" easy to read
+    def _console_history(self, name: str) -> Path:
+        # a guest name has no dot (NAME_PATTERN), so this never is another guest's console log
+        return self.console_dir / f"{name}.history.log"
+
+    def _partial(self, name: str) -> Path:
+        return self.console_dir / f"{name}.history.log.partial"  # the next history, written whole then renamed
+
+    @staticmethod
+    def _read(path: Path) -> str:
+        return path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
+
+    def _fresh_console(self, name: str, event: BootEvent) -> None:
+        # the finished boot's log joins the history first (a crash between the two steps repeats a boot in the
+        # history rather than losing it); then qemu, which appends (O_APPEND), writes this boot's log from empty,
+        # which makes "since the last start" easy to read
         self.console_dir.mkdir(parents=True, exist_ok=True)
-        self._console_log(name).write_bytes(b"")
+        log, history = self._console_log(name), self._console_history(name)
+        archived = history_after_boot(self._read(history), self._read(log), event, datetime.now(UTC))
+        partial = self._partial(name)
+        partial.write_text(archived, encoding="utf-8")
+        partial.replace(history)
+        log.write_bytes(b"")
 
     # -- images
 
@@ -290,11 +311,11 @@ class LibvirtDriver:
             code, max_kib, _kib, vcpus, _cpu = domain.info()
         return GuestInfo(name, _STATES.get(code, GuestState.CRASHED), int(vcpus), int(max_kib) // 1024)
 
-    def _power_on(self, name: str, domain: libvirt.virDomain) -> None:
+    def _power_on(self, name: str, domain: libvirt.virDomain, event: BootEvent = "started") -> None:
         with host.translated():
             if stored_seed(domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)) is None:
                 raise GuestFailed(f"no seed written for guest {name!r}: write_seed must succeed before it starts")
-            self._fresh_console(name)
+            self._fresh_console(name, event)
             domain.create()
 
     def wait_ready(self, name: str, timeout: float) -> GuestReady:
@@ -357,10 +378,10 @@ class LibvirtDriver:
         if self._hardware_pending(domain):  # an ACPI reboot keeps the same machine: it must power off and on
             self.shutdown(name, RESIZE_SHUTDOWN_SECONDS)
             with host.translated():
-                self._power_on(name, domain)
+                self._power_on(name, domain, "rebooted")
             return
         with host.translated():
-            self._fresh_console(name)
+            self._fresh_console(name, "rebooted")
             domain.reboot(libvirt.VIR_DOMAIN_REBOOT_ACPI_POWER_BTN)
 
     def poweroff(self, name: str) -> None:
@@ -375,9 +396,24 @@ class LibvirtDriver:
     def console_output(self, name: str) -> ConsoleOutput:
         """The serial console since the guest last started."""
         self._domain(name)
-        log = self._console_log(name)
-        text = log.read_text(errors="replace") if log.exists() else ""
+        text = self._read(self._console_log(name))
         return ConsoleOutput(text=text, lines=text.splitlines())
+
+    def console_history(self, name: str) -> ConsoleOutput:
+        """The history file (the boots before the last, bounded) and then the console log; see HypervisorDriver."""
+        self._domain(name)
+        # the log first: a start between the two reads then shows the boot that ended twice, rather than not at all
+        current = self._read(self._console_log(name))
+        return history_output(self._read(self._console_history(name)), current)
+
+    def clear_console(self, name: str) -> None:
+        """Remove the history file and empty the console log (qemu keeps appending to it); see HypervisorDriver."""
+        self._domain(name)
+        self._console_history(name).unlink(missing_ok=True)
+        self._partial(name).unlink(missing_ok=True)
+        log = self._console_log(name)
+        if log.exists():
+            log.write_bytes(b"")
 
     def vnc_console(self, name: str, password: str, valid_until: datetime) -> VncEndpoint:
         """Set the running guest's VNC password (live only) and say where it listens; see HypervisorDriver."""
@@ -456,7 +492,7 @@ class LibvirtDriver:
         return sorted(found, key=lambda guest: guest.name)
 
     def destroy_guest(self, name: str) -> None:
-        """Remove the guest, its overlay, its seed and its console log; whatever is missing is fine."""
+        """Remove the guest, its overlay, its seed, its console log and history; whatever is missing is fine."""
         domain = self._find(name)
         if domain is not None:
             with host.translated():
@@ -476,6 +512,8 @@ class LibvirtDriver:
         storage.delete(pool, storage.disk_volume(name))
         storage.delete(pool, storage.seed_volume(name))
         self._console_log(name).unlink(missing_ok=True)
+        self._console_history(name).unlink(missing_ok=True)
+        self._partial(name).unlink(missing_ok=True)
 
     # -- snapshots and disk copies
 
@@ -512,7 +550,7 @@ class LibvirtDriver:
             described = ElementTree.fromstring(found.getXMLDesc(0))  # noqa: S314  # libvirt's own XML
             taken_running = described.findtext("state") in {"running", "paused"}
             if described.findtext("description") == WITH_MEMORY and taken_running:
-                self._fresh_console(name)
+                self._fresh_console(name, "restored from a snapshot")
                 domain.revertToSnapshot(found, libvirt.VIR_DOMAIN_SNAPSHOT_REVERT_RUNNING)
                 return
             if domain.isActive():
