@@ -51,7 +51,7 @@ VpsWriter = Annotated[Caller, requires(Ability.INSTANCES_WRITE)]
 
 @dataclass(frozen=True)
 class Wording:
-    """What CyberPanel says of one command: done, still going, failed."""
+    """What CyberPanel says of one action (power, snapshot, rebuild): done, still going, failed."""
 
     done: str
     going: str

@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter
@@ -61,7 +60,7 @@ from cloudlet.instances.schemas import ActionRead, InstanceRead
 from cloudlet.kit import money
 from cloudlet.surfaces.cyberpanel.catalog import CpTemplate
 from cloudlet.surfaces.cyberpanel.errors import envelope, render
-from cloudlet.surfaces.cyberpanel.vps_power import SettledAnswer
+from cloudlet.surfaces.cyberpanel.vps_power import SettledAnswer, Wording
 from cloudlet.surfaces.cyberpanel.vps_schemas import CpVpsPlan, cp_status, usd, vmid
 from cloudlet.surfaces.deps import AppRuntime, DbSession, requires
 from cloudlet.surfaces.errors import Problem
@@ -155,16 +154,6 @@ class CpPasswordReset(CpVpsChanged):
     root_password: str
     applied: str
     guest_agent: bool
-
-
-@dataclass(frozen=True)
-class Wording:
-    """What the surface says of one change: done, still going, failed."""
-
-    done: str
-    going: str
-    failed_code: str
-    failed: str
 
 
 REINSTALLED = Wording("VPS reinstalled successfully", "VPS is being reinstalled", "REINSTALL_FAILED",

@@ -17,7 +17,6 @@ is not the caller's, 404 SNAPSHOT_NOT_FOUND.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
@@ -34,7 +33,7 @@ from cloudlet.instances.models import ActionStatus
 from cloudlet.instances.schemas import ActionRead
 from cloudlet.kit.db import Database
 from cloudlet.surfaces.cyberpanel.errors import envelope, render
-from cloudlet.surfaces.cyberpanel.vps_power import SettledAnswer
+from cloudlet.surfaces.cyberpanel.vps_power import SettledAnswer, Wording
 from cloudlet.surfaces.deps import AppRuntime, DbSession, requires
 from cloudlet.surfaces.errors import Problem
 from cloudlet.tokens.abilities import Ability
@@ -82,16 +81,6 @@ class CpSnapshotAnswer(BaseModel):
 
     vps_id: int
     snapshot: CpSnapshotMade
-
-
-@dataclass(frozen=True)
-class Wording:
-    """What CyberPanel says of one snapshot action: done, still going, failed."""
-
-    done: str
-    going: str
-    failed_code: str
-    failed: str
 
 
 CREATED = Wording("Snapshot created successfully", "Snapshot is being created", "SNAPSHOT_FAILED",
