@@ -89,12 +89,13 @@ ENGINES = ("sqlite", "postgresql")
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Every test that needs a database runs on SQLite and on PostgreSQL.
 
-    A module may narrow that with DATABASE_ENGINES (the e2e modules whose real guests would only show
-    again what the integration tests already show on both engines).
+    `@pytest.mark.engines("sqlite")` (on a test, or as a module's pytestmark) narrows that: the e2e tests whose
+    real guests would only show again what the integration tests already show on both engines.
     """
     if "database_url" in metafunc.fixturenames:
-        engines = list(getattr(metafunc.module, "DATABASE_ENGINES", ENGINES))
-        assert set(engines) <= set(ENGINES), engines
+        marker = metafunc.definition.get_closest_marker("engines")
+        engines = list(marker.args) if marker is not None else list(ENGINES)
+        assert engines and set(engines) <= set(ENGINES), engines
         metafunc.parametrize("database_url", engines, indirect=True, ids=engines)
 
 

@@ -202,6 +202,7 @@ def test_a_worker_killed_while_the_guest_boots_is_replaced_and_the_build_finishe
         wait_for(lambda: status_of(http, server["id"]) == "gone", "the deletion", seconds=60)
 
 
+@pytest.mark.engines("sqlite")  # the clean-up and refund on PostgreSQL are in tests/integration/test_instances.py
 def test_a_guest_that_never_reports_ready_is_removed_and_refunded_in_full(
         runtime: Runtime, node: LibvirtDriver, cluster: GuestCluster) -> None:
     cluster.extra = {"CLOUDLET_INSTANCE_READY_TIMEOUT_SECONDS": "0.5"}  # no TCG guest boots that fast
@@ -220,6 +221,7 @@ def test_a_guest_that_never_reports_ready_is_removed_and_refunded_in_full(
         assert http.get(f"/api/instances/{server['id']}").json()["main_ip"] is None
 
 
+@pytest.mark.engines("postgresql")  # three real guests once: each surface's create runs on both in integration
 def test_servers_ordered_on_cyberpanel_wayscloud_and_shardlyn_run_and_go_on_each(
         runtime: Runtime, node: LibvirtDriver, cluster: GuestCluster) -> None:
     _process, url = cluster.serve()

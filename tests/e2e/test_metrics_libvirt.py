@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from cloudlet.drivers.libvirt.guest import LibvirtDriver
 from cloudlet.surfaces.deps import Runtime
@@ -29,7 +30,7 @@ from tests.e2e.test_instances_libvirt import (
 from tests.helpers import make_user
 from tests.integration.test_worker import wait_for
 
-DATABASE_ENGINES = ["sqlite"]  # one real guest is enough: tests/integration/test_metrics.py runs on both
+pytestmark = pytest.mark.engines("sqlite")  # one real guest is enough: tests/integration/test_metrics.py runs on both
 
 __all__ = ["cluster", "node", "tiny_image"]  # fixtures this module uses from its neighbour
 

@@ -1,11 +1,13 @@
 """Reinstall, upgrade and password reset of one real guest: a `cloudlet serve` process drives a QEMU guest (TCG)
-on this machine's libvirtd through the primary surface, and what changed is read from inside the guest, as root
-logged in on its serial console.
+on this machine's libvirtd through the primary and CyberPanel surfaces, and what changed is read from inside the
+guest, as root logged in on its serial console.
 
 The module shares one guest (TCG boots are slow and the machine is shared); its tests run in order, each
-starting from the state the one before left: a reinstall (a mark written on the disk is gone, the address and
-hostname are the same), an upgrade with reboot (the guest counts the new vCPUs, memory and disk), and a password
-reset that the next boot applies (the new password logs in, the old one no longer does).
+starting from the state the one before left: a reinstall on each surface (a mark written on the disk is gone, the
+address and hostname are the same), an upgrade without reboot (the disk grows under the running guest) and the
+refusals of a smaller disk and of an upgrade the wallet cannot pay, an upgrade with reboot (the guest counts the new
+vCPUs, memory and disk), a password reset that the next boot applies (the new password logs in, the old one no
+longer does), and one with reboot and a password of the customer's choosing.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from cloudlet.drivers.base import ConsoleClosed, GuestNotFound, SerialConsole
 from cloudlet.drivers.libvirt.guest import LibvirtDriver
 from cloudlet.kit import migrate
 from cloudlet.surfaces.deps import Runtime
-from tests.cloud import prepare_cloud
+from tests.cloud import credit, prepare_cloud
 from tests.conftest import make_settings
 from tests.contract.conftest import _libvirt_driver, leftovers, tiny_image
 from tests.e2e.test_instances_libvirt import (
@@ -39,7 +41,7 @@ from tests.e2e.test_instances_libvirt import (
     order,
     status_of,
 )
-from tests.helpers import Person
+from tests.helpers import Person, mint_token
 from tests.integration.test_worker import wait_for
 
 __all__ = ["tiny_image"]
@@ -47,6 +49,7 @@ __all__ = ["tiny_image"]
 GIB = 1024**3
 MARK_SECTOR = 1_048_576  # 512 MiB into the disk: past the image's 64 MiB, inside the overlay's own space
 PROMPT = "# "
+ANSWER_WAIT = 240  # CyberPanel's answers wait this long for the action: long enough for a TCG boot here
 
 
 @dataclass
@@ -56,6 +59,7 @@ class Guest:
     url: str
     person: Person
     uid: str
+    vps: int  # CyberPanel's id
     name: str
     address: str
     node: LibvirtDriver
@@ -88,6 +92,7 @@ def guest(rebuild_runtime: tuple[Runtime, str], tiny_image: Path,
     image = f"e2e-{uuid.uuid4().hex[:8]}"
     cluster = GuestCluster(runtime, database_url, tmp_path_factory.mktemp("rebuild-cluster"), [])
     cluster.extra = {"CLOUDLET_INSTANCE_SHUTDOWN_TIMEOUT_SECONDS": "30",
+                     "CLOUDLET_INSTANCE_POWER_WAIT_SECONDS": str(ANSWER_WAIT),
                      # a guest of another test run vanishing while the reconciler lists the node is not our business
                      "CLOUDLET_INSTANCE_RECONCILE_SCHEDULE": "0 0 0 1 1 *"}
     name: str | None = None
@@ -102,7 +107,9 @@ def guest(rebuild_runtime: tuple[Runtime, str], tiny_image: Path,
             name = guest_name(runtime, uid)
             wait_for(lambda: status_of(http, uid) == "running", "the guest to run", seconds=BOOT_SECONDS)
             address = http.get(f"/api/instances/{uid}").json()["main_ip"]
-        yield Guest(url=url, person=person, uid=uid, name=name, address=address, node=node, runtime=runtime)
+            vps = http.get(f"/api/v1/vps/{uid}").json()["data"]["id"]
+        yield Guest(url=url, person=person, uid=uid, vps=vps, name=name, address=address, node=node,
+                    runtime=runtime)
         with client(url, person) as http:
             http.request("DELETE", f"/api/instances/{uid}", json={"mode": "immediate"})
             wait_for(lambda: status_of(http, uid) == "gone", "the deletion", seconds=60)
@@ -182,6 +189,21 @@ def newest_action(http: httpx.Client, guest: Guest) -> dict[str, Any]:
     return found
 
 
+def cyberpanel(guest: Guest) -> httpx.Client:
+    """The customer on the CyberPanel surface, patient enough for its answers that wait for the guest."""
+    token = mint_token(guest.runtime, guest.person, "vps:read", "vps:write")
+    return httpx.Client(base_url=guest.url, headers={"Authorization": f"Bearer {token}"}, timeout=ANSWER_WAIT + 30)
+
+
+def succeeded(answer: httpx.Response, message: str) -> dict[str, Any]:
+    """The data of a CyberPanel answer that reports success with `message` (at its start)."""
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    assert body["success"] is True and body["message"].startswith(message), body
+    data: dict[str, Any] = body["data"]
+    return data
+
+
 def plan_id(guest: Guest, code: str) -> int:
     """A default catalogue plan's id."""
     with guest.runtime.db.session(write=False) as session:
@@ -217,12 +239,32 @@ def test_a_reinstall_gives_a_fresh_disk_with_the_same_address_and_hostname(guest
     assert lines[2].split()[:13] == ["\\0"] * 13, found  # the sector reads zeros on the fresh disk
 
 
-def test_an_upgrade_is_refused_for_a_smaller_disk(guest: Guest) -> None:
+def test_a_cyberpanel_reinstall_rebuilds_the_disk_again(guest: Guest) -> None:
+    mark = f"dd if=/dev/vda bs=512 skip={MARK_SECTOR} count=1 2>/dev/null | head -c 13; echo"
+    in_guest(guest, f"echo CLOUDLET_MARK | dd of=/dev/vda bs=512 seek={MARK_SECTOR} conv=notrunc,fsync 2>/dev/null")
+    with cyberpanel(guest) as http:
+        offered = http.get(f"/api/v1/vps/{guest.vps}/reinstall-options").json()["data"]["templates"]
+        data = succeeded(http.post(f"/api/v1/vps/{guest.vps}/reinstall", json={"template_id": offered[0]["id"]}),
+                         "VPS reinstalled successfully")
+    assert data["status"] == "running"
     with client(guest.url, guest.person) as http:
-        answer = http.post(f"/api/instances/{guest.uid}/upgrade", json={"package_id": plan_id(guest, "scout-2"),
-                                                                        "reboot": False})
-        assert answer.status_code == 200, answer.text  # first to 60 GiB, so that forge-2's 50 GiB is smaller
-        settles(http, guest)
+        action = newest_action(http, guest)
+    assert action["command"] == "reinstall" and action["status"] == "success", action
+    assert guest.node.wait_ready(guest.name, 5).instance_id == f"{guest.uid}-a{action['id']}"
+    found = in_guest(guest, f"hostname; ({mark}) | od -An -c | head -1")
+    assert found.splitlines()[0].strip() == "rebuild-1" and "C   L   O   U" not in found, found
+
+
+def test_an_upgrade_is_refused_for_a_smaller_disk_on_both_surfaces(guest: Guest) -> None:
+    with cyberpanel(guest) as http:
+        data = succeeded(http.post(f"/api/v1/vps/{guest.vps}/upgrade", json={"plan_id": plan_id(guest, "scout-2"),
+                                                                            "reboot": False}),
+                         "VPS upgraded successfully")  # first to 60 GiB, so that forge-2's 50 GiB is smaller
+        assert data["applied"] == "next_boot"
+        smaller = http.post(f"/api/v1/vps/{guest.vps}/upgrade", json={"plan_id": plan_id(guest, "forge-2"),
+                                                                     "reboot": True})
+    assert smaller.status_code == 400 and smaller.json()["error_code"] == "DISK_TOO_SMALL", smaller.text
+    with client(guest.url, guest.person) as http:
         smaller = http.post(f"/api/instances/{guest.uid}/upgrade", json={"package_id": plan_id(guest, "forge-2"),
                                                                          "reboot": True})
     assert smaller.status_code == 422, smaller.text
@@ -230,6 +272,27 @@ def test_an_upgrade_is_refused_for_a_smaller_disk(guest: Guest) -> None:
     # the disk grew while the guest ran, and the guest sees it without a restart
     assert in_guest(guest, "cat /sys/block/vda/size") == str(60 * GIB // 512)
     assert guest.node.hardware(guest.name)[2:] == (1, 1024)  # vCPUs and memory wait for the next boot
+
+
+def test_an_upgrade_the_wallet_cannot_pay_is_refused_on_both_surfaces(guest: Guest) -> None:
+    from cloudlet.billing import service as billing
+    from cloudlet.billing.models import EntryKind
+
+    with guest.runtime.db.session() as session:
+        wallet = billing.wallet_of(session, guest.runtime.settings, guest.person.project_id)
+        left = billing.balance_cents(session, guest.runtime.settings, guest.person.project_id)
+        billing.debit(session, wallet.id, left, kind=EntryKind.ADMIN_DEBIT, key=f"spend-all-{uuid.uuid4().hex}")
+    with client(guest.url, guest.person) as http:
+        unpaid = http.post(f"/api/instances/{guest.uid}/upgrade", json={"package_id": plan_id(guest, "scout-4"),
+                                                                        "reboot": True})
+        assert unpaid.status_code == 402, unpaid.text
+    with cyberpanel(guest) as http:
+        unpaid = http.post(f"/api/v1/vps/{guest.vps}/upgrade", json={"plan_id": plan_id(guest, "scout-4"),
+                                                                    "reboot": True})
+        # CyberPanel answers an order the balance cannot pay with a 400, as its /vps/create does
+        assert unpaid.status_code == 400 and unpaid.json()["error_code"] == "INSUFFICIENT_BALANCE", unpaid.text
+    assert guest.node.hardware(guest.name)[2:] == (1, 1024)  # nothing changed
+    credit(guest.runtime, guest.person, left)
 
 
 def test_an_upgrade_with_reboot_shows_the_new_vcpus_memory_and_disk_inside_the_guest(guest: Guest) -> None:
@@ -267,3 +330,12 @@ def test_a_password_reset_applies_at_the_next_boot(guest: Guest) -> None:
     assert guest.node.wait_ready(guest.name, 5).instance_id == f"{guest.uid}-a{reset['id']}"
     assert in_guest(guest, "hostname", password=password) == "rebuild-1"
     assert not password_accepted(guest, PASSWORD)
+
+
+def test_a_cyberpanel_password_reset_with_reboot_applies_the_chosen_password_at_once(guest: Guest) -> None:
+    chosen = "Chosen-pass-2026"
+    with cyberpanel(guest) as http:
+        data = succeeded(http.post(f"/api/v1/vps/{guest.vps}/reset-password",
+                                   json={"root_password": chosen, "reboot": True}), "Root password reset successfully")
+    assert data["root_password"] == chosen and data["applied"] == "now"
+    assert in_guest(guest, "hostname", password=chosen) == "rebuild-1"

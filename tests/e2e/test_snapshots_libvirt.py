@@ -38,7 +38,7 @@ from tests.e2e.test_instances_libvirt import (
 from tests.helpers import mint_token
 from tests.integration.test_worker import wait_for
 
-DATABASE_ENGINES = ["postgresql"]  # one real guest is enough: the integration tests run on both
+pytestmark = pytest.mark.engines("postgresql")  # one real guest is enough: the integration tests run on both
 
 __all__ = ["cluster", "node", "tiny_image"]
 
