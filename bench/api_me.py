@@ -41,6 +41,7 @@ from cloudlet.config import Settings
 from cloudlet.kit import migrate
 from cloudlet.tokens import service as tokens
 from cloudlet.tokens.schemas import TokenCreate
+from cloudlet.worker import SYSTEM_DATABASE_SUFFIX
 
 POSTGRES_URL = os.environ.get("CLOUDLET_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 SECRET_KEY = "bench-secret-key-with-enough-length-0123456789"
@@ -76,7 +77,8 @@ def free_port() -> int:
 
 @contextmanager
 def postgres_database() -> Iterator[str | None]:
-    """A fresh PostgreSQL database for one run (dropped afterwards), or None when none answers."""
+    """A fresh PostgreSQL database for one run, or None when none answers; dropped afterwards, with the system
+    database a worker on it makes beside it."""
     name = f"cloudlet_bench_{uuid.uuid4().hex[:10]}"
     admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
     try:
@@ -91,7 +93,8 @@ def postgres_database() -> Iterator[str | None]:
         yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
     finally:
         with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            for database in (name, f"{name}{SYSTEM_DATABASE_SUFFIX}"):
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
         admin.dispose()
 
 

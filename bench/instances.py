@@ -43,16 +43,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
-from bench.api_me import cloudlet_command, free_port
+from bench.api_me import cloudlet_command, free_port, postgres_database
 from cloudlet.drivers.base import GuestNetwork, GuestSpec
 from cloudlet.drivers.seed import build_seed_iso, parse_ready, seed_for
 from cloudlet.images.build import build_tiny
 
-POSTGRES_URL = os.environ.get("CLOUDLET_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-DBOS_SUFFIX = "_dbos_sys"  # the worker's system database beside the app's (cloudlet.worker)
 SECRET_KEY = "bench-secret-key-with-enough-length-0123456789"
 ADMIN_EMAIL = "bench-admin@example.com"
 ADMIN_PASSWORD = "bench-password-123456"
@@ -151,28 +147,6 @@ class Figures:
 
 
 # --- the server and its set-up -------------------------------------------------------------------------
-
-
-@contextmanager
-def postgres_database() -> Iterator[str | None]:
-    """A fresh PostgreSQL database (and, afterwards, its worker's system database) dropped at the end."""
-    name = f"cloudlet_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:
-        print(f"  postgresql skipped: {POSTGRES_URL} does not answer ({type(exc).__name__})")
-        admin.dispose()
-        yield None
-        return
-    try:
-        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            for database in (name, f"{name}{DBOS_SUFFIX}"):
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def server_env(data_dir: Path, database_url: str | None) -> dict[str, str]:

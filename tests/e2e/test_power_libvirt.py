@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
@@ -22,103 +21,32 @@ import httpx
 import libvirt
 import pytest
 
-from cloudlet.drivers.base import GuestNotFound, GuestState
+from cloudlet.drivers.base import GuestState
 from cloudlet.drivers.libvirt.domain_xml import domain_name
-from cloudlet.drivers.libvirt.guest import LibvirtDriver
-from cloudlet.kit import clock, migrate
-from cloudlet.surfaces.deps import Runtime
-from tests.cloud import credit, prepare_cloud
-from tests.conftest import make_settings
-from tests.contract.conftest import _libvirt_driver, leftovers, tiny_image
+from cloudlet.kit import clock
+from tests.cloud import credit
+from tests.contract.conftest import tiny_image
+from tests.e2e.served import Guest, cyberpanel, served_guest
 from tests.e2e.test_instances_libvirt import (
     BOOT_SECONDS,
     PASSWORD,
-    GuestCluster,
     client,
-    customer,
-    guest_name,
-    order,
-    status_of,
 )
-from tests.helpers import Person, mint_token
 from tests.integration.test_worker import wait_for
 
-__all__ = ["tiny_image"]
+__all__ = ["tiny_image"]  # the fixture this module uses from the contract suite
 
 SHUTDOWN_TIMEOUT = 30  # a listening tiny guest is off in a few seconds, even on a busy machine
-ANSWER_WAIT = 240  # CyberPanel's answers wait this long for the action: long enough for a TCG boot here
 READY = "CLOUDLET_READY"
 SHUTTING_DOWN = "cloudlet: shutting down"  # what the guest's rc.shutdown prints
 
 
-@dataclass
-class Guest:
-    """The module's one server: who owns it, its ids, its guest's name, and the server's URL."""
-
-    url: str
-    person: Person
-    uid: str  # the primary surface's id
-    vps: int  # CyberPanel's id
-    name: str
-    node: LibvirtDriver
-    runtime: Runtime
-
-
 @pytest.fixture(scope="module")
-def power_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Runtime, str]]:
-    """A migrated SQLite database for the module (one engine: one real guest), and its URL."""
-    from cloudlet.app import build_runtime
-
-    tmp = tmp_path_factory.mktemp("power")
-    url = f"sqlite:///{tmp / 'cloudlet.db'}"
-    runtime = build_runtime(make_settings(tmp, url))
-    migrate.upgrade(runtime.db.engine)
-    try:
-        yield runtime, url
-    finally:
-        runtime.mailer.close()
-        runtime.db.dispose()
-
-
-@pytest.fixture(scope="module")
-def guest(power_runtime: tuple[Runtime, str], tiny_image: Path,
-          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Guest]:
+def guest(tiny_image: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Guest]:
     """This machine's libvirtd as the node, a `cloudlet serve` on it, and one running server of a customer's."""
-    runtime, database_url = power_runtime
-    node = _libvirt_driver()
-    assert isinstance(node, LibvirtDriver)
-    image = f"e2e-{uuid.uuid4().hex[:8]}"
-    cluster = GuestCluster(runtime, database_url, tmp_path_factory.mktemp("power-cluster"), [])
-    cluster.extra = {"CLOUDLET_INSTANCE_SHUTDOWN_TIMEOUT_SECONDS": str(SHUTDOWN_TIMEOUT),
-                     "CLOUDLET_INSTANCE_POWER_WAIT_SECONDS": str(ANSWER_WAIT),
-                     # the reconciler is not what this module tests, and on a node shared with other test
-                     # runs a guest of theirs that vanishes while it lists the node makes it mark ours unknown
-                     "CLOUDLET_INSTANCE_RECONCILE_SCHEDULE": "0 0 0 1 1 *"}
-    name: str | None = None
-    try:
-        prepare_cloud(runtime, node, tiny_image, node_uri="qemu:///system", image_name=image)
-        _process, url = cluster.serve()
-        person = customer(runtime)
-        with client(url, person) as http:
-            created = http.post("/api/instances", json=order(runtime, person, "power-1.example.com"))
-            assert created.status_code == 201, created.text
-            uid = created.json()["id"]
-            name = guest_name(runtime, uid)
-            wait_for(lambda: status_of(http, uid) == "running", "the guest to run", seconds=BOOT_SECONDS)
-            vps = http.get(f"/api/v1/vps/{uid}").json()["data"]["id"]
-        yield Guest(url=url, person=person, uid=uid, vps=vps, name=name, node=node, runtime=runtime)
-        with client(url, person) as http:
-            http.request("DELETE", f"/api/instances/{uid}", json={"mode": "immediate"})
-            wait_for(lambda: status_of(http, uid) == "gone", "the deletion", seconds=60)
-        with pytest.raises(GuestNotFound):
-            node.state(name)
-        assert leftovers(node, name) == []
-    finally:
-        for process in cluster.started:
-            process.stop()
-        if name is not None:
-            node.destroy_guest(name)  # whatever a failed test left behind
-        node.delete_image(image)
+    with served_guest(tmp_path_factory, tiny_image, "power-1.example.com",
+                      {"CLOUDLET_INSTANCE_SHUTDOWN_TIMEOUT_SECONDS": str(SHUTDOWN_TIMEOUT)}) as made:
+        yield made
 
 
 def libvirt_state(guest: Guest) -> tuple[int, int]:
@@ -134,12 +62,6 @@ def libvirt_state(guest: Guest) -> tuple[int, int]:
 def primary(guest: Guest) -> httpx.Client:
     """The customer on the primary surface."""
     return client(guest.url, guest.person)
-
-
-def cyberpanel(guest: Guest) -> httpx.Client:
-    """The customer on the CyberPanel surface, patient enough for its answers that wait for the guest."""
-    token = mint_token(guest.runtime, guest.person, "vps:read", "vps:write")
-    return httpx.Client(base_url=guest.url, headers={"Authorization": f"Bearer {token}"}, timeout=ANSWER_WAIT + 30)
 
 
 def settles(http: httpx.Client, guest: Guest, wanted: str, seconds: float = BOOT_SECONDS) -> dict[str, Any]:

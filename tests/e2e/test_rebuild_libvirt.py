@@ -16,7 +16,6 @@ import contextlib
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,104 +23,30 @@ import httpx
 import pytest
 
 from cloudlet.catalog import service as catalog
-from cloudlet.drivers.base import ConsoleClosed, GuestNotFound, SerialConsole
-from cloudlet.drivers.libvirt.guest import LibvirtDriver
-from cloudlet.kit import migrate
-from cloudlet.surfaces.deps import Runtime
-from tests.cloud import credit, prepare_cloud
-from tests.conftest import make_settings
-from tests.contract.conftest import _libvirt_driver, leftovers, tiny_image
+from cloudlet.drivers.base import ConsoleClosed, SerialConsole
+from tests.cloud import credit
+from tests.contract.conftest import tiny_image
+from tests.e2e.served import Guest, cyberpanel, served_guest
 from tests.e2e.test_instances_libvirt import (
     BOOT_SECONDS,
     PASSWORD,
-    GuestCluster,
     client,
-    customer,
-    guest_name,
-    order,
-    status_of,
 )
-from tests.helpers import Person, mint_token
 from tests.integration.test_worker import wait_for
 
-__all__ = ["tiny_image"]
+__all__ = ["tiny_image"]  # the fixture this module uses from the contract suite
 
 GIB = 1024**3
 MARK_SECTOR = 1_048_576  # 512 MiB into the disk: past the image's 64 MiB, inside the overlay's own space
 PROMPT = "# "
-ANSWER_WAIT = 240  # CyberPanel's answers wait this long for the action: long enough for a TCG boot here
-
-
-@dataclass
-class Guest:
-    """The module's one server: who owns it, its id, its guest's name, its address, and the server's URL."""
-
-    url: str
-    person: Person
-    uid: str
-    vps: int  # CyberPanel's id
-    name: str
-    address: str
-    node: LibvirtDriver
-    runtime: Runtime
 
 
 @pytest.fixture(scope="module")
-def rebuild_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Runtime, str]]:
-    """A migrated SQLite database for the module (one engine: one real guest), and its URL."""
-    from cloudlet.app import build_runtime
-
-    tmp = tmp_path_factory.mktemp("rebuild")
-    url = f"sqlite:///{tmp / 'cloudlet.db'}"
-    runtime = build_runtime(make_settings(tmp, url))
-    migrate.upgrade(runtime.db.engine)
-    try:
-        yield runtime, url
-    finally:
-        runtime.mailer.close()
-        runtime.db.dispose()
-
-
-@pytest.fixture(scope="module")
-def guest(rebuild_runtime: tuple[Runtime, str], tiny_image: Path,
-          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Guest]:
-    """This machine's libvirtd as the node, a `cloudlet serve` on it, and one running scout-1 server."""
-    runtime, database_url = rebuild_runtime
-    node = _libvirt_driver()
-    assert isinstance(node, LibvirtDriver)
-    image = f"e2e-{uuid.uuid4().hex[:8]}"
-    cluster = GuestCluster(runtime, database_url, tmp_path_factory.mktemp("rebuild-cluster"), [])
-    cluster.extra = {"CLOUDLET_INSTANCE_SHUTDOWN_TIMEOUT_SECONDS": "30",
-                     "CLOUDLET_INSTANCE_POWER_WAIT_SECONDS": str(ANSWER_WAIT),
-                     # a guest of another test run vanishing while the reconciler lists the node is not our business
-                     "CLOUDLET_INSTANCE_RECONCILE_SCHEDULE": "0 0 0 1 1 *"}
-    name: str | None = None
-    try:
-        prepare_cloud(runtime, node, tiny_image, node_uri="qemu:///system", image_name=image)
-        _process, url = cluster.serve()
-        person = customer(runtime)
-        with client(url, person) as http:
-            created = http.post("/api/instances", json=order(runtime, person, "rebuild-1.example.com"))
-            assert created.status_code == 201, created.text
-            uid = created.json()["id"]
-            name = guest_name(runtime, uid)
-            wait_for(lambda: status_of(http, uid) == "running", "the guest to run", seconds=BOOT_SECONDS)
-            address = http.get(f"/api/instances/{uid}").json()["main_ip"]
-            vps = http.get(f"/api/v1/vps/{uid}").json()["data"]["id"]
-        yield Guest(url=url, person=person, uid=uid, vps=vps, name=name, address=address, node=node,
-                    runtime=runtime)
-        with client(url, person) as http:
-            http.request("DELETE", f"/api/instances/{uid}", json={"mode": "immediate"})
-            wait_for(lambda: status_of(http, uid) == "gone", "the deletion", seconds=60)
-        with pytest.raises(GuestNotFound):
-            node.state(name)
-        assert leftovers(node, name) == []
-    finally:
-        for process in cluster.started:
-            process.stop()
-        if name is not None:
-            node.destroy_guest(name)  # whatever a failed test left behind
-        node.delete_image(image)
+def guest(tiny_image: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Guest]:
+    """This machine's libvirtd as the node, a `cloudlet serve` on it, and one running server of a customer's."""
+    with served_guest(tmp_path_factory, tiny_image, "rebuild-1.example.com",
+                      {"CLOUDLET_INSTANCE_SHUTDOWN_TIMEOUT_SECONDS": "30"}) as made:
+        yield made
 
 
 # --- inside the guest ----------------------------------------------------------------------------
@@ -187,12 +112,6 @@ def newest_action(http: httpx.Client, guest: Guest) -> dict[str, Any]:
     """The instance's newest action."""
     found: dict[str, Any] = http.get(f"/api/instances/{guest.uid}/actions").json()[0]
     return found
-
-
-def cyberpanel(guest: Guest) -> httpx.Client:
-    """The customer on the CyberPanel surface, patient enough for its answers that wait for the guest."""
-    token = mint_token(guest.runtime, guest.person, "vps:read", "vps:write")
-    return httpx.Client(base_url=guest.url, headers={"Authorization": f"Bearer {token}"}, timeout=ANSWER_WAIT + 30)
 
 
 def succeeded(answer: httpx.Response, message: str) -> dict[str, Any]:
