@@ -58,9 +58,9 @@ def backups_of_deleted_instances(session: Session, limit: int) -> list[Backup]:
                                 .order_by(Backup.id).limit(limit)))
 
 
-def backup_by_id(session: Session, backup_id: int) -> Backup | None:
-    """One backup by its row id."""
-    return session.get(Backup, backup_id)
+def delete_backup_row(session: Session, backup_id: int) -> None:
+    """Remove a backup's row by its row id; one already gone (a discard that ended meanwhile) is fine."""
+    session.execute(delete_rows(Backup).where(Backup.id == backup_id).execution_options(synchronize_session=False))
 
 
 def _deleted_instances() -> Select[int]:

@@ -198,9 +198,7 @@ def backups_left_by_deleted_instances(session: Session, limit: int) -> list[Left
 
 def forget_backup(session: Session, row_id: int) -> None:
     """Remove a backup's row (once its file is gone from the store); a row already gone is fine."""
-    backup = repository.backup_by_id(session, row_id)
-    if backup is not None:
-        repository.delete(session, backup)
+    repository.delete_backup_row(session, row_id)
 
 
 def snapshots_left_by_deleted_instances(session: Session) -> int:
