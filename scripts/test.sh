@@ -13,4 +13,6 @@ echo "== lint and types"
 .venv/bin/ruff check src tests bench
 .venv/bin/mypy src
 echo "== tests"
-exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+# Most tests wait (on workers, guests, schedules) rather than compute, so several processes share the two
+# cores well; each test file runs whole in one process, in order (the e2e modules share one guest per file).
+exec .venv/bin/python -m pytest -q -p no:cacheprovider -n "${CLOUDLET_TEST_PROCESSES:-3}" --dist loadfile "$@"
