@@ -61,7 +61,7 @@ from cloudlet.kit import money
 from cloudlet.surfaces.cyberpanel.catalog import CpTemplate
 from cloudlet.surfaces.cyberpanel.errors import envelope, render
 from cloudlet.surfaces.cyberpanel.vps_power import SettledAnswer, Wording
-from cloudlet.surfaces.cyberpanel.vps_schemas import CpVpsPlan, cp_status, usd, vmid
+from cloudlet.surfaces.cyberpanel.vps_schemas import CpVpsPlan, cp_status, id_or_code, vmid
 from cloudlet.surfaces.deps import AppRuntime, DbSession, requires
 from cloudlet.surfaces.errors import Problem
 from cloudlet.tokens.abilities import Ability
@@ -75,11 +75,6 @@ VpsWriter = Annotated[Caller, requires(Ability.INSTANCES_WRITE)]
 # --- requests ------------------------------------------------------------------------------------
 
 
-def _id_or_code(value: str | int) -> int | str:
-    text = str(value).strip()
-    return int(text) if text.isdigit() else text
-
-
 class CpReinstall(BaseModel):
     """POST /api/v1/vps/{id}/reinstall."""
 
@@ -89,7 +84,7 @@ class CpReinstall(BaseModel):
 
     def template(self) -> int | str:
         """The template by id when the value is a number, by code otherwise."""
-        return _id_or_code(self.template_id)
+        return id_or_code(self.template_id)
 
 
 class CpUpgrade(BaseModel):
@@ -102,7 +97,7 @@ class CpUpgrade(BaseModel):
 
     def plan(self) -> int | str:
         """The plan by id when the value is a number, by code otherwise."""
-        return _id_or_code(self.plan_id)
+        return id_or_code(self.plan_id)
 
 
 class CpPasswordResetBody(BaseModel):
@@ -163,11 +158,6 @@ PASSWORD_RESET = Wording("Root password reset successfully", "Root password is b
                          "Failed to reset root password")
 
 
-def _plan_of(found: InstanceRead) -> CpVpsPlan:
-    return CpVpsPlan(id=found.plan_id, name=found.plan_name, cpu_cores=found.vcpus, ram_mb=found.memory_mib,
-                     disk_gb=found.disk_gib, bandwidth_gb=found.bandwidth_gb, price=usd(found.monthly_price_cents))
-
-
 def _answer(action: ActionRead, data: BaseModel, words: Wording, note: str = "", *,
             data_on_failure: bool = False) -> Response:
     """The success envelope with the message of how the action stands, or its failure (500)."""
@@ -219,7 +209,7 @@ def upgrade(vps_id: str, body: CpUpgrade, caller: VpsWriter, db: DbSession, runt
 
     def make(now: power.PowerRead) -> Response:
         row = now.instance
-        data = CpUpgraded(**CpVpsChanged.fields(row), plan=_plan_of(row),
+        data = CpUpgraded(**CpVpsChanged.fields(row), plan=CpVpsPlan.of(row),
                           charged=money.format_amount(found.charged_cents, found.currency), currency=found.currency,
                           applied=found.applied.value)
         return _answer(now.action, data, UPGRADED, found.message)

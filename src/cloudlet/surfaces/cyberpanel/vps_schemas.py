@@ -34,6 +34,11 @@ def usd(cents: int) -> str:
     return money.format_amount(cents, "USD")
 
 
+def id_or_code(value: str | int) -> int | str:
+    """A catalogue reference as CyberPanel sends it: an id when it is a number, a code otherwise."""
+    text = str(value).strip()
+    return int(text) if text.isdigit() else text
+
 class CpStatusFilter(StrEnum):
     """The statuses GET /api/v1/vps filters by ("provisioning" is accepted as another name of "deploying")."""
 
@@ -99,6 +104,12 @@ class CpVpsPlan(BaseModel):
     bandwidth_gb: int
     price: str
 
+    @classmethod
+    def of(cls, found: InstanceRead) -> CpVpsPlan:
+        """The instance's plan as it runs now."""
+        return cls(id=found.plan_id, name=found.plan_name, cpu_cores=found.vcpus, ram_mb=found.memory_mib,
+                   disk_gb=found.disk_gib, bandwidth_gb=found.bandwidth_gb, price=usd(found.monthly_price_cents))
+
 
 class CpVpsLocation(BaseModel):
     """Where a VPS runs."""
@@ -138,9 +149,7 @@ class CpVpsDetail(CpVps):
         started = found.subscription_started_at
         return cls(
             **CpVps.of(found).model_dump(), updated_at=found.updated_at,
-            plan=CpVpsPlan(id=found.plan_id, name=found.plan_name, cpu_cores=found.vcpus, ram_mb=found.memory_mib,
-                           disk_gb=found.disk_gib, bandwidth_gb=found.bandwidth_gb,
-                           price=usd(found.monthly_price_cents)),
+            plan=CpVpsPlan.of(found),
             location=CpVpsLocation(code=found.region_code, name=found.region_name),
             server=CpVpsServer(hostname=found.node_name),
             billing=CpVpsBilling(hourly_rate=found.hourly_price, billing_start=started or found.created_at,
@@ -194,8 +203,7 @@ class CpVpsCreate(BaseModel):
 
     def template(self) -> int | str:
         """The template by id when the value is a number, by code otherwise."""
-        text = str(self.template_id)
-        return int(text) if text.isdigit() else text
+        return id_or_code(self.template_id)
 
     def to_instance(self) -> InstanceCreate:
         """The same order in the instances service's words (the hostname is the name)."""

@@ -44,8 +44,9 @@ from pydantic import BaseModel, Field
 from cloudlet.auth.caller import Caller
 from cloudlet.backups import jobs, service
 from cloudlet.backups.models import CopyStatus
-from cloudlet.backups.schemas import BackupRead, BackupStarted, SnapshotCreate, SnapshotRead, SnapshotStarted
+from cloudlet.backups.schemas import BackupStarted, SnapshotCreate, SnapshotRead, SnapshotStarted
 from cloudlet.kit.serial import IsoMillis
+from cloudlet.surfaces.backup_views import BackupView, download
 from cloudlet.surfaces.deps import AppRuntime, DbSession, requires
 from cloudlet.surfaces.primary.instance_schemas import PrimaryActionRead
 from cloudlet.tokens.abilities import Ability
@@ -94,24 +95,11 @@ class PrimarySnapshotAccepted(PrimarySnapshotRead):
                    action=PrimaryActionRead.of(started.action))
 
 
-class PrimaryBackupRead(BaseModel):
+class PrimaryBackupRead(BackupView):
     """A backup of an instance."""
 
-    id: str
-    instance_id: str
-    status: CopyStatus
-    size_bytes: int | None
-    checksum_sha256: str | None
-    error: str
     created_at: IsoMillis
     completed_at: IsoMillis | None
-
-    @classmethod
-    def of(cls, found: BackupRead) -> PrimaryBackupRead:
-        """Render a backup."""
-        return cls(id=found.id, instance_id=found.instance_uuid, status=found.status, size_bytes=found.size_bytes,
-                   checksum_sha256=found.checksum_sha256, error=found.error, created_at=found.created_at,
-                   completed_at=found.completed_at)
 
 
 class PrimaryBackupAccepted(PrimaryBackupRead):
@@ -189,11 +177,7 @@ def download_backup(instance_id: str, backup_id: str, caller: Reader, db: DbSess
                     runtime: AppRuntime) -> StreamingResponse:
     """Stream the backup file with its size and SHA-256."""
     found = service.backup_file(db, runtime.settings, caller, instance_id, backup_id)
-    return StreamingResponse(found.chunks, media_type="application/octet-stream", headers={
-        "Content-Length": str(found.size_bytes),
-        "Content-Disposition": f'attachment; filename="{found.filename}"',
-        "X-Checksum-SHA256": found.checksum_sha256,
-    })
+    return download(found)
 
 
 @router.post("/instances/{instance_id}/backups/{backup_id}/restore", status_code=202,

@@ -33,9 +33,9 @@ from pydantic import BaseModel
 
 from cloudlet.auth.caller import Caller
 from cloudlet.backups import jobs, service
-from cloudlet.backups.models import CopyStatus
-from cloudlet.backups.schemas import BackupRead, BackupStarted
+from cloudlet.backups.schemas import BackupStarted
 from cloudlet.kit.serial import IsoSeconds
+from cloudlet.surfaces.backup_views import BackupView, download
 from cloudlet.surfaces.deps import AppRuntime, DbSession, requires
 from cloudlet.surfaces.shardlyn.instance_schemas import instance_ident
 from cloudlet.tokens.abilities import Ability
@@ -47,24 +47,11 @@ Reader = Annotated[Caller, requires(Ability.INSTANCES_READ)]
 Writer = Annotated[Caller, requires(Ability.INSTANCES_WRITE)]
 
 
-class ShardlynBackup(BaseModel):
+class ShardlynBackup(BackupView):
     """A backup of an instance."""
 
-    id: str
-    instance_id: str
-    status: CopyStatus
-    size_bytes: int | None
-    checksum_sha256: str | None
-    error: str
     created_at: IsoSeconds
     completed_at: IsoSeconds | None
-
-    @classmethod
-    def of(cls, found: BackupRead) -> ShardlynBackup:
-        """Render a backup."""
-        return cls(id=found.id, instance_id=found.instance_uuid, status=found.status, size_bytes=found.size_bytes,
-                   checksum_sha256=found.checksum_sha256, error=found.error, created_at=found.created_at,
-                   completed_at=found.completed_at)
 
 
 class ShardlynBackupList(BaseModel):
@@ -111,11 +98,7 @@ def download_backup(instance_id: str, backup_id: str, caller: Reader, db: DbSess
                     runtime: AppRuntime) -> StreamingResponse:
     """Stream the backup file with its size and SHA-256."""
     found = service.backup_file(db, runtime.settings, caller, instance_ident(instance_id), backup_id)
-    return StreamingResponse(found.chunks, media_type="application/octet-stream", headers={
-        "Content-Length": str(found.size_bytes),
-        "Content-Disposition": f'attachment; filename="{found.filename}"',
-        "X-Checksum-SHA256": found.checksum_sha256,
-    })
+    return download(found)
 
 
 @router.post("/{instance_id}/backups/{backup_id}/restore", status_code=202, response_model=ShardlynBackupAccepted,
