@@ -274,15 +274,14 @@ def conclude_create(work: Work, task: str | None, reason: str | None) -> None:
         with work.db.session() as session:
             service.finish_create(session, work.settings, work.action_id)
         return
-    with work.db.session() as session:
-        actions.fail_task(session, work.action_id, task, reason)
     note = reason
     try:
         driver, name = work.driver()
         driver.destroy_guest(name)
     except DriverError as error:  # the node is gone: the reconciler reports whatever is left there
         note = f"{reason} (the guest could not be removed from its node: {error})"
-    with work.db.session() as session:
+    with work.db.session() as session:  # the failed task and the failed build are seen together, never one alone
+        actions.fail_task(session, work.action_id, task, reason)
         service.fail_create(session, work.settings, work.action_id, note)
     log.warning("instance build failed", action_id=work.action_id, task=task, reason=note)
 
