@@ -1,14 +1,20 @@
-"""Load a real `cloudlet serve` process with authenticated GET /api/me and print req/s, p50 and p99.
+"""Load a real `cloudlet serve` process with authenticated GET /api/me and print req/s, p50 and p99,
+beside a bare FastAPI app's trivial endpoint loaded the same way in the same run, and their ratio.
 
 Run: `python -m bench.api_me [--duration 10] [--clients 1,8,32] [--db sqlite,postgresql] [--workers 1,2]`.
+
+The baseline (`bare_app`) is FastAPI with one async GET that returns a small JSON object, served by
+uvicorn with the options `cloudlet serve` uses (same worker count, no access log, no proxy headers,
+no server header); it is measured just before each Cloudlet run, so both see the same machine.
 
 For each database (SQLite in a temporary data directory; PostgreSQL in a fresh database created on
 CLOUDLET_BENCH_POSTGRES_URL, default postgresql+psycopg://postgres@127.0.0.1:5432/test, and dropped
 afterwards) and each worker count, it starts the server on a free port of 127.0.0.1, makes a user and
 an API token with limits high enough never to refuse, and drives the endpoint with wrk (Debian's
 `wrk`, which costs the 2-core machine little CPU) or, without wrk, an asyncio + httpx generator.
-Every request authenticates a token, counts it against the rate limiter, and writes the token's
-usage log after the answer, as production does. Nothing but 127.0.0.1 is contacted.
+Every request authenticates a token (from the one-second credential cache after its first use),
+counts it against the rate limiter, and leaves a usage-log line that the request log's writer
+commits in batches within a second, as production does. Nothing but 127.0.0.1 is contacted.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from fastapi import FastAPI
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -48,6 +55,8 @@ SECRET_KEY = "bench-secret-key-with-enough-length-0123456789"
 PREFERRED_PATH = "/api/me"
 FALLBACK_PATH = "/api/v1/test"  # authenticated and cheap; used only while /api/me is not built
 UNLIMITED = 1_000_000_000
+BARE_PATH = "/bare"
+ROOT = Path(__file__).resolve().parent.parent  # where `bench` is importable from
 
 
 @dataclass
@@ -131,27 +140,56 @@ def cloudlet_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "cloudlet.cli.main"]
 
 
+def bare_app() -> FastAPI:
+    """The baseline: FastAPI with one trivial GET endpoint and nothing else (uvicorn's factory)."""
+    app = FastAPI()
+
+    @app.get(BARE_PATH)
+    async def bare() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
 @contextmanager
 def server(data_dir: Path, database_url: str | None, workers: int) -> Iterator[str]:
     """A running `cloudlet serve` on a free port; yields its base URL and stops it afterwards."""
     port = free_port()
-    log = (data_dir / f"server-{workers}.log").open("w")
-    process = subprocess.Popen(
-        [*cloudlet_command(), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
-        env=server_env(data_dir, database_url), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    command = [*cloudlet_command(), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+    with served(command, server_env(data_dir, database_url), data_dir / f"server-{workers}.log", port,
+                "/health") as base:
+        yield base
+
+
+@contextmanager
+def bare_server(data_dir: Path, workers: int) -> Iterator[str]:
+    """The bare FastAPI app under uvicorn with `cloudlet serve`'s options; yields its base URL."""
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", "bench.api_me:bare_app", "--factory", "--app-dir", str(ROOT),
+               "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), "--log-level", "warning",
+               "--no-access-log", "--no-proxy-headers", "--no-server-header"]
+    with served(command, server_env(data_dir, None), data_dir / f"bare-{workers}.log", port, BARE_PATH) as base:
+        yield base
+
+
+@contextmanager
+def served(command: list[str], env: dict[str, str], log_path: Path, port: int, probe: str) -> Iterator[str]:
+    """Run a server command until the block ends; yields its base URL once `probe` answers 200."""
+    log = log_path.open("w")
+    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # a loaded machine starts two workers slowly
         while True:
             if process.poll() is not None:
                 raise RuntimeError(f"the server exited with {process.returncode}; see {log.name}")
             try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                if httpx.get(f"{base}{probe}", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError("the server did not answer /health within 60 s")
+                raise RuntimeError(f"the server did not answer {probe} within 180 s")
             time.sleep(0.2)
         yield base
     finally:
@@ -192,7 +230,7 @@ def run_wrk(url: str, token: str, clients: int, seconds: int) -> Result:
         ["wrk", f"-t{threads}", f"-c{clients}", f"-d{seconds}s", "--latency", "--timeout", "10s",
          "-H", f"Authorization: Bearer {token}", url],
         capture_output=True, text=True, check=True, timeout=seconds + 60).stdout
-    percentiles = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", output, re.MULTILINE))
+    percentiles = dict(re.findall(r"^\s+(50|99)%\s+(\S+)\s*$", output, re.MULTILINE))
     total = re.search(r"^\s+(\d+) requests in ([\d.]+)(s|m)", output, re.MULTILINE)
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     failures = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
@@ -239,23 +277,33 @@ def run_httpx(url: str, token: str, clients: int, seconds: int) -> Result:
 
 def bench_one(label: str, database_url: str | None, workers_list: list[int], clients_list: list[int],
               seconds: int) -> None:
-    """All runs on one database: each worker count, each client count."""
+    """All runs on one database: each worker count, each client count, each beside the bare baseline."""
+    drive = run_wrk if shutil.which("wrk") else run_httpx
+    generator = "wrk" if shutil.which("wrk") else "httpx (wrk not installed; shares the CPU)"
     with tempfile.TemporaryDirectory(prefix="cloudlet-bench-") as tmp:
         data_dir = Path(tmp)
         token = prepare(data_dir, database_url)
         for workers in workers_list:
+            baseline: dict[int, Result] = {}
+            with bare_server(data_dir, workers) as base:
+                drive(f"{base}{BARE_PATH}", token, 4, 2)
+                for clients in clients_list:
+                    baseline[clients] = drive(f"{base}{BARE_PATH}", token, clients, seconds)
             with server(data_dir, database_url, workers) as base:
                 path = pick_path(base, token)
                 note = "" if path == PREFERRED_PATH else f"  ({PREFERRED_PATH} is not built yet: using {path})"
-                generator = "wrk" if shutil.which("wrk") else "httpx (wrk not installed; shares the CPU)"
                 print(f"  {label}, {workers} worker{'s' if workers > 1 else ''}: GET {path} with {generator}{note}")
-                drive = run_wrk if shutil.which("wrk") else run_httpx
                 drive(f"{base}{path}", token, 4, 2)  # warm up connections, caches and the pool
                 for clients in clients_list:
                     result = drive(f"{base}{path}", token, clients, seconds)
+                    bare = baseline[clients]
                     print(f"    {clients:>3} clients  {result.rate:8.0f} req/s   p50 {result.p50_ms:7.2f} ms   "
                           f"p99 {result.p99_ms:7.2f} ms   {result.requests} requests, {result.errors} errors",
                           flush=True)
+                    ratio = result.rate / bare.rate if bare.rate else 0.0
+                    print(f"        bare  {bare.rate:8.0f} req/s   p50 {bare.p50_ms:7.2f} ms   "
+                          f"p99 {bare.p99_ms:7.2f} ms   {bare.errors} errors   -> {PREFERRED_PATH} at "
+                          f"{ratio:.1%} of bare", flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -28,6 +28,7 @@ from sqlalchemy import insert, text
 
 import cloudlet.models  # noqa: F401  # registers every table
 from bench.ledger import postgres_url, sqlite_url
+from cloudlet import catalogue_file
 from cloudlet.catalog import service as catalog
 from cloudlet.drivers.base import GuestSpec
 from cloudlet.drivers.fake import FakeDriver
@@ -60,7 +61,7 @@ def make_cloud(db: Database, image: Path, count: int) -> tuple[dict[str, FakeDri
     drivers: dict[str, FakeDriver] = {}
     ids: list[int] = []
     with db.session() as s:
-        catalog.seed_default(s)
+        catalogue_file.seed_default(s)
         plan = catalog.get_plan(s, "scout-1")
         region = catalog.list_regions(s)[0]
         project = Project(name="bench", type=ProjectType.TEAM)

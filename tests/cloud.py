@@ -18,6 +18,7 @@ import httpx
 import pytest
 from dbos import DBOS
 
+from cloudlet import catalogue_file
 from cloudlet.app import create_worker
 from cloudlet.billing import service as billing
 from cloudlet.billing.schemas import CreditCreate
@@ -160,7 +161,7 @@ def prepare_cloud(runtime: Runtime, driver: HypervisorDriver, image_file: Path, 
     """
     info = driver.import_image(image_name, image_file)
     with runtime.db.session() as session:
-        catalog.seed_default(session)
+        catalogue_file.seed_default(session)
         image = images.register_image(session, ImageRegister(
             name=image_name, source=ImageSource.BUILT, volume=image_name,
             virtual_size_bytes=info.virtual_size_bytes))

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from cloudlet.auth import service as auth
 from cloudlet.auth.models import User
+from cloudlet.billing import service as billing
 from cloudlet.mail import service as mail
 from cloudlet.projects import service as projects
 from cloudlet.projects.models import Role
@@ -71,7 +72,7 @@ class _Acting:
 def make_team(runtime: Runtime, owner: Person, name: str = "team") -> int:
     """A team project owned by the person; returns its id."""
     with runtime.db.session() as session:
-        return projects.create_team_project(session, _Acting(owner.user), ProjectCreate(name=name)).id
+        return billing.create_team_project(session, runtime.settings, _Acting(owner.user), ProjectCreate(name=name)).id
 
 
 def invitation_token(runtime: Runtime, email: str) -> str:
@@ -87,7 +88,7 @@ def invitation_token(runtime: Runtime, email: str) -> str:
 def invite(runtime: Runtime, owner: Person, project_id: int, email: str, role: str = "member") -> str:
     """Invite an address to the project as the owner; returns the emailed token."""
     with runtime.db.session() as session:
-        projects.invite(session, runtime.settings, _Acting(owner.user), project_id,
+        projects.invite(session, runtime.settings, runtime.limiter, _Acting(owner.user), project_id,
                         InvitationCreate(email=email, role=Role(role)))
     return invitation_token(runtime, email)
 

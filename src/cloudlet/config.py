@@ -6,7 +6,7 @@ import secrets
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -16,10 +16,11 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CLOUDLET_", env_file=".env", extra="ignore")
 
     data_dir: Path = Path("/var/lib/cloudlet")
-    database_url: str | None = None  # default: SQLite file in data_dir
-    redis_url: str | None = None  # rate limits in Redis when set, else in memory
+    # URLs may carry a password: kept out of the repr, so a logged Settings cannot show it
+    database_url: str | None = Field(default=None, repr=False)  # default: SQLite file in data_dir
+    redis_url: str | None = Field(default=None, repr=False)  # rate limits in Redis when set, else in memory
     redis_prefix: str = "cloudlet"  # namespace of our keys in that Redis
-    secret_key: str | None = None  # JWT signing key; default: generated once into data_dir
+    secret_key: SecretStr | None = None  # JWT signing key; default: generated once into data_dir
     public_url: str = "http://127.0.0.1:8080"  # used in links inside emails
     host: str = "127.0.0.1"
     port: int = 8080
@@ -42,16 +43,22 @@ class Settings(BaseSettings):
     token_rate_per_hour: int = 1000
     login_rate_per_account: str = "10/minute"
     login_rate_per_address: str = "30/minute"
+    signup_rate_per_address: str = "5/hour"  # sign-ups from one client address (each costs an argon2id hash)
+    invitation_rate_per_project: str = "20/hour"  # invitation emails one project may send
+    invitation_rate_per_inviter: str = "30/hour"  # invitation emails one user may send, all projects together
+    max_tokens_per_user: int = 100  # API tokens one account may hold, so per-token limits bound a customer
     mfa_rate: str = "5/minute"
     # GET requests made with a token wait until their usage-log line is committed. Off in production
     # (the line is written moments after the answer, in batches); tests turn it on to read it at once.
     usage_log_sync: bool = False
+    usage_flush_seconds: float = Field(default=1.0, gt=0)  # the longest a read's usage line waits to be written
     trusted_proxies: list[str] = Field(default_factory=list)  # whose X-Forwarded-For is believed
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1)  # a larger request body gets 413 before it is read
 
     smtp_host: str | None = None
     smtp_port: int = 25
     smtp_username: str | None = None
-    smtp_password: str | None = None
+    smtp_password: SecretStr | None = None
     smtp_starttls: bool = False
     mail_from: str = "Cloudlet <no-reply@cloudlet.localhost>"
 
@@ -64,7 +71,8 @@ class Settings(BaseSettings):
     idempotency_key_hours: int = 24  # how long an Idempotency-Key and its answer are kept
 
     # durable workflows (DBOS): see cloudlet.worker
-    worker_database_url: str | None = None  # DBOS system database; default: beside the app's database
+    # DBOS system database; default: beside the app's database
+    worker_database_url: str | None = Field(default=None, repr=False)
     worker_id: str | None = None  # stable name of this host in executor ids (default: its host name)
     billing_schedule: str = "* * * * *"  # cron of the billing run; six fields when the first is seconds
 
@@ -81,6 +89,9 @@ class Settings(BaseSettings):
     instance_power_wait_seconds: float = 45.0  # how long CyberPanel's start/stop/restart wait for the action to end
     instance_sweep_schedule: str = "*/10 * * * * *"  # cron of the run that starts queued actions and due deletions
     instance_reconcile_schedule: str = "*/30 * * * * *"  # cron of the comparison of every node's guests with the db
+    # every task of an action has a deadline (declared with the task); past it the action fails through its clean-up
+    action_deadline_scale: float = 1.0  # multiplies every task's deadline (slow nodes, big disks; tests shorten them)
+    action_cleanup_call_seconds: float = 60.0  # a driver call made while an action ends gives up after this
     console_ticket_seconds: int = 300  # life of a console link (one-time token and VNC password); CyberPanel's 5 min
     console_log_poll_seconds: float = 1.0  # how often the live serial log websocket looks for new output
     # backups go to data_dir/backups unless a bucket is set: then to that S3-compatible bucket (AWS, MinIO, Ceph...)
@@ -88,15 +99,15 @@ class Settings(BaseSettings):
     backup_s3_endpoint: str | None = None  # e.g. https://s3.example.net; unset: AWS's endpoint for the region
     backup_s3_region: str = "us-east-1"
     backup_s3_access_key: str | None = None  # unset: boto3's usual credential chain (environment, profile, role)
-    backup_s3_secret_key: str | None = None
+    backup_s3_secret_key: SecretStr | None = None
     backup_s3_prefix: str = "cloudlet-backups/"  # keys are <prefix><instance uuid>/<backup uuid>.qcow2
 
     # metrics: see cloudlet.metrics
     metrics_sample_schedule: str = "* * * * *"  # cron of the sampler: every running guest's counters into history
-    metrics_token: str | None = None  # a bearer token Prometheus may scrape /metrics with (admins always may)
+    metrics_token: SecretStr | None = None  # a bearer token Prometheus may scrape /metrics with (admins always may)
 
     github_client_id: str | None = None
-    github_client_secret: str | None = None
+    github_client_secret: SecretStr | None = None
     github_authorize_url: str = "https://github.com/login/oauth/authorize"
     github_token_url: str = "https://github.com/login/oauth/access_token"
     github_api_url: str = "https://api.github.com"
@@ -111,11 +122,18 @@ class Settings(BaseSettings):
     @cached_property
     def jwt_secret(self) -> str:
         """The JWT signing key: configured, or generated once and kept in the data directory."""
-        if self.secret_key:
-            return self.secret_key
+        if self.secret_key is not None and self.secret_key.get_secret_value():
+            return self.secret_key.get_secret_value()
         path = self.data_dir / "secret.key"
         if not path.exists():
             self.data_dir.mkdir(parents=True, exist_ok=True)
             path.touch(mode=0o600)
             path.write_text(secrets.token_urlsafe(48))
         return path.read_text().strip()
+
+
+def reveal(secret: SecretStr | None) -> str | None:
+    """The plain value of a secret setting, for the one call that needs it (None when unset or empty)."""
+    if secret is None:
+        return None
+    return secret.get_secret_value() or None

@@ -1,28 +1,25 @@
 """Every table, imported in one place so Alembic and tests see the whole schema."""
 
+from cloudlet.actions.models import Action, ActionTask
 from cloudlet.audit.models import AuditEntry
 from cloudlet.auth.models import PasswordReset, RefreshToken, SystemFlag, User
 from cloudlet.backups.models import Backup, Snapshot
-from cloudlet.billing.models import LedgerEntry, Subscription, Wallet
+from cloudlet.billing.models import ExchangeRate, LedgerEntry, ProjectPrice, Subscription, Wallet
 from cloudlet.catalog.models import (
     BillingCycle,
-    ExchangeRate,
-    IpAllocation,
-    IpPool,
     OsTemplate,
     Plan,
     PlanCategory,
-    ProjectPrice,
     Region,
 )
 from cloudlet.events.models import Event
 from cloudlet.images.models import Image
 from cloudlet.instances.console_tickets import ConsoleTicket
-from cloudlet.instances.models import Action, ActionTask, Instance, SshKey
+from cloudlet.instances.models import Instance, SshKey
 from cloudlet.kit.db import Base
 from cloudlet.mail.models import OutboxMessage
 from cloudlet.metrics.models import InstanceCounters, MetricPoint
-from cloudlet.networking.models import ReverseDns
+from cloudlet.networking.models import IpAllocation, IpPool, ReverseDns
 from cloudlet.nodes.models import Node, NodeRegistrationToken, NodeReservation
 from cloudlet.projects.models import Invitation, MemberPermission, Membership, Project
 from cloudlet.surfaces.idempotency import IdempotencyRecord

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from cloudlet import catalogue_file
 from cloudlet.billing import jobs
 from cloudlet.billing import service as billing
 from cloudlet.billing.models import EntryKind, SubscriptionStatus
@@ -183,7 +184,7 @@ def test_billing_run_command_runs_the_due_jobs_once(runtime: Runtime, tmp_path: 
 def test_quotes_price_creation_upgrade_and_refund_without_changing_anything(api: Api, runtime: Runtime) -> None:
     person = make_user(runtime, "quote@example.com")
     with runtime.db.session() as s:
-        catalog.seed_default(s)
+        catalogue_file.seed_default(s)
         small, big = catalog.get_plan(s, "scout-1").id, catalog.get_plan(s, "scout-2").id
     fund(runtime, person, 1000)
     client = api.as_(person.token)

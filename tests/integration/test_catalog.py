@@ -7,12 +7,16 @@ from decimal import Decimal
 
 import pytest
 
+from cloudlet import catalogue_file
+from cloudlet.billing import pricing
+from cloudlet.billing.schemas import ProjectPriceCreate, RateSet
 from cloudlet.catalog import service as catalog
-from cloudlet.catalog.models import IpAllocation
-from cloudlet.catalog.schemas import ProjectPriceCreate, RateSet, TemplateCreate
+from cloudlet.catalog.schemas import TemplateCreate
 from cloudlet.kit import clock
 from cloudlet.kit.errors import Invalid, NotFound, PaymentRequired
 from cloudlet.kit.money import Money
+from cloudlet.networking import service as networking
+from cloudlet.networking.models import IpAllocation
 from cloudlet.surfaces.deps import Runtime
 from tests.conftest import Api
 from tests.helpers import Person, make_user, mint_token
@@ -22,7 +26,7 @@ from tests.helpers import Person, make_user, mint_token
 def seeded(runtime: Runtime) -> Runtime:
     """A server whose catalogue is the default one a new installation starts with."""
     with runtime.db.session() as session:
-        assert catalog.seed_default(session) is not None
+        assert catalogue_file.seed_default(session) is not None
     return runtime
 
 
@@ -97,7 +101,7 @@ def test_regions_cycles_and_rates_are_public(api: Api, seeded: Runtime) -> None:
 def test_my_price_list_applies_my_projects_prices_only(api: Api, seeded: Runtime, alice: Person) -> None:
     bob = make_user(seeded, "bob@example.com")
     with seeded.db.session() as session:
-        catalog.create_project_price(session, ProjectPriceCreate(
+        pricing.create_project_price(session, ProjectPriceCreate(
             project_id=alice.project_id, plan_id=_plan_id(seeded, "scout-2"), discount_bps=2000))
     assert api.get("/api/me/catalog/plans").status_code == 401
     mine = _package(api.as_(alice.token).get("/api/me/catalog/plans").json(), "scout-2")
@@ -154,12 +158,12 @@ def test_cyberpanel_locations_count_free_addresses_for_real(api: Api, seeded: Ru
     assert location == {"code": "dc1", "name": "Datacenter 1", "country": "US", "available_ips": 253,
                         "is_available": True}
     with seeded.db.session() as session:
-        pool = catalog.list_pools(session)[0]
+        pool = networking.list_pools(session)[0]
         session.add_all([IpAllocation(pool_id=pool.id, address=f"203.0.113.{n}", instance_id=f"i-{n}")
                          for n in (10, 11, 12)])
     assert client.get("/api/v1/vps/locations").json()["data"]["locations"][0]["available_ips"] == 250
     with seeded.db.session() as session:
-        assert catalog.free_addresses(session, pool.id, limit=3) == ["203.0.113.2", "203.0.113.3", "203.0.113.4"]
+        assert networking.free_addresses(session, pool.id, limit=3) == ["203.0.113.2", "203.0.113.3", "203.0.113.4"]
 
 
 def test_cyberpanel_templates_say_when_they_need_a_minimum_balance(
@@ -212,9 +216,9 @@ def test_shardlyn_billing_plans_need_any_credential(api: Api, seeded: Runtime, a
 
 def test_price_applies_the_project_price_cycle_discount_and_rate(seeded: Runtime, alice: Person) -> None:
     with seeded.db.session() as session:
-        catalog.create_project_price(session, ProjectPriceCreate(
+        pricing.create_project_price(session, ProjectPriceCreate(
             project_id=alice.project_id, plan_id=_plan_id(seeded, "forge-2"), monthly_price="25.00"))
-        quoted = catalog.price(session, "forge-2", "6months", "EGP", project_id=alice.project_id)
+        quoted = pricing.price(session, "forge-2", "6months", "EGP", project_id=alice.project_id)
         assert quoted.override is not None and quoted.override.monthly_price_cents == 2500
         assert quoted.monthly_usd == 2500 and quoted.amount_usd == 14250  # 6 x 25.00 less 5%
         assert quoted.amount == 691125  # 142.50 x 48.50
@@ -222,31 +226,31 @@ def test_price_applies_the_project_price_cycle_discount_and_rate(seeded: Runtime
         assert quoted.total == Money(691125, "EGP")
         assert quoted.rate == Decimal("48.5") and quoted.rate_fetched_at is not None
         assert sum(quoted.hourly_charge(h) for h in range(1, 800)) == quoted.monthly
-        plain = catalog.price(session, _plan_id(seeded, "forge-2"), "monthly")
+        plain = pricing.price(session, _plan_id(seeded, "forge-2"), "monthly")
         assert (plain.amount, plain.currency, plain.override) == (2800, "USD", None)
         with pytest.raises(NotFound):
-            catalog.price(session, "nope", "monthly")
+            pricing.price(session, "nope", "monthly")
         with pytest.raises(NotFound):
-            catalog.price(session, "forge-2", "weekly")
+            pricing.price(session, "forge-2", "weekly")
         with pytest.raises(Invalid):
-            catalog.price(session, "forge-2", "monthly", "GBP")
+            pricing.price(session, "forge-2", "monthly", "GBP")
 
 
 def test_a_template_minimum_balance_is_checked_in_the_wallets_currency(seeded: Runtime) -> None:
     with seeded.db.session() as session:
         windows = catalog.create_template(session, TemplateCreate(
             code="windows-2022", family="windows", name="Windows Server 2022", is_windows=True, min_balance="20"))
-        catalog.require_balance_for_template(session, windows.id, Money(2000, "USD"))
-        catalog.require_balance_for_template(session, windows.id, Money(7500, "SAR"))  # 20 x 3.75
+        pricing.require_balance_for_template(session, windows.id, Money(2000, "USD"))
+        pricing.require_balance_for_template(session, windows.id, Money(7500, "SAR"))  # 20 x 3.75
         with pytest.raises(PaymentRequired, match=r"75\.00 SAR"):
-            catalog.require_balance_for_template(session, windows.id, Money(7499, "SAR"))
-        catalog.require_balance_for_template(session, "debian-12-tiny", Money(0, "USD"))
+            pricing.require_balance_for_template(session, windows.id, Money(7499, "SAR"))
+        pricing.require_balance_for_template(session, "debian-12-tiny", Money(0, "USD"))
 
 
 def test_the_rate_used_is_the_latest_stored_one(api: Api, seeded: Runtime) -> None:
     later = clock.now() + timedelta(hours=1)
     with seeded.db.session() as session:
-        catalog.set_rate(session, "SAR", RateSet(rate=Decimal("3.80"), source="test feed", fetched_at=later))
+        pricing.set_rate(session, "SAR", RateSet(rate=Decimal("3.80"), source="test feed", fetched_at=later))
     body = api.get("/api/catalog/plans", params={"currency": "SAR"}).json()
     assert body["exchange_rate"] == 3.8
     assert _package(body, "scout-1")["monthly_price"] == "22.80"

@@ -39,6 +39,7 @@ def test_create_builds_a_guest_with_the_key_and_charges_the_wallet(cloud: Cloud)
     body = created.json()
     assert body["status"] == "provisioning" and body["plan"] == "scout-1" and body["main_ip"].startswith("203.0.113.")
     assert body["locked"] is True and body["allowed_actions"] == []  # the build holds it
+    assert body["action"] == {"id": body["action_id"], "command": "create", "progress": 0}
     assert body["vcpu"] == 1 and body["ram"] == 1 and body["storage"] == 25
     assert len(body["root_password"]) == 20 and body["charged_cents"] == 600
     assert cloud.balance() == before - 600

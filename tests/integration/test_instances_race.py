@@ -11,8 +11,8 @@ from typing import Any
 
 import httpx
 
-from cloudlet.catalog import service as catalog
-from cloudlet.catalog.schemas import IpPoolUpdate
+from cloudlet.networking import service as networking
+from cloudlet.networking.schemas import IpPoolUpdate
 from cloudlet.nodes import service as nodes
 from cloudlet.nodes.schemas import NodeUpdate, Resources
 from tests.cloud import Cloud
@@ -59,8 +59,8 @@ def test_only_as_many_creates_as_the_node_has_room_for_succeed(cloud: Cloud) -> 
 
 def test_no_address_is_handed_out_twice_when_the_pool_runs_out(cloud: Cloud) -> None:
     with cloud.runtime.db.session() as session:  # a /29 whose gateway and three reserved leave two addresses
-        pool = catalog.list_pools(session, "dc1")[0]
-        catalog.update_pool(session, pool.id, IpPoolUpdate(cidr="203.0.113.8/29", gateway="203.0.113.9",
+        pool = networking.list_pools(session, "dc1")[0]
+        networking.update_pool(session, pool.id, IpPoolUpdate(cidr="203.0.113.8/29", gateway="203.0.113.9",
                                                            reserved=["203.0.113.10", "203.0.113.11", "203.0.113.12"]))
     before = cloud.balance()
     answers = race(cloud, 6)

@@ -7,11 +7,11 @@ import threading
 import pytest
 
 from cloudlet.catalog import service as catalog
-from cloudlet.catalog.schemas import IpPoolCreate, IpPoolUpdate, RegionCreate
+from cloudlet.catalog.schemas import RegionCreate
 from cloudlet.kit.errors import Invalid, NotFound, Unavailable
 from cloudlet.networking import repository
 from cloudlet.networking import service as networking
-from cloudlet.networking.schemas import IpFamily
+from cloudlet.networking.schemas import IpFamily, IpPoolCreate, IpPoolUpdate
 from cloudlet.surfaces.deps import Runtime
 from tests.conftest import Api
 from tests.helpers import make_user
@@ -22,9 +22,9 @@ def region(runtime: Runtime) -> str:
     """Region "ams" with a small IPv4 pool (gateway .1, .2 reserved) and an IPv6 /64."""
     with runtime.db.session() as session:
         catalog.create_region(session, RegionCreate(code="ams", name="Amsterdam", country="NL"))
-        catalog.create_pool(session, IpPoolCreate(region="ams", cidr="198.51.100.0/29", gateway="198.51.100.1",
+        networking.create_pool(session, IpPoolCreate(region="ams", cidr="198.51.100.0/29", gateway="198.51.100.1",
                                                   reserved=["198.51.100.2"]))
-        catalog.create_pool(session, IpPoolCreate(region="ams", cidr="2001:db8:1::/64", gateway="2001:db8:1::1"))
+        networking.create_pool(session, IpPoolCreate(region="ams", cidr="2001:db8:1::/64", gateway="2001:db8:1::1"))
     return "ams"
 
 
@@ -92,8 +92,8 @@ def test_unknown_regions_families_and_inactive_pools(runtime: Runtime, region: s
         assert family.value.field == "family"
         with pytest.raises(Invalid):
             networking.allocate(session, region, " ")
-        pool = next(p for p in catalog.list_pools(session, region) if p.version == 4)
-        catalog.update_pool(session, pool.id, IpPoolUpdate(is_active=False))
+        pool = next(p for p in networking.list_pools(session, region) if p.version == 4)
+        networking.update_pool(session, pool.id, IpPoolUpdate(is_active=False))
         with pytest.raises(Unavailable):
             networking.allocate(session, region, "inst-1")
 
@@ -139,7 +139,7 @@ def test_concurrent_allocations_never_hand_out_an_address_twice(runtime: Runtime
     with runtime.db.session() as session:
         catalog.create_region(session, RegionCreate(code="fra", name="Frankfurt", country="DE"))
         # a /28: .1-.14 usable, less the gateway and two reserved = 11 free
-        catalog.create_pool(session, IpPoolCreate(region="fra", cidr="192.0.2.0/28", gateway="192.0.2.1",
+        networking.create_pool(session, IpPoolCreate(region="fra", cidr="192.0.2.0/28", gateway="192.0.2.1",
                                                   reserved=["192.0.2.13/32", "192.0.2.14"]))
     callers = 24
     start = threading.Barrier(callers)
@@ -172,7 +172,7 @@ def test_concurrent_allocations_never_hand_out_an_address_twice(runtime: Runtime
     assert sorted(addresses, key=lambda a: int(a.rsplit(".", 1)[1])) == [f"192.0.2.{n}" for n in range(2, 13)]
     assert len(refused) == callers - 11
     with runtime.db.session(write=False) as session:
-        pool = catalog.list_pools(session, "fra")[0]
+        pool = networking.list_pools(session, "fra")[0]
         assert (pool.allocated, pool.available) == (11, 0)
 
 

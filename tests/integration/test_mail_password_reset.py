@@ -22,8 +22,6 @@ SAME_ANSWER = {"message": "If an account exists for this email, a password reset
 LINK = re.compile(r"http://cloudlet\.test/reset-password\?token=([A-Za-z0-9_-]+)")
 
 
-
-
 def outbox(runtime: Runtime) -> list[OutboxMessage]:
     with runtime.db.session(write=False) as session:
         return list(session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
@@ -62,8 +60,10 @@ class TestWithSmtp:
         assert api.post("/v1/auth/login", json={"email": "jane@example.com", "password": PASSWORD}).status_code == 401
         fresh = api.post("/v1/auth/login", json={"email": "jane@example.com", "password": NEW_PASSWORD})
         assert fresh.status_code == 200
-        # Every session from before the reset is over.
+        # Every session from before the reset is over, its access token included (not 15 minutes later).
         assert api.post("/v1/auth/refresh", json={"refresh_token": old_session["refresh_token"]}).status_code == 401
+        assert api.as_(old_session["access_token"]).get("/v1/users/me").status_code == 401
+        assert api.as_(fresh.json()["access_token"]).get("/v1/users/me").status_code == 200
 
         again = api.post("/v1/auth/reset-password", json={"token": token, "new_password": "another-one-123"})
         assert again.status_code == 400

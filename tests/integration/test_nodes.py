@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from cloudlet import catalogue_file
 from cloudlet.catalog import service as catalog
 from cloudlet.catalog.schemas import RegionCreate
 from cloudlet.drivers.base import GuestSpec, NodeUnreachable
@@ -206,7 +207,7 @@ def test_the_local_node_reads_this_machine(runtime: Runtime, admin: Person) -> N
 
 def test_serve_start_up_registers_the_local_node_only_when_libvirt_is_prepared(runtime: Runtime) -> None:
     with runtime.db.session() as session:
-        catalog.seed_default(session)
+        catalogue_file.seed_default(session)
     assert not nodes.libvirt_prepared(runtime.settings)
     runtime.settings.data_dir.mkdir(parents=True, exist_ok=True)
     (runtime.settings.data_dir / "node.json").write_text(json.dumps({"domain_type": "qemu", "boot_seconds": 1.0}))

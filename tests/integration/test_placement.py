@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
+from cloudlet import catalogue_file
 from cloudlet.catalog import service as catalog
 from cloudlet.catalog.schemas import RegionCreate
 from cloudlet.drivers.base import NodeUnreachable
@@ -132,7 +133,7 @@ def test_a_request_too_big_for_any_node_or_an_unknown_region_is_refused(runtime:
 
 def test_a_plan_is_placed_by_its_size(runtime: Runtime) -> None:
     with runtime.db.session() as session:
-        catalog.seed_default(session)
+        catalogue_file.seed_default(session)
         plan = catalog.list_plans(session)[0]
         node = nodes.create_node(session, NodeCreate(
             name="hv-1", uri="qemu:///system", region=plan.regions[0],

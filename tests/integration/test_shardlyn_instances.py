@@ -16,7 +16,7 @@ ORDER = {"name": "game-node-1", "plan": "scout-1", "region": REGION, "template":
          "billing_cycle": "monthly"}
 INSTANCE_FIELDS = {"id", "name", "hostname", "status", "status_reason", "organization_id", "plan", "region",
                    "template", "os_name", "resources", "ipv4", "ipv6", "billing_cycle", "price_cents", "currency",
-                   "billed_till", "locked", "allowed_actions", "created_at", "updated_at"}
+                   "billed_till", "locked", "action", "allowed_actions", "created_at", "updated_at"}
 
 
 def credit(cloud: Cloud, project_id: int, cents: int) -> None:
@@ -52,9 +52,12 @@ def test_an_instance_is_created_built_read_back_and_listed(cloud: Cloud) -> None
     assert body["charged_cents"] == 600 and body["price_cents"] == 600 and body["currency"] == "USD"
     assert len(body["root_password"]) == 20 and cloud.balance() == before - 600
     assert body["created_at"].endswith("Z") and len(body["created_at"]) == len("2026-01-31T00:00:00Z")
+    assert body["locked"] is True and body["allowed_actions"] == []  # the build holds it, and says so
+    assert body["action"]["command"] == "create" and body["action"]["progress"] == 0
 
     found = running(client, body["id"])
     assert set(found) == INSTANCE_FIELDS and found["locked"] is False and found["billed_till"].endswith("Z")
+    assert found["action"] is None
     assert "delete" in found["allowed_actions"] and "boot" not in found["allowed_actions"]
     assert {k: found[k] for k in ("id", "name", "ipv4", "plan")} == {k: body[k] for k in ("id", "name", "ipv4", "plan")}
     primary = client.get(f"/api/instances/{body['id']}").json()

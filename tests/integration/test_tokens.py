@@ -67,7 +67,7 @@ def test_bad_input_is_a_422_that_names_the_field(api: Api, runtime: Runtime) -> 
     assert nameless.status_code == 422 and "name" in nameless.json()["errors"]
     past = api.as_(jane.token).post("/api/me/api-tokens", json={"name": "x", "expires_at": "2001-01-01T00:00:00Z"})
     assert past.status_code == 422 and "expires_at" in past.json()["errors"]
-    bad_ip = api.as_(jane.token).patch(f"/api/me/api-tokens/{jane.token.split('|')[0]}",
+    bad_ip = api.as_(jane.jwt).patch(f"/api/me/api-tokens/{jane.token.split('|')[0]}",
                                       json={"ip_allowlist": ["not-an-ip"]})
     assert bad_ip.status_code == 422 and "ip_allowlist" in bad_ip.json()["errors"]
 
@@ -122,7 +122,8 @@ def test_patch_deactivates_fences_and_limits(api: Api, runtime: Runtime) -> None
     jane = make_user(runtime, "jane@example.com")
     created = api.as_(jane.token).post("/api/me/api-tokens", json={"name": "bot"}).json()
     url = f"/api/me/api-tokens/{created['id']}"
-    changed = api.as_(jane.token).patch(url, json={"is_active": False, "ip_allowlist": ["203.0.113.0/24"],
+    # fences are the signed-in user's to set (tests/integration/test_token_fences.py: never a token's)
+    changed = api.as_(jane.jwt).patch(url, json={"is_active": False, "ip_allowlist": ["203.0.113.0/24"],
                                                    "rate_limit_per_minute": 5, "rate_limit_per_hour": 50})
     assert changed.status_code == 200, changed.text
     row = changed.json()
@@ -130,10 +131,10 @@ def test_patch_deactivates_fences_and_limits(api: Api, runtime: Runtime) -> None
     assert (row["rate_limit_per_minute"], row["rate_limit_per_hour"]) == (5, 50)
     inactive = api.as_(created["token"]).get("/api/me/api-tokens")
     assert inactive.status_code == 401 and inactive.json()["code"] == "INACTIVE_API_KEY"
-    api.as_(jane.token).patch(url, json={"is_active": True})
+    api.as_(jane.jwt).patch(url, json={"is_active": True})
     outside = api.as_(created["token"]).get("/api/me/api-tokens")
     assert outside.status_code == 403 and outside.json()["code"] == "IP_NOT_ALLOWED"
-    api.as_(jane.token).patch(url, json={"ip_allowlist": []})
+    api.as_(jane.jwt).patch(url, json={"ip_allowlist": []})
     ok = api.as_(created["token"]).get("/api/me/api-tokens")
     assert ok.status_code == 200 and ok.headers["X-RateLimit-Limit"] == "5"
 

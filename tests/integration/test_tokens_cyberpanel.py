@@ -38,7 +38,7 @@ def test_create_list_update_delete(api: Api, runtime: Runtime) -> None:
     assert all(set(k) == KEY_FIELDS for k in keys)
     assert next(k for k in keys if k["id"] == data["id"]) == {k: v for k, v in data.items() if k != "api_key"}
 
-    patched = api.as_(jane.token).patch(f"/api/v1/account/api-keys/{data['id']}",
+    patched = api.as_(jane.jwt).patch(f"/api/v1/account/api-keys/{data['id']}",
                                         json={"name": "Renamed", "ip_whitelist": [], "expires_at": None,
                                               "rate_limit_per_hour": 500})
     assert patched.status_code == 200, patched.text
@@ -147,5 +147,7 @@ def test_a_deactivated_key_is_refused_on_every_surface_until_reactivated(api: Ap
     assert shardlyn.status_code == 401 and shardlyn.json() == {"error": "API key has been deactivated."}
     primary = api.as_(key["api_key"]).get("/api/me/api-tokens")
     assert primary.status_code == 401 and primary.json()["code"] == "INACTIVE_API_KEY"
-    api.as_(jane.token).patch(url, json={"is_active": True})
+    # switching a key back on is the signed-in user's to do, never a token's
+    assert api.as_(jane.token).patch(url, json={"is_active": True}).status_code == 403
+    assert api.as_(jane.jwt).patch(url, json={"is_active": True}).status_code == 200
     assert api.as_(key["api_key"]).get("/api/v1/test").status_code == 200

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cloudlet.catalog.models import BillingCycle, Plan
-from cloudlet.catalog.schemas import OverrideKind, PriceOverride, RateRead
-from cloudlet.catalog.service import quote
+from cloudlet.billing.pricing import quote
+from cloudlet.billing.schemas import OverrideKind, PriceOverride, RateRead
+from cloudlet.catalog.schemas import CycleRead, PlanRead
 from cloudlet.kit import money
 from cloudlet.kit.errors import Invalid
 
@@ -94,9 +94,14 @@ def test_a_month_of_hours_costs_exactly_the_monthly_price() -> None:
     assert money.hourly_charge(600, 731) == 0
 
 
-def _plan(price: int) -> Plan:
-    return Plan(id=1, code="scout-1", name="Scout 1", vcpu=1, ram_mb=1024, disk_gb=25, bandwidth_gb=1000,
-                monthly_price=price)
+def _plan(price: int) -> PlanRead:
+    return PlanRead(id=1, code="scout-1", name="Scout 1", category="standard", vcpu=1, ram_mb=1024, disk_gb=25,
+                    bandwidth_gb=1000, monthly_price_cents=price, monthly_price=money.format_amount(price, "USD"),
+                    hourly_price=money.format_hourly(price, "USD"), is_active=True, regions=[], sort_order=0)
+
+
+def _cycle(code: str, months: int, discount: int) -> CycleRead:
+    return CycleRead(id=1, code=code, name=code, months=months, discount_bps=discount, is_active=True, sort_order=0)
 
 
 def _rate(currency: str, value: Decimal) -> RateRead:
@@ -107,7 +112,7 @@ def _rate(currency: str, value: Decimal) -> RateRead:
 @given(monthly_prices, st.integers(min_value=1, max_value=36), bps, rates, st.sampled_from(["SAR", "EGP", "JPY"]))
 def test_a_cycle_price_is_the_discounted_usd_total_converted_once(
         price: int, months: int, discount: int, rate: Decimal, currency: str) -> None:
-    cycle = BillingCycle(code="c", name="c", months=months, discount_bps=discount)
+    cycle = _cycle("c", months, discount)
     quoted = quote(_plan(price), cycle, _rate(currency, rate), None)
     assert quoted.amount_usd == money.apply_discount(price * months, discount)
     assert quoted.amount_usd <= price * months
@@ -119,7 +124,7 @@ def test_a_cycle_price_is_the_discounted_usd_total_converted_once(
 @given(monthly_prices, bps, st.integers(min_value=0, max_value=10**9))
 def test_a_project_price_replaces_the_list_price_before_the_cycle_discount(
         price: int, discount: int, fixed: int) -> None:
-    yearly = BillingCycle(code="yearly", name="Yearly", months=12, discount_bps=1000)
+    yearly = _cycle("yearly", 12, 1000)
     usd = _rate("USD", Decimal(1))
     off = quote(_plan(price), yearly, usd, PriceOverride(kind=OverrideKind.DISCOUNT, discount_bps=discount,
                                                         monthly_price_cents=None))

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 import time
+
+import pytest
 
 from cloudlet.kit.ratelimit import RateLimiter, per_hour, per_minute
 
@@ -45,3 +48,23 @@ def test_a_refusal_by_the_longer_window_does_not_spend_the_shorter_one() -> None
     assert not limiter.hit("k", per_minute(3), per_hour(1)).allowed
     assert not limiter.hit("k", per_minute(3), per_hour(1)).allowed
     assert limiter._limiter.get_window_stats(per_minute(3), "k").remaining == 2
+
+
+def test_counting_in_memory_starts_no_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    # limits' MemoryStorage started a Timer thread every few hits under load; ours counts in place
+    limiter = RateLimiter()
+    started: list[threading.Thread] = []
+    real_start = threading.Thread.start
+
+    def counting_start(thread: threading.Thread) -> None:
+        started.append(thread)
+        real_start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", counting_start)
+    deadline = time.monotonic() + 0.1  # longer than MemoryStorage's 10 ms timer
+    hits = 0
+    while time.monotonic() < deadline:
+        assert limiter.hit(f"k{hits % 7}", per_minute(10_000), per_hour(100_000)).allowed
+        hits += 1
+    assert started == [] and hits > 10
+    assert limiter.hit("k0", per_minute(10_000), per_hour(100_000)).remaining < 10_000

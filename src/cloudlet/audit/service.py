@@ -16,7 +16,7 @@ from cloudlet.audit.schemas import AuditEntryRead, AuditQuery, ExportFormat
 from cloudlet.kit import clock
 from cloudlet.kit.db import Database
 from cloudlet.kit.errors import Invalid
-from cloudlet.kit.pagination import Page
+from cloudlet.kit.pagination import MAX_OFFSET, Page
 
 AUDITED_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 DEFAULT_LIMIT = 50
@@ -77,8 +77,8 @@ def list_entries(session: Session, query: AuditQuery, *, limit: int = DEFAULT_LI
     """A page of the entries that match the filters, newest first."""
     if not 1 <= limit <= MAX_LIMIT:
         raise Invalid("limit", f"limit must be between 1 and {MAX_LIMIT}.")
-    if offset < 0:
-        raise Invalid("offset", "offset must not be negative.")
+    if not 0 <= offset <= MAX_OFFSET:
+        raise Invalid("offset", f"offset must be between 0 and {MAX_OFFSET}.")
     query = check_query(query)
     rows = repository.page(session, query, limit=limit, offset=offset)
     return Page(items=[AuditEntryRead.model_validate(r) for r in rows],

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+import time
+from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
@@ -10,6 +12,7 @@ from cloudlet.auth import service
 from cloudlet.auth.models import User, UserStatus
 from cloudlet.config import Settings
 from cloudlet.kit.errors import Forbidden, NotFound, Unauthenticated
+from cloudlet.kit.ids import parse_id
 from cloudlet.tokens import abilities
 from cloudlet.tokens import service as tokens
 from cloudlet.tokens.abilities import Ability
@@ -18,27 +21,55 @@ from cloudlet.tokens.models import ApiToken
 
 @dataclass
 class Caller:
-    """The authenticated party of one request."""
+    """The authenticated party of one request.
 
-    user: User
-    token: ApiToken | None  # None for a signed-in session (access JWT)
+    A caller found in the credential cache carries the facts authentication needs and nothing read
+    from the database: the user row (and the token row) is loaded from the request's session when an
+    endpoint first asks for it, so a request that needs neither costs no query to authenticate.
+    """
+
+    user_id: int
+    token_facts: tokens.TokenFacts | None  # None for a signed-in session (access JWT)
     abilities: list[str]
     ip: str | None
+    admin_user: bool  # the user's administrator flag (is_admin also asks for every ability)
+    session: Session = field(repr=False, compare=False)
+    _user: User | None = field(default=None, repr=False, compare=False)
 
     @property
-    def user_id(self) -> int:
-        """The user's id."""
-        return self.user.id
+    def user(self) -> User:
+        """The user row, read from the request's session on first use."""
+        if self._user is None:
+            user = self.session.get(User, self.user_id)
+            if user is None:  # deleted since its credential was cached
+                raise Unauthenticated("API key is invalid or malformed.", code="INVALID_API_KEY")
+            self._user = user
+        return self._user
+
+    @property
+    def loaded_user(self) -> User | None:
+        """The user row if an endpoint has loaded it already (None otherwise; never a query)."""
+        return self._user
+
+    @property
+    def token(self) -> ApiToken | None:
+        """The token row (None for a signed-in session), read from the request's session on first use."""
+        if self.token_facts is None:
+            return None
+        token = self.session.get(ApiToken, self.token_facts.id)
+        if token is None:  # revoked since it was cached
+            raise Unauthenticated("API key is invalid or malformed.", code="INVALID_API_KEY")
+        return token
 
     @property
     def is_session(self) -> bool:
         """Whether the caller signed in (JWT) rather than presenting an API token."""
-        return self.token is None
+        return self.token_facts is None
 
     @property
     def is_admin(self) -> bool:
         """Whether the caller may use the operator endpoints."""
-        return self.user.is_admin and abilities.grants(self.abilities, Ability.ALL)
+        return self.admin_user and abilities.grants(self.abilities, Ability.ALL)
 
     def can(self, ability: Ability) -> bool:
         """Whether the credential carries the ability."""
@@ -47,8 +78,8 @@ class Caller:
     @property
     def project_id(self) -> int:
         """The project the caller acts in when a request names none: the token's, else the personal one."""
-        if self.token is not None and self.token.project_id is not None:
-            return self.token.project_id
+        if self.token_facts is not None and self.token_facts.project_id is not None:
+            return self.token_facts.project_id
         if self.user.personal_project_id is None:
             raise NotFound("project")
         return self.user.personal_project_id
@@ -56,12 +87,12 @@ class Caller:
     @property
     def project_scope(self) -> int | None:
         """The one project a token is fenced to, if any."""
-        return self.token.project_id if self.token is not None else None
+        return self.token_facts.project_id if self.token_facts is not None else None
 
     @property
     def rate_key(self) -> str:
         """The key this caller's requests are counted under."""
-        return f"token:{self.token.id}" if self.token is not None else f"user:{self.user.id}"
+        return f"token:{self.token_facts.id}" if self.token_facts is not None else f"user:{self.user_id}"
 
 
 def looks_like_jwt(credential: str) -> bool:
@@ -69,23 +100,115 @@ def looks_like_jwt(credential: str) -> bool:
     return credential.startswith("eyJ") and credential.count(".") == 2
 
 
-def authenticate(session: Session, settings: Settings, credential: str | None, ip: str | None) -> Caller:
-    """Resolve a bearer credential to a Caller, or raise Unauthenticated / Forbidden with a code."""
+@dataclass(frozen=True)
+class KnownToken:
+    """A token and what authentication needs of its owner, as read at `generation`, `at` (monotonic)."""
+
+    facts: tokens.TokenFacts
+    suspended: bool
+    admin_user: bool
+    generation: int
+    at: float
+
+
+class CredentialCache:
+    """API tokens this process resolved in the last second, by their secret's digest.
+
+    Why: looking a token up on every request cost a query and a thread hop, and made every request
+    wait on the database. An entry lives at most `seconds`, so a token revoked, switched off or
+    re-fenced by any replica (or its owner suspended) is refused everywhere within that time; and
+    every write this process commits empties it at once (`forget_all`), so a change made here is
+    seen by the very next request. Only valid tokens are kept: a wrong secret always asks the database.
+    """
+
+    SECONDS = 1.0
+    MAX_ENTRIES = 10_000
+
+    def __init__(self, seconds: float = SECONDS) -> None:
+        self.seconds = seconds
+        self.generation = 0
+        self._entries: dict[str, KnownToken] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> KnownToken | None:
+        """The entry for a digest if it is fresh and no write was committed since it was read."""
+        known = self._entries.get(key)
+        if known is None:
+            return None
+        if known.generation != self.generation or time.monotonic() - known.at >= self.seconds:
+            self._entries.pop(key, None)
+            return None
+        return known
+
+    def put(self, key: str, known: KnownToken) -> None:
+        """Keep an entry read at known.generation (dropped when a write committed meanwhile)."""
+        with self._lock:
+            if known.generation != self.generation:
+                return
+            if len(self._entries) >= self.MAX_ENTRIES:
+                self._entries.clear()  # a flood of distinct tokens: start again rather than grow
+            self._entries[key] = known
+
+    def forget_all(self, *_: object) -> None:
+        """Drop every entry (a write was committed in this process: it may have changed a credential)."""
+        with self._lock:
+            self.generation += 1
+            self._entries.clear()
+
+
+def recall(cache: CredentialCache | None, session: Session, credential: str | None, ip: str | None) -> Caller | None:
+    """The caller an API token names, from the cache and without any query; None when the cache cannot say.
+
+    Raises as `authenticate` does for a cached token that may not be used now (switched off, expired,
+    from an address outside its allow-list, of a suspended account).
+    """
+    if cache is None or not credential or looks_like_jwt(credential):
+        return None
+    key = tokens.lookup_key(credential)
+    known = cache.get(key) if key is not None else None
+    if known is None:
+        return None
+    return _token_caller(session, known, credential, ip)
+
+
+def _token_caller(session: Session, known: KnownToken, credential: str, ip: str | None,
+                  user: User | None = None) -> Caller:
+    facts = tokens.check(known.facts, credential, ip)
+    if known.suspended:
+        raise Forbidden("This account is suspended.", code="ACCOUNT_SUSPENDED")
+    return Caller(user_id=facts.user_id, token_facts=facts, abilities=list(facts.abilities), ip=ip,
+                  admin_user=known.admin_user, session=session, _user=user)
+
+
+def authenticate(session: Session, settings: Settings, credential: str | None, ip: str | None,
+                 cache: CredentialCache | None = None) -> Caller:
+    """Resolve a bearer credential to a Caller, or raise Unauthenticated / Forbidden with a code.
+
+    An API token found here is kept in the cache, when one is given, for the next requests.
+    """
     if not credential:
         raise Unauthenticated("No API key provided.", code="NO_API_KEY")
-    token: ApiToken | None = None
-    if looks_like_jwt(credential):
-        claims = service.decode_jwt(settings, credential, kind="access")
-        user = session.get(User, int(claims["sub"]))
-        held = [Ability.ALL.value]
-        if user is None:
-            raise Unauthenticated("The token is invalid.", code="INVALID_TOKEN")
-    else:
-        token = tokens.verify(session, credential, ip)
-        user = session.get(User, token.user_id)
-        held = list(token.abilities)
-        if user is None:
+    if not looks_like_jwt(credential):
+        generation = cache.generation if cache is not None else 0  # read before the query: see put()
+        token = tokens.find(session, credential)
+        user = session.get(User, token.user_id) if token is not None else None  # loaded with the token
+        if token is None or user is None:
             raise Unauthenticated("API key is invalid or malformed.", code="INVALID_API_KEY")
-    if user.status is UserStatus.SUSPENDED:
+        known = KnownToken(tokens.TokenFacts.of(token), suspended=user.status is UserStatus.SUSPENDED,
+                           admin_user=user.is_admin, generation=generation, at=time.monotonic())
+        if cache is not None:
+            key = tokens.lookup_key(credential)
+            if key is not None:
+                cache.put(key, known)
+        return _token_caller(session, known, credential, ip, user)
+    claims = service.decode_jwt(settings, credential, kind="access")
+    user_id = parse_id(str(claims["sub"]))  # a subject that is no id (23 digits, "²") names no user
+    jwt_user = session.get(User, user_id) if user_id is not None else None
+    if jwt_user is None:
+        raise Unauthenticated("The token is invalid.", code="INVALID_TOKEN")
+    if not service.access_token_current(session, claims, jwt_user):
+        raise Unauthenticated("The token has been revoked; sign in again.", code="TOKEN_REVOKED")
+    if jwt_user.status is UserStatus.SUSPENDED:
         raise Forbidden("This account is suspended.", code="ACCOUNT_SUSPENDED")
-    return Caller(user=user, token=token, abilities=held, ip=ip)
+    return Caller(user_id=jwt_user.id, token_facts=None, abilities=[Ability.ALL.value], ip=ip,
+                  admin_user=jwt_user.is_admin, session=session, _user=jwt_user)

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 import httpx
 
 from cloudlet.auth.schemas import GitHubIdentity
-from cloudlet.config import Settings
+from cloudlet.config import Settings, reveal
 from cloudlet.kit.errors import Invalid, NotConfigured, Unavailable
 
 SCOPE = "read:user user:email"
@@ -19,9 +19,10 @@ NOT_CONFIGURED = ("GitHub sign-in is not configured on this server: "
 
 def require_configured(settings: Settings) -> tuple[str, str]:
     """The client id and secret, or NotConfigured when the operator has not set them."""
-    if not settings.github_client_id or not settings.github_client_secret:
+    client_secret = reveal(settings.github_client_secret)
+    if not settings.github_client_id or not client_secret:
         raise NotConfigured(NOT_CONFIGURED)
-    return settings.github_client_id, settings.github_client_secret
+    return settings.github_client_id, client_secret
 
 
 def callback_url(settings: Settings) -> str:

@@ -39,6 +39,10 @@ class User(Base):
     mfa_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
     mfa_last_step: Mapped[int | None] = mapped_column(BigInteger)  # TOTP time step last accepted
     github_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    # Every access JWT carries the value this had when it was issued; signing out raises it, and a JWT
+    # with an older value stands only while its own session does. Read with the user row each request
+    # loads anyway, so a JWT issued since the last sign-out costs no query.
+    access_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # The project every user gets at sign-up and can never leave. Kept here so that a request's
     # default project comes with the user row instead of another query; no foreign key, since
     # projects already point at users (created_by) and the two tables are made in one transaction.

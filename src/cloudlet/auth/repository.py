@@ -93,6 +93,13 @@ def spend_refresh_token(session: Session, token_id: int, now: datetime) -> bool:
     return _rowcount(result) == 1
 
 
+def family_active(session: Session, user_id: int, family: str) -> bool:
+    """Whether the user's refresh-token family has a token that was not revoked (the session lives)."""
+    alive = select(RefreshToken.id).where(RefreshToken.family == family, RefreshToken.user_id == user_id,
+                                          RefreshToken.revoked_at.is_(None)).limit(1)
+    return session.execute(alive).first() is not None
+
+
 def revoke_family(session: Session, family: str, now: datetime) -> None:
     """Revoke every token of a family."""
     session.execute(

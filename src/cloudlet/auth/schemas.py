@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from cloudlet.auth.models import UserStatus
+from cloudlet.kit.text import OneLine
 
 # Long enough for any password the policy accepts; the policy itself gives the precise message.
 Password = Annotated[str, Field(min_length=1, max_length=1024)]
@@ -18,7 +19,7 @@ class Registration(BaseModel):
 
     email: EmailStr
     password: Password
-    name: str = Field(default="", max_length=200)
+    name: OneLine = Field(default="", max_length=200)  # shown in invitation emails: one printable line
 
 
 class UserCreate(Registration):

@@ -26,10 +26,11 @@ from cloudlet.auth.schemas import (
     UserCreate,
     UserRead,
 )
+from cloudlet.billing import service as billing
 from cloudlet.config import Settings
 from cloudlet.kit import clock
 from cloudlet.kit.errors import Conflict, Forbidden, Invalid, NotFound, RateLimited, Unauthenticated
-from cloudlet.kit.ids import digest, new_secret
+from cloudlet.kit.ids import digest, new_secret, parse_id
 from cloudlet.kit.pagination import Page
 from cloudlet.kit.ratelimit import RateLimiter, rule
 from cloudlet.kit.secretbox import SecretBox
@@ -90,10 +91,25 @@ def decode_jwt(settings: Settings, token: str, *, kind: str) -> dict[str, Any]:
     return claims
 
 
-def issue_access_token(settings: Settings, user: User) -> str:
-    """A 15-minute (by default) access JWT for the user."""
+def issue_access_token(settings: Settings, user: User, *, family: str | None = None) -> str:
+    """A 15-minute (by default) access JWT for the user, naming the session (refresh family) it belongs to."""
+    extra: dict[str, Any] = {"epoch": user.access_epoch or 0}
+    if family is not None:
+        extra["sid"] = family
     return encode_jwt(settings, subject=user.id, kind="access",
-                      lifetime=timedelta(minutes=settings.access_token_minutes))
+                      lifetime=timedelta(minutes=settings.access_token_minutes), extra=extra)
+
+
+def access_token_current(session: Session, claims: dict[str, Any], user: User) -> bool:
+    """Whether an access JWT still stands: issued since the user last signed out, or its session lives on.
+
+    The epoch comes with the user row, so the usual case costs no query; only a token older than the
+    user's last sign-out (for at most its 15 minutes) asks whether its own session was the one ended.
+    """
+    if claims.get("epoch", 0) == user.access_epoch:
+        return True
+    family = claims.get("sid")
+    return isinstance(family, str) and repository.family_active(session, user.id, family)
 
 
 def normalize_email(email: str) -> str:
@@ -112,7 +128,7 @@ def check_password_policy(settings: Settings, password: str, field: str = "passw
 
 def create_user(session: Session, settings: Settings, *, email: str, password: str | None, name: str = "",
                 is_admin: bool = False) -> User:
-    """Create an account and its personal project; the email must be free."""
+    """Create an account, its personal project and the project's wallets; the email must be free."""
     address = normalize_email(email)
     if repository.find_by_email(session, address) is not None:
         raise Conflict("An account with this email already exists.", code="EMAIL_TAKEN")
@@ -123,6 +139,7 @@ def create_user(session: Session, settings: Settings, *, email: str, password: s
         password_hash=hash_password(settings, password) if password is not None else None,
     ))
     user.personal_project_id = projects.create_personal_project(session, user.id).id
+    billing.open_wallets(session, settings, user.personal_project_id)
     return user
 
 
@@ -145,11 +162,12 @@ class RefreshTokenReused(Unauthenticated):
 def issue_session(session: Session, settings: Settings, user: User, *, family: str | None = None) -> TokenPair:
     """An access JWT and a fresh refresh token, in a new family or continuing the given one."""
     secret = new_secret(32)
+    family = family or new_secret(16)
     repository.insert_refresh_token(session, RefreshToken(
-        user_id=user.id, family=family or new_secret(16), token_hash=digest(secret),
+        user_id=user.id, family=family, token_hash=digest(secret),
         expires_at=clock.now() + timedelta(days=settings.refresh_token_days),
     ))
-    return TokenPair(access_token=issue_access_token(settings, user), refresh_token=secret,
+    return TokenPair(access_token=issue_access_token(settings, user, family=family), refresh_token=secret,
                      expires_in=settings.access_token_minutes * 60, user_id=user.id)
 
 
@@ -201,12 +219,43 @@ def bootstrap(session: Session, settings: Settings, data: Registration) -> Token
     return issue_session(session, settings, user)
 
 
-def register(session: Session, settings: Settings, data: Registration) -> User:
-    """Open an account for its owner, when the operator allows sign-ups."""
+SIGNUP_SUBJECT = "Your Cloudlet account"
+
+
+def register(session: Session, settings: Settings, limiter: RateLimiter, data: Registration,
+             ip: str | None) -> None:
+    """Open an account for its owner, when the operator allows sign-ups, under a per-address limit.
+
+    The answer is the same whether or not the email already has an account, so that sign-up does
+    not tell strangers who has one: a new owner is welcomed by email, an existing owner is told by
+    email that someone tried to sign up with their address.
+    """
     if not settings.allow_registration:
         raise Forbidden("Registration is closed on this server; ask an administrator for an account.",
                         code="REGISTRATION_CLOSED")
-    return create_user(session, settings, email=data.email, password=data.password, name=data.name)
+    _limit(limiter, f"signup:address:{ip}", settings.signup_rate_per_address, "Too many sign-ups from this address.")
+    check_password_policy(settings, data.password)
+    address = normalize_email(data.email)
+    sign_in = f"{settings.public_url.rstrip('/')}/login"
+    existing = repository.find_by_email(session, address)
+    if existing is None:
+        try:
+            with session.begin_nested():
+                user = create_user(session, settings, email=address, password=data.password, name=data.name)
+        except (IntegrityError, Conflict):
+            # A concurrent sign-up with the same address won the unique email; answer as if it existed.
+            existing = repository.find_by_email(session, address)
+        else:
+            mail.queue(session, to=user.email, subject=SIGNUP_SUBJECT, kind="signup", body=(
+                f"Hello {user.name or user.email},\n\nYour Cloudlet account is ready. Sign in here:\n{sign_in}\n"))
+            return
+    # The hash is spent anyway, so that the time of the answer does not tell either.
+    hash_password(settings, data.password)
+    if existing is not None:
+        mail.queue(session, to=existing.email, subject=SIGNUP_SUBJECT, kind="signup_existing", body=(
+            f"Hello {existing.name or existing.email},\n\nSomeone tried to open a new Cloudlet account with this "
+            f"email address, which already has one. If it was you, sign in here (or reset your password "
+            f"from that page):\n{sign_in}\n\nIf it was not you, ignore this email; nothing has changed.\n"))
 
 
 def login(session: Session, settings: Settings, limiter: RateLimiter, *, email: str, password: str,
@@ -255,11 +304,30 @@ def revoke_family(session: Session, family: str) -> None:
     repository.revoke_family(session, family, clock.now())
 
 
+def _raise_access_epoch(session: Session, user: User) -> None:
+    # In SQL, so two sign-outs at once both count and a stale copy of the row cannot lower it.
+    user.access_epoch = User.access_epoch + 1
+    session.flush()
+
+
+def _end_all_sessions(session: Session, user: User) -> None:
+    """Revoke every refresh session of the user and, at once, every access JWT issued in them."""
+    _raise_access_epoch(session, user)
+    repository.revoke_user_families(session, user.id, clock.now())
+    session.flush()
+
+
 def logout(session: Session, user: User, refresh_token: str | None) -> None:
-    """End the session a refresh token belongs to, or every session of the user when none is given."""
+    """End the session a refresh token belongs to, or every session of the user when none is given.
+
+    The access JWTs of the ended sessions stop working at once, on every replica: raising the user's
+    epoch makes every older JWT check its session (see access_token_current), and those sessions are
+    revoked here in the same transaction.
+    """
     if refresh_token is None:
-        repository.revoke_user_families(session, user.id, clock.now())
+        _end_all_sessions(session, user)
         return
+    _raise_access_epoch(session, user)
     token = repository.find_refresh_token(session, digest(refresh_token))
     # Another user's token, or none at all, is left alone: the answer is the same either way.
     if token is not None and token.user_id == user.id:
@@ -315,8 +383,7 @@ def reset_password(session: Session, settings: Settings, token: str, new_passwor
                       code="RESET_TOKEN_USED")
     user.password_hash = hash_password(settings, new_password)
     repository.retire_password_resets(session, user.id, now)
-    repository.revoke_user_families(session, user.id, now)
-    session.flush()
+    _end_all_sessions(session, user)
     return user
 
 
@@ -422,7 +489,8 @@ def mfa_challenge(session: Session, settings: Settings, limiter: RateLimiter, ch
     """Finish a sign-in with MFA: the challenge token from login and a TOTP code."""
     _mfa_limits(limiter, settings, user_id=None, ip=ip)
     claims = decode_jwt(settings, challenge_token, kind="mfa_challenge")
-    user = repository.get(session, int(claims["sub"]))
+    user_id = parse_id(str(claims["sub"]))  # a subject that is no id names no user
+    user = repository.get(session, user_id) if user_id is not None else None
     if user is None or not user.mfa_enabled:
         raise Unauthenticated("The challenge token is invalid; sign in again.", code="INVALID_TOKEN")
     _mfa_limits(limiter, settings, user_id=user.id, ip=None)

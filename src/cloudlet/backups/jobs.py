@@ -24,20 +24,20 @@ from pathlib import Path
 import structlog
 from sqlalchemy.orm import Session
 
+from cloudlet.actions.registry import Procedure, task
 from cloudlet.backups import repository, store
 from cloudlet.backups.models import CopyStatus
 from cloudlet.backups.schemas import BACKUP_TASKS, DISCARD_TASKS, RESTORE_TASKS, SNAPSHOT_TASKS
 from cloudlet.drivers.base import GuestFailed, GuestState
-from cloudlet.instances import actions, power, workflows
+from cloudlet.instances import actions, power
 from cloudlet.instances.models import ActionStatus
 from cloudlet.instances.schemas import Command
-from cloudlet.instances.workflows import Work
+from cloudlet.instances.workflows import READY_WAIT, Work
 from cloudlet.kit import clock
 
 log = structlog.get_logger(__name__)
 
 FINAL_TASK = "finalize"
-PROCEDURES = (Command.SNAPSHOT, Command.BACKUP, Command.RESTORE, Command.DISCARD)  # declared at the bottom
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,7 @@ def _scratch(work: Work, order: Order, purpose: str) -> Path:
 # --- the tasks -------------------------------------------------------------------------------------
 
 
+@task(1800)
 def take_snapshot(work: Work) -> str:
     """The node holds the snapshot (with the guest's memory when asked for and the guest runs)."""
     order = order_of(work)
@@ -93,6 +94,7 @@ def take_snapshot(work: Work) -> str:
     return f"snapshot {order.snapshot} of guest {name}" + (" with its memory" if order.include_ram else "")
 
 
+@task(6 * 3600)
 def copy_disk(work: Work) -> str:
     """A compressed qcow2 of the guest's whole disk, copied while it was paused, is in the backup store."""
     order = order_of(work)
@@ -112,6 +114,7 @@ def copy_disk(work: Work) -> str:
     return f"{size} bytes, sha256 {checksum}"
 
 
+@task(6 * 3600)
 def power_off_for_restore(work: Work) -> str:
     """A backup to restore is fetched and its checksum checked; then the guest is off (its power simply cut:
     its disk is about to be replaced)."""
@@ -141,6 +144,7 @@ def _fetched(work: Work, order: Order) -> Path:
     return copy
 
 
+@task(6 * 3600)
 def restore_disk(work: Work) -> str:
     """The guest's disk is the snapshot's (its memory too, with include_ram) or the backup's."""
     order = order_of(work)
@@ -156,6 +160,7 @@ def restore_disk(work: Work) -> str:
     return f"guest {name}'s disk written from backup {order.backup}"
 
 
+@task(120, waits=READY_WAIT)
 def power_on_after_restore(work: Work) -> str:
     """A guest that ran before the restore runs again; one that was off stays off."""
     order = order_of(work)
@@ -169,6 +174,7 @@ def power_on_after_restore(work: Work) -> str:
     return f"guest {name} is up: hostname={ready.hostname}"
 
 
+@task(600)
 def discard_copy(work: Work) -> str:
     """The snapshot is gone from the node, or the backup from the store."""
     order = order_of(work)
@@ -234,8 +240,9 @@ def _record(session: Session, instance_id: int, order: Order, reason: str | None
         repository.delete(session, backup)
 
 
-workflows.procedure(Command.SNAPSHOT, SNAPSHOT_TASKS, (take_snapshot,), conclude)
-workflows.procedure(Command.BACKUP, BACKUP_TASKS, (copy_disk,), conclude)
-workflows.procedure(Command.RESTORE, RESTORE_TASKS, (power_off_for_restore, restore_disk, power_on_after_restore),
+SNAPSHOT = Procedure(Command.SNAPSHOT.value, SNAPSHOT_TASKS, (take_snapshot,), conclude)
+BACKUP = Procedure(Command.BACKUP.value, BACKUP_TASKS, (copy_disk,), conclude)
+RESTORE = Procedure(Command.RESTORE.value, RESTORE_TASKS, (power_off_for_restore, restore_disk, power_on_after_restore),
                     conclude)
-workflows.procedure(Command.DISCARD, DISCARD_TASKS, (discard_copy,), conclude)
+DISCARD = Procedure(Command.DISCARD.value, DISCARD_TASKS, (discard_copy,), conclude)
+PROCEDURES = (SNAPSHOT, BACKUP, RESTORE, DISCARD)  # registered by app.py

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
-from cloudlet.config import Settings
+from cloudlet.config import Settings, reveal
 
 CHUNK = 1024 * 1024
 
@@ -101,7 +101,8 @@ class S3Store:
         self.prefix = settings.backup_s3_prefix
         self.client: Any = boto3.client(
             "s3", endpoint_url=settings.backup_s3_endpoint, region_name=settings.backup_s3_region,
-            aws_access_key_id=settings.backup_s3_access_key, aws_secret_access_key=settings.backup_s3_secret_key)
+            aws_access_key_id=settings.backup_s3_access_key,
+            aws_secret_access_key=reveal(settings.backup_s3_secret_key))
 
     def _missing(self, error: Exception) -> bool:
         code = str(getattr(error, "response", {}).get("Error", {}).get("Code", ""))

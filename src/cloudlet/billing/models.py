@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from decimal import Decimal
 
 from sqlalchemy import (
     BigInteger,
@@ -12,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    Numeric,
     String,
     UniqueConstraint,
 )
@@ -144,3 +146,38 @@ class Subscription(Base):
     def hourly(self) -> bool:
         """Whether this subscription is billed per started hour."""
         return self.cycle == HOURLY
+
+
+class ExchangeRate(Base):
+    """How many units of a currency one US dollar buys, and when that was learnt."""
+
+    __tablename__ = "exchange_rates"
+    __table_args__ = (CheckConstraint("rate > 0", name="rate_positive"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), unique=True)
+    rate: Mapped[Decimal] = mapped_column(Numeric(20, 8, asdecimal=True))
+    source: Mapped[str] = mapped_column(String(200), default="manual")
+    fetched_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
+
+
+class ProjectPrice(Base):
+    """A negotiated price of one plan for one project: a discount, or a fixed monthly price."""
+
+    __tablename__ = "project_prices"
+    __table_args__ = (
+        UniqueConstraint("project_id", "plan_id"),
+        CheckConstraint("(discount_bps IS NULL) <> (monthly_price IS NULL)", name="one_kind"),
+        CheckConstraint("discount_bps IS NULL OR (discount_bps >= 0 AND discount_bps <= 10000)",
+                        name="discount_range"),
+        CheckConstraint("monthly_price IS NULL OR monthly_price >= 0", name="price_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    # the plan is the catalogue's: referred to by key only; deleting the plan deletes its project prices
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id", ondelete="CASCADE"), index=True)
+    discount_bps: Mapped[int | None] = mapped_column(Integer)
+    monthly_price: Mapped[int | None] = mapped_column(BigInteger)  # minor units of USD
+    note: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)

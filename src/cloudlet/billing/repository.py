@@ -1,4 +1,4 @@
-"""SQL for wallets, ledger entries and subscriptions."""
+"""SQL for wallets, ledger entries, subscriptions, exchange rates and project prices."""
 
 from __future__ import annotations
 
@@ -12,12 +12,15 @@ from cloudlet.billing.models import (
     HOURLY,
     EntryKind,
     EntryType,
+    ExchangeRate,
     LedgerEntry,
     Pool,
+    ProjectPrice,
     Subscription,
     SubscriptionStatus,
     Wallet,
 )
+from cloudlet.kit.ids import in_range
 
 
 def find_wallet(session: Session, project_id: int, pool: Pool) -> Wallet | None:
@@ -164,3 +167,67 @@ def suspended_references(session: Session, limit: int) -> list[str]:
     """References (instances) whose subscription is suspended, the newest suspensions first."""
     return list(session.scalars(select(Subscription.reference).where(
         Subscription.status == SubscriptionStatus.SUSPENDED).order_by(Subscription.suspended_at.desc()).limit(limit)))
+
+
+# ---- exchange rates ------------------------------------------------------------------------------
+
+def rates(session: Session) -> list[ExchangeRate]:
+    """Every stored exchange rate, by currency."""
+    return list(session.scalars(select(ExchangeRate).order_by(ExchangeRate.currency)))
+
+
+def rate_of(session: Session, currency: str) -> ExchangeRate | None:
+    """The stored rate of one currency."""
+    return session.scalars(select(ExchangeRate).where(ExchangeRate.currency == currency)).first()
+
+
+def insert_rate(session: Session, row: ExchangeRate) -> ExchangeRate:
+    """Add a rate."""
+    session.add(row)
+    session.flush()
+    return row
+
+
+def delete_rate(session: Session, row: ExchangeRate) -> None:
+    """Remove a rate."""
+    session.delete(row)
+    session.flush()
+
+
+# ---- project prices ------------------------------------------------------------------------------
+
+def project_prices(session: Session, project_id: int | None = None) -> list[ProjectPrice]:
+    """Project prices, of one project or of all."""
+    query = select(ProjectPrice).order_by(ProjectPrice.project_id, ProjectPrice.plan_id)
+    if project_id is not None:
+        query = query.where(ProjectPrice.project_id == project_id)
+    return list(session.scalars(query))
+
+
+def project_price(session: Session, project_id: int, plan_id: int) -> ProjectPrice | None:
+    """A project's own price of one plan."""
+    return session.scalars(select(ProjectPrice).where(ProjectPrice.project_id == project_id,
+                                                      ProjectPrice.plan_id == plan_id)).first()
+
+
+def project_price_by_id(session: Session, price_id: int) -> ProjectPrice | None:
+    """A project price by id, or None (ids out of INTEGER range included)."""
+    return session.get(ProjectPrice, price_id) if in_range(price_id) else None
+
+
+def insert_project_price(session: Session, row: ProjectPrice) -> ProjectPrice:
+    """Add a project price; the caller runs it in a savepoint (a missing project fails the foreign key)."""
+    session.add(row)
+    session.flush()
+    return row
+
+
+def delete_project_price(session: Session, row: ProjectPrice) -> None:
+    """Remove a project price."""
+    session.delete(row)
+    session.flush()
+
+
+def flush(session: Session) -> None:
+    """Write pending changes so constraints are checked now."""
+    session.flush()

@@ -1,4 +1,5 @@
-"""What the billing service takes and gives: wallets, ledger entries, subscriptions, quotes."""
+"""What the billing service takes and gives: wallets, ledger entries, subscriptions, quotes, exchange rates,
+project prices and the prices worked out from them."""
 
 from __future__ import annotations
 
@@ -7,10 +8,21 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cloudlet.auth.models import User
 from cloudlet.billing.models import EntryKind, EntryType, Pool, SubscriptionStatus
+from cloudlet.catalog.schemas import (
+    Bps,
+    CategoryRead,
+    MajorAmount,
+    MinorAmount,
+    PlanRead,
+    strict_decimal,
+    usd_minor,
+)
+from cloudlet.kit import money
+from cloudlet.kit.ids import MAX_ID
 
 MAX_AMOUNT_CENTS = 100_000_000_00  # one hundred million in major units: a typo guard, not a policy
 
@@ -241,3 +253,179 @@ class RunReport(BaseModel):
     hours_charged: int = 0
     in_grace: int = 0
     suspended: int = 0
+
+
+# ---- exchange rates ------------------------------------------------------------------------------
+
+class RateSet(BaseModel):
+    """A rate to store for a currency: how many units one US dollar buys."""
+
+    rate: Decimal = Field(gt=0, le=10**9, max_digits=20, decimal_places=8)
+    source: str = Field(default="manual", max_length=200)
+    fetched_at: datetime | None = None  # when it was learnt; now if not given
+
+    _decimal = field_validator("rate", mode="before")(strict_decimal)
+
+
+class RateRead(BaseModel):
+    """A stored exchange rate. USD, the base, is 1 and has no fetched_at."""
+
+    currency: str
+    rate: Decimal
+    minor_units: int
+    source: str
+    fetched_at: datetime | None
+
+
+# ---- per-project prices --------------------------------------------------------------------------
+
+class OverrideKind(enum.StrEnum):
+    """How a project's price of a plan differs from the list price."""
+
+    DISCOUNT = "discount"
+    FIXED = "fixed"
+
+
+class ProjectPriceCreate(BaseModel):
+    """A project's own price of a plan: `discount_bps`, or a fixed monthly USD price."""
+
+    project_id: int = Field(ge=1, le=MAX_ID)
+    plan_id: int = Field(ge=1, le=MAX_ID)
+    discount_bps: Bps | None = None
+    monthly_price_cents: MinorAmount | None = None
+    monthly_price: MajorAmount | None = None
+    note: str = Field(default="", max_length=500)
+
+    _decimal = field_validator("monthly_price", mode="before")(strict_decimal)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ProjectPriceCreate:
+        self.monthly_price_cents = usd_minor(self.monthly_price_cents, self.monthly_price, "monthly_price",
+                                              required=False)
+        self.monthly_price = None
+        if (self.discount_bps is None) == (self.monthly_price_cents is None):
+            raise ValueError("give either discount_bps or a fixed monthly price, not both and not neither")
+        return self
+
+
+class ProjectPriceUpdate(BaseModel):
+    """A new discount or fixed price for an existing project price (replaces the old kind)."""
+
+    discount_bps: Bps | None = None
+    monthly_price_cents: MinorAmount | None = None
+    monthly_price: MajorAmount | None = None
+    note: str | None = Field(default=None, max_length=500)
+
+    _decimal = field_validator("monthly_price", mode="before")(strict_decimal)
+
+    @model_validator(mode="after")
+    def _at_most_one_kind(self) -> ProjectPriceUpdate:
+        self.monthly_price_cents = usd_minor(self.monthly_price_cents, self.monthly_price, "monthly_price",
+                                              required=False)
+        self.monthly_price = None
+        if self.discount_bps is not None and self.monthly_price_cents is not None:
+            raise ValueError("give either discount_bps or a fixed monthly price, not both")
+        return self
+
+
+class ProjectPriceRead(BaseModel):
+    """A project's own price of a plan."""
+
+    id: int
+    project_id: int
+    plan_id: int
+    plan_code: str
+    kind: OverrideKind
+    discount_bps: int | None
+    monthly_price_cents: int | None
+    note: str
+    created_at: datetime
+
+
+# ---- pricing -------------------------------------------------------------------------------------
+
+class PriceOverride(BaseModel):
+    """The project price that was applied, in USD cents."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: OverrideKind
+    discount_bps: int | None
+    monthly_price_cents: int | None
+
+
+class Price(BaseModel):
+    """The price of one plan for one billing cycle in one currency, with how it was reached.
+
+    `amount` is what one cycle costs, in minor units of `currency`, after the project's price and
+    the cycle discount: USD cents are worked out first (`amount_usd`), then converted once through
+    the stored `rate` (1 USD = rate units) and rounded half-up to the currency's minor unit.
+    `monthly` is the monthly price after the project's price but before any cycle discount: the
+    base of hourly billing and proration.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    plan_id: int
+    plan_code: str
+    cycle: str
+    months: int
+    currency: str
+    amount: int
+    monthly: int
+    list_monthly: int
+    cycle_discount_bps: int
+    override: PriceOverride | None
+    amount_usd: int
+    monthly_usd: int
+    rate: Decimal
+    rate_fetched_at: datetime | None
+
+    @property
+    def total(self) -> money.Money:
+        """One cycle's amount as Money."""
+        return money.Money(self.amount, self.currency)
+
+    @property
+    def monthly_money(self) -> money.Money:
+        """The monthly price as Money."""
+        return money.Money(self.monthly, self.currency)
+
+    @property
+    def hourly_rate(self) -> str:
+        """The hourly price shown to 4 places ("0.0082")."""
+        return money.format_hourly(self.monthly, self.currency)
+
+    def hourly_charge(self, hour: int) -> int:
+        """The charge in minor units for the `hour`-th started hour (1-based) of hourly billing."""
+        return money.hourly_charge(self.monthly, hour)
+
+    def hourly_cumulative(self, hours: int) -> int:
+        """What `hours` started hours cost in all, never more than `monthly`."""
+        return money.hourly_cumulative(self.monthly, hours)
+
+
+class PlanOffer(BaseModel):
+    """A plan with its price for every active billing cycle, in one currency."""
+
+    plan: PlanRead
+    prices: list[Price]
+    personalised: bool
+    monthly: int  # minor units of the offer's currency, after the project's own price
+    list_monthly: int  # minor units of the offer's currency, the list price
+
+
+class CategoryOffer(BaseModel):
+    """A plan category and its active plans."""
+
+    category: CategoryRead
+    plans: list[PlanOffer]
+
+
+class Offers(BaseModel):
+    """The whole price list in one currency, personalised for a project or not."""
+
+    currency: str
+    rate: RateRead
+    project_id: int | None
+    categories: list[CategoryOffer]

@@ -19,7 +19,6 @@ from datetime import UTC, datetime, timedelta
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from cloudlet.auth import service as users
 from cloudlet.auth.models import User, UserStatus
 from cloudlet.billing import pricing, proration, repository
 from cloudlet.billing.models import (
@@ -59,7 +58,8 @@ from cloudlet.events.schemas import EventKind
 from cloudlet.kit import clock, money
 from cloudlet.kit.errors import Conflict, Forbidden, Invalid, NotFound, PaymentRequired
 from cloudlet.projects import service as projects
-from cloudlet.projects.schemas import Permission
+from cloudlet.projects.schemas import Actor as Member
+from cloudlet.projects.schemas import Permission, ProjectCreate, ProjectRoleRead
 
 
 def _iso(moment: datetime) -> str:
@@ -69,8 +69,27 @@ def _iso(moment: datetime) -> str:
 # --- wallets -----------------------------------------------------------------------------------
 
 
+def open_wallets(session: Session, settings: Settings, project_id: int) -> None:
+    """Make a new project's wallets (main and agent pool) with their trial credits, in the transaction
+    that creates the project, so that no read ever has to write one."""
+    for pool in Pool:
+        wallet_of(session, settings, project_id, pool)
+
+
+def create_team_project(session: Session, settings: Settings, actor: Member,
+                        data: ProjectCreate) -> ProjectRoleRead:
+    """Make a team project with the actor as its owner, and its wallets."""
+    made = projects.create_team_project(session, actor, data)
+    open_wallets(session, settings, made.id)
+    return made
+
+
 def wallet_of(session: Session, settings: Settings, project_id: int, pool: Pool = Pool.MAIN) -> Wallet:
-    """The project's wallet of a pool, made on first use with the configured trial credit."""
+    """The project's wallet of a pool for a writing transaction; one that is missing is made here.
+
+    Projects get their wallets when they are made (open_wallets) and the migration 0011 gave older
+    ones theirs, so this creates only for a project that somehow has none, and only while writing.
+    """
     found = repository.find_wallet(session, project_id, pool)
     if found is not None:
         return found
@@ -83,6 +102,15 @@ def wallet_of(session: Session, settings: Settings, project_id: int, pool: Pool 
         post(session, wallet.id, type_=EntryType.CREDIT, kind=EntryKind.TRIAL_CREDIT, amount_cents=trial,
              key=f"trial:{wallet.id}", description="Trial credit")
     return wallet
+
+
+def _wallet(session: Session, project_id: int, pool: Pool = Pool.MAIN) -> Wallet:
+    # Reads run in read transactions, which must not write (on SQLite a write there waits for and
+    # then fails on the database lock): they only ever find the wallet the project was made with.
+    found = repository.find_wallet(session, project_id, pool)
+    if found is None:
+        raise NotFound("wallet", project_id)
+    return found
 
 
 def _wallet_read(session: Session, wallet: Wallet) -> WalletRead:
@@ -106,13 +134,13 @@ def project_in_reach(session: Session, actor: Actor, project_id: int | None) -> 
 
 def wallet(session: Session, settings: Settings, actor: Actor, project_id: int | None = None) -> WalletRead:
     """The main wallet of a project the actor is in, with its balance."""
-    return _wallet_read(session, wallet_of(session, settings, project_in_reach(session, actor, project_id)))
+    return _wallet_read(session, _wallet(session, project_in_reach(session, actor, project_id)))
 
 
 def project_wallet(session: Session, settings: Settings, project_id: int) -> WalletRead:
     """A project's main wallet, for operators and jobs (no membership check)."""
     projects_exist(session, project_id)
-    return _wallet_read(session, wallet_of(session, settings, project_id))
+    return _wallet_read(session, _wallet(session, project_id))
 
 
 def projects_exist(session: Session, project_id: int) -> None:
@@ -122,11 +150,11 @@ def projects_exist(session: Session, project_id: int) -> None:
 
 
 def balance_cents(session: Session, settings: Settings, project_id: int) -> int:
-    """A project's main wallet balance in minor units (the wallet is made on first use)."""
+    """A project's main wallet balance in minor units, in one query."""
     found = repository.project_balance(session, project_id, Pool.MAIN)
-    if found is not None:
-        return found
-    return repository.balance(session, wallet_of(session, settings, project_id).id)
+    if found is None:
+        raise NotFound("wallet", project_id)
+    return found
 
 
 def update_wallet(session: Session, settings: Settings, actor: Actor, data: WalletUpdate,
@@ -146,7 +174,7 @@ def update_wallet(session: Session, settings: Settings, actor: Actor, data: Wall
 def transactions(session: Session, settings: Settings, actor: Actor, *, type_: EntryType | None = None,
                  limit: int = 50, offset: int = 0, project_id: int | None = None) -> TransactionPage:
     """A page of the wallet's ledger, newest first, of one type when asked."""
-    found = wallet_of(session, settings, project_in_reach(session, actor, project_id))
+    found = _wallet(session, project_in_reach(session, actor, project_id))
     rows = repository.entries(session, found.id, type_=type_, limit=limit, offset=offset)
     if type_ is None:  # seq numbers the entries 1..n, so the newest seq is the count without scanning
         last = repository.last_entry(session, found.id)
@@ -159,7 +187,7 @@ def transactions(session: Session, settings: Settings, actor: Actor, *, type_: E
 def account(session: Session, settings: Settings, actor: Actor) -> AccountRead:
     """The actor's account with the balance of their default project's wallet."""
     user = actor.user
-    found = wallet_of(session, settings, actor.project_id)
+    found = _wallet(session, actor.project_id)
     return AccountRead(id=user.id, email=user.email, full_name=user.name, currency=found.currency,
                        balance_cents=repository.balance(session, found.id), active=user.status is UserStatus.ACTIVE,
                        two_factor_enabled=user.mfa_enabled, registration_date=user.created_at)
@@ -167,14 +195,14 @@ def account(session: Session, settings: Settings, actor: Actor) -> AccountRead:
 
 def overview(session: Session, settings: Settings, actor: Actor, *, recent: int = 10) -> BillingOverview:
     """The wallet of the actor's default project with its newest entries."""
-    found = wallet_of(session, settings, actor.project_id)
+    found = _wallet(session, actor.project_id)
     rows = repository.entries(session, found.id, type_=None, limit=recent, offset=0)
     return BillingOverview(wallet=_wallet_read(session, found), recent=[EntryRead.model_validate(e) for e in rows])
 
 
 def agent_credits(session: Session, settings: Settings, actor: Actor) -> AgentCreditsRead:
     """The AI agent's credit pool of the actor's project; agent usage spends the trial credit first."""
-    pool = wallet_of(session, settings, actor.project_id, Pool.AGENT)
+    pool = _wallet(session, actor.project_id, Pool.AGENT)
     balance = repository.balance(session, pool.id)
     trial = repository.sum_amounts(session, pool.id, kind=EntryKind.TRIAL_CREDIT)
     spent = -repository.sum_amounts(session, pool.id, type_=EntryType.DEBIT)
@@ -263,11 +291,8 @@ def admin_credit(session: Session, settings: Settings, project_id: int, data: Cr
                   actor_user_id=actor.id)
 
 
-def credit_user(session: Session, settings: Settings, email: str, data: CreditCreate) -> EntryRead:
-    """Credit the personal project wallet of the user with this email (the `cloudlet wallet credit` command)."""
-    user = users.find_user_by_email(session, email)
-    if user is None:
-        raise NotFound("user", email)
+def credit_user(session: Session, settings: Settings, user: User, data: CreditCreate) -> EntryRead:
+    """Credit the user's personal project wallet (the `cloudlet wallet credit` command)."""
     if user.personal_project_id is None:
         raise NotFound("project")
     found = wallet_of(session, settings, user.personal_project_id)
@@ -300,7 +325,7 @@ def usage(session: Session, settings: Settings, actor: Actor, *, now: datetime |
     moment = now or clock.now()
     start = moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     target = actor.project_id
-    found = wallet_of(session, settings, target)
+    found = _wallet(session, target)
     subs = repository.subscriptions_of(session, target)
     run_rate = sum(s.price_cents if s.hourly else s.price_cents // s.months for s in subs
                    if s.status is SubscriptionStatus.ACTIVE)
@@ -601,7 +626,7 @@ def quote(session: Session, settings: Settings, actor: Actor, action: QuoteActio
     """
     moment = now or clock.now()
     project_id = actor.project_id
-    found = wallet_of(session, settings, project_id)
+    found = _wallet(session, project_id)
     code = money.normalize_currency(currency) if currency else found.currency
     period_start: datetime | None = None
     period_end: datetime | None = None

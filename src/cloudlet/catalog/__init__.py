@@ -1,1 +1,1 @@
-"""The catalogue: regions, plans, billing cycles, exchange rates, OS templates, project prices and IP pools."""
+"""The catalogue: regions, plan categories, plans, billing cycles and OS templates."""

@@ -1,20 +1,16 @@
 """The catalogue a new installation starts with, so it can sell something at once.
 
 Everything here is meant to be edited: `cloudlet catalog load my-catalogue.yaml` upserts by code.
-The exchange rates are placeholders dated at first start; replace them with real ones. The IP pool
-is a documentation range (RFC 5737) that routes nowhere, to be replaced with the operator's own.
+The default exchange rates (billing's) and IP pool (networking's) are in cloudlet/catalogue_file.py.
 """
 
 from __future__ import annotations
-
-from decimal import Decimal
 
 from cloudlet.catalog.schemas import (
     CatalogueFile,
     CategoryCreate,
     CycleCreate,
     PlanEntry,
-    PoolEntry,
     RegionCreate,
     TemplateCreate,
 )
@@ -47,13 +43,10 @@ DEFAULT_CATALOGUE = CatalogueFile(
         CycleCreate(code="6months", name="6 months", months=6, discount_bps=500, sort_order=2),
         CycleCreate(code="yearly", name="Yearly", months=12, discount_bps=1000, sort_order=3),
     ],
-    rates={"SAR": Decimal("3.75"), "EGP": Decimal("48.50"), "NOK": Decimal("10.80")},
     templates=[
         TemplateCreate(code="debian-12-tiny", family="debian", name="Debian 12 (tiny)", os="Debian 12",
                        version="12", min_ram_mb=256, min_disk_gb=1,
                        description="Small Debian 12 based image: Debian cloud kernel, busybox userland, cloud-init "
                                    "style NoCloud seed."),
     ],
-    pools=[PoolEntry(region=REGION, cidr="203.0.113.0/24", name="documentation range (replace me)",
-                     gateway="203.0.113.1")],
 )

@@ -1,24 +1,20 @@
-"""What can be bought: regions, plan categories, plans, billing cycles, exchange rates, OS templates,
-per-project prices, and the IP pools each region hands addresses out of."""
+"""What can be bought: regions, plan categories, plans, billing cycles and OS templates (exchange rates
+and project prices are the billing domain's, a region's IP pools the networking domain's)."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 
 from sqlalchemy import (
-    JSON,
     BigInteger,
     Boolean,
     CheckConstraint,
     Column,
     ForeignKey,
     Integer,
-    Numeric,
     String,
     Table,
     Text,
-    UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -103,19 +99,6 @@ class BillingCycle(Base):
     sort_order: Mapped[int] = mapped_column(Integer, default=0)
 
 
-class ExchangeRate(Base):
-    """How many units of a currency one US dollar buys, and when that was learnt."""
-
-    __tablename__ = "exchange_rates"
-    __table_args__ = (CheckConstraint("rate > 0", name="rate_positive"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    currency: Mapped[str] = mapped_column(String(3), unique=True)
-    rate: Mapped[Decimal] = mapped_column(Numeric(20, 8, asdecimal=True))
-    source: Mapped[str] = mapped_column(String(200), default="manual")
-    fetched_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
-
-
 class OsTemplate(Base):
     """An operating system a server can be built with; `image_id` is filled when images exist."""
 
@@ -136,52 +119,3 @@ class OsTemplate(Base):
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     sort_order: Mapped[int] = mapped_column(Integer, default=0)
 
-
-class ProjectPrice(Base):
-    """A negotiated price of one plan for one project: a discount, or a fixed monthly price."""
-
-    __tablename__ = "project_prices"
-    __table_args__ = (
-        UniqueConstraint("project_id", "plan_id"),
-        CheckConstraint("(discount_bps IS NULL) <> (monthly_price IS NULL)", name="one_kind"),
-        CheckConstraint("discount_bps IS NULL OR (discount_bps >= 0 AND discount_bps <= 10000)",
-                        name="discount_range"),
-        CheckConstraint("monthly_price IS NULL OR monthly_price >= 0", name="price_not_negative"),
-    )
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
-    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id", ondelete="CASCADE"), index=True)
-    discount_bps: Mapped[int | None] = mapped_column(Integer)
-    monthly_price: Mapped[int | None] = mapped_column(BigInteger)  # minor units of USD
-    note: Mapped[str] = mapped_column(String(500), default="")
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
-
-
-class IpPool(Base):
-    """A block of public addresses in one region, less its gateway and reserved addresses."""
-
-    __tablename__ = "ip_pools"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    region_id: Mapped[int] = mapped_column(ForeignKey("regions.id", ondelete="RESTRICT"), index=True)
-    name: Mapped[str] = mapped_column(String(200), default="")
-    cidr: Mapped[str] = mapped_column(String(64), unique=True)  # normalised, e.g. "203.0.113.0/24"
-    gateway: Mapped[str | None] = mapped_column(String(64))
-    reserved: Mapped[list[str]] = mapped_column(JSON, default=list)  # addresses or CIDRs inside the pool
-    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
-
-    region: Mapped[Region] = relationship(lazy="joined")
-
-
-class IpAllocation(Base):
-    """One address of a pool in use; the instance work fills this table."""
-
-    __tablename__ = "ip_allocations"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    pool_id: Mapped[int] = mapped_column(ForeignKey("ip_pools.id", ondelete="RESTRICT"), index=True)
-    address: Mapped[str] = mapped_column(String(64), unique=True)
-    instance_id: Mapped[str | None] = mapped_column(String(64), index=True)  # instances: next issue
-    allocated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)

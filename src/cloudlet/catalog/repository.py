@@ -10,25 +10,20 @@ from sqlalchemy.orm import Session
 
 from cloudlet.catalog.models import (
     BillingCycle,
-    ExchangeRate,
-    IpAllocation,
-    IpPool,
     OsTemplate,
     Plan,
     PlanCategory,
-    ProjectPrice,
     Region,
 )
 from cloudlet.kit.db import Base
-
-MAX_ID = 2**31 - 1  # PostgreSQL refuses to compare an INTEGER with a bigger number
+from cloudlet.kit.ids import in_range
 
 Row = TypeVar("Row", bound=Base)
 
 
 def get(session: Session, model: type[Row], ident: int) -> Row | None:
     """A row by primary key, or None (ids out of INTEGER range included)."""
-    return session.get(model, ident) if 0 < ident <= MAX_ID else None
+    return session.get(model, ident) if in_range(ident) else None
 
 
 def insert(session: Session, row: Row) -> Row:
@@ -137,18 +132,6 @@ def cycle_by_code(session: Session, code: str) -> BillingCycle | None:
     return session.scalars(select(BillingCycle).where(BillingCycle.code == code)).first()
 
 
-# ---- exchange rates ------------------------------------------------------------------------------
-
-def rates(session: Session) -> list[ExchangeRate]:
-    """Every stored rate, by currency code."""
-    return list(session.scalars(select(ExchangeRate).order_by(ExchangeRate.currency)))
-
-
-def rate_of(session: Session, currency: str) -> ExchangeRate | None:
-    """The stored rate of a currency."""
-    return session.scalars(select(ExchangeRate).where(ExchangeRate.currency == currency)).first()
-
-
 # ---- OS templates --------------------------------------------------------------------------------
 
 def templates(session: Session, *, active_only: bool = False) -> list[OsTemplate]:
@@ -162,51 +145,3 @@ def templates(session: Session, *, active_only: bool = False) -> list[OsTemplate
 def template_by_code(session: Session, code: str) -> OsTemplate | None:
     """An OS template by its code."""
     return session.scalars(select(OsTemplate).where(OsTemplate.code == code)).first()
-
-
-# ---- project prices ------------------------------------------------------------------------------
-
-def project_prices(session: Session, project_id: int | None = None) -> list[ProjectPrice]:
-    """Project prices, of one project or of all."""
-    query = select(ProjectPrice).order_by(ProjectPrice.project_id, ProjectPrice.plan_id)
-    if project_id is not None:
-        query = query.where(ProjectPrice.project_id == project_id)
-    return list(session.scalars(query))
-
-
-def project_price(session: Session, project_id: int, plan_id: int) -> ProjectPrice | None:
-    """A project's own price of one plan."""
-    return session.scalars(select(ProjectPrice).where(ProjectPrice.project_id == project_id,
-                                                      ProjectPrice.plan_id == plan_id)).first()
-
-
-# ---- IP pools ------------------------------------------------------------------------------------
-
-def pools(session: Session, *, region_id: int | None = None) -> list[IpPool]:
-    """IP pools, of one region or of all."""
-    query = select(IpPool).order_by(IpPool.region_id, IpPool.id)
-    if region_id is not None:
-        query = query.where(IpPool.region_id == region_id)
-    return list(session.scalars(query))
-
-
-def pool_by_cidr(session: Session, cidr: str) -> IpPool | None:
-    """A pool by its (normalised) CIDR."""
-    return session.scalars(select(IpPool).where(IpPool.cidr == cidr)).first()
-
-
-def pools_in_region(session: Session, region_id: int) -> int:
-    """How many pools a region has."""
-    return int(session.scalar(select(func.count()).select_from(IpPool).where(IpPool.region_id == region_id)) or 0)
-
-
-def allocated_addresses(session: Session, pool_ids: list[int]) -> dict[int, list[str]]:
-    """The allocated addresses of each pool."""
-    found: dict[int, list[str]] = {pool_id: [] for pool_id in pool_ids}
-    if not pool_ids:
-        return found
-    rows = session.execute(select(IpAllocation.pool_id, IpAllocation.address)
-                           .where(IpAllocation.pool_id.in_(pool_ids)))
-    for pool_id, address in rows:
-        found[pool_id].append(address)
-    return found

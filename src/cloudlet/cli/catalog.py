@@ -9,12 +9,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cloudlet import catalogue_file
 from cloudlet.app import build_runtime
+from cloudlet.billing import pricing
 from cloudlet.catalog import service as catalog
 from cloudlet.config import Settings
 from cloudlet.kit import migrate as migrations
 from cloudlet.kit.db import Database
 from cloudlet.kit.errors import CloudletError
+from cloudlet.networking import service as networking
 
 app = typer.Typer(help="Plans, regions, billing cycles, exchange rates, OS templates and IP pools.",
                   no_args_is_help=True)
@@ -31,7 +34,7 @@ def _database() -> Database:
 def seed_default(db: Database) -> bool:
     """Put the default catalogue into an empty database (first start); whether it did."""
     with db.session() as session:
-        return catalog.seed_default(session) is not None
+        return catalogue_file.seed_default(session) is not None
 
 
 @app.command("load")
@@ -42,7 +45,8 @@ def load(file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=
     db = _database()
     try:
         with db.session() as session:
-            report = catalog.load_catalogue(session, catalog.parse_catalogue(file.read_text(encoding="utf-8")))
+            parsed = catalogue_file.parse_catalogue(file.read_text(encoding="utf-8"))
+            report = catalogue_file.load_catalogue(session, parsed)
     except CloudletError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(1) from None
@@ -63,12 +67,12 @@ def show(as_json: bool = typer.Option(False, "--json", help="Print JSON instead 
     db = _database()
     try:
         with db.session(write=False) as session:
-            regions = catalog.list_regions(session)
+            regions = networking.list_regions(session)
             plans = catalog.list_plans(session)
             cycles = catalog.list_cycles(session)
-            rates = catalog.list_rates(session)
+            rates = pricing.list_rates(session)
             templates = catalog.list_templates(session)
-            pools = catalog.list_pools(session)
+            pools = networking.list_pools(session)
     finally:
         db.dispose()
     if as_json:

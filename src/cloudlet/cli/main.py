@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import threading
+from typing import Any
 
 import typer
 import uvicorn
@@ -12,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cloudlet.app import build_runtime, create_app, create_worker
+from cloudlet.cli import actions as actions_cli
 from cloudlet.cli import catalog as catalog_cli
 from cloudlet.cli import demo as demo_cli
 from cloudlet.cli import images as images_cli
@@ -30,6 +32,7 @@ mail_app = typer.Typer(help="Outgoing mail.", no_args_is_help=True)
 app.add_typer(mail_app, name="mail")
 app.add_typer(wallet_app, name="wallet"); app.add_typer(billing_app, name="billing")  # noqa: E702
 app.add_typer(catalog_cli.app, name="catalog")
+app.add_typer(actions_cli.app, name="actions")
 app.add_typer(node_cli.app, name="node"); app.add_typer(images_cli.app, name="images")  # noqa: E702
 app.command("demo")(demo_cli.demo)
 
@@ -63,6 +66,22 @@ def api(host: str | None = HostOption, port: int | None = PortOption, workers: i
     _serve(host, port, workers, with_worker=False)
 
 
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """How uvicorn serves Cloudlet, whatever the number of processes."""
+    return {
+        "log_level": settings.log_level,
+        "access_log": False,
+        "log_config": None,  # uvicorn's records go through kit/logging's root handler: bounded, no locals
+        # Uvicorn would believe X-Forwarded-For from 127.0.0.1 and rewrite the client address before we
+        # see it; the address comes from the socket, or from CLOUDLET_TRUSTED_PROXIES (surfaces/deps.py).
+        "proxy_headers": False,
+        "server_header": False,  # no `server: uvicorn` telling a prober what to aim at
+        # A spawned process imports all of Cloudlet before it answers uvicorn's first health check; on a
+        # busy host that takes more than uvicorn's 5 s, and the process was killed and spawned again forever.
+        "timeout_worker_healthcheck": 60,
+    }
+
+
 def _serve(host: str | None, port: int | None, workers: int, *, with_worker: bool) -> None:
     settings = _settings()
     cloudlet_logging.configure(settings.log_level, json=settings.log_json)
@@ -79,13 +98,13 @@ def _serve(host: str | None, port: int | None, workers: int, *, with_worker: boo
     settings.jwt_secret  # noqa: B018  # create the signing key before workers fork
     bind_host, bind_port = host or settings.host, port or settings.port
     if workers > 1:  # each process launches its own worker; a cron tick still runs once (see cloudlet.worker)
-        factory = "cloudlet.app:create_app_with_worker" if with_worker else "cloudlet.app:create_app"
-        uvicorn.run(factory, factory=True, host=bind_host, port=bind_port,
-                    workers=workers, log_level=settings.log_level, access_log=False)
+        factory = "cloudlet.app:create_app_with_worker" if with_worker else "cloudlet.app:create_api_app"
+        uvicorn.run(factory, factory=True, host=bind_host, port=bind_port, workers=workers,
+                    **uvicorn_options(settings))
     else:
         embedded = create_worker(runtime=runtime) if with_worker else None
         uvicorn.run(create_app(settings, runtime, worker=embedded), host=bind_host, port=bind_port,
-                    log_level=settings.log_level, access_log=False)
+                    **uvicorn_options(settings))
 
 
 @app.command()

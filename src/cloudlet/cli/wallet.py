@@ -8,12 +8,13 @@ from datetime import timedelta
 import typer
 
 from cloudlet.app import build_runtime
+from cloudlet.auth import service as auth
 from cloudlet.billing import jobs
 from cloudlet.billing import service as billing
 from cloudlet.billing.schemas import CreditCreate, RunReport
 from cloudlet.config import Settings
 from cloudlet.kit import clock
-from cloudlet.kit.errors import CloudletError
+from cloudlet.kit.errors import CloudletError, NotFound
 from cloudlet.surfaces import idempotency
 
 wallet_app = typer.Typer(help="Project wallets.", no_args_is_help=True)
@@ -38,7 +39,10 @@ def credit(
     try:
         data = CreditCreate(amount_cents=amount_cents, reason=reason)
         with runtime.db.session() as session:
-            entry = billing.credit_user(session, settings, email, data)
+            user = auth.find_user_by_email(session, email)
+            if user is None:
+                raise NotFound("user", email)
+            entry = billing.credit_user(session, settings, user, data)
     except CloudletError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(1) from None

@@ -39,6 +39,7 @@ from cloudlet.drivers.libvirt.storage import qcow2_virtual_size
 from cloudlet.drivers.seed import parse_ready, ready_line
 
 GIB = 1024**3
+QEMU_IMG_TIMEOUT_SECONDS = 120  # the fake only makes small files
 FAKE_DISK_BYTES = 1024 * 1024  # the size of the raw disk a fake guest exports (its content, zero-padded)
 
 
@@ -360,6 +361,10 @@ def _text(lines: list[str]) -> str:
 
 
 def _qemu_img(*args: str) -> None:
-    result = subprocess.run(["qemu-img", *args], capture_output=True, text=True, check=False)  # noqa: S603, S607
+    try:
+        result = subprocess.run(["qemu-img", *args], capture_output=True, text=True, check=False,  # noqa: S603, S607
+                                timeout=QEMU_IMG_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired as error:  # a hung disk (NFS, a dying drive) must not hold the action
+        raise GuestFailed(f"qemu-img {args[0]} did not finish within {QEMU_IMG_TIMEOUT_SECONDS} s") from error
     if result.returncode != 0:
         raise GuestFailed(f"qemu-img {args[0]} failed: {result.stderr.strip()}")

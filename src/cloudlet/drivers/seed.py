@@ -16,6 +16,7 @@ from typing import NamedTuple
 from cloudlet.drivers.base import GuestFailed, GuestReady, GuestSpec
 
 READY_MARK = "CLOUDLET_READY"
+SEED_TOOL_TIMEOUT_SECONDS = 60  # an ISO of three small files takes well under a second
 READY_LINE = re.compile(r"CLOUDLET_READY((?: [a-z_-]+=\S*)*)")
 
 
@@ -79,7 +80,12 @@ def build_seed_iso(seed: Seed, target: Path) -> Path:
         files = [str(root / name) for name in ("meta-data", "user-data", "network-config") if (root / name).exists()]
         command = [tool, "-as", "mkisofs"] if tool.endswith("xorriso") else [tool]
         command += ["-quiet", "-output", str(target), "-volid", "cidata", "-joliet", "-rock", *files]
-        result = subprocess.run(command, check=False, capture_output=True, text=True)  # noqa: S603  # fixed tool
+        try:
+            result = subprocess.run(command, check=False, capture_output=True, text=True,  # noqa: S603  # fixed tool
+                                    timeout=SEED_TOOL_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired as error:
+            raise GuestFailed(f"{Path(tool).name} did not build the seed within "
+                              f"{SEED_TOOL_TIMEOUT_SECONDS} s") from error
         if result.returncode != 0:
             raise GuestFailed(f"{Path(tool).name} could not build the seed: {result.stderr.strip()[-2000:]}")
     return target

@@ -26,6 +26,7 @@ BUSYBOX_PACKAGE = "busybox-static"
 GUEST_MODULES = ("virtio_pci", "virtio_blk", "virtio_net", "virtio_balloon", "virtio_rng", "isofs", "button",
                  "evdev")
 IMAGE_SIZE_MIB = 64
+TOOL_TIMEOUT_SECONDS = 600  # each tool of an image build (dpkg-deb, cpio, mkfs, qemu-img) on a 64 MiB image
 PARTITION_START_SECTOR = 2048
 SYSLINUX_MBR = Path("/usr/lib/syslinux/mbr/mbr.bin")
 
@@ -40,8 +41,11 @@ class GuestParts(NamedTuple):
 
 
 def _run(*command: str | Path, cwd: Path | None = None) -> str:
-    result = subprocess.run([str(part) for part in command], cwd=cwd, check=False,  # noqa: S603  # our fixed tools
-                            capture_output=True, text=True)
+    try:
+        result = subprocess.run([str(part) for part in command], cwd=cwd, check=False,  # noqa: S603  # our fixed tools
+                                capture_output=True, text=True, timeout=TOOL_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired as error:
+        raise RuntimeError(f"{' '.join(map(str, command))} did not finish within {TOOL_TIMEOUT_SECONDS} s") from error
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(map(str, command))} failed: {result.stderr.strip()[-2000:]}")
     return result.stdout
@@ -270,7 +274,7 @@ def build_initramfs(parts: GuestParts, target: Path, init: str | None = None) ->
         _stage_userland(parts, root, init)
         names = _run("find", ".", cwd=root)
         archive = subprocess.run(["cpio", "-o", "-H", "newc", "--quiet"], cwd=root, input=names.encode(),  # noqa: S607
-                                 capture_output=True, check=True).stdout
+                                 capture_output=True, check=True, timeout=TOOL_TIMEOUT_SECONDS).stdout
     target.write_bytes(gzip.compress(archive, compresslevel=6))
     return target
 
@@ -298,7 +302,7 @@ def build_disk(parts: GuestParts, initramfs: Path, target: Path) -> Path:
         with raw.open("wb") as handle:
             handle.truncate(IMAGE_SIZE_MIB * 1024 * 1024)
         subprocess.run(["sfdisk", "--quiet", str(raw)], input=f"start={PARTITION_START_SECTOR}, type=c, bootable\n",  # noqa: S603, S607
-                       text=True, check=True, capture_output=True)
+                       text=True, check=True, capture_output=True, timeout=TOOL_TIMEOUT_SECONDS)
         with fat.open("wb") as handle:
             handle.truncate(IMAGE_SIZE_MIB * 1024 * 1024 - offset)
         _run("mkfs.fat", "-n", "CLOUDLET", "-h", str(PARTITION_START_SECTOR), fat)

@@ -12,17 +12,21 @@ import uuid
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
+from cloudlet.actions.service import STARTED_KEY as STARTED_KEY  # the engine's: re-exported for begin()
+from cloudlet.actions.service import complete_task as complete_task  # re-exported: procedures record through here
+from cloudlet.actions.service import fail_task as fail_task
+from cloudlet.actions.service import is_running as is_running
+from cloudlet.actions.service import running_actions as running_actions
+from cloudlet.actions.service import start_task as start_task
 from cloudlet.instances import repository
 from cloudlet.instances.models import Action, ActionStatus, ActionTask, Instance, InstanceStatus, TaskStatus
 from cloudlet.instances.schemas import ActionRead, Allowed, Command, TaskRead
 from cloudlet.kit import clock
 from cloudlet.kit.errors import Conflict, Forbidden, NotFound
+from cloudlet.kit.ids import id_or_key
 from cloudlet.nodes import service as nodes
 from cloudlet.projects import service as projects
 from cloudlet.projects.schemas import Actor, Permission
-
-STARTED_KEY = "cloudlet_instances_started"  # session.info: (action id, command, workflow id) to start after commit
-
 
 # --- whose instance ---------------------------------------------------------------------------
 
@@ -46,15 +50,9 @@ def instance_of(session: Session, actor: Actor, ident: int | str, *, lock: bool 
     return found
 
 
-MAX_ID = 2**31 - 1  # ids are 32-bit integers in both databases
-
-
 def parse_ident(ident: int | str) -> int | str:
-    if isinstance(ident, str) and ident.isdigit():
-        ident = int(ident)
-    if isinstance(ident, int) and not 0 < ident <= MAX_ID:
-        return 0  # no instance has it; looked up as such rather than overflowing the column type
-    return ident
+    """An instance id (a number out of bound names none) or its uuid; kit.ids parses ids for every domain."""
+    return id_or_key(ident)
 
 
 def require_billing_right(session: Session, actor: Actor, project_id: int) -> None:
@@ -137,30 +135,6 @@ def locked(session: Session, action_id: int) -> tuple[Action, Instance]:
     return action, instance_row(session, action.instance_id, lock=True)
 
 
-def start_task(session: Session, action_id: int, name: str) -> None:
-    """Mark a task in progress and make it the action's current task."""
-    action, _row = locked(session, action_id)
-    for task in repository.tasks(session, action_id):
-        if task.name == name and task.status is not TaskStatus.COMPLETED:
-            task.status, task.started_at = TaskStatus.IN_PROGRESS, task.started_at or clock.now()
-    action.current_task = name
-    session.flush()
-
-
-def complete_task(session: Session, action_id: int, name: str, detail: str = "") -> None:
-    """Mark a task done and move the action's progress on."""
-    action, _row = locked(session, action_id)
-    tasks = repository.tasks(session, action_id)
-    for task in tasks:
-        if task.name == name:
-            task.status, task.finished_at, task.detail = TaskStatus.COMPLETED, clock.now(), detail[:2000]
-    done = sum(1 for t in tasks if t.status is TaskStatus.COMPLETED)
-    action.progress = min(100, done * 100 // max(1, len(tasks)))
-    pending = [t.name for t in tasks if t.status is not TaskStatus.COMPLETED]
-    action.current_task = pending[0] if pending else None
-    session.flush()
-
-
 def finish(action: Action, row: Instance, status: ActionStatus, error: str | None = None) -> None:
     action.status, action.finished_at, action.error = status, clock.now(), error
     if status is ActionStatus.SUCCESS:
@@ -169,13 +143,24 @@ def finish(action: Action, row: Instance, status: ActionStatus, error: str | Non
         row.locked_action_id = None
 
 
-def fail_task(session: Session, action_id: int, name: str, reason: str) -> None:
-    """Record why a task failed (the clean-up that follows is recorded by fail_create or fail_delete)."""
-    locked(session, action_id)
-    for task in repository.tasks(session, action_id):
-        if task.name == name:
-            task.status, task.finished_at, task.detail = TaskStatus.FAILED, clock.now(), reason[:2000]
+_TRANSITIONAL = {InstanceStatus.PROVISIONING, InstanceStatus.STARTING, InstanceStatus.STOPPING,
+                 InstanceStatus.RESTARTING, InstanceStatus.DELETING}
+
+
+def force_fail(session: Session, action_id: int, reason: str) -> Action:
+    """Record an action as failed and free its instance, whatever its procedure managed to record.
+
+    An instance left in a transitional status shows error (with the reason), which allows deleting it.
+    """
+    action, row = locked(session, action_id)
+    if action.status is ActionStatus.RUNNING:
+        finish(action, row, ActionStatus.ERROR, reason[:4000])
+        if row.status in _TRANSITIONAL:
+            row.status, row.status_reason = InstanceStatus.ERROR, f"{action.command} failed: {reason}"[:2000]
+    elif row.locked_action_id == action.id:
+        row.locked_action_id = None
     session.flush()
+    return action
 
 
 def action_read(session: Session, action: Action) -> ActionRead:
@@ -205,10 +190,3 @@ def target_of(session: Session, action_id: int) -> Target:
     node = nodes.get_node(session, row.node_id) if row.node_id is not None else None
     return Target(instance_id=row.id, guest_name=row.guest_name, node_uri=node.uri if node else None,
                   node_name=node.name if node else None)
-
-
-def running_actions(session: Session) -> list[tuple[int, str, str]]:
-    """(id, command, workflow id) of the actions not finished, which the worker's sweep makes sure run."""
-    return repository.running_actions(session)
-
-

@@ -1,19 +1,22 @@
-"""Instances, their actions (with ordered tasks) and the SSH keys a project keeps for them.
+"""Instances and the SSH keys a project keeps for them.
 
 An instance's `status` is its stable state; while an action runs, `locked_action_id` names it and
-any other action is refused (409). Every change to the guest is an Action carried out by a durable
-workflow, which records each task's progress here so every surface can show it.
+any other action is refused (409). Every change to the guest is an Action (actions/models.py) carried
+out by a durable workflow, which records each task's progress so every surface can show it.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
 
 from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from cloudlet.actions.models import Action as Action  # re-exported: read where instances are read
+from cloudlet.actions.models import ActionStatus as ActionStatus
+from cloudlet.actions.models import ActionTask as ActionTask
+from cloudlet.actions.models import TaskStatus as TaskStatus
 from cloudlet.kit import clock
 from cloudlet.kit.db import Base, UTCDateTime, enum_column
 
@@ -35,23 +38,6 @@ class InstanceStatus(StrEnum):
     UNKNOWN = "unknown"
     DELETING = "deleting"
     DELETED = "deleted"
-
-
-class ActionStatus(StrEnum):
-    """An action runs, then succeeds or fails."""
-
-    RUNNING = "running"
-    SUCCESS = "success"
-    ERROR = "error"
-
-
-class TaskStatus(StrEnum):
-    """One task of an action (CyberPanel's words)."""
-
-    PENDING = "pending"
-    IN_PROGRESS = "in_progress"
-    COMPLETED = "completed"
-    FAILED = "failed"
 
 
 class Instance(Base):
@@ -91,40 +77,6 @@ class Instance(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now, onupdate=clock.now)
     provisioned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-
-
-class Action(Base):
-    """One change to an instance, carried out by the durable workflow named workflow_id."""
-
-    __tablename__ = "actions"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    instance_id: Mapped[int] = mapped_column(ForeignKey("instances.id", ondelete="CASCADE"), index=True)
-    command: Mapped[str] = mapped_column(String(40))
-    status: Mapped[ActionStatus] = mapped_column(enum_column(ActionStatus), index=True)
-    progress: Mapped[int] = mapped_column(Integer, default=0)
-    current_task: Mapped[str | None] = mapped_column(String(60))
-    error: Mapped[str | None] = mapped_column(Text)
-    workflow_id: Mapped[str] = mapped_column(String(80), unique=True)
-    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
-    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-
-
-class ActionTask(Base):
-    """One ordered task of an action."""
-
-    __tablename__ = "action_tasks"
-    __table_args__ = (UniqueConstraint("action_id", "name"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    action_id: Mapped[int] = mapped_column(ForeignKey("actions.id", ondelete="CASCADE"), index=True)
-    name: Mapped[str] = mapped_column(String(60))
-    position: Mapped[int] = mapped_column(Integer)
-    status: Mapped[TaskStatus] = mapped_column(enum_column(TaskStatus))
-    detail: Mapped[str] = mapped_column(String(2000), default="")
-    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class SshKey(Base):

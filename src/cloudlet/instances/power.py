@@ -26,11 +26,12 @@ from dataclasses import dataclass
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
+from cloudlet.actions.registry import Procedure, task
 from cloudlet.drivers.base import DriverError, GuestNotFound, GuestState
-from cloudlet.instances import actions, repository, service, workflows
+from cloudlet.instances import actions, repository, service
 from cloudlet.instances.models import ActionStatus, InstanceStatus
 from cloudlet.instances.schemas import ActionRead, Allowed, Command, InstanceRead
-from cloudlet.instances.workflows import Work
+from cloudlet.instances.workflows import READY_WAIT, SHUTDOWN_WAIT, Work
 from cloudlet.kit.db import Database
 from cloudlet.kit.errors import Invalid, NotFound
 from cloudlet.projects.schemas import Actor
@@ -41,7 +42,6 @@ SHUTDOWN_TASKS = ("shut_down_guest", SYNC_TASK)
 RESTART_TASKS = ("reboot_guest", "wait_for_boot", SYNC_TASK)
 POWEROFF_TASKS = ("power_off_guest", SYNC_TASK)
 SETTLE_POLL_SECONDS = 0.2
-MAX_ID = 2_147_483_647  # the id column's range: a bigger number names no instance
 
 
 @dataclass(frozen=True)
@@ -72,19 +72,12 @@ class PowerRead(BaseModel):
 # --- the request ---------------------------------------------------------------------------------
 
 
-def _ident(ident: int | str) -> int | str:
-    # a number past the id column's range names nothing; passed on, PostgreSQL would refuse it (a 500)
-    if isinstance(ident, str) and ident.isdigit() and (len(ident) > 10 or int(ident) > MAX_ID):
-        raise NotFound("instance", ident, code="VPS_NOT_FOUND")
-    return ident
-
-
 def request_power(session: Session, actor: Actor, ident: int | str, command: Command) -> PowerRead:
     """Open a power action on the instance and show its transitional status; the worker carries it out."""
     wanted = COMMANDS.get(command)
     if wanted is None:
         raise Invalid("action", f"{command.value} is not a power action.")
-    row = actions.instance_of(session, actor, _ident(ident), lock=True)
+    row = actions.instance_of(session, actor, ident, lock=True)
     actions.require_allowed(row, wanted.allowed)
     action = actions.begin(session, row, command, wanted.tasks)
     row.status, row.status_reason = wanted.transitional, ""
@@ -113,6 +106,7 @@ def settle(db: Database, actor: Actor, started: PowerRead, timeout: float) -> Po
 # --- the tasks -----------------------------------------------------------------------------------
 
 
+@task(120)
 def boot_guest(work: Work) -> str:
     """The guest is powered on (its console log starts afresh)."""
     driver, name = work.driver()
@@ -120,6 +114,7 @@ def boot_guest(work: Work) -> str:
     return f"guest {name} powered on"
 
 
+@task(60, waits=READY_WAIT)
 def wait_for_boot(work: Work) -> str:
     """The guest prints, on the console log of this boot, that it is up with its seed applied."""
     driver, name = work.driver()
@@ -127,6 +122,7 @@ def wait_for_boot(work: Work) -> str:
     return f"guest {name} is up: hostname={ready.hostname} address={ready.address}"
 
 
+@task(60, waits=SHUTDOWN_WAIT)
 def shut_down_guest(work: Work) -> str:
     """The guest is off: shut down from inside (ACPI), or its power cut when it did not stop in time."""
     driver, name = work.driver()
@@ -140,6 +136,7 @@ def shut_down_guest(work: Work) -> str:
     return f"guest {name} shut down in {took:.1f} s"
 
 
+@task(120)
 def reboot_guest(work: Work) -> str:
     """The guest is asked to restart (ACPI); its console log starts afresh."""
     driver, name = work.driver()
@@ -147,6 +144,7 @@ def reboot_guest(work: Work) -> str:
     return f"guest {name} asked to restart"
 
 
+@task(120)
 def power_off_guest(work: Work) -> str:
     """The guest's power is cut at once."""
     driver, name = work.driver()
@@ -217,7 +215,9 @@ def finish_power(session: Session, action_id: int, seen: Observed, reason: str |
     session.flush()
 
 
-workflows.procedure(Command.BOOT, BOOT_TASKS, (boot_guest, wait_for_boot), conclude_power)
-workflows.procedure(Command.SHUTDOWN, SHUTDOWN_TASKS, (shut_down_guest,), conclude_power)
-workflows.procedure(Command.RESTART, RESTART_TASKS, (reboot_guest, wait_for_boot), conclude_power)
-workflows.procedure(Command.POWEROFF, POWEROFF_TASKS, (power_off_guest,), conclude_power)
+PROCEDURES = (  # registered by app.py
+    Procedure(Command.BOOT.value, BOOT_TASKS, (boot_guest, wait_for_boot), conclude_power),
+    Procedure(Command.SHUTDOWN.value, SHUTDOWN_TASKS, (shut_down_guest,), conclude_power),
+    Procedure(Command.RESTART.value, RESTART_TASKS, (reboot_guest, wait_for_boot), conclude_power),
+    Procedure(Command.POWEROFF.value, POWEROFF_TASKS, (power_off_guest,), conclude_power),
+)

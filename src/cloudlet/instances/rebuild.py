@@ -32,6 +32,7 @@ from enum import StrEnum
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
+from cloudlet.actions.registry import Procedure, task
 from cloudlet.backups import repository as copies
 from cloudlet.billing import pricing
 from cloudlet.billing import service as billing
@@ -40,10 +41,11 @@ from cloudlet.catalog.schemas import TemplateGroup
 from cloudlet.config import Settings
 from cloudlet.drivers.base import GuestFailed, GuestSpec, GuestState
 from cloudlet.images import service as images
-from cloudlet.instances import actions, power, repository, service, workflows
+from cloudlet.instances import actions, power, repository, service
 from cloudlet.instances.models import ActionStatus, Instance, InstanceStatus
 from cloudlet.instances.schemas import ActionRead, Allowed, Command, InstanceRead
 from cloudlet.instances.workflows import (
+    READY_WAIT,
     Work,
     start_vm,
     stop_vm,
@@ -228,6 +230,7 @@ def _reboot_wanted(work: Work) -> bool:
         return action is not None and bool(action.params.get(REBOOT_PARAM, False))
 
 
+@task(600)
 def rebuild_disk(work: Work) -> str:
     """The old disk, seed and definition are gone; a fresh overlay of the image is defined in their place."""
     driver, name = work.driver()
@@ -237,6 +240,7 @@ def rebuild_disk(work: Work) -> str:
     return f"guest {name}: a fresh {spec.disk_gib} GiB overlay of {spec.image}"
 
 
+@task(180)
 def write_fresh_seed(work: Work) -> str:
     """The seed (hostname, password, keys, address) is written under a new instance-id."""
     driver, _name = work.driver()
@@ -246,6 +250,7 @@ def write_fresh_seed(work: Work) -> str:
             f"address {spec.network.address if spec.network else 'none'}")
 
 
+@task(600)
 def resize_vm(work: Work) -> str:
     """The guest's definition has the plan's vCPUs and memory, and its disk the plan's size."""
     driver, name = work.driver()
@@ -254,6 +259,8 @@ def resize_vm(work: Work) -> str:
     return f"guest {name}: {spec.vcpus} vCPU, {spec.memory_mib} MiB, {spec.disk_gib} GiB disk"
 
 
+@task(180, waits=lambda settings: settings.instance_shutdown_timeout_seconds
+       + settings.instance_ready_timeout_seconds)
 def apply_resize(work: Work) -> str:
     """With a reboot, the running guest is powered off and on with its new size; otherwise that waits."""
     driver, name = work.driver()
@@ -272,6 +279,7 @@ def apply_resize(work: Work) -> str:
     return f"restarted with {found.vcpus} vCPU and {found.memory_mib} MiB"
 
 
+@task(180)
 def write_password_seed(work: Work) -> str:
     """The guest's seed holds the new root password, under a new instance-id."""
     driver, name = work.driver()
@@ -280,6 +288,7 @@ def write_password_seed(work: Work) -> str:
     return f"guest {name}: seed {spec.instance_id} holds the new root password"
 
 
+@task(120, waits=READY_WAIT)
 def apply_password(work: Work) -> str:
     """With a reboot, the running guest restarts and applies the new password; otherwise its next boot does."""
     driver, name = work.driver()
@@ -335,9 +344,11 @@ def conclude_observed(work: Work, task: str | None, reason: str | None) -> None:
         session.flush()
 
 
-workflows.procedure(Command.REINSTALL, REINSTALL_TASKS, (stop_vm, rebuild_disk, write_fresh_seed, start_vm,
+PROCEDURES = (  # registered by app.py
+    Procedure(Command.REINSTALL.value, REINSTALL_TASKS, (stop_vm, rebuild_disk, write_fresh_seed, start_vm,
                                                          wait_for_guest_agent, verify_connectivity),
-                    conclude_reinstall)
-workflows.procedure(Command.UPGRADE, UPGRADE_TASKS, (resize_vm, apply_resize), conclude_observed)
-workflows.procedure(Command.RESET_PASSWORD, RESET_PASSWORD_TASKS, (write_password_seed, apply_password),
-                    conclude_observed)
+              conclude_reinstall),
+    Procedure(Command.UPGRADE.value, UPGRADE_TASKS, (resize_vm, apply_resize), conclude_observed),
+    Procedure(Command.RESET_PASSWORD.value, RESET_PASSWORD_TASKS, (write_password_seed, apply_password),
+              conclude_observed),
+)

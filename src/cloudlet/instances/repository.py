@@ -90,6 +90,15 @@ def running_actions(session: Session, limit: int = 500) -> list[tuple[int, str, 
     return [(row[0], row[1], row[2]) for row in rows]
 
 
+def recent_actions(session: Session, *, running_only: bool, limit: int) -> list[tuple[Action, str]]:
+    """Actions newest first (only the unfinished ones when asked), each with its instance's uuid."""
+    query = select(Action, Instance.uuid).join(Instance, Instance.id == Action.instance_id)
+    if running_only:
+        query = query.where(Action.status == ActionStatus.RUNNING)
+    rows = session.execute(query.order_by(Action.id.desc()).limit(limit))
+    return [(row[0], row[1]) for row in rows]
+
+
 def due_deletions(session: Session, now: datetime, limit: int = 200) -> list[int]:
     """Ids of instances whose end_of_cycle deletion time has come and that no action holds."""
     query = (select(Instance.id).where(Instance.delete_at.is_not(None), Instance.delete_at <= now,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -112,6 +113,15 @@ class ActionRead(BaseModel):
         return sum(1 for task in self.tasks if task.status is TaskStatus.COMPLETED)
 
 
+class CurrentAction(BaseModel):
+    """The action holding an instance now: what it does and how far it got."""
+
+    id: int
+    command: str
+    progress: int
+    current_task: str | None
+
+
 class InstanceRead(BaseModel):
     """An instance with what every surface renders of it."""
 
@@ -142,6 +152,7 @@ class InstanceRead(BaseModel):
     ipv6: str | None
     node_name: str | None
     locked: bool
+    action: CurrentAction | None = None  # the action holding it while locked
     allowed_actions: list[Allowed]
     webhook_configured: bool
     billed_till: datetime | None
@@ -206,6 +217,25 @@ class InstanceSummary(BaseModel):
     by_status: dict[str, int]
     by_region: dict[str, int]
     monthly_cost_cents: int  # USD list prices of the servers not deleted
+
+
+class PlacedGuest(NamedTuple):
+    """A running instance's guest and the node it runs on (what the metrics sampler reads)."""
+
+    node_id: int
+    node_name: str
+    node_uri: str
+    instance_id: int
+    guest_name: str
+
+
+class SeriesIdentity(BaseModel):
+    """Who an instance is in the operators' /metrics labels."""
+
+    uuid: str
+    name: str
+    project_id: int
+    node: str
 
 
 class InstancePage(BaseModel):

@@ -12,7 +12,6 @@ import secrets
 import string
 import uuid
 from collections import Counter
-from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 
@@ -26,7 +25,7 @@ from cloudlet.catalog.schemas import PlanRead, RegionRead
 from cloudlet.config import Settings
 from cloudlet.drivers.base import HOSTNAME_PATTERN, DriverError, GuestNetwork, GuestNotFound, GuestSpec, GuestState
 from cloudlet.images import service as images
-from cloudlet.instances import actions, repository, sshkeys
+from cloudlet.instances import actions, queries, repository, sshkeys
 from cloudlet.instances.cpu_meter import CpuMeter
 from cloudlet.instances.models import Action, ActionStatus, Instance, InstanceStatus, SshKey
 from cloudlet.instances.schemas import (
@@ -63,7 +62,6 @@ from cloudlet.webhooks import service as webhooks
 
 PASSWORD_MIN, PASSWORD_MAX = 8, 72
 GENERATED_PASSWORD_LENGTH = 20
-ACTIVE: list[InstanceStatus] = [s for s in InstanceStatus if s is not InstanceStatus.DELETED]
 
 
 @lru_cache(maxsize=4)
@@ -120,64 +118,22 @@ def check_hostname(hostname: str) -> str:
 # --- reading -------------------------------------------------------------------------------------
 
 
-@dataclass
-class _Context:
-    plans: dict[int, PlanRead]
-    regions: dict[int, RegionRead]
-
-
-def _context(session: Session) -> _Context:
-    return _Context(plans={p.id: p for p in catalog.list_plans(session)},
-                    regions={r.id: r for r in catalog.list_regions(session)})
-
-
-def _read(session: Session, row: Instance, context: _Context | None = None) -> InstanceRead:
-    ctx = context or _context(session)
-    plan = ctx.plans.get(row.plan_id) or catalog.get_plan(session, row.plan_id)
-    region = ctx.regions[row.region_id]
-    template = catalog.get_template(session, row.template_id) if row.template_id is not None else None
-    sub = billing.subscription_for(session, row.uuid)
-    node = nodes.get_node(session, row.node_id) if row.node_id is not None else None
-    currency = billing.wallet_currency(session, row.project_id) if sub else None
-    return InstanceRead(
-        id=row.id, uuid=row.uuid, project_id=row.project_id, name=row.name, hostname=row.hostname, status=row.status,
-        status_reason=row.status_reason, plan_id=plan.id, plan_code=plan.code, plan_name=plan.name,
-        category=plan.category, monthly_price_cents=plan.monthly_price_cents, hourly_price=plan.hourly_price,
-        bandwidth_gb=plan.bandwidth_gb, region_code=region.code, region_name=region.name,
-        template_id=row.template_id, template_code=template.code if template else None, os_name=row.os_name,
-        billing_cycle=row.billing_cycle, vcpus=row.vcpus, memory_mib=row.memory_mib, disk_gib=row.disk_gib,
-        ipv4=row.ipv4, ipv6=row.ipv6, node_name=node.name if node else None,
-        locked=row.locked_action_id is not None, allowed_actions=actions.allowed(row),
-        webhook_configured=row.webhook_url is not None,
-        billed_till=sub.billed_till if sub else None, subscription_started_at=sub.started_at if sub else None,
-        price_cents=sub.price_cents if sub else None, currency=currency, delete_at=row.delete_at,
-        created_at=row.created_at, updated_at=row.updated_at, provisioned_at=row.provisioned_at,
-        deleted_at=row.deleted_at)
+def _read(session: Session, row: Instance) -> InstanceRead:
+    # after a write: the read model of the row as the write left it (flushed), in one statement
+    return queries.instance_read(session, row.id)
 
 
 def get_instance(session: Session, actor: Actor, ident: int | str) -> InstanceRead:
     """One instance of a project the actor is in (404 for any other, and for deleted ones)."""
-    return _read(session, actions.instance_of(session, actor, ident))
+    return queries.get_instance(session, actor, ident)
 
 
 def list_instances(session: Session, actor: Actor, *, project_id: int | None = None,
                    statuses: list[InstanceStatus] | None = None, region: str | None = None,
                    limit: int | None = None, offset: int = 0) -> InstancePage:
     """The actor's instances (of one project when named), newest first, deleted ones left out."""
-    reach = actions.projects_in_reach(session, actor, project_id)
-    wanted: list[InstanceStatus] = [s for s in statuses if s is not InstanceStatus.DELETED] if statuses else ACTIVE
-    if not wanted:  # only deleted ones were asked for, and those are not listed
-        return InstancePage(items=[], total=0)
-    region_id: int | None = None
-    ctx = _context(session)
-    if region is not None:
-        matches = [r.id for r in ctx.regions.values() if r.code == region]
-        if not matches:
-            return InstancePage(items=[], total=0)
-        region_id = matches[0]
-    rows = repository.instances(session, reach, statuses=wanted, region_id=region_id, limit=limit, offset=offset)
-    total = repository.count(session, reach, statuses=wanted, region_id=region_id)
-    return InstancePage(items=[_read(session, row, ctx) for row in rows], total=total)
+    return queries.list_instances(session, actor, project_id=project_id, statuses=statuses, region=region,
+                                  limit=limit, offset=offset)
 
 
 def summary(session: Session, actor: Actor) -> InstanceSummary:
@@ -186,6 +142,14 @@ def summary(session: Session, actor: Actor) -> InstanceSummary:
     return InstanceSummary(total=page.total, by_status=dict(Counter(i.status.value for i in page.items)),
                            by_region=dict(Counter(i.region_code for i in page.items)),
                            monthly_cost_cents=sum(i.monthly_price_cents for i in page.items))
+
+
+def deployment(session: Session, actor: Actor, ident: int | str) -> tuple[InstanceRead, ActionRead]:
+    """An instance and its newest create action with its tasks, read from one snapshot (one statement)."""
+    found, build = queries.build_of(session, actor, ident)
+    if build is None:
+        raise NotFound("action", code="VPS_NOT_FOUND")
+    return found, build
 
 
 def rename_instance(session: Session, actor: Actor, ident: int | str, name: str) -> InstanceRead:
@@ -375,7 +339,7 @@ def create_instance(session: Session, settings: Settings, actor: Actor, data: In
     if data.webhook_url is not None:
         webhooks.check_url(settings, data.webhook_url)
     wallet = billing.wallet_of(session, settings, project_id)
-    catalog.require_balance_for_template(session, template.id, money.Money(
+    pricing.require_balance_for_template(session, template.id, money.Money(
         billing.balance_cents(session, settings, project_id), wallet.currency))
     try:
         price = pricing.plan_price(session, plan.id, data.billing_cycle, wallet.currency, project_id)
@@ -406,7 +370,7 @@ def create_instance(session: Session, settings: Settings, actor: Actor, data: In
 
 def _optional_ipv6(session: Session, region: str, owner: str, hostname: str) -> str | None:
     # IPv6 is given where the region has a v6 pool; its absence is no reason to refuse a server
-    if not any(p.version == 6 and p.is_active for p in catalog.list_pools(session, region)):
+    if not any(p.version == 6 and p.is_active for p in networking.list_pools(session, region)):
         return None
     return networking.allocate(session, region, owner, IpFamily.IPV6, hostname=hostname).address
 

@@ -1,50 +1,84 @@
-"""Actions as durable DBOS workflows: each task of a create or delete is a step.
+"""The instance procedures' shared part: what a task works with (Work), the tasks of a create, delete,
+suspension and reactivation with their deadlines, how those end, the sweep and the reconciler, and how an
+operator ends a stale action.
 
-A step records its task as started, does its work (a driver call outside any transaction, or a
-short database change), and records it as completed with what it found. DBOS keeps each finished
-step's result, so a worker that crashes mid-action resumes at the step it was in; every step is
-idempotent (drivers are idempotent on the guest's name, allocations on the instance). A step that
-fails for good (GuestFailed, or an error that outlasts its retries) ends the action: a failed
-create removes the guest, frees the address and the capacity, and refunds the whole charge.
-
-The workflow id is the action's, so starting one is idempotent: the after-commit hook (in a process
-running a worker) and the sweep (for actions queued by a process without one) may both start it.
+The engine that runs them (DBOS workflows, deadlines, the conclusion retried until recorded) is
+actions/runner.py; procedures are registered by app.py (actions/registry.py). The conclusion's own
+driver calls give up after action_cleanup_call_seconds (Work.call_seconds).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import structlog
-from dbos import DBOS, SetWorkflowID
+from dbos import DBOS
+from sqlalchemy.orm import Session
 
 from cloudlet import worker
+from cloudlet.actions import registry, runner
+from cloudlet.actions.deadlines import DeadlineExceeded, SettingsReader, within
+from cloudlet.actions.registry import Procedure, task
+from cloudlet.actions.runner import start
+from cloudlet.actions.schemas import ActionSummary
 from cloudlet.config import Settings
-from cloudlet.drivers.base import DriverError, GuestFailed, GuestNotFound, GuestReady, GuestSpec, HypervisorDriver
-from cloudlet.instances import actions, reconcile, service
+from cloudlet.drivers.base import (
+    DriverError,
+    GuestFailed,
+    GuestNotFound,
+    GuestReady,
+    GuestSpec,
+    HypervisorDriver,
+    NodeUnreachable,
+)
+from cloudlet.instances import actions, reconcile, repository, service
+from cloudlet.instances.models import Action, ActionStatus
 from cloudlet.instances.schemas import CREATE_TASKS, DELETE_TASKS, REACTIVATE_TASKS, SUSPEND_TASKS, Command
 from cloudlet.kit.db import Database
+from cloudlet.kit.errors import Conflict, NotFound
 from cloudlet.nodes import service as nodes
 
 log = structlog.get_logger(__name__)
 
-# a customer waits on every action: look for new ones five times a second, not once (DBOS's default)
-QUEUE = worker.QueueSpec("cloudlet-instances", polling_interval_seconds=0.2)
+QUEUE = runner.QUEUE
 SWEEP_NAME = "cloudlet-instances-sweep"
 RECONCILE_NAME = "cloudlet-instances-reconcile"
 VERIFY_TIMEOUT_SECONDS = 30.0
 
 
-class Work:
-    """What a task needs: the database, the settings, and the action it belongs to."""
+class BoundedDriver:
+    """A driver whose every call gives up after `seconds` with NodeUnreachable (the call is left running)."""
 
-    def __init__(self, db: Database, settings: Settings, action_id: int) -> None:
+    def __init__(self, inner: HypervisorDriver, seconds: float) -> None:
+        self.inner = inner
+        self.seconds = seconds
+
+    def __getattr__(self, name: str) -> Any:
+        found = getattr(self.inner, name)
+        if not callable(found):
+            return found
+
+        def bounded(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return within(self.seconds, lambda: found(*args, **kwargs), name=f"cloudlet-driver-{name}")
+            except DeadlineExceeded as error:
+                raise NodeUnreachable(f"the node did not answer {name} within {self.seconds:g} s") from error
+
+        return bounded
+
+
+class Work:
+    """What a task needs: the database, the settings, and the action it belongs to.
+
+    With call_seconds set (how an action ends), every driver call gives up after that many seconds.
+    """
+
+    def __init__(self, db: Database, settings: Settings, action_id: int, call_seconds: float | None = None) -> None:
         self.db = db
         self.settings = settings
         self.action_id = action_id
+        self.call_seconds = call_seconds
 
     def target(self) -> actions.Target:
         """The node and guest the action works on."""
@@ -56,7 +90,10 @@ class Work:
         target = self.target()
         if target.node_uri is None:
             raise GuestFailed("the instance has no node")
-        return nodes.connect(target.node_uri), target.guest_name
+        driver = nodes.connect(target.node_uri)
+        if self.call_seconds is not None:
+            driver = cast(HypervisorDriver, BoundedDriver(driver, self.call_seconds))
+        return driver, target.guest_name
 
     def spec(self) -> GuestSpec:
         """The guest as the database describes it."""
@@ -64,9 +101,25 @@ class Work:
             return service.guest_spec(session, self.settings, self.target().instance_id)
 
 
+# --- tasks and their deadlines ---------------------------------------------------------------------
+
+
+def _ready_wait(settings: Settings) -> float:
+    return settings.instance_ready_timeout_seconds
+
+
+def _shutdown_wait(settings: Settings) -> float:
+    return settings.instance_shutdown_timeout_seconds
+
+
+READY_WAIT: SettingsReader = _ready_wait
+SHUTDOWN_WAIT: SettingsReader = _shutdown_wait
+
+
 # --- the tasks of a create -----------------------------------------------------------------------
 
 
+@task(120)
 def validate_resources(work: Work) -> str:
     """The node is ready and holds the image."""
     with work.db.session(write=False) as session:
@@ -80,12 +133,14 @@ def validate_resources(work: Work) -> str:
     return f"node {work.target().node_name} is ready and has image {spec.image}"
 
 
+@task(120)
 def allocate_ip(work: Work) -> str:
     """The instance holds its addresses."""
     with work.db.session() as session:
         return service.ensure_addresses(session, work.action_id)
 
 
+@task(600)
 def create_vm(work: Work) -> str:
     """The guest's disk (an overlay of the image) and its definition exist."""
     driver, name = work.driver()
@@ -94,6 +149,7 @@ def create_vm(work: Work) -> str:
     return f"guest {name}: {spec.disk_gib} GiB overlay of {spec.image}"
 
 
+@task(120)
 def configure_hardware(work: Work) -> str:
     """The defined guest has the plan's vCPUs and memory."""
     driver, name = work.driver()
@@ -105,6 +161,7 @@ def configure_hardware(work: Work) -> str:
     return f"{found.vcpus} vCPU, {found.memory_mib} MiB"
 
 
+@task(180)
 def apply_cloud_init(work: Work) -> str:
     """The NoCloud seed (hostname, password, keys, network) is written."""
     driver, _name = work.driver()
@@ -114,6 +171,7 @@ def apply_cloud_init(work: Work) -> str:
             f"address {spec.network.address if spec.network else 'none'}")
 
 
+@task(120)
 def start_vm(work: Work) -> str:
     """The guest is powered on."""
     driver, name = work.driver()
@@ -121,12 +179,14 @@ def start_vm(work: Work) -> str:
     return f"guest {name} started"
 
 
+@task(120)
 def configure_network(work: Work) -> str:
     """Each address has its reverse-DNS name."""
     with work.db.session() as session:
         return service.ensure_reverse_dns(session, work.action_id)
 
 
+@task(60, waits=READY_WAIT)
 def wait_for_guest_agent(work: Work) -> str:
     """The guest reports on its console that its seed is applied."""
     driver, name = work.driver()
@@ -139,6 +199,7 @@ def _described(ready: GuestReady) -> str:
             f"password={'set' if ready.root_password_set else 'unset'}")
 
 
+@task(60 + VERIFY_TIMEOUT_SECONDS)
 def verify_connectivity(work: Work) -> str:
     """What the guest reports matches what was asked: hostname, address, keys, password."""
     driver, name = work.driver()
@@ -162,6 +223,7 @@ def verify_connectivity(work: Work) -> str:
 # --- the tasks of a delete -----------------------------------------------------------------------
 
 
+@task(120)
 def stop_vm(work: Work) -> str:
     """The guest's power is cut."""
     driver, name = work.driver()
@@ -172,6 +234,7 @@ def stop_vm(work: Work) -> str:
     return f"guest {name} powered off"
 
 
+@task(600)
 def destroy_vm(work: Work) -> str:
     """The guest, its disk, its seed and its console log are gone."""
     driver, name = work.driver()
@@ -179,90 +242,18 @@ def destroy_vm(work: Work) -> str:
     return f"guest {name} removed from node {work.target().node_name}"
 
 
+@task(120)
 def release_ip(work: Work) -> str:
     """The addresses are free again."""
     with work.db.session() as session:
         return service.release_addresses(session, work.target().instance_id)
 
 
+@task(120)
 def release_capacity(work: Work) -> str:
     """The node's room is given back."""
     with work.db.session() as session:
         return service.release_capacity(session, work.target().instance_id)
-
-
-Task = Callable[[Work], str]
-Conclusion = Callable[[Work, str | None, str | None], None]  # (work, failed task, reason); both None on success
-
-
-@dataclass(frozen=True)
-class Procedure:
-    """How a command is carried out: its tasks in order, then one conclusion (success or clean-up)."""
-
-    tasks: tuple[Task, ...]
-    conclude: Conclusion
-
-
-TASKS: dict[str, Task] = {}
-PROCEDURES: dict[str, Procedure] = {}
-
-
-def procedure(command: Command, recorded: tuple[str, ...], tasks: tuple[Task, ...], conclude: Conclusion) -> None:
-    """Declare how a command runs; `recorded` is the task list its actions show (the tasks, then the last one
-    the conclusion records)."""
-    if tuple(task.__name__ for task in tasks) != recorded[:-1]:
-        raise RuntimeError(f"the tasks of {command} do not match what its actions record")
-    for task in tasks:  # a task's name is its key in every action: one function per name
-        if TASKS.setdefault(task.__name__, task) is not task:
-            raise RuntimeError(f"two different tasks are named {task.__name__!r}")
-    PROCEDURES[command.value] = Procedure(tasks, conclude)
-
-
-def _work(action_id: int) -> Work:
-    running = worker.current()
-    return Work(running.db, running.settings, action_id)
-
-
-# Infrastructure trouble (the node did not answer, the database blinked) is retried; GuestFailed is not.
-@DBOS.step(name="cloudlet.instances.task", retries_allowed=True, max_attempts=4, interval_seconds=2.0,
-           backoff_rate=2.0)
-def run_task(action_id: int, name: str) -> str | None:
-    """One task: None when it is done, else why it failed for good."""
-    work = _work(action_id)
-    with work.db.session() as session:
-        actions.start_task(session, action_id, name)
-    try:
-        detail = TASKS[name](work)
-    except GuestFailed as failure:
-        return failure.reason
-    with work.db.session() as session:
-        actions.complete_task(session, action_id, name, detail)
-    log.info("instance task done", action_id=action_id, task=name, detail=detail)
-    return None
-
-
-@DBOS.step(name="cloudlet.instances.conclude", retries_allowed=True, max_attempts=4, interval_seconds=2.0)
-def conclude(action_id: int, command: str, task: str | None, reason: str | None) -> None:
-    """End the action: its last task on success, its clean-up after a failed task."""
-    PROCEDURES[command].conclude(_work(action_id), task, reason)
-
-
-def _attempt(action_id: int, task: str) -> str | None:
-    try:
-        return run_task(action_id, task)
-    except Exception as error:  # retries exhausted: the action ends here
-        return f"{type(error).__name__}: {error}"
-
-
-@DBOS.workflow(name="cloudlet.instances.run")
-def run(action_id: int, command: str) -> None:
-    """Carry out an action task by task; the first task that fails for good ends it with its clean-up."""
-    for task in PROCEDURES[command].tasks:
-        reason = _attempt(action_id, task.__name__)
-        if reason is not None:
-            conclude(action_id, command, task.__name__, reason)
-            return
-    conclude(action_id, command, None, None)
 
 
 # --- how a create and a delete end ----------------------------------------------------------------
@@ -274,6 +265,9 @@ def conclude_create(work: Work, task: str | None, reason: str | None) -> None:
         with work.db.session() as session:
             service.finish_create(session, work.settings, work.action_id)
         return
+    with work.db.session(write=False) as session:  # ended meanwhile (an operator): its guest is not ours to remove
+        if not actions.is_running(session, work.action_id):
+            return
     note = reason
     try:
         driver, name = work.driver()
@@ -296,10 +290,11 @@ def conclude_delete(work: Work, task: str | None, reason: str | None) -> None:
         service.fail_delete(session, work.action_id, reason)
 
 
-procedure(Command.CREATE, CREATE_TASKS, (validate_resources, allocate_ip, create_vm, configure_hardware,
-                                         apply_cloud_init, start_vm, configure_network, wait_for_guest_agent,
-                                         verify_connectivity), conclude_create)
-procedure(Command.DELETE, DELETE_TASKS, (stop_vm, destroy_vm, release_ip, release_capacity), conclude_delete)
+CREATE = Procedure(Command.CREATE.value, CREATE_TASKS,
+                   (validate_resources, allocate_ip, create_vm, configure_hardware, apply_cloud_init, start_vm,
+                    configure_network, wait_for_guest_agent, verify_connectivity), conclude_create)
+DELETE = Procedure(Command.DELETE.value, DELETE_TASKS, (stop_vm, destroy_vm, release_ip, release_capacity),
+                   conclude_delete)
 
 
 def conclude_suspend(work: Work, task: str | None, reason: str | None) -> None:
@@ -318,15 +313,10 @@ def conclude_reactivate(work: Work, task: str | None, reason: str | None) -> Non
         service.finish_reactivate(session, work.action_id, reason)
 
 
-procedure(Command.SUSPEND, SUSPEND_TASKS, (stop_vm,), conclude_suspend)
-procedure(Command.REACTIVATE, REACTIVATE_TASKS, (start_vm, wait_for_guest_agent), conclude_reactivate)
-
-
-def start(queued: Iterable[tuple[int, str, str]]) -> None:
-    """Enqueue the workflows of these (id, command, workflow id) actions (each at most once, whoever asks)."""
-    for action_id, command, workflow_id in queued:
-        with SetWorkflowID(workflow_id):
-            DBOS.enqueue_workflow(QUEUE.name, run, action_id, command)
+SUSPEND = Procedure(Command.SUSPEND.value, SUSPEND_TASKS, (stop_vm,), conclude_suspend)
+REACTIVATE = Procedure(Command.REACTIVATE.value, REACTIVATE_TASKS, (start_vm, wait_for_guest_agent),
+                       conclude_reactivate)
+PROCEDURES = (CREATE, DELETE, SUSPEND, REACTIVATE)  # registered by app.py
 
 
 @DBOS.step(name="cloudlet.instances.due", retries_allowed=True, max_attempts=3)
@@ -348,6 +338,70 @@ def sweep(scheduled_at: datetime, _context: Any) -> None:
     start(found)
     if found:
         log.debug("instance sweep", scheduled_at=scheduled_at.isoformat(), running=len(found))
+
+
+# --- operators end stale actions ------------------------------------------------------------------
+
+
+def _summary(action: Action, instance_uuid: str) -> ActionSummary:
+    return ActionSummary(id=action.id, instance_id=action.instance_id, instance_uuid=instance_uuid,
+                         command=action.command, status=action.status.value, progress=action.progress,
+                         current_task=action.current_task, error=action.error, workflow_id=action.workflow_id,
+                         started_at=action.started_at, finished_at=action.finished_at)
+
+
+def list_actions(session: Session, *, running_only: bool, limit: int = 100) -> list[ActionSummary]:
+    """Actions newest first, for operators (only the unfinished ones when asked)."""
+    return [_summary(action, uuid) for action, uuid in
+            repository.recent_actions(session, running_only=running_only, limit=limit)]
+
+
+def endable(session: Session, action_id: int) -> ActionSummary:
+    """An action an operator may end: NotFound for an unknown one, Conflict for one that has already ended."""
+    action = repository.action(session, action_id)
+    if action is None:
+        raise NotFound("action", action_id)
+    if action.status is not ActionStatus.RUNNING:
+        raise Conflict(f"Action {action_id} has already ended ({action.status.value}).", code="ACTION_ENDED")
+    return _summary(action, actions.instance_row(session, action.instance_id).uuid)
+
+
+def end_later(db: Database, settings: Settings, action_id: int, reason: str = "") -> None:
+    """end_stale, run once the request that asked for it has answered (one that ended meanwhile is left)."""
+    try:
+        end_stale(db, settings, action_id, reason)
+    except (Conflict, NotFound) as error:
+        log.info("action not ended: it ended meanwhile", action_id=action_id, reason=error.message)
+
+
+def end_stale(db: Database, settings: Settings, action_id: int, reason: str = "") -> ActionSummary:
+    """End an unfinished action: cancel its workflow, run its procedure's clean-up, record the failure, free its
+    instance. NotFound for an unknown action, Conflict for one that already ended.
+
+    The workflow is cancelled first, so it starts no further step; a step already running finishes, but an
+    ended action records nothing more. The clean-up's driver calls give up after action_cleanup_call_seconds,
+    and whatever it could not record, the failure and the freed lock are recorded anyway.
+    """
+    with db.session(write=False) as session:
+        found = endable(session, action_id)
+        workflow_id, command = found.workflow_id, found.command
+        names = [t.name for t in repository.tasks(session, action_id)]
+        current = found.current_task or (names[-1] if names else command)
+    runner.cancel(settings, workflow_id)
+    why = f"ended by an operator: {reason}" if reason.strip() else "ended by an operator"
+    procedure = registry.PROCEDURES.get(command)
+    if procedure is not None:
+        try:  # the procedure's own clean-up: a failed create frees its address and room and refunds
+            procedure.conclude(Work(db, settings, action_id, settings.action_cleanup_call_seconds), current, why)
+        except Exception as error:  # the failure and the freed lock are recorded below all the same
+            log.warning("clean-up of an ended action failed", action_id=action_id,
+                        error=f"{type(error).__name__}: {error}")
+    with db.session() as session:
+        ended = actions.force_fail(session, action_id, why)
+        uuid = actions.instance_row(session, ended.instance_id).uuid
+        summary = _summary(ended, uuid)
+    log.warning("action ended by an operator", action_id=action_id, command=command, reason=why)
+    return summary
 
 
 def reconcile_nodes(db: Database) -> list[reconcile.NodeReport]:
@@ -375,9 +429,6 @@ def reconcile_run(scheduled_at: datetime, _context: Any) -> None:
     if drifted:
         log.info("reconciled", scheduled_at=scheduled_at.isoformat(),
                  drifts=[f"{d.guest}: {d.expected} -> {d.found}" for d in drifted])
-
-
-worker.start_after_commit(actions.STARTED_KEY, start, "action")
 
 
 def schedules(settings: Settings) -> list[worker.Schedule]:

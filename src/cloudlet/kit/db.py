@@ -117,6 +117,26 @@ class Database:
         with factory() as session, session.begin():
             yield session
 
+    def open(self, *, write: bool = True) -> Session:
+        """A session with its transaction begun, for a caller that cannot use `session()`; end it with finish().
+
+        Opening does no I/O: the connection is taken at the first statement.
+        """
+        session = (self._writer if write else self._reader)()
+        session.begin()
+        return session
+
+    @staticmethod
+    def finish(session: Session, *, commit: bool) -> None:
+        """Commit (or roll back) a session made by open(), and close it."""
+        try:
+            if commit:
+                session.commit()
+            else:
+                session.rollback()
+        finally:
+            session.close()
+
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()

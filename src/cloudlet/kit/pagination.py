@@ -6,7 +6,12 @@ from typing import Generic, TypeVar
 
 from pydantic import BaseModel
 
+from cloudlet.kit.ids import MAX_ID
+
 T = TypeVar("T")
+
+# past this an offset overflows SQLite's and PostgreSQL's integer types; no list is anywhere near it
+MAX_OFFSET = MAX_ID
 
 
 class Page(BaseModel, Generic[T]):

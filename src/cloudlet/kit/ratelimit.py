@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+import threading
 import time
 from dataclasses import dataclass
 
 from limits import RateLimitItem, RateLimitItemPerHour, RateLimitItemPerMinute, parse
 from limits.storage import MemoryStorage, RedisStorage, Storage
 from limits.strategies import FixedWindowRateLimiter
+from limits.util import WindowStats
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,29 @@ def rule(text: str) -> RateLimitItem:
     return parse(text)
 
 
+class LocalStorage(MemoryStorage):
+    """limits' memory storage without its expiry thread.
+
+    Why: MemoryStorage starts a new 10 ms `threading.Timer` on a hit whenever the last one has
+    finished, so under load it started a thread every few requests (a third of a GET's cost).
+    Here expired counters are dropped as they are read, as MemoryStorage also does, and the rest in
+    one sweep a minute, on whichever hit comes first.
+    """
+
+    SWEEP_SECONDS = 60.0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.timer.cancel()  # the one timer the parent starts; none is started again
+        self.lock = threading.Lock()  # RateLimiter counts all of a request's windows under it
+        self._next_sweep = time.monotonic() + self.SWEEP_SECONDS
+
+    def _MemoryStorage__schedule_expiry(self) -> None:  # noqa: N802  # replaces the parent's private hook
+        if time.monotonic() >= self._next_sweep:
+            self._next_sweep = time.monotonic() + self.SWEEP_SECONDS
+            self._MemoryStorage__expire_events()  # type: ignore[attr-defined]  # the parent's private sweep
+
+
 def _window_name(item: RateLimitItem) -> str:
     return str(item.GRANULARITY.name)
 
@@ -57,9 +82,14 @@ class RateLimiter:
     """Counts hits against several limits at once and reports the tightest one."""
 
     def __init__(self, redis_url: str | None = None, *, prefix: str = "cloudlet") -> None:
-        storage: Storage = RedisStorage(redis_url, key_prefix=prefix) if redis_url else MemoryStorage()
+        storage: Storage = RedisStorage(redis_url, key_prefix=prefix) if redis_url else LocalStorage()
         self.storage = storage
         self._limiter = FixedWindowRateLimiter(storage)
+
+    @property
+    def blocking(self) -> bool:
+        """Whether a hit waits on the network (Redis), so that it must not run on the event loop."""
+        return not isinstance(self.storage, MemoryStorage)
 
     def hit(self, key: str, *limits: RateLimitItem) -> Verdict:
         """Count one hit of key against every limit; refused (and not counted) if any limit is spent.
@@ -70,12 +100,15 @@ class RateLimiter:
         """
         if not limits:
             raise ValueError("hit() needs at least one limit")
-        exhausted = [item for item in limits if not self._limiter.test(item, key)]
-        if not exhausted:
-            # Another replica may spend the last slot between test() and hit().
-            exhausted = [item for item in limits if not self._limiter.hit(item, key)]
+        if isinstance(self.storage, LocalStorage):
+            exhausted, stats = self._count_locally(self.storage, key, limits)
+        else:
+            exhausted = [item for item in limits if not self._limiter.test(item, key)]
+            if not exhausted:
+                # Another replica may spend the last slot between test() and hit().
+                exhausted = [item for item in limits if not self._limiter.hit(item, key)]
+            stats = [(item, self._limiter.get_window_stats(item, key)) for item in limits]
         now = time.time()
-        stats = [(item, self._limiter.get_window_stats(item, key)) for item in limits]
         if exhausted:
             item, window = max(((i, w) for i, w in stats if any(i is e for e in exhausted)),
                                key=lambda pair: pair[1].reset_time)
@@ -85,6 +118,30 @@ class RateLimiter:
             retry_after = 0
         return Verdict(not exhausted, item.amount, max(0, window.remaining), math.ceil(window.reset_time),
                        retry_after, _window_name(item))
+
+    @staticmethod
+    def _count_locally(storage: LocalStorage, key: str, limits: tuple[RateLimitItem, ...]) -> tuple[
+            list[RateLimitItem], list[tuple[RateLimitItem, WindowStats]]]:
+        # What test(), hit() and get_window_stats() do, in one pass under one lock: on this
+        # process's own counters no other replica can come between, and a request costs a few
+        # dictionary reads instead of six wrapped calls through the strategy (45 microseconds).
+        keys = [item.key_for(key) for item in limits]
+        counts, expiries = storage.storage, storage.expirations  # MemoryStorage's own tables, read directly
+        now = time.time()
+        with storage.lock:
+            for k in keys:
+                if expiries.get(k, 0) <= now:  # a window that ended: as MemoryStorage.get drops it
+                    counts.pop(k, None)
+                    expiries.pop(k, None)
+            exhausted = [item for item, k in zip(limits, keys, strict=True) if counts.get(k, 0) >= item.amount]
+            if not exhausted:
+                for item, k in zip(limits, keys, strict=True):
+                    counts[k] += 1
+                    if counts[k] == 1:
+                        expiries[k] = now + item.get_expiry()
+            stats = [(item, WindowStats(expiries.get(k, now), max(0, item.amount - counts.get(k, 0))))
+                     for item, k in zip(limits, keys, strict=True)]
+        return exhausted, stats
 
     def clear(self, key: str, *limits: RateLimitItem) -> None:
         """Forget the hits of key (after a successful login, say)."""

@@ -10,7 +10,7 @@ from email.utils import make_msgid
 import structlog
 from sqlalchemy.orm import Session
 
-from cloudlet.config import Settings
+from cloudlet.config import Settings, reveal
 from cloudlet.kit import clock
 from cloudlet.kit.db import Database
 from cloudlet.mail import repository
@@ -94,8 +94,9 @@ class Mailer:
         with smtplib.SMTP(settings.smtp_host or "localhost", settings.smtp_port, timeout=15) as smtp:
             if settings.smtp_starttls:
                 smtp.starttls()
-            if settings.smtp_username and settings.smtp_password:
-                smtp.login(settings.smtp_username, settings.smtp_password)
+            password = reveal(settings.smtp_password)
+            if settings.smtp_username and password:
+                smtp.login(settings.smtp_username, password)
             smtp.send_message(email)
 
     def close(self) -> None:

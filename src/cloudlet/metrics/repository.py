@@ -1,8 +1,7 @@
 """SQL of the metrics domain: history points and the last counters of each instance.
 
-The sampler and the operators' /metrics also read the instances and nodes tables (which instances run
-where, how many are in each status): the instances service lists instances only for an actor, and
-these are the control plane's own reads across every project, so they live here, read-only.
+Which instances run where, and how many are in each status, the metrics domain reads through
+instances.queries: no statement here touches the instances or nodes tables.
 """
 
 from __future__ import annotations
@@ -13,10 +12,7 @@ from datetime import datetime
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from cloudlet.instances.models import Action, ActionStatus, Instance, InstanceStatus
 from cloudlet.metrics.models import InstanceCounters, MetricPoint, Resolution
-from cloudlet.metrics.schemas import GuestTarget
-from cloudlet.nodes.models import Node
 
 # --- history points -------------------------------------------------------------------------------
 
@@ -103,35 +99,7 @@ def last_read_at(session: Session) -> datetime | None:
     return found
 
 
-# --- reads of the instances and nodes tables ------------------------------------------------------
-
-
-def running_guests(session: Session) -> list[GuestTarget]:
-    """Every running instance with a guest on a node, by node."""
-    query = (select(Node.id, Node.name, Node.uri, Instance.id, Instance.guest_name)
-             .join(Node, Instance.node_id == Node.id)
-             .where(Instance.status == InstanceStatus.RUNNING).order_by(Node.id, Instance.id))
-    return [GuestTarget(*row) for row in session.execute(query)]
-
-
-def instance_counts(session: Session) -> list[tuple[str, int]]:
-    """How many instances are in each status (deleted ones left out)."""
-    query = (select(Instance.status, func.count()).where(Instance.status != InstanceStatus.DELETED)
-             .group_by(Instance.status).order_by(Instance.status))
-    return [(InstanceStatus(row[0]).value, int(row[1])) for row in session.execute(query)]
-
-
-def running_action_count(session: Session) -> int:
-    """How many actions are running now."""
-    return int(session.scalar(select(func.count()).select_from(Action).where(Action.status == ActionStatus.RUNNING))
-               or 0)
-
-
-def read_instances(session: Session, since: datetime) -> list[tuple[Instance, str, InstanceCounters]]:
-    """Instances (not deleted) whose guest was read since `since`, with their node's name and their counters."""
-    query = (select(Instance, Node.name, InstanceCounters)
-             .join(InstanceCounters, InstanceCounters.instance_id == Instance.id)
-             .join(Node, Instance.node_id == Node.id)
-             .where(InstanceCounters.read_at >= since, Instance.status != InstanceStatus.DELETED)
-             .order_by(Instance.id))
-    return [(row[0], row[1], row[2]) for row in session.execute(query)]
+def counters_read_since(session: Session, since: datetime) -> list[InstanceCounters]:
+    """The kept counters of the guests read since `since`, by instance."""
+    query = select(InstanceCounters).where(InstanceCounters.read_at >= since).order_by(InstanceCounters.instance_id)
+    return list(session.scalars(query))

@@ -38,7 +38,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.orm import Session
 
 from cloudlet.drivers.base import DriverError, GuestNotFound, GuestState, GuestStats, HypervisorDriver
-from cloudlet.instances import actions
+from cloudlet.instances import actions, queries
 from cloudlet.instances import service as instances
 from cloudlet.instances.models import ActionStatus, Instance
 from cloudlet.instances.schemas import Command
@@ -71,7 +71,6 @@ FRESH = timedelta(minutes=10)  # a kept reading older than this gives no "curren
 MIN_RATE_SECONDS = 1.0  # a kept reading newer than this is too close for a steady rate: read twice instead
 SHORT_SAMPLE_SECONDS = 0.25  # the gap between two live readings when no kept one serves
 GIB = 1024**3
-MAX_ID = 2_147_483_647
 STARTING_COMMANDS = frozenset({Command.CREATE, Command.BOOT, Command.RESTART, Command.REINSTALL, Command.RESTORE,
                                Command.REACTIVATE})
 # states in which the guest's processor can run, so its rates mean something
@@ -156,7 +155,7 @@ def _read(point: MetricPoint) -> MetricPointRead:
 
 def sampling_targets(session: Session) -> list[GuestTarget]:
     """Every running instance with a guest on a node, by node: what a sampling round reads."""
-    return repository.running_guests(session)
+    return [GuestTarget(*guest) for guest in queries.running_guests(session)]
 
 
 def read_guests(driver: HypervisorDriver, targets: Sequence[GuestTarget]) -> tuple[list[Reading], int]:
@@ -240,9 +239,6 @@ def compact(session: Session, now: datetime) -> tuple[int, int]:
 
 
 def _instance(session: Session, actor: Actor, ident: int | str) -> Instance:
-    # a number past the id column's range names nothing; passed on, PostgreSQL would refuse it (a 500)
-    if isinstance(ident, str) and ident.isdigit() and (len(ident) > 10 or int(ident) > MAX_ID):
-        raise NotFound("instance", ident, code="VPS_NOT_FOUND")
     return actions.instance_of(session, actor, ident)
 
 
@@ -349,17 +345,18 @@ def instance_metrics(session: Session, actor: Actor, ident: int | str, period: P
 def operator_view(session: Session, now: datetime | None = None) -> OperatorView:
     """The control plane's counts and every instance read in the last ten minutes, for /metrics."""
     now = now or clock.now()
-    read = repository.read_instances(session, now - FRESH)
-    latest = repository.latest_raw(session, (row.id for row, _node, _kept in read))
+    read = repository.counters_read_since(session, now - FRESH)
+    who = queries.series_identities(session, (kept.instance_id for kept in read))
+    latest = repository.latest_raw(session, who)
     series = [
-        InstanceSeries(uuid=row.uuid, name=row.name, project_id=row.project_id, node=node, running=kept.running,
-                       read_at=kept.read_at, cpu_time_ns=kept.cpu_time_ns, disk_read_bytes=kept.disk_read_bytes,
+        InstanceSeries(**who[kept.instance_id].model_dump(), running=kept.running, read_at=kept.read_at,
+                       cpu_time_ns=kept.cpu_time_ns, disk_read_bytes=kept.disk_read_bytes,
                        disk_write_bytes=kept.disk_write_bytes, net_rx_bytes=kept.net_rx_bytes,
                        net_tx_bytes=kept.net_tx_bytes,
-                       latest=_read(latest[row.id]) if row.id in latest else None)
-        for row, node, kept in read
+                       latest=_read(latest[kept.instance_id]) if kept.instance_id in latest else None)
+        for kept in read if kept.instance_id in who  # a deleted instance's counters outlive it a while
     ]
-    return OperatorView(instances=[StatusCount(*pair) for pair in repository.instance_counts(session)],
-                        running_actions=repository.running_action_count(session),
+    return OperatorView(instances=[StatusCount(*pair) for pair in queries.status_counts(session)],
+                        running_actions=queries.running_action_count(session),
                         last_sample_at=repository.last_read_at(session), nodes=nodes.list_nodes(session),
                         series=series)

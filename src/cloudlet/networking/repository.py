@@ -1,13 +1,71 @@
-"""SQL of the networking domain: rows of ip_allocations (the catalog's table) and their reverse DNS."""
+"""SQL of the networking domain: IP pools, the addresses allocated out of them, and their reverse DNS."""
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from cloudlet.catalog.models import IpAllocation, IpPool
-from cloudlet.networking.models import ReverseDns
+from cloudlet.kit.ids import in_range
+from cloudlet.networking.models import IpAllocation, IpPool, ReverseDns
+
+# ---- IP pools ------------------------------------------------------------------------------------
+
+
+def pool(session: Session, pool_id: int) -> IpPool | None:
+    """A pool by id, or None (ids out of INTEGER range included)."""
+    return session.get(IpPool, pool_id) if in_range(pool_id) else None
+
+
+def pools(session: Session, *, region_id: int | None = None) -> list[IpPool]:
+    """IP pools, of one region or of all."""
+    query = select(IpPool).order_by(IpPool.region_id, IpPool.id)
+    if region_id is not None:
+        query = query.where(IpPool.region_id == region_id)
+    return list(session.scalars(query))
+
+
+def pool_by_cidr(session: Session, cidr: str) -> IpPool | None:
+    """A pool by its (normalised) CIDR."""
+    return session.scalars(select(IpPool).where(IpPool.cidr == cidr)).first()
+
+
+def pools_in_region(session: Session, region_id: int) -> int:
+    """How many pools a region has."""
+    return int(session.scalar(select(func.count()).select_from(IpPool).where(IpPool.region_id == region_id)) or 0)
+
+
+def insert_pool(session: Session, row: IpPool) -> IpPool:
+    """Add a pool and give it its id."""
+    session.add(row)
+    session.flush()
+    return row
+
+
+def delete_pool(session: Session, row: IpPool) -> None:
+    """Remove a pool."""
+    session.delete(row)
+    session.flush()
+
+
+def flush(session: Session) -> None:
+    """Write pending changes so constraints are checked now."""
+    session.flush()
+
+
+def allocated_addresses(session: Session, pool_ids: list[int]) -> dict[int, list[str]]:
+    """The allocated addresses of each pool."""
+    found: dict[int, list[str]] = {pool_id: [] for pool_id in pool_ids}
+    if not pool_ids:
+        return found
+    rows = session.execute(select(IpAllocation.pool_id, IpAllocation.address)
+                           .where(IpAllocation.pool_id.in_(pool_ids)))
+    for pool_id, address in rows:
+        found[pool_id].append(address)
+    return found
+
+
+# ---- allocations ---------------------------------------------------------------------------------
 
 
 def lock_pool(session: Session, pool_id: int) -> None:

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from cloudlet.drivers.base import HypervisorDriver
 from cloudlet.kit import clock
+from cloudlet.kit.ids import is_number
 from cloudlet.nodes.schemas import (
     DiskInventory,
     GuestInventory,
@@ -76,7 +77,7 @@ def _interfaces() -> list[NetworkInterface]:
     for entry in sorted(SYS_NET.iterdir()):
         mtu = _read(entry / "mtu")
         found.append(NetworkInterface(name=entry.name, mac_address=_read(entry / "address"),
-                                      mtu=int(mtu) if mtu and mtu.isdigit() else None,
+                                      mtu=int(mtu) if mtu and is_number(mtu) else None,
                                       state=_read(entry / "operstate")))
     return found
 

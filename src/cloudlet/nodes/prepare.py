@@ -18,6 +18,7 @@ from pathlib import Path
 
 from cloudlet.drivers.libvirt import host
 from cloudlet.images import build
+from cloudlet.nodes.service import facts_dir
 
 HYPERVISOR_PACKAGES = (
     "qemu-system-x86", "qemu-utils", "libvirt-daemon", "libvirt-daemon-driver-qemu", "libvirt-clients",
@@ -46,12 +47,16 @@ class Preparation:
     probed: bool = False
 
 
+QUICK_TOOL_SECONDS = 60  # dpkg-query, id, useradd, libvirtd -d (which forks and returns)
+APT_TIMEOUT_SECONDS = 1800  # a slow mirror; a stalled one fails the preparation instead of hanging it
+
+
 def missing_packages(names: tuple[str, ...]) -> list[str]:
     """The Debian packages of names that are not installed."""
     missing = []
     for name in names:
         result = subprocess.run(["dpkg-query", "-W", "-f=${Status}", name], capture_output=True,  # noqa: S603, S607
-                                text=True, check=False)
+                                text=True, check=False, timeout=QUICK_TOOL_SECONDS)
         if "install ok installed" not in result.stdout:
             missing.append(name)
     return missing
@@ -60,9 +65,10 @@ def missing_packages(names: tuple[str, ...]) -> list[str]:
 def install_packages(names: list[str]) -> None:
     """apt-get install names (no recommends) from the configured Debian mirror."""
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, capture_output=True)  # noqa: S607
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, capture_output=True,  # noqa: S607
+                   timeout=APT_TIMEOUT_SECONDS)
     subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *names],  # noqa: S603, S607
-                   check=True, env=env, capture_output=True)
+                   check=True, env=env, capture_output=True, timeout=APT_TIMEOUT_SECONDS)
 
 
 def configure_qemu(conf: Path = QEMU_CONF) -> bool:
@@ -83,9 +89,10 @@ def configure_qemu(conf: Path = QEMU_CONF) -> bool:
 
 def ensure_qemu_user() -> None:
     """libvirtd refuses to start without the libvirt-qemu user the Debian package normally makes."""
-    if subprocess.run(["id", "libvirt-qemu"], capture_output=True, check=False).returncode != 0:  # noqa: S607
+    if subprocess.run(["id", "libvirt-qemu"], capture_output=True, check=False,  # noqa: S607
+                      timeout=QUICK_TOOL_SECONDS).returncode != 0:
         subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",  # noqa: S607
-                        "libvirt-qemu"], check=True, capture_output=True)
+                        "libvirt-qemu"], check=True, capture_output=True, timeout=QUICK_TOOL_SECONDS)
 
 
 def libvirtd_pid() -> int | None:
@@ -109,7 +116,7 @@ def start_libvirtd(restart: bool) -> bool:
         deadline = time.monotonic() + 15
         while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
             time.sleep(0.1)
-    subprocess.run(["libvirtd", "-d"], check=True, capture_output=True)  # noqa: S607
+    subprocess.run(["libvirtd", "-d"], check=True, capture_output=True, timeout=QUICK_TOOL_SECONDS)  # noqa: S607
     deadline = time.monotonic() + 20
     while True:
         try:
@@ -189,7 +196,9 @@ def prepare_node(data_dir: Path, *, install: bool = True, reprobe: bool = False,
         done.pool_path = host.pool_path(conn)
     finally:
         conn.close()
-    node_dir = done.pool_path.parent
+    # The facts go where `serve` looks for them (facts_dir), not beside the pool: the pool may be
+    # another installation's on this host, and then `serve` would never register this node.
+    node_dir = facts_dir(data_dir)
     facts = host.read_facts(node_dir)
     if facts is None or reprobe:
         say("probing KVM with a real boot (falls back to TCG)")

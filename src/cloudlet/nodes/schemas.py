@@ -12,7 +12,7 @@ from cloudlet.nodes.models import NodeStatus
 
 REMOTE_SCHEMES = ("qemu+ssh", "qemu+tls")
 LOCAL_PATHS = ("/system", "/session")
-Ratio = Annotated[float, Field(gt=0, le=100)]  # stored with two decimals
+Ratio = Annotated[float, Field(ge=0.01, le=100)]  # stored with two decimals: a smaller one would be 0
 
 
 def check_uri(value: str) -> str:

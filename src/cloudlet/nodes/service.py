@@ -49,7 +49,7 @@ from cloudlet.nodes.schemas import (
 )
 
 LOCAL_URI = "qemu:///system"
-NODE_FILE = "node.json"  # written by `cloudlet node prepare` beside the pool directory
+NODE_FILE = "node.json"  # written by `cloudlet node prepare` into facts_dir(data_dir)
 POOL_DIR = "pool"
 TWO_PLACES = Decimal("0.01")
 
@@ -101,6 +101,12 @@ class NoCapacity(Unavailable):
     """No ready, uncordoned node in the region has room for the request."""
 
     code = "NO_CAPACITY"
+
+
+class NoNode(Unavailable):
+    """No hypervisor node is registered at all: nothing can run a server, whatever its size."""
+
+    code = "NO_NODE"
 
 
 class NodeTarget(NamedTuple):
@@ -405,9 +411,19 @@ def ensure_local_node(session: Session, settings: Settings) -> NodeRead | None:
                                            reserved=NOTHING))
 
 
+def facts_dir(data_dir: Path) -> Path:
+    """Where `cloudlet node prepare` records this machine's node facts (node.json), and where `serve`
+    looks for them: the installation's data directory, the one place both agree on.
+
+    Not beside the libvirt pool: a second installation on a host finds the first one's pool there,
+    and its own `serve` would never see the facts, so never register its node.
+    """
+    return data_dir
+
+
 def libvirt_prepared(settings: Settings) -> bool:
-    """Whether `cloudlet node prepare` ran on this machine (it writes node.json beside the pool)."""
-    return (settings.data_dir / NODE_FILE).exists()
+    """Whether `cloudlet node prepare` ran for this installation (it writes node.json into facts_dir)."""
+    return (facts_dir(settings.data_dir) / NODE_FILE).exists()
 
 
 # -- placement
@@ -446,6 +462,10 @@ def schedule(session: Session, region: str | int, resources: Resources, holder: 
         raise Invalid("resources", "A guest needs at least 1 vCPU, 1 MiB of memory and 1 GiB of disk.")
     where = _region(session, region)
     candidates = [node for node in repository.schedulable(session, where.id) if _fits(node, resources)]
+    if not candidates and not repository.count_nodes(session):
+        raise NoNode("No hypervisor node is registered, so no server can be created yet. An operator runs "
+                     "`cloudlet node prepare` on a host (then `cloudlet serve` registers it) or adds a node "
+                     "through the API.")
     if not candidates:
         raise NoCapacity(f"No node in region {where.code} has room for {resources.vcpu} vCPU, "
                          f"{resources.memory_mib} MiB of memory and {resources.disk_gib} GiB of disk.")

@@ -9,6 +9,7 @@ from typing import Protocol
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
 from cloudlet.auth.models import User
+from cloudlet.kit.text import one_line
 from cloudlet.projects.models import ProjectType, Role
 
 
@@ -71,8 +72,9 @@ class ProjectCreate(BaseModel):
 
     @field_validator("name")
     @classmethod
-    def _strip(cls, value: str) -> str:
-        value = value.strip()
+    def _one_line(cls, value: str) -> str:
+        # The name goes into invitation emails' subjects and bodies: one printable line only.
+        value = one_line(value)
         if not value:
             raise ValueError("the name must not be blank")
         return value

@@ -14,8 +14,9 @@ from sqlalchemy.orm import Session
 from cloudlet.auth.models import User
 from cloudlet.config import Settings
 from cloudlet.kit import clock
-from cloudlet.kit.errors import Conflict, Forbidden, Gone, Invalid, NotFound
+from cloudlet.kit.errors import Conflict, Forbidden, Gone, Invalid, NotFound, RateLimited
 from cloudlet.kit.ids import digest, new_secret
+from cloudlet.kit.ratelimit import RateLimiter, rule
 from cloudlet.mail import service as mail
 from cloudlet.projects import repository
 from cloudlet.projects.models import Invitation, InvitationStatus, Membership, Project, ProjectType, Role
@@ -337,11 +338,23 @@ _ROLE_NAMES = {
 }
 
 
-def invite(session: Session, settings: Settings, actor: Actor, project_id: int,
+def _limit_invitations(limiter: RateLimiter, settings: Settings, inviter_id: int, project_id: int) -> None:
+    # Every invitation is an email to an address of the inviter's choosing: bound how many one
+    # person, and one project, can make the server send.
+    for key, limit in ((f"invite:user:{inviter_id}", settings.invitation_rate_per_inviter),
+                       (f"invite:project:{project_id}", settings.invitation_rate_per_project)):
+        verdict = limiter.hit(key, rule(limit))
+        if not verdict.allowed:
+            raise RateLimited(f"Too many invitations sent; please retry after {verdict.retry_after} seconds.",
+                              retry_after=verdict.retry_after, headers=verdict.headers())
+
+
+def invite(session: Session, settings: Settings, limiter: RateLimiter, actor: Actor, project_id: int,
            data: InvitationCreate) -> InvitationRead:
     """Invite an email address to the project and email it a link that is valid for invitation_days.
 
-    Owners may invite anyone; a member granted members:manage may invite members.
+    Owners may invite anyone; a member granted members:manage may invite members. Invitations are
+    rate limited per inviter and per project (429).
     """
     mine, project = _enter(session, actor, project_id, lock=True)
     _require(session, mine, Permission.MEMBERS_MANAGE, "Only project owners can invite teammates.")
@@ -353,6 +366,7 @@ def invite(session: Session, settings: Settings, actor: Actor, project_id: int,
     now = clock.now()
     if repository.active_invitation(session, project_id, email, now) is not None:
         raise Conflict("An active invitation already exists for that email.")
+    _limit_invitations(limiter, settings, actor.user.id, project_id)
     token = new_secret()
     invitation = repository.insert_invitation(session, Invitation(
         project_id=project_id, email=email, role=data.role, locale=data.locale.value, token_hash=digest(token),

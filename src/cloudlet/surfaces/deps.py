@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
+import anyio
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
-from cloudlet.auth.caller import Caller, authenticate
+from cloudlet.auth.caller import Caller, CredentialCache, authenticate, recall
 from cloudlet.config import Settings
 from cloudlet.kit.db import Database
 from cloudlet.kit.errors import Forbidden, RateLimited
-from cloudlet.kit.ratelimit import RateLimiter, per_hour, per_minute
+from cloudlet.kit.ratelimit import RateLimiter, Verdict, per_hour, per_minute
 from cloudlet.mail.service import Mailer
 from cloudlet.tokens.abilities import Ability
 
@@ -29,6 +31,19 @@ class Runtime:
     db: Database
     limiter: RateLimiter
     mailer: Mailer
+    credentials: CredentialCache = field(default_factory=CredentialCache)  # API tokens seen in the last second
+
+    def __post_init__(self) -> None:
+        self.db.after_commit.append(self._forget_credentials)
+
+    def _forget_credentials(self, session: Session) -> None:
+        # any write committed here may have revoked a token or suspended a user: the next request
+        # must see it. The request log's own batches (marked so) change no credential.
+        if not session.info.get(BOOKKEEPING):
+            self.credentials.forget_all()
+
+
+BOOKKEEPING = "cloudlet_bookkeeping"  # Session.info key of the request log's writer
 
 
 # The small dependencies are async so that FastAPI runs them on the event loop, not in a thread.
@@ -44,11 +59,22 @@ async def get_settings(request: Request) -> Settings:
     return runtime.settings
 
 
-def get_db(request: Request) -> Iterator[Session]:
-    """The request's session: one transaction, committed when the endpoint returns cleanly."""
+async def get_db(request: Request) -> AsyncIterator[Session]:
+    """The request's session: one transaction, committed when the endpoint returns cleanly.
+
+    Async, so that opening it costs no thread (a session takes its connection at its first
+    statement, in the endpoint's thread); only the commit or rollback runs in one.
+    """
     runtime: Runtime = request.app.state.runtime
-    with runtime.db.session(write=request.method not in READ_METHODS) as session:
+    session = runtime.db.open(write=request.method not in READ_METHODS)
+    try:
         yield session
+    except BaseException:
+        with anyio.CancelScope(shield=True):  # a client that hangs up must not leak the connection
+            await run_in_threadpool(Database.finish, session, commit=False)
+        raise
+    with anyio.CancelScope(shield=True):
+        await run_in_threadpool(Database.finish, session, commit=True)
 
 
 DbSession = Annotated[Session, Depends(get_db, scope="function")]  # commit before the answer is sent
@@ -89,22 +115,49 @@ def credential_of(request: Request) -> str | None:
 
 
 def current_caller(request: Request, db: DbSession) -> Caller:
-    """Authenticate the request once and count it against the caller's rate limits."""
+    """Authenticate the request once and count it against the caller's rate limits (from a thread)."""
     cached: Caller | None = getattr(request.state, "caller", None)
     if cached is not None:
         return cached
     runtime: Runtime = request.app.state.runtime
-    settings = runtime.settings
-    ip = client_ip(request, settings.trusted_proxies)
+    credential, ip = _credential_and_ip(request, runtime)
+    caller = recall(runtime.credentials, db, credential, ip) or \
+        authenticate(db, runtime.settings, credential, ip, runtime.credentials)
+    return _admit(request, caller, _count(runtime, caller))
+
+
+async def request_caller(request: Request, db: DbSession) -> Caller:
+    """current_caller for the event loop: a token seen in the last second costs no query and no thread."""
+    cached: Caller | None = getattr(request.state, "caller", None)
+    if cached is not None:
+        return cached
+    runtime: Runtime = request.app.state.runtime
+    credential, ip = _credential_and_ip(request, runtime)
+    caller = recall(runtime.credentials, db, credential, ip)
+    if caller is None:
+        caller = await run_in_threadpool(authenticate, db, runtime.settings, credential, ip, runtime.credentials)
+    # the in-memory limiter only computes; Redis answers over the network, so from a thread
+    verdict = await run_in_threadpool(_count, runtime, caller) if runtime.limiter.blocking else _count(runtime, caller)
+    return _admit(request, caller, verdict)
+
+
+def _credential_and_ip(request: Request, runtime: Runtime) -> tuple[str | None, str | None]:
+    ip = client_ip(request, runtime.settings.trusted_proxies)
     request.state.client_ip = ip
-    caller = authenticate(db, settings, credential_of(request), ip)
-    request.state.caller = caller
-    token = caller.token
-    verdict = runtime.limiter.hit(
+    return credential_of(request), ip
+
+
+def _count(runtime: Runtime, caller: Caller) -> Verdict:
+    settings, token = runtime.settings, caller.token_facts
+    return runtime.limiter.hit(
         caller.rate_key,
         per_minute(token.rate_limit_per_minute if token else settings.token_rate_per_minute),
         per_hour(token.rate_limit_per_hour if token else settings.token_rate_per_hour),
     )
+
+
+def _admit(request: Request, caller: Caller, verdict: Verdict) -> Caller:
+    request.state.caller = caller
     request.state.rate_headers = verdict.headers()
     if not verdict.allowed:
         raise RateLimited(
@@ -119,7 +172,7 @@ def current_caller(request: Request, db: DbSession) -> Caller:
 def requires(ability: Ability) -> Any:
     """A dependency that yields the caller if its credential carries the ability (403 otherwise)."""
 
-    async def dependency(caller: Annotated[Caller, Depends(current_caller)]) -> Caller:
+    async def dependency(caller: Annotated[Caller, Depends(request_caller)]) -> Caller:
         if not caller.can(ability):
             raise Forbidden(f"This token lacks the {ability.value!r} ability.", code="INSUFFICIENT_SCOPE")
         return caller
@@ -128,19 +181,19 @@ def requires(ability: Ability) -> Any:
     return Depends(dependency)
 
 
-async def _signed_in(caller: Annotated[Caller, Depends(current_caller)]) -> Caller:
+async def _signed_in(caller: Annotated[Caller, Depends(request_caller)]) -> Caller:
     if not caller.is_session:
         raise Forbidden("This endpoint needs a signed-in session, not an API token.", code="SESSION_REQUIRED")
     return caller
 
 
-async def _admin(caller: Annotated[Caller, Depends(current_caller)]) -> Caller:
+async def _admin(caller: Annotated[Caller, Depends(request_caller)]) -> Caller:
     if not caller.is_admin:
         raise Forbidden("Administrator access is required.", code="ADMIN_REQUIRED")
     return caller
 
 
-async def _authenticated(caller: Annotated[Caller, Depends(current_caller)]) -> Caller:
+async def _authenticated(caller: Annotated[Caller, Depends(request_caller)]) -> Caller:
     return caller
 
 

@@ -13,8 +13,18 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cloudlet.kit.errors import CloudletError, Invalid, RateLimited
+from cloudlet.surfaces import security_headers
 
 log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One rule one input broke: where (FastAPI's loc, e.g. ("body", "hostname")), what, and its type."""
+
+    loc: tuple[str | int, ...]
+    message: str
+    kind: str
 
 
 @dataclass
@@ -28,6 +38,7 @@ class Problem:
     headers: dict[str, str] = field(default_factory=dict)
     missing_fields: bool = False  # a request-shape error where required fields were absent
     reason: str | None = None  # e.g. "expired" for a 410
+    details: list[FieldError] = field(default_factory=list)  # each broken rule with its location, for 422s
 
     @property
     def title(self) -> str:
@@ -43,11 +54,22 @@ def _field_name(loc: tuple[object, ...]) -> str:
     return ".".join(parts) or "body"
 
 
+# how an id in a path fails validation: not a number, or a number out of the id bound (kit/ids.py)
+_NOT_AN_ID = frozenset({"int_parsing", "int_from_float", "int_type", "greater_than", "greater_than_equal",
+                        "less_than", "less_than_equal"})
+
+
 def _from_validation(exc: RequestValidationError) -> Problem:
+    found = exc.errors()
+    if found and all(tuple(err.get("loc", ()))[:1] == ("path",) and err.get("type") in _NOT_AN_ID for err in found):
+        # a path segment that cannot be an id (out of bound, not ASCII digits) names nothing: not found
+        return Problem(404, "NOT_FOUND", "No such object.")
     errors: dict[str, list[str]] = {}
+    details: list[FieldError] = []
     missing = False
     for err in exc.errors():
-        name = _field_name(tuple(err.get("loc", ())))
+        loc = tuple(p if isinstance(p, int) else str(p) for p in err.get("loc", ()))
+        name = _field_name(loc)
         if err.get("type") == "missing":
             missing = True
             text = f"The {name} field is required."
@@ -56,16 +78,19 @@ def _from_validation(exc: RequestValidationError) -> Problem:
         else:
             text = f"The {name} field is invalid: {err.get('msg', 'invalid value')}."
         errors.setdefault(name, []).append(text)
+        details.append(FieldError(loc, text, str(err.get("type", "value_error"))))
     first = next(iter(errors.values()))[0] if errors else "The request is invalid."
     extra = sum(len(v) for v in errors.values()) - 1
     message = f"{first} (and {extra} more error{'s' if extra > 1 else ''})" if extra > 0 else first
-    return Problem(422, "MISSING_FIELDS" if missing else "VALIDATION_ERROR", message, errors, missing_fields=missing)
+    return Problem(422, "MISSING_FIELDS" if missing else "VALIDATION_ERROR", message, errors, missing_fields=missing,
+                   details=details)
 
 
 def _from_cloudlet(exc: CloudletError) -> Problem:
     problem = Problem(exc.status, exc.code, exc.message)
     if isinstance(exc, Invalid) and exc.field:
         problem.field_errors = {exc.field: [exc.message]}
+        problem.details = [FieldError(("body", *exc.field.split(".")), exc.message, exc.code)]
     if isinstance(exc, RateLimited):
         problem.headers = {**exc.headers, "Retry-After": str(exc.retry_after)}
     reason = getattr(exc, "reason", None)  # Gone's, or any error's that says why (e.g. "wrong_email")
@@ -75,7 +100,8 @@ def _from_cloudlet(exc: CloudletError) -> Problem:
 
 
 def _from_http(exc: StarletteHTTPException) -> Problem:
-    codes = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 401: "UNAUTHENTICATED", 403: "FORBIDDEN"}
+    codes = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 401: "UNAUTHENTICATED", 403: "FORBIDDEN",
+             413: "PAYLOAD_TOO_LARGE"}
     message = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
     if exc.status_code == 404 and message == "Not Found":
         message = "No such endpoint."
@@ -106,5 +132,10 @@ def install(app: FastAPI, pick: Callable[[str], Renderer]) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error", path=request.url.path, method=request.method)
-        return respond(request, Problem(500, "INTERNAL_ERROR", "An unexpected error occurred; it has been logged."))
+        # Only what locates the failure: never the request's headers or body (they carry credentials);
+        # kit/logging renders the traceback without locals and cuts it to a bounded length.
+        log.exception("unhandled error", path=request.url.path, method=request.method, error=type(exc).__name__)
+        response = respond(request, Problem(500, "INTERNAL_ERROR", "An unexpected error occurred; it has been logged."))
+        # Starlette sends a 500 from outside every middleware, so the headers they add are set here.
+        security_headers.apply(response.headers, request.scope, request.app.state.runtime.settings)
+        return response

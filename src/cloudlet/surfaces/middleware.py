@@ -13,6 +13,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 import structlog
 from sqlalchemy import inspect
 from sqlalchemy.orm import Session
@@ -24,7 +25,7 @@ from cloudlet.audit import service as audit
 from cloudlet.auth.caller import Caller
 from cloudlet.auth.models import User
 from cloudlet.kit.db import Database
-from cloudlet.surfaces.deps import READ_METHODS, Runtime, client_ip
+from cloudlet.surfaces.deps import BOOKKEEPING, READ_METHODS, Runtime, client_ip
 from cloudlet.tokens import service as tokens
 
 log = structlog.get_logger(__name__)
@@ -41,9 +42,12 @@ class RequestBookkeeping:
     def __init__(self, app: ASGIApp, runtime: Runtime) -> None:
         self.app = app
         self.runtime = runtime
-        self.writer = BookkeepingWriter(runtime.db)
+        self.writer = BookkeepingWriter(runtime.db, flush_seconds=runtime.settings.usage_flush_seconds)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.app(scope, self._flush_at_shutdown(receive), send)
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -72,14 +76,24 @@ class RequestBookkeeping:
                      request_id=request_id)
             caller: Caller | None = state.get("caller")
             mutating = scope["method"] not in READ_METHODS
-            if mutating or (caller is not None and caller.token is not None):
+            if mutating or (caller is not None and caller.token_facts is not None):
                 record = self._describe(scope, state, caller, status, elapsed_ms, request_id)
-                written = self.writer.submit(record)
                 # A mutating request holds its connection until its audit entry is committed; a read
-                # does not wait for its usage line (that wait cost a third of a GET's time), unless
-                # the settings ask for it (tests, which read usage right after a request).
-                if mutating or self.runtime.settings.usage_log_sync:
+                # does not wait for its usage line, which joins the next batch (within a second),
+                # unless the settings ask for it (tests, which read usage right after a request).
+                wait = mutating or self.runtime.settings.usage_log_sync
+                written = self.writer.submit(record, urgent=wait)
+                if wait:
                     await asyncio.wrap_future(written)
+
+    def _flush_at_shutdown(self, receive: Receive) -> Receive:
+        async def receive_and_flush() -> Message:
+            message = await receive()
+            if message["type"] == "lifespan.shutdown":  # every request has ended: write what they left
+                await anyio.to_thread.run_sync(self.writer.flush)
+            return message
+
+        return receive_and_flush
 
     def _describe(self, scope: Scope, state: dict[str, Any], caller: Caller | None, status: int,
                   elapsed_ms: int, request_id: str) -> RequestRecord:
@@ -106,18 +120,15 @@ class _Actor:
         """The caller's ids, or what an unauthenticated endpoint (a sign-in, say) noted in the state.
 
         A request that failed rolled its session back, and that expires every row it loaded, so a
-        plain `caller.user.email` would raise; the identity key survives, loaded values may not.
+        plain `caller.user.email` would raise; the ids survive, loaded values may not (the audit
+        entry then reads the email again).
         """
         if caller is None:
             return cls(state.get("actor_user_id"), state.get("actor_email"), None)
-        user = inspect(caller.user)
-        email = user.dict.get("email")
-        token_id = None
-        if caller.token is not None:
-            identity = inspect(caller.token).identity
-            token_id = int(identity[0]) if identity else None
-        user_id = int(user.identity[0]) if user.identity else None
-        return cls(user_id, email if isinstance(email, str) else None, token_id)
+        loaded = caller.loaded_user  # never loaded here: a cached caller may not have needed its row
+        email = inspect(loaded).dict.get("email") if loaded is not None else None
+        token_id = caller.token_facts.id if caller.token_facts is not None else None
+        return cls(caller.user_id, email if isinstance(email, str) else None, token_id)
 
 
 @dataclass(frozen=True)
@@ -156,34 +167,39 @@ class RequestRecord:
 
 
 class BookkeepingWriter:
-    """One thread per process writes every request's records, many to a transaction when they queue up.
+    """One thread per process writes every request's records, many to a transaction.
 
-    Why: a write transaction per request from every request thread makes them queue on SQLite's
-    write lock, whose busy handler sleeps for milliseconds at a time, and on PostgreSQL costs a
-    commit each. One writer that takes whatever has queued meanwhile (group commit) writes the
-    same rows in far fewer transactions. A batch that fails is retried one record at a time, so
-    one bad record cannot lose the others. The thread stops after a few idle seconds and starts
-    again on the next record.
+    Why: a write per request made every GET pay for a transaction (and, on SQLite, queue on the
+    write lock). Records nobody waits for (the usage lines of reads) are gathered for up to
+    `flush_seconds` and written together: the token counts as one UPDATE per token, the lines as one
+    multi-row INSERT. A record somebody waits for (a mutating request's audit entry, or every record
+    when usage_log_sync is on) is written at once, with whatever has gathered. Everything is written
+    at shutdown too (the ASGI lifespan's end, and atexit). A batch that fails is retried one record
+    at a time, so one bad record cannot lose the others. The thread stops after a few idle seconds
+    and starts again on the next record.
     """
 
-    MAX_BATCH = 500
+    MAX_BATCH = 2000
     IDLE_SECONDS = 5.0
+    FLUSH_SECONDS = 1.0
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, flush_seconds: float = FLUSH_SECONDS) -> None:
         self.db = db
-        self._queue: queue.SimpleQueue[tuple[RequestRecord | None, Future[None]]] = queue.SimpleQueue()
+        self.flush_seconds = flush_seconds
+        self._queue: queue.SimpleQueue[tuple[RequestRecord | None, Future[None], bool]] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._exit_hook = False
 
-    def submit(self, record: RequestRecord | None) -> Future[None]:
+    def submit(self, record: RequestRecord | None, *, urgent: bool = False) -> Future[None]:
         """Queue a record; the future completes once it is committed (or has failed and been logged).
 
-        None queues nothing but a marker, whose future completes once everything before it is written.
+        An urgent record is written at once; another one within flush_seconds. None queues nothing
+        but an urgent marker, whose future completes once everything before it is written.
         """
         done: Future[None] = Future()
         with self._lock:
-            self._queue.put((record, done))
+            self._queue.put((record, done, urgent))
             if self._thread is None:
                 if not self._exit_hook:
                     atexit.register(self.flush)
@@ -195,7 +211,7 @@ class BookkeepingWriter:
     def flush(self, timeout: float = 10.0) -> None:
         """Wait until every record queued so far is written (at shutdown, so none is lost)."""
         with contextlib.suppress(TimeoutError):
-            self.submit(None).result(timeout=timeout)
+            self.submit(None, urgent=True).result(timeout=timeout)
 
     def _run(self) -> None:
         while True:
@@ -207,19 +223,33 @@ class BookkeepingWriter:
                         self._thread = None
                         return
                 continue
-            batch = [first]
-            while len(batch) < self.MAX_BATCH:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            self._write(batch)
+            self._write(self._gather(first))
 
-    def _write(self, batch: list[tuple[RequestRecord | None, Future[None]]]) -> None:
+    def _gather(self, first: tuple[RequestRecord | None, Future[None], bool]) -> list[
+            tuple[RequestRecord | None, Future[None], bool]]:
+        batch = [first]
+        urgent = first[2]
+        deadline = time.monotonic() + self.flush_seconds
+        while len(batch) < self.MAX_BATCH:
+            try:
+                if urgent:
+                    item = self._queue.get_nowait()
+                else:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    item = self._queue.get(timeout=remaining)
+            except queue.Empty:
+                break
+            batch.append(item)
+            urgent = urgent or item[2]
+        return batch
+
+    def _write(self, batch: list[tuple[RequestRecord | None, Future[None], bool]]) -> None:
         try:
-            self._commit([record for record, _ in batch if record is not None])
+            self._commit([record for record, _, _ in batch if record is not None])
         finally:  # a request waits on its future: it must complete whatever happened
-            for _, done in batch:
+            for _, done, _ in batch:
                 if not done.done():
                     done.set_result(None)
 
@@ -228,6 +258,7 @@ class BookkeepingWriter:
             return
         try:
             with self.db.session() as session:
+                session.info[BOOKKEEPING] = True  # no credential changes here: keep the credential cache
                 uses = [use for use in (r.token_use() for r in records) if use is not None]
                 entries = [entry for entry in (r.audit_record(session) for r in records) if entry is not None]
                 tokens.record_uses(session, uses)

@@ -33,6 +33,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from cloudlet import __version__
+from cloudlet.config import reveal
 from cloudlet.kit.errors import Forbidden
 from cloudlet.metrics import service as metrics
 from cloudlet.metrics.schemas import InstanceSeries, OperatorView
@@ -48,7 +49,7 @@ INSTANCE_LABELS = ["instance_id", "name", "project_id", "node"]
 def scraper(request: Request, db: DbSession) -> None:
     """Let in the configured scrape token, or an administrator (401 without a credential, 403 otherwise)."""
     runtime: Runtime = request.app.state.runtime
-    expected, presented = runtime.settings.metrics_token, credential_of(request)
+    expected, presented = reveal(runtime.settings.metrics_token), credential_of(request)
     if expected and presented and hmac.compare_digest(presented.encode(), expected.encode()):
         return
     if not current_caller(request, db).is_admin:

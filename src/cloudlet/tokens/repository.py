@@ -10,9 +10,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy import insert as insert_rows
 from sqlalchemy.orm import Session
 
+from cloudlet.kit.ids import in_range
 from cloudlet.tokens.models import ApiToken, TokenUsage
-
-MAX_ID = 2**31 - 1
 
 
 def insert(session: Session, token: ApiToken) -> ApiToken:
@@ -24,12 +23,12 @@ def insert(session: Session, token: ApiToken) -> ApiToken:
 
 def get(session: Session, token_id: int) -> ApiToken | None:
     """A token by id, whoever owns it."""
-    return session.get(ApiToken, token_id) if 0 < token_id <= MAX_ID else None
+    return session.get(ApiToken, token_id) if in_range(token_id) else None
 
 
 def get_owned(session: Session, user_id: int, token_id: int) -> ApiToken | None:
     """A token by id if it belongs to the user."""
-    if not 0 < token_id <= MAX_ID:  # PostgreSQL refuses to compare an INTEGER with a bigger number
+    if not in_range(token_id):  # PostgreSQL refuses to compare an INTEGER with a bigger number
         return None
     token = session.get(ApiToken, token_id)
     return token if token is not None and token.user_id == user_id else None
@@ -43,6 +42,11 @@ def find_by_hash(session: Session, secret_hash: str) -> ApiToken | None:
 def list_for_user(session: Session, user_id: int) -> list[ApiToken]:
     """A user's tokens, oldest first."""
     return list(session.scalars(select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.id)))
+
+
+def count_for_user(session: Session, user_id: int) -> int:
+    """How many tokens the user holds."""
+    return int(session.scalar(select(func.count()).select_from(ApiToken).where(ApiToken.user_id == user_id)) or 0)
 
 
 def delete(session: Session, token: ApiToken) -> None:

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from cloudlet.kit import clock
-from cloudlet.kit.errors import Forbidden, Invalid, NotFound, Unauthenticated
+from cloudlet.kit.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
 from cloudlet.kit.ids import digest
 from cloudlet.kit.pagination import Page
 from cloudlet.tokens import abilities, repository
@@ -60,15 +60,20 @@ def _within(cidrs: list[str], fence: list[str]) -> bool:
 
 def mint(session: Session, *, user_id: int, project_id: int | None, data: TokenCreate,
          caller_abilities: list[str], default_per_minute: int, default_per_hour: int,
-         parent: ApiToken | None = None) -> MintedToken:
+         parent: ApiToken | None = None, max_tokens: int | None = None) -> MintedToken:
     """Create a token with a fresh 256-bit secret; the caller cannot grant more than it holds.
 
     A token minted by another token (`parent`) also stays inside the parent's fences: the same
-    project, an expiry no later than the parent's and addresses within the parent's allow-list.
+    project, an expiry no later than the parent's, addresses within the parent's allow-list and
+    rate limits no higher than the parent's. A user holds at most `max_tokens` tokens (409
+    TOO_MANY_TOKENS beyond), so that per-token limits also bound a customer.
     """
     wanted = abilities.normalize(data.abilities if data.abilities else [abilities.Ability.ALL.value])
     if not abilities.covers(caller_abilities, wanted):
         raise Forbidden("A token cannot grant abilities its creator does not hold.", code="INSUFFICIENT_SCOPE")
+    if max_tokens is not None and repository.count_for_user(session, user_id) >= max_tokens:
+        raise Conflict(f"An account can hold at most {max_tokens} API tokens; delete one you no longer use.",
+                       code="TOO_MANY_TOKENS")
     now = clock.now()
     expires_at: datetime | None = data.expires_at
     if data.expires_in is not None:
@@ -89,6 +94,15 @@ def mint(session: Session, *, user_id: int, project_id: int | None, data: TokenC
                 allowlist = list(parent.ip_allowlist)
             elif not _within(allowlist, parent.ip_allowlist):
                 raise Invalid("ip_allowlist", "A token's allow-list must lie within its creator's allow-list.")
+    per_minute = data.rate_limit_per_minute or default_per_minute
+    per_hour = data.rate_limit_per_hour or default_per_hour
+    if parent is not None:
+        for field, asked, held in (("rate_limit_per_minute", data.rate_limit_per_minute, parent.rate_limit_per_minute),
+                                   ("rate_limit_per_hour", data.rate_limit_per_hour, parent.rate_limit_per_hour)):
+            if asked is not None and asked > held:
+                raise Invalid(field, "A token's rate limits cannot exceed those of the token that creates it.")
+        per_minute = min(per_minute, parent.rate_limit_per_minute)
+        per_hour = min(per_hour, parent.rate_limit_per_hour)
     secret = SECRET_PREFIX + secrets.token_hex(SECRET_BYTES)
     token = repository.insert(session, ApiToken(
         user_id=user_id,
@@ -100,35 +114,83 @@ def mint(session: Session, *, user_id: int, project_id: int | None, data: TokenC
         ip_allowlist=allowlist,
         is_active=True,
         expires_at=expires_at,
-        rate_limit_per_minute=data.rate_limit_per_minute or default_per_minute,
-        rate_limit_per_hour=data.rate_limit_per_hour or default_per_hour,
+        rate_limit_per_minute=per_minute,
+        rate_limit_per_hour=per_hour,
         request_count=0,
         created_at=now,
     ))
     return MintedToken(token, f"{token.id}|{secret}")
 
 
+@dataclass(frozen=True)
+class TokenFacts:
+    """What authenticating a request needs of a token: a copy that outlives the session it was read in.
+
+    Callers cache it for at most a second, so a request with a known token costs no query.
+    """
+
+    id: int
+    user_id: int
+    project_id: int | None
+    abilities: tuple[str, ...]
+    ip_allowlist: tuple[str, ...]
+    is_active: bool
+    expires_at: datetime | None
+    rate_limit_per_minute: int
+    rate_limit_per_hour: int
+
+    @classmethod
+    def of(cls, token: ApiToken) -> TokenFacts:
+        """The facts of a token row."""
+        return cls(id=token.id, user_id=token.user_id, project_id=token.project_id,
+                   abilities=tuple(token.abilities), ip_allowlist=tuple(token.ip_allowlist or ()),
+                   is_active=token.is_active, expires_at=token.expires_at,
+                   rate_limit_per_minute=token.rate_limit_per_minute, rate_limit_per_hour=token.rate_limit_per_hour)
+
+
+def lookup_key(presented: str) -> str | None:
+    """The key a presented `<id>|<secret>` (or bare secret) is found under: its secret's digest (None if no secret)."""
+    _, _, secret = presented.rpartition("|")
+    return digest(secret) if secret.startswith(SECRET_PREFIX) else None
+
+
+def find(session: Session, presented: str) -> ApiToken | None:
+    """The token a presented credential names, whatever its state (one query; its user comes with it)."""
+    key = lookup_key(presented)
+    return repository.find_by_hash(session, key) if key is not None else None
+
+
+def check(facts: TokenFacts, presented: str, ip: str | None) -> TokenFacts:
+    """The facts, if the token they describe may be used now from ip with the presented credential.
+
+    Raises Unauthenticated (INVALID_API_KEY, INACTIVE_API_KEY, EXPIRED_API_KEY) or Forbidden
+    (IP_NOT_ALLOWED). Pure computation: it runs on cached facts as well as on fresh ones.
+    """
+    ident = presented.partition("|")[0] if "|" in presented else None
+    if ident is not None and ident != str(facts.id):
+        raise Unauthenticated("API key is invalid or malformed.", code="INVALID_API_KEY")
+    if not facts.is_active:
+        raise Unauthenticated("API key has been deactivated.", code="INACTIVE_API_KEY")
+    if facts.expires_at is not None and facts.expires_at <= clock.now():
+        raise Unauthenticated("API key has expired.", code="EXPIRED_API_KEY")
+    if facts.ip_allowlist and not _ip_allowed(ip, facts.ip_allowlist):
+        raise Forbidden(f"Request IP {ip} is not in this key's whitelist.", code="IP_NOT_ALLOWED")
+    return facts
+
+
 def verify(session: Session, presented: str, ip: str | None) -> ApiToken:
     """The token a presented `<id>|<secret>` (or bare secret) names, if it may be used now from ip.
 
-    Raises Unauthenticated (INVALID_API_KEY, INACTIVE_API_KEY, EXPIRED_API_KEY) or Forbidden
-    (IP_NOT_ALLOWED).
+    Raises as `check` does.
     """
-    _, _, secret = presented.rpartition("|")
-    token = repository.find_by_hash(session, digest(secret)) if secret.startswith(SECRET_PREFIX) else None
-    ident = presented.partition("|")[0] if "|" in presented else None
-    if token is None or (ident is not None and ident != str(token.id)):
+    token = find(session, presented)
+    if token is None:
         raise Unauthenticated("API key is invalid or malformed.", code="INVALID_API_KEY")
-    if not token.is_active:
-        raise Unauthenticated("API key has been deactivated.", code="INACTIVE_API_KEY")
-    if token.expires_at is not None and token.expires_at <= clock.now():
-        raise Unauthenticated("API key has expired.", code="EXPIRED_API_KEY")
-    if token.ip_allowlist and not _ip_allowed(ip, token.ip_allowlist):
-        raise Forbidden(f"Request IP {ip} is not in this key's whitelist.", code="IP_NOT_ALLOWED")
+    check(TokenFacts.of(token), presented, ip)
     return token
 
 
-def _ip_allowed(ip: str | None, cidrs: list[str]) -> bool:
+def _ip_allowed(ip: str | None, cidrs: Sequence[str]) -> bool:
     if ip is None:
         return False
     try:
@@ -151,16 +213,39 @@ def get_token(session: Session, user_id: int, token_id: int) -> ApiToken:
     return token
 
 
+FENCES = ("ip_allowlist", "expires_at", "rate_limit_per_minute", "rate_limit_per_hour")
+
+
+def _refuse_stronger(caller_abilities: list[str], token: ApiToken, verb: str) -> None:
+    if not abilities.covers(caller_abilities, token.abilities):
+        raise Forbidden(f"A token cannot {verb} a token that holds abilities it does not.",
+                        code="INSUFFICIENT_SCOPE")
+
+
+def _refuse_widening(token: ApiToken, data: TokenUpdate) -> None:
+    # A stolen or leaked token must not be able to lift its own (or a sibling's) fences: only the
+    # signed-in user sets allow-lists, expiry and limits. Renaming and switching off stay allowed.
+    fenced = sorted(name for name in FENCES if name in data.model_fields_set)
+    if fenced:
+        raise Forbidden(f"Only a signed-in session can change a token's {', '.join(fenced)}; "
+                        "an API token cannot.", code="SESSION_REQUIRED")
+    if data.is_active and not token.is_active:
+        raise Forbidden("Only a signed-in session can switch a token back on; an API token cannot.",
+                        code="SESSION_REQUIRED")
+
+
 def update_token(session: Session, user_id: int, token_id: int, data: TokenUpdate,
                  caller_abilities: list[str] | None = None) -> ApiToken:
     """Rename, (de)activate, re-limit, re-fence or re-date a token.
 
-    With `caller_abilities` (a token doing the change), the token changed must not hold more than
-    the caller: a weak key may not lift the fences of a stronger one.
+    `caller_abilities` None means the signed-in user, who may set anything the schema allows. A
+    token doing the change (its abilities given) may only touch a token holding no more than it,
+    and only rename it or switch it off: fences are the user's to set, never a token's.
     """
     token = get_token(session, user_id, token_id)
-    if caller_abilities is not None and not abilities.covers(caller_abilities, token.abilities):
-        raise Forbidden("A token cannot change a token that holds abilities it does not.", code="INSUFFICIENT_SCOPE")
+    if caller_abilities is not None:
+        _refuse_stronger(caller_abilities, token, "change")
+        _refuse_widening(token, data)
     if data.name is not None:
         token.name = data.name
     if data.is_active is not None:
@@ -179,9 +264,15 @@ def update_token(session: Session, user_id: int, token_id: int, data: TokenUpdat
     return token
 
 
-def revoke(session: Session, user_id: int, token_id: int) -> None:
-    """Delete a token for good; requests with it fail from now on."""
-    repository.delete(session, get_token(session, user_id, token_id))
+def revoke(session: Session, user_id: int, token_id: int, caller_abilities: list[str] | None = None) -> None:
+    """Delete a token for good; requests with it fail from now on.
+
+    A token doing it (its abilities given) may delete only tokens that hold no more than it.
+    """
+    token = get_token(session, user_id, token_id)
+    if caller_abilities is not None:
+        _refuse_stronger(caller_abilities, token, "delete")
+    repository.delete(session, token)
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from cloudlet.config import Settings
 from cloudlet.kit import clock
 from cloudlet.kit.db import Database
 from cloudlet.kit.errors import Invalid, NotFound
+from cloudlet.kit.ids import is_number
 from cloudlet.kit.secretbox import SecretBox
 from cloudlet.webhooks import repository, targets
 from cloudlet.webhooks.models import DeliveryStatus, WebhookDelivery
@@ -235,6 +236,6 @@ def _post(settings: Settings, request: _Request) -> _Outcome:
 
 def _seconds(retry_after: str | None) -> float | None:
     # only the delay-seconds form; an HTTP date is rare from webhook receivers and falls back to backoff
-    if retry_after is None or not retry_after.strip().isdigit():
+    if retry_after is None or not is_number(retry_after.strip()):
         return None
     return float(retry_after.strip())

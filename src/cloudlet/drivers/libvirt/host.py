@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -55,12 +57,41 @@ def translated() -> Iterator[None]:
         raise translate(error) from error
 
 
+# A node that stops answering is noticed after about INTERVAL * (COUNT + 1) seconds: libvirt then closes the
+# connection and every call on it (and every call waiting on it) fails instead of waiting forever.
+KEEPALIVE_INTERVAL_SECONDS = 5
+KEEPALIVE_COUNT = 3
+
+_event_loop_lock = threading.Lock()
+_event_loop_started = False
+
+
+def _run_event_loop() -> None:
+    while True:
+        libvirt.virEventRunDefaultImpl()
+
+
+def ensure_event_loop() -> None:
+    """Register and run libvirt's default event loop (once per process): keepalive needs one."""
+    global _event_loop_started
+    with _event_loop_lock:
+        if _event_loop_started:
+            return
+        libvirt.virEventRegisterDefaultImpl()
+        threading.Thread(target=_run_event_loop, name="cloudlet-libvirt-events", daemon=True).start()
+        _event_loop_started = True
+
+
 def connect(uri: str = LOCAL_URI) -> libvirt.virConnect:
-    """Open a connection to a node's libvirtd; NodeUnreachable when it does not answer."""
+    """Open a connection to a node's libvirtd, with keepalive; NodeUnreachable when it does not answer."""
+    ensure_event_loop()
     try:
-        return libvirt.open(uri)
+        conn = libvirt.open(uri)
     except libvirt.libvirtError as error:
         raise NodeUnreachable(f"libvirt at {uri} is not reachable: {error.get_error_message()}") from error
+    with contextlib.suppress(libvirt.libvirtError):  # a driver without keepalive (test:///) never crosses a network
+        conn.setKeepAlive(KEEPALIVE_INTERVAL_SECONDS, KEEPALIVE_COUNT)
+    return conn
 
 
 def pool_xml(path: Path) -> str:
@@ -75,7 +106,8 @@ def free_documentation_range() -> str:
 
     used = []
     for command in (["ip", "-o", "-4", "addr", "show"], ["ip", "-o", "-4", "route", "show"]):
-        output = subprocess.run(command, capture_output=True, text=True, check=False).stdout  # noqa: S603
+        output = subprocess.run(command, capture_output=True, text=True, check=False,  # noqa: S603
+                                timeout=30).stdout
         for word in output.split():
             try:
                 used.append(ipaddress.ip_network(word, strict=False))

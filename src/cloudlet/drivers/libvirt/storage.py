@@ -23,6 +23,9 @@ from cloudlet.drivers.libvirt.host import POOL_NAME, translated
 IMAGE_PREFIX, IMAGE_SUFFIX = "image-", ".qcow2"
 QCOW2_MAGIC = b"QFI\xfb"
 CHUNK = 1024 * 1024
+# qemu-img converts and resizes whole disks (hours for a big one on slow storage); info only reads a header
+QEMU_IMG_TIMEOUT_SECONDS = 6 * 3600
+QEMU_IMG_INFO_TIMEOUT_SECONDS = 60
 SEED_CAPACITY = 1024 * 1024  # a seed ISO is ~370 KiB; room to rewrite it in place
 
 
@@ -146,8 +149,11 @@ def qcow2_virtual_size(source: Path) -> int:
         raise GuestFailed(f"{source} cannot be read: {error.strerror}") from error
     if magic != QCOW2_MAGIC:
         raise GuestFailed(f"{source} is not a qcow2 image")
-    result = subprocess.run(["qemu-img", "info", "--output=json", "-f", "qcow2", str(source)],  # noqa: S603, S607
-                            capture_output=True, text=True, check=False)
+    try:
+        result = subprocess.run(["qemu-img", "info", "--output=json", "-f", "qcow2", str(source)],  # noqa: S603, S607
+                                capture_output=True, text=True, check=False, timeout=QEMU_IMG_INFO_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired as error:
+        raise GuestFailed(f"qemu-img info {source} did not answer within {QEMU_IMG_INFO_TIMEOUT_SECONDS} s") from error
     if result.returncode != 0:
         raise GuestFailed(f"{source} is not a usable qcow2 image: {result.stderr.strip()}")
     return int(json.loads(result.stdout)["virtual-size"])
@@ -203,7 +209,11 @@ def volume_path(storage: libvirt.virStoragePool, name: str) -> Path:
 
 
 def _qemu_img(*args: str) -> None:
-    result = subprocess.run(["qemu-img", *args], capture_output=True, text=True, check=False)  # noqa: S603, S607
+    try:
+        result = subprocess.run(["qemu-img", *args], capture_output=True, text=True, check=False,  # noqa: S603, S607
+                                timeout=QEMU_IMG_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired as error:  # a hung disk (NFS, a dying drive) must not hold the action
+        raise GuestFailed(f"qemu-img {args[0]} did not finish within {QEMU_IMG_TIMEOUT_SECONDS} s") from error
     if result.returncode != 0:
         raise GuestFailed(f"qemu-img {args[0]} failed: {result.stderr.strip()}")
 

@@ -17,6 +17,7 @@ from cloudlet.auth.caller import Caller
 from cloudlet.catalog import service as catalog
 from cloudlet.catalog.schemas import PlanRead, RegionRead, TemplateRead
 from cloudlet.kit import money
+from cloudlet.networking import service as networking
 from cloudlet.surfaces.cyberpanel.errors import envelope
 from cloudlet.surfaces.deps import DbSession, requires
 from cloudlet.tokens.abilities import Ability
@@ -93,7 +94,7 @@ def list_plans(caller: VpsReader, db: DbSession) -> dict[str, Any]:
 @router.get("/locations", summary="List Locations")
 def list_locations(caller: VpsReader, db: DbSession) -> dict[str, Any]:
     """Every location, with how many IPv4 addresses it can still hand out."""
-    return envelope({"locations": [CpLocation.of(r).model_dump() for r in catalog.list_regions(db)]})
+    return envelope({"locations": [CpLocation.of(r).model_dump() for r in networking.list_regions(db)]})
 
 
 @router.get("/templates", summary="List OS Templates")

@@ -29,7 +29,7 @@ from fastapi import APIRouter, Query, Response
 from cloudlet.auth.caller import Caller
 from cloudlet.instances import service as instances
 from cloudlet.instances.models import InstanceStatus
-from cloudlet.instances.schemas import Command, DeletionMode
+from cloudlet.instances.schemas import DeletionMode
 from cloudlet.surfaces.cyberpanel.errors import envelope
 from cloudlet.surfaces.cyberpanel.vps_schemas import (
     DEPLOYED_MESSAGE,
@@ -51,6 +51,7 @@ from cloudlet.surfaces.cyberpanel.vps_schemas import (
 )
 from cloudlet.surfaces.deps import AppSettings, DbSession, requires
 from cloudlet.surfaces.idempotency import IdempotencyGuard
+from cloudlet.surfaces.params import Offset
 from cloudlet.tokens.abilities import Ability
 
 router = APIRouter(prefix="/api/v1/vps", tags=["cyberpanel"])
@@ -65,7 +66,7 @@ def list_vps(caller: VpsReader, db: DbSession,
              status: Annotated[CpStatusFilter | None, Query(description="Only VPS in this status.")] = None,
              location: Annotated[str | None, Query(max_length=50, description="Only this location code.")] = None,
              limit: Annotated[int, Query(ge=1, le=100)] = 50,
-             offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+             offset: Offset = 0) -> dict[str, Any]:
     """A page of the caller's VPS, newest first."""
     page = instances.list_instances(db, caller, statuses=[status.to_status()] if status else None, region=location,
                                     limit=limit, offset=offset)
@@ -105,8 +106,7 @@ def get_vps(vps_id: str, caller: VpsReader, db: DbSession) -> dict[str, Any]:
 @router.get("/{vps_id}/deployment", summary="Get Deployment Status")
 def deployment(vps_id: str, caller: VpsReader, db: DbSession) -> dict[str, Any]:
     """How the VPS's deployment goes, task by task."""
-    found = instances.get_instance(db, caller, vps_id)
-    data = deployment_of(found, instances.latest_action(db, caller, found.id, Command.CREATE))
+    data = deployment_of(*instances.deployment(db, caller, vps_id))
     message = {CpDeploymentDone: DEPLOYED_MESSAGE, CpDeploymentFailed: FAILED_MESSAGE}.get(type(data))
     return envelope(data.model_dump(mode="json"), message)
 

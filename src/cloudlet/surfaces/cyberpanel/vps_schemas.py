@@ -11,6 +11,7 @@ from pydantic_core import PydanticCustomError
 from cloudlet.instances.models import ActionStatus, InstanceStatus
 from cloudlet.instances.schemas import ActionRead, CreatedInstance, DeletionRead, InstanceCreate, InstanceRead
 from cloudlet.kit import money
+from cloudlet.kit.ids import Id, id_or_key
 from cloudlet.kit.serial import IsoSeconds
 
 VMID_OFFSET = 100  # a vmid is 100 + the instance id: hypervisor ids never leave the drivers
@@ -36,8 +37,7 @@ def usd(cents: int) -> str:
 
 def id_or_code(value: str | int) -> int | str:
     """A catalogue reference as CyberPanel sends it: an id when it is a number, a code otherwise."""
-    text = str(value).strip()
-    return int(text) if text.isdigit() else text
+    return id_or_key(str(value).strip())
 
 class CpStatusFilter(StrEnum):
     """The statuses GET /api/v1/vps filters by ("provisioning" is accepted as another name of "deploying")."""
@@ -187,7 +187,7 @@ class CpVpsCreate(BaseModel):
     """POST /api/v1/vps/create, as the reference lists it."""
 
     hostname: str = Field(max_length=253, description="FQDN hostname, e.g. my-server.example.com")
-    plan_id: int = Field(description="Plan ID from /vps/plans")
+    plan_id: Id = Field(description="Plan ID from /vps/plans")
     location_code: str = Field(max_length=50, description="Location code from /vps/locations")
     template_id: str | int = Field(description="Template ID from /vps/templates (its code is accepted too)")
     root_password: str = Field(description="8-72 characters, letters AND numbers")

@@ -28,8 +28,10 @@ from cloudlet.instances import service as instances
 from cloudlet.instances.models import InstanceStatus
 from cloudlet.instances.schemas import InstanceRead
 from cloudlet.kit.errors import Invalid, NotFound
+from cloudlet.kit.ids import is_number, parse_id
 from cloudlet.kit.serial import IsoSeconds
 from cloudlet.surfaces.deps import DbSession, requires
+from cloudlet.surfaces.params import Offset
 from cloudlet.tokens.abilities import Ability
 
 router = APIRouter(prefix="/v1/workloads", tags=["elxega"])
@@ -37,7 +39,6 @@ router = APIRouter(prefix="/v1/workloads", tags=["elxega"])
 Reader = Annotated[Caller, requires(Ability.INSTANCES_READ)]
 
 PREFIX = "w-"
-MAX_ID = 2_147_483_647
 
 
 def _statuses(status: InstanceStatus | None) -> list[InstanceStatus] | None:
@@ -54,10 +55,11 @@ def _quantity(mib: int) -> str:
 def workload_ident(raw: str) -> int | str:
     """The instance a workload id names: "w-123" and "123" by number, anything else as a uuid."""
     number = raw.removeprefix(PREFIX)
-    if number.isdigit():
-        if len(number) > 10 or int(number) > MAX_ID:
+    if is_number(number):
+        found = parse_id(number)
+        if found is None:
             raise NotFound("workload", raw, code="VPS_NOT_FOUND")
-        return int(number)
+        return found
     return raw
 
 
@@ -128,7 +130,7 @@ def list_workloads(
     status: Annotated[InstanceStatus | None, Query(description="Only workloads in this status.")] = None,
     region: Annotated[str | None, Query(max_length=100, description="Only this region (code).")] = None,
     limit: Annotated[int | None, Query(ge=1, le=500, description="At most this many; default all.")] = None,
-    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
+    offset: Offset = 0,
 ) -> WorkloadListEnvelope:
     """The caller's workloads, newest first."""
     page = instances.list_instances(db, caller, statuses=_statuses(status), region=region,

@@ -6,6 +6,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from cloudlet.billing.models import EntryKind, EntryType
 from cloudlet.billing.schemas import EntryRead, QuoteAction, QuoteRead, TopUpRead, TransactionPage, WalletRead
+from cloudlet.kit.ids import Id
 from cloudlet.kit.serial import IsoMillis
 
 
@@ -94,11 +95,11 @@ class QuoteCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     action: QuoteAction
-    plan_id: int | None = None
+    plan_id: Id | None = None
     cycle: str = Field(default="monthly", min_length=1, max_length=32)
     currency: str | None = Field(default=None, min_length=3, max_length=3)
-    to_plan_id: int | None = None
-    subscription_id: int | None = None
+    to_plan_id: Id | None = None
+    subscription_id: Id | None = None
     at: AwareDatetime | None = None  # price as of this moment (default: now)
 
 

@@ -12,8 +12,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from cloudlet.auth.caller import Caller
+from cloudlet.billing import pricing
 from cloudlet.catalog import service as catalog
+from cloudlet.kit.ids import MAX_ID
 from cloudlet.surfaces.deps import AuthedCaller, DbSession, requires
+from cloudlet.surfaces.params import PathId
 from cloudlet.surfaces.primary.catalog_schemas import (
     BillingCycleBrief,
     CatalogPlansRead,
@@ -31,7 +34,7 @@ CurrencyQuery = Annotated[str, Query(max_length=8, description="USD (default), S
 @router.get("/catalog/plans", response_model=CatalogPlansRead, summary="Plan categories with per-cycle pricing")
 def catalog_plans(db: DbSession, currency: CurrencyQuery = "USD") -> CatalogPlansRead:
     """Every active package by category, priced for every billing cycle in the requested currency."""
-    return CatalogPlansRead.of(catalog.offers(db, currency))
+    return CatalogPlansRead.of(pricing.offers(db, currency))
 
 
 @router.get("/catalog/regions", response_model=list[RegionBrief], summary="Region codes, names, flags")
@@ -51,7 +54,7 @@ def catalog_billing_cycles(db: DbSession) -> list[BillingCycleBrief]:
             summary="Rates for USD, SAR, EGP plus the fetched_at timestamp")
 def catalog_exchange_rates(db: DbSession) -> ExchangeRatesRead:
     """The stored rates against USD and when each was fetched."""
-    return ExchangeRatesRead.of(catalog.list_rates(db))
+    return ExchangeRatesRead.of(pricing.list_rates(db))
 
 
 @router.get("/me/catalog/plans", response_model=CatalogPlansRead, summary="Plans with your own pricing applied")
@@ -59,17 +62,18 @@ def my_catalog_plans(
     caller: AuthedCaller,
     db: DbSession,
     currency: CurrencyQuery = "USD",
-    project_id: Annotated[int | None, Query(description="A project of yours; default your current one.")] = None,
+    project_id: Annotated[int | None, Query(ge=1, le=MAX_ID,
+                                            description="A project of yours; default your current one.")] = None,
 ) -> CatalogPlansRead:
     """The public price list with the project's own prices applied."""
     project = project_id if project_id is not None else caller.project_id
-    return CatalogPlansRead.of(catalog.offers_for_member(db, caller, project, currency))
+    return CatalogPlansRead.of(pricing.offers_for_member(db, caller, project, currency))
 
 
 @router.get("/catalog/os-templates/{package_id}", response_model=list[OsGroupRead],
             summary="OS groups with template variants for a package")
 def catalog_os_templates(
-    package_id: int,
+    package_id: PathId,
     caller: Annotated[Caller, requires(Ability.INSTANCES_READ)],
     db: DbSession,
 ) -> list[OsGroupRead]:

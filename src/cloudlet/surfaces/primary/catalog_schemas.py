@@ -12,12 +12,9 @@ from typing import Annotated
 
 from pydantic import BaseModel, PlainSerializer
 
+from cloudlet.billing.schemas import Offers, PlanOffer, Price, RateRead
 from cloudlet.catalog.schemas import (
     CycleRead,
-    Offers,
-    PlanOffer,
-    Price,
-    RateRead,
     RegionRead,
     TemplateGroup,
     TemplateRead,

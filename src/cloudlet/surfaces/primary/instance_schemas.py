@@ -9,11 +9,13 @@ from pydantic import BaseModel, Field
 from cloudlet.instances.schemas import (
     ActionRead,
     CreatedInstance,
+    CurrentAction,
     DeletionMode,
     DeletionRead,
     InstanceRead,
     RemoteState,
 )
+from cloudlet.kit.ids import Id
 from cloudlet.kit.serial import IsoMillis
 
 
@@ -26,13 +28,13 @@ class PrimaryInstanceCreate(BaseModel):
 
     name: str = Field(min_length=1, max_length=200)
     hostname: str = Field(min_length=1, max_length=253)
-    project_id: int
-    package_id: int
+    project_id: Id
+    package_id: Id
     category: str
-    os_template_id: int
+    os_template_id: Id
     os_name: str = Field(max_length=200)
     billing_cycle: Literal["monthly", "6months", "yearly"]
-    ssh_key_ids: list[int] = Field(default_factory=list, max_length=50)
+    ssh_key_ids: list[Id] = Field(default_factory=list, max_length=50)
     root_password: str | None = Field(default=None, description="Optional; generated and returned once if absent.")
 
 
@@ -42,6 +44,19 @@ class IpAddressRead(BaseModel):
     address: str
     family: Literal["ipv4", "ipv6"]
     primary: bool
+
+
+class PrimaryCurrentAction(BaseModel):
+    """The action holding an instance (a Cloudlet extension): poll it until the instance is unlocked."""
+
+    id: int
+    command: str
+    progress: int  # 0-100
+
+    @classmethod
+    def holding(cls, found: CurrentAction | None) -> PrimaryCurrentAction | None:
+        """The primary rendering of the action holding an instance, if one does."""
+        return cls(id=found.id, command=found.command, progress=found.progress) if found is not None else None
 
 
 class PrimaryInstanceRead(BaseModel):
@@ -65,7 +80,8 @@ class PrimaryInstanceRead(BaseModel):
     os_name: str
     os_template_id: int | None
     billing_cycle: str
-    locked: bool
+    locked: bool  # an action holds the instance: allowed_actions is empty until it ends
+    action: PrimaryCurrentAction | None  # the action holding it while locked, else null
     allowed_actions: list[str]  # what the current state allows: boot, shutdown, ..., delete, cancel_deletion
     deletion_scheduled_at: IsoMillis | None
     created_at: IsoMillis
@@ -82,6 +98,7 @@ class PrimaryInstanceRead(BaseModel):
                    ip_addresses=addresses, project_id=found.project_id, region=found.region_code,
                    category=found.category, os_name=found.os_name, os_template_id=found.template_id,
                    billing_cycle=found.billing_cycle, locked=found.locked,
+                   action=PrimaryCurrentAction.holding(found.action),
                    allowed_actions=[a.value for a in found.allowed_actions], deletion_scheduled_at=found.delete_at,
                    created_at=found.created_at)
 
@@ -180,13 +197,10 @@ class TaskRead(BaseModel):
     finished_at: IsoMillis | None
 
 
-class PrimaryActionRead(BaseModel):
+class PrimaryActionRead(PrimaryCurrentAction):
     """An action on an instance, with its progress and its ordered tasks (a Cloudlet extension)."""
 
-    id: int
-    command: str
     status: str
-    progress: int
     current_task: str | None
     error: str | None
     started_at: IsoMillis

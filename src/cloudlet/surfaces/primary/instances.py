@@ -14,8 +14,10 @@ from fastapi import APIRouter, Query, Response
 from cloudlet.auth.caller import Caller
 from cloudlet.instances import service as instances
 from cloudlet.instances.schemas import InstanceCreate, SshKeyCreate
+from cloudlet.kit.ids import MAX_ID
 from cloudlet.surfaces.deps import AppSettings, DbSession, requires
 from cloudlet.surfaces.idempotency import IdempotencyGuard
+from cloudlet.surfaces.params import PathId
 from cloudlet.surfaces.primary.instance_schemas import (
     PrimaryActionRead,
     PrimaryDeletion,
@@ -38,7 +40,7 @@ Deleter = Annotated[Caller, requires(Ability.INSTANCES_DELETE)]
 
 @router.get("/instances", response_model=list[PrimaryInstanceRead], summary="List instances")
 def list_instances(caller: Reader, db: DbSession,
-                   project_id: Annotated[int | None, Query(description="Only this project.")] = None
+                   project_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="Only this project.")] = None
                    ) -> list[PrimaryInstanceRead]:
     """The caller's instances, newest first."""
     return [PrimaryInstanceRead.of(i) for i in instances.list_instances(db, caller, project_id=project_id).items]
@@ -97,14 +99,14 @@ def list_actions(instance_id: str, caller: Reader, db: DbSession) -> list[Primar
 
 @router.get("/instances/{instance_id}/actions/{action_id}", response_model=PrimaryActionRead,
             summary="One action of the instance")
-def get_action(instance_id: str, action_id: int, caller: Reader, db: DbSession) -> PrimaryActionRead:
+def get_action(instance_id: str, action_id: PathId, caller: Reader, db: DbSession) -> PrimaryActionRead:
     """An action with its tasks."""
     return PrimaryActionRead.of(instances.get_action(db, caller, instance_id, action_id))
 
 
 @router.get("/ssh-keys", response_model=list[PrimarySshKeyRead], summary="Your registered SSH keys")
 def list_ssh_keys(caller: Reader, db: DbSession,
-                  project_id: Annotated[int | None, Query(description="Only this project.")] = None
+                  project_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="Only this project.")] = None
                   ) -> list[PrimarySshKeyRead]:
     """Keys of the caller's projects."""
     return [PrimarySshKeyRead.model_validate(k.model_dump()) for k in instances.list_ssh_keys(db, caller, project_id)]
@@ -112,7 +114,7 @@ def list_ssh_keys(caller: Reader, db: DbSession,
 
 @router.post("/ssh-keys", status_code=201, response_model=PrimarySshKeyRead, summary="Keep an OpenSSH public key")
 def add_ssh_key(body: SshKeyCreate, caller: Writer, db: DbSession,
-                project_id: Annotated[int | None, Query(description="Keep it in this project.")] = None
+                project_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="Keep it in this project.")] = None
                 ) -> PrimarySshKeyRead:
     """Check and keep a public key for later builds."""
     found = instances.add_ssh_key(db, caller, body, actor_project=caller.project_id, project_id=project_id)
@@ -120,7 +122,7 @@ def add_ssh_key(body: SshKeyCreate, caller: Writer, db: DbSession,
 
 
 @router.delete("/ssh-keys/{key_id}", status_code=204, summary="Forget an SSH key")
-def delete_ssh_key(key_id: int, caller: Writer, db: DbSession) -> Response:
+def delete_ssh_key(key_id: PathId, caller: Writer, db: DbSession) -> Response:
     """Servers built with the key keep it."""
     instances.delete_ssh_key(db, caller, key_id)
     return Response(status_code=204)

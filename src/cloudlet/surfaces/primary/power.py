@@ -38,7 +38,8 @@ class PrimaryPowerRead(PrimaryInstanceRead):
     @classmethod
     def of_power(cls, found: power.PowerRead) -> PrimaryPowerRead:
         """The primary rendering of a dispatched power command."""
-        return cls(**PrimaryInstanceRead.of(found.instance).model_dump(), action=PrimaryActionRead.of(found.action))
+        return cls(**PrimaryInstanceRead.of(found.instance).model_dump(exclude={"action"}),
+                   action=PrimaryActionRead.of(found.action))
 
 
 @router.post("/instances/{instance_id}/power/{action}", response_model=PrimaryPowerRead,

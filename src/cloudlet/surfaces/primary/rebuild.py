@@ -26,6 +26,7 @@ from pydantic import BaseModel, Field
 
 from cloudlet.auth.caller import Caller
 from cloudlet.instances import rebuild
+from cloudlet.kit.ids import Id
 from cloudlet.surfaces.deps import AppSettings, DbSession, requires
 from cloudlet.surfaces.primary.catalog_schemas import OsGroupRead
 from cloudlet.surfaces.primary.instance_schemas import PrimaryActionRead, PrimaryInstanceRead
@@ -40,14 +41,14 @@ Writer = Annotated[Caller, requires(Ability.INSTANCES_WRITE)]
 class ReinstallBody(BaseModel):
     """Which OS template to rebuild with (from reinstall-options) and its display label."""
 
-    os_template_id: int
+    os_template_id: Id
     os_name: str = Field(default="", max_length=200)
 
 
 class UpgradeBody(BaseModel):
     """The plan to move to, and whether to restart now so the new vCPUs and memory apply at once."""
 
-    package_id: int
+    package_id: Id
     reboot: bool
 
 
@@ -92,7 +93,7 @@ def reinstall_options(instance_id: str, caller: Reader, db: DbSession) -> list[O
 def reinstall(instance_id: str, body: ReinstallBody, caller: Writer, db: DbSession) -> PrimaryRebuildRead:
     """Rebuild the disk from the template's image; status moves to provisioning."""
     found = rebuild.request_reinstall(db, caller, instance_id, body.os_template_id, body.os_name)
-    return PrimaryRebuildRead(**PrimaryInstanceRead.of(found.instance).model_dump(),
+    return PrimaryRebuildRead(**PrimaryInstanceRead.of(found.instance).model_dump(exclude={"action"}),
                               action=PrimaryActionRead.of(found.action))
 
 
@@ -102,7 +103,7 @@ def upgrade(instance_id: str, body: UpgradeBody, caller: Writer, db: DbSession,
             settings: AppSettings) -> PrimaryUpgradeRead:
     """Debit the prorated difference and resize; reboot to apply vCPUs and memory at once."""
     found = rebuild.request_upgrade(db, settings, caller, instance_id, body.package_id, body.reboot)
-    return PrimaryUpgradeRead(**PrimaryInstanceRead.of(found.instance).model_dump(),
+    return PrimaryUpgradeRead(**PrimaryInstanceRead.of(found.instance).model_dump(exclude={"action"}),
                               action=PrimaryActionRead.of(found.action), charged_cents=found.charged_cents,
                               currency=found.currency, applied=found.applied.value, message=found.message)
 
@@ -113,7 +114,7 @@ def reset_password(instance_id: str, caller: Writer, db: DbSession, settings: Ap
                    body: PasswordResetBody | None = None) -> PrimaryPasswordResetRead:
     """A new root password, shown in this answer only."""
     found = rebuild.request_password_reset(db, settings, caller, instance_id, reboot=body.reboot if body else False)
-    return PrimaryPasswordResetRead(**PrimaryInstanceRead.of(found.instance).model_dump(),
+    return PrimaryPasswordResetRead(**PrimaryInstanceRead.of(found.instance).model_dump(exclude={"action"}),
                                     action=PrimaryActionRead.of(found.action), root_password=found.root_password,
                                     applied=found.applied.value, guest_agent=found.guest_agent,
                                     message=found.message)

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Response
 
 from cloudlet.projects import service as projects
 from cloudlet.projects.schemas import InvitationCreate
-from cloudlet.surfaces.deps import AppSettings, DbSession, FullCaller
+from cloudlet.surfaces.deps import AppRuntime, DbSession, FullCaller
 from cloudlet.surfaces.primary.team_schemas import (
     AcceptedRead,
     InvitationCreated,
@@ -33,9 +33,9 @@ def list_members(project: ObjectId, caller: FullCaller, db: DbSession) -> TeamPa
 @router.post("/projects/{project}/invitations", status_code=201, response_model=InvitationCreated,
              summary="Invite a teammate by email (owners)")
 def create_invitation(project: ObjectId, body: InvitationCreate, caller: FullCaller, db: DbSession,
-                      settings: AppSettings) -> InvitationCreated:
-    """Create an invitation valid for seven days and email its link."""
-    return InvitationCreated.of(projects.invite(db, settings, caller, project, body))
+                      runtime: AppRuntime) -> InvitationCreated:
+    """Create an invitation valid for seven days and email its link (rate limited per inviter and project)."""
+    return InvitationCreated.of(projects.invite(db, runtime.settings, runtime.limiter, caller, project, body))
 
 
 @router.delete("/projects/{project}/members/{member}", status_code=204, response_class=Response,

@@ -16,8 +16,10 @@ from cloudlet.billing import service as billing
 from cloudlet.billing.models import EntryType
 from cloudlet.billing.payments import default_provider
 from cloudlet.billing.schemas import TopUpCreate, WalletUpdate
+from cloudlet.kit.ids import MAX_ID
 from cloudlet.surfaces.deps import AppSettings, DbSession, requires
 from cloudlet.surfaces.idempotency import IdempotencyGuard
+from cloudlet.surfaces.params import Offset
 from cloudlet.surfaces.primary.billing_schemas import (
     BalanceRead,
     PrimaryTopUpRead,
@@ -30,7 +32,8 @@ router = APIRouter(prefix="/api/wallet", tags=["primary"])
 
 WalletReader = Annotated[Caller, requires(Ability.WALLET_READ)]
 WalletWriter = Annotated[Caller, requires(Ability.WALLET_WRITE)]
-ProjectParam = Annotated[int | None, Query(description="A project you belong to; default: your default project.")]
+ProjectParam = Annotated[int | None, Query(ge=1, le=MAX_ID,
+                                           description="A project you belong to; default: your default project.")]
 
 
 @router.get("/balance", response_model=BalanceRead, summary="Wallet balance in cents and in dollars")
@@ -45,7 +48,7 @@ def balance(caller: WalletReader, db: DbSession, settings: AppSettings, project_
 def transactions(caller: WalletReader, db: DbSession, settings: AppSettings,
                  type: Annotated[EntryType | None, Query(description='"debit" or "credit"; both when absent.')] = None,
                  limit: Annotated[int, Query(ge=1, le=200)] = 50,
-                 offset: Annotated[int, Query(ge=0)] = 0,
+                 offset: Offset = 0,
                  project_id: ProjectParam = None) -> TransactionList:
     """A page of the wallet's ledger entries."""
     return TransactionList.of(billing.transactions(db, settings, caller, type_=type, limit=limit, offset=offset,

@@ -12,7 +12,9 @@ from pydantic import BaseModel
 
 from cloudlet.audit import service as audit
 from cloudlet.audit.schemas import AuditEntryRead, AuditQuery, ExportFormat
+from cloudlet.kit.ids import MAX_ID
 from cloudlet.surfaces.deps import AdminCaller, AppRuntime, DbSession
+from cloudlet.surfaces.params import Offset
 
 router = APIRouter(prefix="/v1/admin", tags=["shardlyn"])
 
@@ -29,11 +31,12 @@ class AuditLogList(BaseModel):
 
 
 def audit_query(
-    actor_user_id: Annotated[int | None, Query(description="Only requests by this user.")] = None,
-    token_id: Annotated[int | None, Query(description="Only requests made with this API token.")] = None,
+    actor_user_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="Only requests by this user.")] = None,
+    token_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="Only requests made with this API token.")]
+    = None,
     method: Annotated[str | None, Query(description="POST, PUT, PATCH or DELETE.")] = None,
     path: Annotated[str | None, Query(description="Only paths that start with this prefix.")] = None,
-    status: Annotated[int | None, Query(description="Only answers with this HTTP status.")] = None,
+    status: Annotated[int | None, Query(ge=100, le=599, description="Only answers with this HTTP status.")] = None,
     since: Annotated[datetime | None, Query(description="ISO 8601 time, inclusive (UTC if no zone).")] = None,
     until: Annotated[datetime | None, Query(description="ISO 8601 time, exclusive (UTC if no zone).")] = None,
 ) -> AuditQuery:
@@ -50,8 +53,9 @@ def list_audit_logs(
     caller: AdminCaller,
     db: DbSession,
     filters: Filters,
-    limit: Annotated[int, Query(description=f"At most {audit.MAX_LIMIT}.")] = audit.DEFAULT_LIMIT,
-    offset: Annotated[int, Query()] = 0,
+    limit: Annotated[int, Query(ge=1, le=audit.MAX_LIMIT, description=f"At most {audit.MAX_LIMIT}.")]
+    = audit.DEFAULT_LIMIT,
+    offset: Offset = 0,
 ) -> AuditLogList:
     """Every mutating request on every surface, newest first, filtered."""
     page = audit.list_entries(db, filters, limit=limit, offset=offset)

@@ -26,6 +26,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel
 
+from cloudlet.billing import pricing
+from cloudlet.billing.schemas import ProjectPriceCreate, ProjectPriceRead, ProjectPriceUpdate, RateRead, RateSet
 from cloudlet.catalog import service as catalog
 from cloudlet.catalog.schemas import (
     CategoryCreate,
@@ -34,17 +36,9 @@ from cloudlet.catalog.schemas import (
     CycleCreate,
     CycleRead,
     CycleUpdate,
-    IpPoolCreate,
-    IpPoolRead,
-    IpPoolUpdate,
     PlanCreate,
     PlanRead,
     PlanUpdate,
-    ProjectPriceCreate,
-    ProjectPriceRead,
-    ProjectPriceUpdate,
-    RateRead,
-    RateSet,
     RegionCreate,
     RegionRead,
     RegionUpdate,
@@ -53,7 +47,11 @@ from cloudlet.catalog.schemas import (
     TemplateUpdate,
 )
 from cloudlet.images import service as images
+from cloudlet.kit.ids import MAX_ID
+from cloudlet.networking import service as networking
+from cloudlet.networking.schemas import IpPoolCreate, IpPoolRead, IpPoolUpdate
 from cloudlet.surfaces.deps import AdminCaller, AuthedCaller, DbSession
+from cloudlet.surfaces.params import PathId
 
 router = APIRouter(tags=["shardlyn"])
 
@@ -133,13 +131,13 @@ def admin_create_plan(body: PlanCreate, caller: AdminCaller, db: DbSession) -> P
 
 
 @router.put("/v1/admin/plans/{plan_id}", response_model=PlanRead, summary="Update plan")
-def admin_update_plan(plan_id: int, body: PlanUpdate, caller: AdminCaller, db: DbSession) -> PlanRead:
+def admin_update_plan(plan_id: PathId, body: PlanUpdate, caller: AdminCaller, db: DbSession) -> PlanRead:
     """Change a plan (is_active=false retires it from sale)."""
     return catalog.update_plan(db, plan_id, body)
 
 
 @router.delete("/v1/admin/plans/{plan_id}", status_code=204, summary="Delete plan")
-def admin_delete_plan(plan_id: int, caller: AdminCaller, db: DbSession) -> Response:
+def admin_delete_plan(plan_id: PathId, caller: AdminCaller, db: DbSession) -> Response:
     """Remove a plan."""
     catalog.delete_plan(db, plan_id)
     return _no_content()
@@ -161,13 +159,14 @@ def admin_create_category(body: CategoryCreate, caller: AdminCaller, db: DbSessi
 
 
 @router.put("/v1/admin/plan-categories/{category_id}", response_model=CategoryRead, summary="Update plan category")
-def admin_update_category(category_id: int, body: CategoryUpdate, caller: AdminCaller, db: DbSession) -> CategoryRead:
+def admin_update_category(category_id: PathId, body: CategoryUpdate, caller: AdminCaller,
+                          db: DbSession) -> CategoryRead:
     """Rename or reorder a plan category."""
     return catalog.update_category(db, category_id, body)
 
 
 @router.delete("/v1/admin/plan-categories/{category_id}", status_code=204, summary="Delete plan category")
-def admin_delete_category(category_id: int, caller: AdminCaller, db: DbSession) -> Response:
+def admin_delete_category(category_id: PathId, caller: AdminCaller, db: DbSession) -> Response:
     """Remove an empty plan category."""
     catalog.delete_category(db, category_id)
     return _no_content()
@@ -178,7 +177,7 @@ def admin_delete_category(category_id: int, caller: AdminCaller, db: DbSession) 
 @router.get("/v1/admin/regions", response_model=RegionList, summary="List regions")
 def admin_list_regions(caller: AdminCaller, db: DbSession) -> RegionList:
     """Every region with its free IPv4 addresses."""
-    return RegionList(regions=catalog.list_regions(db))
+    return RegionList(regions=networking.list_regions(db))
 
 
 @router.post("/v1/admin/regions", status_code=201, response_model=RegionRead, summary="Create region")
@@ -188,15 +187,15 @@ def admin_create_region(body: RegionCreate, caller: AdminCaller, db: DbSession) 
 
 
 @router.put("/v1/admin/regions/{region_id}", response_model=RegionRead, summary="Update region")
-def admin_update_region(region_id: int, body: RegionUpdate, caller: AdminCaller, db: DbSession) -> RegionRead:
+def admin_update_region(region_id: PathId, body: RegionUpdate, caller: AdminCaller, db: DbSession) -> RegionRead:
     """Change a region (is_available=false stops new servers there)."""
-    return catalog.update_region(db, region_id, body)
+    return networking.update_region(db, region_id, body)
 
 
 @router.delete("/v1/admin/regions/{region_id}", status_code=204, summary="Delete region")
-def admin_delete_region(region_id: int, caller: AdminCaller, db: DbSession) -> Response:
+def admin_delete_region(region_id: PathId, caller: AdminCaller, db: DbSession) -> Response:
     """Remove a region without IP pools."""
-    catalog.delete_region(db, region_id)
+    networking.delete_region(db, region_id)
     return _no_content()
 
 
@@ -215,13 +214,13 @@ def admin_create_cycle(body: CycleCreate, caller: AdminCaller, db: DbSession) ->
 
 
 @router.put("/v1/admin/billing-cycles/{cycle_id}", response_model=CycleRead, summary="Update billing cycle")
-def admin_update_cycle(cycle_id: int, body: CycleUpdate, caller: AdminCaller, db: DbSession) -> CycleRead:
+def admin_update_cycle(cycle_id: PathId, body: CycleUpdate, caller: AdminCaller, db: DbSession) -> CycleRead:
     """Change a billing cycle's length, discount or availability."""
     return catalog.update_cycle(db, cycle_id, body)
 
 
 @router.delete("/v1/admin/billing-cycles/{cycle_id}", status_code=204, summary="Delete billing cycle")
-def admin_delete_cycle(cycle_id: int, caller: AdminCaller, db: DbSession) -> Response:
+def admin_delete_cycle(cycle_id: PathId, caller: AdminCaller, db: DbSession) -> Response:
     """Remove a billing cycle."""
     catalog.delete_cycle(db, cycle_id)
     return _no_content()
@@ -244,7 +243,8 @@ def admin_create_template(body: TemplateCreate, caller: AdminCaller, db: DbSessi
 
 
 @router.put("/v1/admin/os-templates/{template_id}", response_model=TemplateRead, summary="Update OS template")
-def admin_update_template(template_id: int, body: TemplateUpdate, caller: AdminCaller, db: DbSession) -> TemplateRead:
+def admin_update_template(template_id: PathId, body: TemplateUpdate, caller: AdminCaller,
+                          db: DbSession) -> TemplateRead:
     """Change an OS template (its image, when named, must be registered)."""
     if body.image_id is not None:
         images.require_image(db, body.image_id)
@@ -252,7 +252,7 @@ def admin_update_template(template_id: int, body: TemplateUpdate, caller: AdminC
 
 
 @router.delete("/v1/admin/os-templates/{template_id}", status_code=204, summary="Delete OS template")
-def admin_delete_template(template_id: int, caller: AdminCaller, db: DbSession) -> Response:
+def admin_delete_template(template_id: PathId, caller: AdminCaller, db: DbSession) -> Response:
     """Remove an OS template."""
     catalog.delete_template(db, template_id)
     return _no_content()
@@ -263,19 +263,19 @@ def admin_delete_template(template_id: int, caller: AdminCaller, db: DbSession) 
 @router.get("/v1/admin/exchange-rates", response_model=RateList, summary="List exchange rates")
 def admin_list_rates(caller: AdminCaller, db: DbSession) -> RateList:
     """USD and every stored rate, with when each was fetched."""
-    return RateList(base="USD", exchange_rates=catalog.list_rates(db))
+    return RateList(base="USD", exchange_rates=pricing.list_rates(db))
 
 
 @router.put("/v1/admin/exchange-rates/{currency}", response_model=RateRead, summary="Set exchange rate")
 def admin_set_rate(currency: str, body: RateSet, caller: AdminCaller, db: DbSession) -> RateRead:
     """Store how many units of `currency` one US dollar buys (a decimal string, e.g. "3.75")."""
-    return catalog.set_rate(db, currency, body)
+    return pricing.set_rate(db, currency, body)
 
 
 @router.delete("/v1/admin/exchange-rates/{currency}", status_code=204, summary="Delete exchange rate")
 def admin_delete_rate(currency: str, caller: AdminCaller, db: DbSession) -> Response:
     """Stop quoting prices in a currency."""
-    catalog.delete_rate(db, currency)
+    pricing.delete_rate(db, currency)
     return _no_content()
 
 
@@ -285,30 +285,30 @@ def admin_delete_rate(currency: str, caller: AdminCaller, db: DbSession) -> Resp
 def admin_list_project_prices(
     caller: AdminCaller,
     db: DbSession,
-    project_id: Annotated[int | None, Query(ge=1, description="Only this project's prices.")] = None,
+    project_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="Only this project's prices.")] = None,
 ) -> ProjectPriceList:
     """Projects' own prices of plans."""
-    return ProjectPriceList(project_prices=catalog.list_project_prices(db, project_id))
+    return ProjectPriceList(project_prices=pricing.list_project_prices(db, project_id))
 
 
 @router.post("/v1/admin/project-prices", status_code=201, response_model=ProjectPriceRead,
              summary="Create project price")
 def admin_create_project_price(body: ProjectPriceCreate, caller: AdminCaller, db: DbSession) -> ProjectPriceRead:
     """Give a project a discount on a plan, or a fixed monthly price for it."""
-    return catalog.create_project_price(db, body)
+    return pricing.create_project_price(db, body)
 
 
 @router.put("/v1/admin/project-prices/{price_id}", response_model=ProjectPriceRead, summary="Update project price")
-def admin_update_project_price(price_id: int, body: ProjectPriceUpdate, caller: AdminCaller,
+def admin_update_project_price(price_id: PathId, body: ProjectPriceUpdate, caller: AdminCaller,
                                db: DbSession) -> ProjectPriceRead:
     """Change a project's price of a plan."""
-    return catalog.update_project_price(db, price_id, body)
+    return pricing.update_project_price(db, price_id, body)
 
 
 @router.delete("/v1/admin/project-prices/{price_id}", status_code=204, summary="Delete project price")
-def admin_delete_project_price(price_id: int, caller: AdminCaller, db: DbSession) -> Response:
+def admin_delete_project_price(price_id: PathId, caller: AdminCaller, db: DbSession) -> Response:
     """Return a project to the list price."""
-    catalog.delete_project_price(db, price_id)
+    pricing.delete_project_price(db, price_id)
     return _no_content()
 
 
@@ -321,29 +321,29 @@ def admin_list_pools(
     region: Annotated[str | None, Query(max_length=64, description="Only this region's pools (its code).")] = None,
 ) -> IpPoolList:
     """IP pools with usable, reserved, allocated and available address counts."""
-    return IpPoolList(ip_pools=catalog.list_pools(db, region))
+    return IpPoolList(ip_pools=networking.list_pools(db, region))
 
 
 @router.get("/v1/admin/ip-pools/{pool_id}", response_model=IpPoolRead, summary="Get IP pool")
-def admin_get_pool(pool_id: int, caller: AdminCaller, db: DbSession) -> IpPoolRead:
+def admin_get_pool(pool_id: PathId, caller: AdminCaller, db: DbSession) -> IpPoolRead:
     """One IP pool with its address counts."""
-    return catalog.get_pool(db, pool_id)
+    return networking.get_pool(db, pool_id)
 
 
 @router.post("/v1/admin/ip-pools", status_code=201, response_model=IpPoolRead, summary="Create IP pool")
 def admin_create_pool(body: IpPoolCreate, caller: AdminCaller, db: DbSession) -> IpPoolRead:
     """Add a block of addresses to a region (CIDR, gateway, reserved addresses)."""
-    return catalog.create_pool(db, body)
+    return networking.create_pool(db, body)
 
 
 @router.put("/v1/admin/ip-pools/{pool_id}", response_model=IpPoolRead, summary="Update IP pool")
-def admin_update_pool(pool_id: int, body: IpPoolUpdate, caller: AdminCaller, db: DbSession) -> IpPoolRead:
+def admin_update_pool(pool_id: PathId, body: IpPoolUpdate, caller: AdminCaller, db: DbSession) -> IpPoolRead:
     """Change a pool's gateway, reserved addresses, name or availability."""
-    return catalog.update_pool(db, pool_id, body)
+    return networking.update_pool(db, pool_id, body)
 
 
 @router.delete("/v1/admin/ip-pools/{pool_id}", status_code=204, summary="Delete IP pool")
-def admin_delete_pool(pool_id: int, caller: AdminCaller, db: DbSession) -> Response:
+def admin_delete_pool(pool_id: PathId, caller: AdminCaller, db: DbSession) -> Response:
     """Remove a pool without allocated addresses."""
-    catalog.delete_pool(db, pool_id)
+    networking.delete_pool(db, pool_id)
     return _no_content()

@@ -10,7 +10,6 @@ from fastapi.responses import RedirectResponse
 from sqlalchemy.orm import Session
 
 from cloudlet.auth import service as auth
-from cloudlet.auth.models import User
 from cloudlet.auth.schemas import (
     BootstrapStatusRead,
     Credentials,
@@ -26,7 +25,6 @@ from cloudlet.auth.schemas import (
     RefreshRequest,
     Registration,
     TokenPair,
-    UserRead,
 )
 from cloudlet.surfaces.deps import AppRuntime, AppSettings, DbSession, SessionCaller, client_ip
 
@@ -73,10 +71,18 @@ def bootstrap(body: Registration, request: Request, db: DbSession, settings: App
     return signed_in(request, auth.bootstrap(db, settings, body))
 
 
-@router.post("/register", status_code=201, response_model=UserRead, summary="Register new user")
-def register(body: Registration, db: DbSession, settings: AppSettings) -> User:
-    """Open an account; 403 when the operator has closed registration, 409 when the email is taken."""
-    return auth.register(db, settings, body)
+SIGNUP_SENT = "Thank you. Check your inbox: we have emailed this address about its account."
+
+
+@router.post("/register", status_code=201, response_model=MessageRead, summary="Register new user")
+def register(body: Registration, request: Request, db: DbSession, runtime: AppRuntime) -> MessageRead:
+    """Open an account; the same 201 whether or not the email has one (its owner is emailed either way).
+
+    403 when the operator has closed registration, 429 past the per-address sign-up limit.
+    """
+    auth.register(db, runtime.settings, runtime.limiter, body,
+                  client_ip(request, runtime.settings.trusted_proxies))
+    return MessageRead(message=SIGNUP_SENT)
 
 
 @router.post("/login", response_model=TokenPair | MfaRequired, summary="Authenticate user")

@@ -17,6 +17,7 @@ from cloudlet.billing import service as billing
 from cloudlet.billing.schemas import CreditCreate, EntryRead, UsageRead, WalletRead
 from cloudlet.surfaces.deps import AdminCaller, AppSettings, DbSession, requires
 from cloudlet.surfaces.idempotency import IdempotencyGuard
+from cloudlet.surfaces.params import PathId
 from cloudlet.tokens.abilities import Ability
 
 router = APIRouter(tags=["shardlyn"])
@@ -64,14 +65,14 @@ def org_limits(caller: WalletReader, db: DbSession, settings: AppSettings) -> Li
 
 
 @router.get("/v1/admin/wallets/{project_id}", response_model=WalletRead, summary="A project's wallet (admin)")
-def admin_wallet(project_id: int, caller: AdminCaller, db: DbSession, settings: AppSettings) -> WalletRead:
+def admin_wallet(project_id: PathId, caller: AdminCaller, db: DbSession, settings: AppSettings) -> WalletRead:
     """Any project's wallet and balance."""
     return billing.project_wallet(db, settings, project_id)
 
 
 @router.post("/v1/admin/wallets/{project_id}/credits", status_code=201, response_model=EntryRead,
              summary="Credit a project's wallet (admin)")
-def admin_credit(project_id: int, body: CreditCreate, caller: AdminCaller, db: DbSession, settings: AppSettings,
+def admin_credit(project_id: PathId, body: CreditCreate, caller: AdminCaller, db: DbSession, settings: AppSettings,
                  idem: IdempotencyGuard) -> Response:
     """Post an operator's credit; a retry with the same Idempotency-Key returns the first answer."""
     return idem.run(body, lambda: billing.admin_credit(

@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from cloudlet.images import service as images
 from cloudlet.images.schemas import ImageRead
 from cloudlet.surfaces.deps import AdminCaller, DbSession
+from cloudlet.surfaces.params import PathId
 
 router = APIRouter(prefix="/v1/admin/images", tags=["shardlyn"])
 
@@ -34,13 +35,13 @@ def admin_list_images(caller: AdminCaller, db: DbSession) -> ImageList:
 
 
 @router.get("/{image_id}", response_model=ImageRead, summary="Get image")
-def admin_get_image(image_id: int, caller: AdminCaller, db: DbSession) -> ImageRead:
+def admin_get_image(image_id: PathId, caller: AdminCaller, db: DbSession) -> ImageRead:
     """One image."""
     return images.get_image(db, image_id)
 
 
 @router.delete("/{image_id}", status_code=204, summary="Delete image")
-def admin_delete_image(image_id: int, caller: AdminCaller, db: DbSession) -> Response:
+def admin_delete_image(image_id: PathId, caller: AdminCaller, db: DbSession) -> Response:
     """Forget an image that no OS template points at."""
     images.delete_image(db, image_id)
     return Response(status_code=204)

@@ -5,23 +5,20 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from cloudlet.instances.models import InstanceStatus
-from cloudlet.instances.schemas import CreatedInstance, DeletionRead, InstanceRead
-from cloudlet.kit.errors import Invalid, NotFound
+from cloudlet.instances.schemas import CreatedInstance, CurrentAction, DeletionRead, InstanceRead
+from cloudlet.kit.errors import Invalid
+from cloudlet.kit.ids import id_or_key, parse_id
 from cloudlet.kit.serial import IsoSeconds
-
-MAX_ID = 2_147_483_647
 
 
 def _ref(value: int | str) -> int | str:
     # Shardlyn writes ids as strings, so "3" is the id 3; any other string is a code
-    return int(value) if isinstance(value, str) and value.isdigit() and len(value) <= 10 else value
+    return id_or_key(value)
 
 
-def instance_ident(raw: str) -> str:
+def instance_ident(raw: str) -> int | str:
     """An instance id from a path (uuid or number); a number past the id range names nothing."""
-    if raw.isdigit() and (len(raw) > 10 or int(raw) > MAX_ID):
-        raise NotFound("instance", raw, code="VPS_NOT_FOUND")
-    return raw
+    return id_or_key(raw)
 
 
 class ShardlynInstanceCreate(BaseModel):
@@ -42,10 +39,10 @@ class ShardlynInstanceCreate(BaseModel):
         """The organization (project) the instance goes into."""
         if self.organization_id is None:
             return default
-        raw = str(self.organization_id)
-        if not raw.isdigit() or len(raw) > 10 or int(raw) > MAX_ID:
+        found = parse_id(str(self.organization_id))
+        if found is None:
             raise Invalid("organization_id", "organization_id must be the id of one of your organizations.")
-        return int(raw)
+        return found
 
     def plan_ref(self) -> int | str:
         """The plan by id or code."""
@@ -74,6 +71,19 @@ class InstanceResources(BaseModel):
     disk_gib: int
 
 
+class ShardlynCurrentAction(BaseModel):
+    """The action holding an instance (a Cloudlet extension): poll it until the instance is unlocked."""
+
+    id: str
+    command: str
+    progress: int  # 0-100
+
+    @classmethod
+    def of(cls, found: CurrentAction | None) -> ShardlynCurrentAction | None:
+        """Render the action holding an instance, if one does."""
+        return cls(id=str(found.id), command=found.command, progress=found.progress) if found is not None else None
+
+
 class ShardlynInstanceRead(BaseModel):
     """An instance."""
 
@@ -94,7 +104,8 @@ class ShardlynInstanceRead(BaseModel):
     price_cents: int | None
     currency: str | None
     billed_till: IsoSeconds | None
-    locked: bool
+    locked: bool  # an action holds the instance: allowed_actions is empty until it ends
+    action: ShardlynCurrentAction | None  # the action holding it while locked, else null
     allowed_actions: list[str]  # what the current state allows: boot, shutdown, ..., delete
     created_at: IsoSeconds
     updated_at: IsoSeconds
@@ -109,6 +120,7 @@ class ShardlynInstanceRead(BaseModel):
                                                disk_gib=found.disk_gib),
                    ipv4=found.ipv4, ipv6=found.ipv6, billing_cycle=found.billing_cycle, price_cents=found.price_cents,
                    currency=found.currency, billed_till=found.billed_till, locked=found.locked,
+                   action=ShardlynCurrentAction.of(found.action),
                    allowed_actions=[a.value for a in found.allowed_actions], created_at=found.created_at,
                    updated_at=found.updated_at)
 

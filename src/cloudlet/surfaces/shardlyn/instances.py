@@ -17,8 +17,9 @@ Instance = {"id" (uuid), "name", "hostname", "status" (Cloudlet's words: provisi
 starting, stopping, restarting, suspended, error, unknown, deleting), "status_reason", "organization_id",
 "plan" (code), "region" (code), "template" (code, null once removed), "os_name", "resources": {"vcpu",
 "memory_mib", "disk_gib"}, "ipv4", "ipv6", "billing_cycle", "price_cents" (one cycle, in "currency", the
-wallet's), "billed_till", "locked" (an action is running), "allowed_actions" (what the state allows:
-boot, shutdown, ..., delete), "created_at", "updated_at"}.
+wallet's), "billed_till", "locked" (an action is running), "action" (while locked, the action holding it:
+{"id", "command", "progress"}; else null), "allowed_actions" (what the state allows: boot, shutdown, ...,
+delete; empty while locked), "created_at", "updated_at"}.
 
 POST body: {"name", "hostname" (default: the name), "plan" (id or code), "region" (id or code; default:
 the first available region offering the plan), "template" (id or code), "ssh_keys" (OpenSSH public
@@ -41,10 +42,11 @@ from cloudlet.instances import service as instances
 from cloudlet.instances.models import InstanceStatus
 from cloudlet.instances.schemas import DeletionMode, InstanceCreate
 from cloudlet.kit.errors import Invalid
+from cloudlet.kit.ids import parse_id
 from cloudlet.surfaces.deps import AppSettings, DbSession, requires
 from cloudlet.surfaces.idempotency import IdempotencyGuard
+from cloudlet.surfaces.params import Offset
 from cloudlet.surfaces.shardlyn.instance_schemas import (
-    MAX_ID,
     ShardlynInstanceCreate,
     ShardlynInstanceCreated,
     ShardlynInstanceDeleted,
@@ -72,9 +74,10 @@ def _statuses(status: InstanceStatus | None) -> list[InstanceStatus] | None:
 def _organization_filter(raw: str | None) -> int | None:
     if raw is None:
         return None
-    if not raw.isdigit() or len(raw) > 10 or int(raw) > MAX_ID:
+    found = parse_id(raw)
+    if found is None:
         raise Invalid("organization_id", "organization_id must be the id of one of your organizations.")
-    return int(raw)
+    return found
 
 
 @router.get("", response_model=ShardlynInstanceList, summary="List instances")
@@ -85,7 +88,7 @@ def list_instances(
     status: Annotated[InstanceStatus | None, Query(description="Only instances in this status.")] = None,
     region: Annotated[str | None, Query(max_length=100, description="Only this region (code).")] = None,
     limit: Annotated[int | None, Query(ge=1, le=500, description="At most this many; default all.")] = None,
-    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
+    offset: Offset = 0,
 ) -> ShardlynInstanceList:
     """The caller's instances, newest first."""
     page = instances.list_instances(db, caller, project_id=_organization_filter(organization_id),

@@ -37,6 +37,7 @@ from cloudlet.nodes.schemas import (
     SystemInventory,
 )
 from cloudlet.surfaces.deps import AdminCaller, DbSession
+from cloudlet.surfaces.params import PathId
 
 router = APIRouter(tags=["shardlyn"])
 
@@ -86,55 +87,55 @@ def register_node(body: NodeRegister, db: DbSession) -> NodeRead:
 
 
 @router.get("/v1/nodes/{node_id}", response_model=NodeRead, summary="Get node details")
-def get_node(node_id: int, caller: AdminCaller, db: DbSession) -> NodeRead:
+def get_node(node_id: PathId, caller: AdminCaller, db: DbSession) -> NodeRead:
     """One node."""
     return nodes.get_node(db, node_id)
 
 
 @router.put("/v1/nodes/{node_id}", response_model=NodeRead, summary="Update node")
-def update_node(node_id: int, body: NodeUpdate, caller: AdminCaller, db: DbSession) -> NodeRead:
+def update_node(node_id: PathId, body: NodeUpdate, caller: AdminCaller, db: DbSession) -> NodeRead:
     """Change the fields sent."""
     return nodes.update_node(db, node_id, body)
 
 
 @router.delete("/v1/nodes/{node_id}", status_code=204, summary="Delete node")
-def delete_node(node_id: int, caller: AdminCaller, db: DbSession) -> Response:
+def delete_node(node_id: PathId, caller: AdminCaller, db: DbSession) -> Response:
     """Remove a node with nothing placed on it."""
     nodes.delete_node(db, node_id)
     return Response(status_code=204)
 
 
 @router.post("/v1/nodes/{node_id}/cordon", response_model=NodeRead, summary="Disable scheduling")
-def cordon_node(node_id: int, caller: AdminCaller, db: DbSession) -> NodeRead:
+def cordon_node(node_id: PathId, caller: AdminCaller, db: DbSession) -> NodeRead:
     """Place no new guests on the node."""
     return nodes.cordon(db, node_id)
 
 
 @router.post("/v1/nodes/{node_id}/uncordon", response_model=NodeRead, summary="Re-enable scheduling")
-def uncordon_node(node_id: int, caller: AdminCaller, db: DbSession) -> NodeRead:
+def uncordon_node(node_id: PathId, caller: AdminCaller, db: DbSession) -> NodeRead:
     """Place guests on the node again."""
     return nodes.uncordon(db, node_id)
 
 
 @router.get("/v1/nodes/{node_id}/inventory", response_model=NodeInventory, summary="Full inventory")
-def node_inventory(node_id: int, caller: AdminCaller, db: DbSession) -> NodeInventory:
+def node_inventory(node_id: PathId, caller: AdminCaller, db: DbSession) -> NodeInventory:
     """Everything the last heartbeat read from the node."""
     return nodes.inventory(db, node_id)
 
 
 @router.get("/v1/nodes/{node_id}/inventory/system", response_model=SystemInventory, summary="System info")
-def node_inventory_system(node_id: int, caller: AdminCaller, db: DbSession) -> SystemInventory:
+def node_inventory_system(node_id: PathId, caller: AdminCaller, db: DbSession) -> SystemInventory:
     """The node's host, OS, CPU and memory."""
     return nodes.inventory(db, node_id).system
 
 
 @router.get("/v1/nodes/{node_id}/inventory/network", response_model=InterfaceList, summary="Network interfaces")
-def node_inventory_network(node_id: int, caller: AdminCaller, db: DbSession) -> InterfaceList:
+def node_inventory_network(node_id: PathId, caller: AdminCaller, db: DbSession) -> InterfaceList:
     """The node's network interfaces."""
     return InterfaceList(interfaces=nodes.inventory(db, node_id).network)
 
 
 @router.get("/v1/nodes/{node_id}/inventory/disks", response_model=DiskList, summary="Disk info")
-def node_inventory_disks(node_id: int, caller: AdminCaller, db: DbSession) -> DiskList:
+def node_inventory_disks(node_id: PathId, caller: AdminCaller, db: DbSession) -> DiskList:
     """The node's pool filesystem and its base images."""
     return DiskList(disks=nodes.inventory(db, node_id).disks)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from cloudlet.kit.errors import NotFound
+from cloudlet.kit.ids import parse_id
 from cloudlet.kit.serial import IsoSeconds
 from cloudlet.projects.models import ProjectType, Role
 from cloudlet.projects.schemas import (
@@ -22,14 +23,13 @@ from cloudlet.projects.schemas import (
     UserBrief,
 )
 
-MAX_ID = 2_147_483_647
-
 
 def path_id(raw: str, what: str) -> int:
     """An id from a path; anything that cannot be an id names nothing, so it is not found."""
-    if not raw.isdigit() or len(raw) > 10 or int(raw) > MAX_ID:
+    found = parse_id(raw)
+    if found is None:
         raise NotFound(what, raw)
-    return int(raw)
+    return found
 
 
 class OrganizationRead(BaseModel):

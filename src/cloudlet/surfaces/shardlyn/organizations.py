@@ -30,9 +30,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
 
+from cloudlet.billing import service as billing
 from cloudlet.projects import service as projects
 from cloudlet.projects.schemas import InvitationCreate, PermissionGrant, ProjectCreate, ProjectUpdate, RoleUpdate
-from cloudlet.surfaces.deps import AppSettings, AuthedCaller, DbSession, FullCaller
+from cloudlet.surfaces.deps import AppRuntime, AppSettings, AuthedCaller, DbSession, FullCaller
 from cloudlet.surfaces.shardlyn.organization_schemas import (
     InviteAccepted,
     InviteRead,
@@ -65,9 +66,10 @@ def list_organizations(caller: FullCaller, db: DbSession) -> list[OrganizationRe
 
 
 @router.post("/organizations", status_code=201, response_model=OrganizationRead, summary="Create organization")
-def create_organization(body: ProjectCreate, caller: FullCaller, db: DbSession) -> OrganizationRead:
-    """Create a team organization owned by the caller."""
-    return OrganizationRead.of(projects.create_team_project(db, caller, body))
+def create_organization(body: ProjectCreate, caller: FullCaller, db: DbSession,
+                        settings: AppSettings) -> OrganizationRead:
+    """Create a team organization owned by the caller, with its wallets."""
+    return OrganizationRead.of(billing.create_team_project(db, settings, caller, body))
 
 
 @router.get("/organizations/{orgId}", response_model=OrganizationRead, summary="Get organization")
@@ -99,9 +101,9 @@ def list_members(org_id: OrgId, caller: FullCaller, db: DbSession) -> list[Organ
 @router.post("/organizations/{orgId}/members/invite", status_code=201, response_model=InviteRead,
              summary="Invite member")
 def invite_member(org_id: OrgId, body: InvitationCreate, caller: FullCaller, db: DbSession,
-                  settings: AppSettings) -> InviteRead:
-    """Invite an email address; the link it receives is valid for seven days."""
-    return InviteRead.of(projects.invite(db, settings, caller, _org(org_id), body))
+                  runtime: AppRuntime) -> InviteRead:
+    """Invite an email address; the link it receives is valid for seven days (rate limited, 429)."""
+    return InviteRead.of(projects.invite(db, runtime.settings, runtime.limiter, caller, _org(org_id), body))
 
 
 @router.delete("/organizations/{orgId}/members/{userId}", status_code=204, response_class=Response,

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
 from cloudlet.kit.errors import NotFound
+from cloudlet.kit.ids import parse_id
 from cloudlet.kit.serial import IsoSeconds
 from cloudlet.surfaces.deps import AppSettings, DbSession, FullCaller
 from cloudlet.tokens import service as tokens
@@ -57,9 +58,10 @@ def _read(token: ApiToken) -> ShardlynTokenRead:
 
 
 def _token_id(raw: str) -> int:
-    if not raw.isdigit() or len(raw) > 10:
+    found = parse_id(raw)
+    if found is None:
         raise NotFound("API key", raw, code="KEY_NOT_FOUND")
-    return int(raw)
+    return found
 
 
 @router.get("", response_model=list[ShardlynTokenRead], summary="List tokens")
@@ -75,7 +77,8 @@ def create_token(body: ShardlynTokenCreate, caller: FullCaller, db: DbSession,
     data = TokenCreate(name=body.name, expires_in=body.expires_in, abilities=body.abilities)
     minted = tokens.mint(db, user_id=caller.user_id, project_id=caller.project_scope, data=data,
                          caller_abilities=caller.abilities, default_per_minute=settings.token_rate_per_minute,
-                         default_per_hour=settings.token_rate_per_hour, parent=caller.token)
+                         default_per_hour=settings.token_rate_per_hour, parent=caller.token,
+                         max_tokens=settings.max_tokens_per_user)
     token = minted.token
     return ShardlynTokenCreated(id=str(token.id), name=token.name, token=minted.secret,
                                 expires_at=token.expires_at, created_at=token.created_at)
@@ -84,5 +87,6 @@ def create_token(body: ShardlynTokenCreate, caller: FullCaller, db: DbSession,
 @router.delete("/{token_id}", status_code=204, summary="Delete token")
 def delete_token(token_id: str, caller: FullCaller, db: DbSession) -> Response:
     """Revoke the token; requests with it fail from now on."""
-    tokens.revoke(db, caller.user_id, _token_id(token_id))
+    tokens.revoke(db, caller.user_id, _token_id(token_id),
+                  caller_abilities=None if caller.is_session else caller.abilities)
     return Response(status_code=204)

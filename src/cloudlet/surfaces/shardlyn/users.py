@@ -9,12 +9,14 @@ from fastapi import APIRouter, Query
 from cloudlet.auth import service as auth
 from cloudlet.auth.models import User
 from cloudlet.auth.schemas import MessageRead, PasswordChange, Suspension, UserCreate, UserList, UserRead
+from cloudlet.kit.pagination import MAX_OFFSET
 from cloudlet.surfaces.deps import AdminCaller, AppSettings, AuthedCaller, DbSession, SessionCaller
+from cloudlet.surfaces.params import PathId
 
 router = APIRouter(tags=["shardlyn"])
 
 Limit = Annotated[int, Query(ge=1, le=200, description="How many users to return.")]
-Offset = Annotated[int, Query(ge=0, description="How many users to skip.")]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="How many users to skip.")]
 
 
 def _user_list(db: DbSession, limit: int, offset: int) -> UserList:
@@ -48,13 +50,13 @@ def create_user(body: UserCreate, caller: AdminCaller, db: DbSession, settings: 
 
 
 @router.get("/v1/users/{user_id}", response_model=UserRead, summary="Get user")
-def get_user(user_id: int, caller: AdminCaller, db: DbSession) -> User:
+def get_user(user_id: PathId, caller: AdminCaller, db: DbSession) -> User:
     """One account."""
     return auth.get_user(db, user_id)
 
 
 @router.delete("/v1/users/{user_id}", status_code=204, summary="Delete user")
-def delete_user(user_id: int, caller: AdminCaller, db: DbSession) -> None:
+def delete_user(user_id: PathId, caller: AdminCaller, db: DbSession) -> None:
     """Remove an account with its sessions, tokens and memberships; never the caller's own."""
     auth.delete_user(db, caller.user, user_id)
 
@@ -66,12 +68,12 @@ def admin_list_users(caller: AdminCaller, db: DbSession, limit: Limit = 50, offs
 
 
 @router.post("/v1/admin/users/{user_id}/suspend", response_model=UserRead, summary="Suspend user")
-def suspend_user(user_id: int, caller: AdminCaller, db: DbSession, body: Suspension | None = None) -> User:
+def suspend_user(user_id: PathId, caller: AdminCaller, db: DbSession, body: Suspension | None = None) -> User:
     """Stop an account from signing in or using any of its credentials."""
     return auth.suspend_user(db, caller.user, user_id, body.reason if body else None)
 
 
 @router.post("/v1/admin/users/{user_id}/unsuspend", response_model=UserRead, summary="Unsuspend user")
-def unsuspend_user(user_id: int, caller: AdminCaller, db: DbSession) -> User:
+def unsuspend_user(user_id: PathId, caller: AdminCaller, db: DbSession) -> User:
     """Let a suspended account sign in again."""
     return auth.unsuspend_user(db, user_id)

@@ -14,8 +14,10 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from cloudlet.auth.caller import Caller
+from cloudlet.billing import pricing
+from cloudlet.billing.schemas import PlanOffer
 from cloudlet.catalog import service as catalog
-from cloudlet.catalog.schemas import PlanOffer, RegionRead, TemplateRead
+from cloudlet.catalog.schemas import RegionRead, TemplateRead
 from cloudlet.kit import money
 from cloudlet.surfaces.deps import DbSession, requires
 from cloudlet.tokens.abilities import Ability
@@ -86,7 +88,7 @@ def list_plans(
     currency: Annotated[str, Query(max_length=8, description="USD by default; any stored currency.")] = "USD",
 ) -> list[WcPlan]:
     """The plans on sale with their monthly price."""
-    offers = catalog.offers(db, currency)
+    offers = pricing.offers(db, currency)
     return [WcPlan.of(o, offers.currency) for c in offers.categories for o in c.plans]
 
 

@@ -34,7 +34,6 @@ from fastapi import APIRouter, Response
 from cloudlet.auth.caller import Caller
 from cloudlet.instances import service as instances
 from cloudlet.instances.schemas import InstanceCreate
-from cloudlet.kit.errors import NotFound
 from cloudlet.surfaces.deps import AppSettings, DbSession, requires
 from cloudlet.surfaces.idempotency import IdempotencyGuard
 from cloudlet.surfaces.wayscloud.vps_schemas import WcVps, WcVpsCreate, WcVpsCreated, WcVpsList, WcVpsSummary
@@ -44,16 +43,6 @@ router = APIRouter(prefix="/v1/vps", tags=["wayscloud"])
 
 Reader = Annotated[Caller, requires(Ability.INSTANCES_READ)]
 Writer = Annotated[Caller, requires(Ability.INSTANCES_WRITE)]
-
-MAX_ID = 2_147_483_647
-
-
-def _vps_id(raw: str) -> str:
-    # a number past the id column's range names nothing; passed on, the database would refuse it (a 500)
-    if raw.isdigit() and (len(raw) > 10 or int(raw) > MAX_ID):
-        raise NotFound("instance", raw, code="VPS_NOT_FOUND")
-    return raw
-
 
 @router.get("", response_model=WcVpsList, summary="List VPS")
 def list_vps(caller: Reader, db: DbSession) -> WcVpsList:
@@ -76,4 +65,4 @@ def create_vps(body: WcVpsCreate, caller: Writer, db: DbSession, settings: AppSe
 @router.get("/{vps_id}", response_model=WcVps, summary="Get VPS")
 def get_vps(vps_id: str, caller: Reader, db: DbSession) -> WcVps:
     """One VPS in full."""
-    return WcVps.of(instances.get_instance(db, caller, _vps_id(vps_id)))
+    return WcVps.of(instances.get_instance(db, caller, vps_id))

@@ -1,0 +1,29 @@
+"""What operators see of actions: one line per action, and what they send to end a stale one."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+
+class ActionFail(BaseModel):
+    """Why an operator ends an action (shown in its error)."""
+
+    reason: str = Field("", max_length=500, description="Why the action is ended; recorded in its error.")
+
+
+class ActionSummary(BaseModel):
+    """An action as operators list it: which instance it holds, where it stands, since when."""
+
+    id: int
+    instance_id: int
+    instance_uuid: str
+    command: str
+    status: str
+    progress: int
+    current_task: str | None
+    error: str | None
+    workflow_id: str
+    started_at: datetime
+    finished_at: datetime | None

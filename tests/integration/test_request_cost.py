@@ -1,0 +1,159 @@
+"""What an authenticated read costs: no write in its transaction, a cached token, a batched usage log.
+
+The server here runs as production does (usage_log_sync off): a GET's usage line and its token's
+count are written by the request log's writer within a second, or at shutdown, never by the GET.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import event, func, select
+
+from cloudlet.app import build_runtime, create_app
+from cloudlet.surfaces.deps import Runtime
+from cloudlet.tokens.models import ApiToken, TokenUsage
+from tests.conftest import Api, make_settings
+from tests.helpers import Person, make_user
+
+WRITES = ("INSERT", "UPDATE", "DELETE")
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    """Production's setting: reads do not wait for their usage line."""
+    return {"usage_log_sync": False}
+
+
+@contextmanager
+def statements(runtime: Runtime) -> Iterator[list[tuple[str, str]]]:
+    """Every SQL statement run on the runtime's engine meanwhile, with the name of the thread that ran it."""
+    seen: list[tuple[str, str]] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        seen.append((threading.current_thread().name, statement.lstrip().upper()))
+
+    event.listen(runtime.db.engine, "before_cursor_execute", note)
+    try:
+        yield seen
+    finally:
+        event.remove(runtime.db.engine, "before_cursor_execute", note)
+
+
+def token_row(runtime: Runtime, token_id: int) -> tuple[int, Any, int]:
+    """The token's request count, last use and number of usage-log lines, as committed."""
+    with runtime.db.session(write=False) as session:
+        token = session.get(ApiToken, token_id)
+        assert token is not None
+        lines = session.scalar(select(func.count()).select_from(TokenUsage).where(TokenUsage.token_id == token_id))
+        return token.request_count, token.last_used_at, int(lines or 0)
+
+
+def wait_for(condition: Callable[[], bool], seconds: float) -> float:
+    """Poll the condition until it holds; the seconds it took (fails after `seconds`)."""
+    started = time.monotonic()
+    while not condition():
+        if time.monotonic() - started > seconds:
+            pytest.fail(f"the condition did not hold within {seconds} s")
+        time.sleep(0.02)
+    return time.monotonic() - started
+
+
+def token_id(person: Person) -> int:
+    """The id of the person's `*` token (its plaintext is `<id>|<secret>`)."""
+    return int(person.token.split("|")[0])
+
+
+def test_a_get_writes_nothing_in_its_transaction_and_a_known_token_costs_no_lookup(
+        api: Api, runtime: Runtime) -> None:
+    jane = make_user(runtime, "jane@example.com")
+    client = api.as_(jane.token)
+    assert client.get("/api/me").status_code == 200  # the first use reads the token
+
+    with statements(runtime) as seen:
+        reply = client.get("/api/me")
+
+    assert reply.status_code == 200 and reply.json()["user"]["email"] == "jane@example.com"
+    mine = [sql for thread, sql in seen if thread != "cloudlet-bookkeeping"]
+    assert mine, "the request ran no statement at all: the listener is not attached"
+    assert [sql for sql in mine if sql.startswith(WRITES)] == []
+    assert [sql for sql in mine if "API_TOKENS" in sql] == []  # the token came from the cache
+
+
+def test_usage_counts_and_last_use_are_written_within_a_second(api: Api, runtime: Runtime) -> None:
+    jane = make_user(runtime, "jane@example.com")
+    for _ in range(3):
+        assert api.as_(jane.token).get("/api/me").status_code == 200
+    answered = time.monotonic()
+
+    wait_for(lambda: token_row(runtime, token_id(jane))[0] == 3, seconds=5)
+
+    assert time.monotonic() - answered < 2.5  # one flush interval (1 s) and the write, with room for a slow machine
+    count, last_used, lines = token_row(runtime, token_id(jane))
+    assert count == 3 and last_used is not None and lines == 3
+
+
+def test_usage_left_in_the_batch_is_written_at_shutdown(runtime: Runtime, tmp_path: Path, database_url: str) -> None:
+    jane = make_user(runtime, "jane@example.com")
+    # a flush interval far longer than the test: only the shutdown can write these lines
+    patient = build_runtime(make_settings(tmp_path / "patient", database_url, usage_log_sync=False,
+                                          usage_flush_seconds=600))
+    try:
+        with TestClient(create_app(runtime=patient)) as client:
+            for _ in range(2):
+                assert client.get("/api/me", headers={"Authorization": f"Bearer {jane.token}"}).status_code == 200
+            time.sleep(0.3)  # a writer that did not wait would have written by now
+            assert token_row(runtime, token_id(jane)) == (0, None, 0)
+        count, last_used, lines = token_row(runtime, token_id(jane))
+        assert count == 2 and last_used is not None and lines == 2
+    finally:
+        patient.mailer.close()
+        patient.db.dispose()
+
+
+def test_a_revoked_token_is_refused_at_once_here_and_within_a_second_on_another_replica(
+        api: Api, runtime: Runtime, tmp_path: Path, database_url: str) -> None:
+    jane = make_user(runtime, "jane@example.com")
+    other = build_runtime(make_settings(tmp_path / "replica", database_url, usage_log_sync=False))
+    try:
+        with TestClient(create_app(runtime=other)) as replica:
+            credential = {"Authorization": f"Bearer {jane.token}"}
+            assert replica.get("/api/me", headers=credential).status_code == 200  # the replica now caches it
+            assert api.as_(jane.token).get("/api/me").status_code == 200
+
+            assert api.as_(jane.jwt).delete(f"/api/me/api-tokens/{token_id(jane)}").status_code == 204
+            revoked = time.monotonic()
+
+            refused = api.as_(jane.token).get("/api/me")  # this replica made the change: it knows at once
+            assert refused.status_code == 401 and refused.json()["code"] == "INVALID_API_KEY"
+            wait_for(lambda: replica.get("/api/me", headers=credential).status_code == 401, seconds=5)
+            assert time.monotonic() - revoked < 1.5
+    finally:
+        other.mailer.close()
+        other.db.dispose()
+
+
+def test_a_switched_off_token_is_refused_within_a_second_on_another_replica(
+        api: Api, runtime: Runtime, tmp_path: Path, database_url: str) -> None:
+    jane = make_user(runtime, "jane@example.com")
+    other = build_runtime(make_settings(tmp_path / "replica", database_url, usage_log_sync=False))
+    try:
+        with TestClient(create_app(runtime=other)) as replica:
+            credential = {"Authorization": f"Bearer {jane.token}"}
+            assert replica.get("/api/me", headers=credential).status_code == 200
+            switched = api.as_(jane.jwt).patch(f"/api/me/api-tokens/{token_id(jane)}", json={"is_active": False})
+            assert switched.status_code == 200
+            off = time.monotonic()
+            wait_for(lambda: replica.get("/api/me", headers=credential).status_code == 401, seconds=5)
+            assert time.monotonic() - off < 1.5
+            assert replica.get("/api/me", headers=credential).json()["code"] == "INACTIVE_API_KEY"
+    finally:
+        other.mailer.close()
+        other.db.dispose()
