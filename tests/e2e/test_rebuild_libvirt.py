@@ -52,8 +52,9 @@ def guest(tiny_image: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 # --- inside the guest ----------------------------------------------------------------------------
 
 
-def read_until(session: SerialConsole, *wanted: str, seconds: float = 60.0) -> str:
-    """What the serial console printed until one of `wanted` appeared."""
+def read_until(session: SerialConsole, *wanted: str, seconds: float = 120.0) -> str:
+    """What the serial console printed until one of `wanted` appeared (a TCG guest on a busy 2-core machine
+    has been seen to take a minute between the password and its shell prompt)."""
     seen, deadline = "", time.monotonic() + seconds
     while not any(w in seen for w in wanted):
         assert time.monotonic() < deadline, f"none of {wanted!r} on the serial console; it printed {seen[-2000:]!r}"
