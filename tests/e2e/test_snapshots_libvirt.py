@@ -43,30 +43,51 @@ pytestmark = pytest.mark.engines("postgresql")  # one real guest is enough: the 
 __all__ = ["cluster", "node", "tiny_image"]
 
 TIMEOUT = 60.0
+PROMPT_SECONDS = 15.0  # how long a prompt may take to show after Enter before Enter is pressed again
 SECTOR = 204800  # 100 MiB into the disk, past the image's partition
 
 
-def read_any(ws: ClientConnection, wanted: tuple[str, ...], seconds: float = TIMEOUT) -> str:
-    """What the console sent until one of `wanted` appeared."""
+def read_for(ws: ClientConnection, wanted: tuple[str, ...], seconds: float) -> tuple[bool, str]:
+    """What the console sent until one of `wanted` appeared (True) or seconds passed (False)."""
     seen, deadline = "", time.monotonic() + seconds
     while not any(w in seen for w in wanted):
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            pytest.fail(f"none of {wanted!r} within {seconds}s; got {seen[-2000:]!r}")
+            return False, seen
         try:
             frame = ws.recv(timeout=remaining)
         except TimeoutError:
             continue
         seen += frame.decode(errors="replace") if isinstance(frame, bytes) else frame
+    return True, seen
+
+
+def read_any(ws: ClientConnection, wanted: tuple[str, ...], seconds: float = TIMEOUT) -> str:
+    """What the console sent until one of `wanted` appeared; the test fails after seconds."""
+    found, seen = read_for(ws, wanted, seconds)
+    if not found:
+        pytest.fail(f"none of {wanted!r} within {seconds}s; got {seen[-2000:]!r}")
     return seen
+
+
+def prompt(serial: ClientConnection) -> str:
+    """Press Enter until the guest shows a login or shell prompt. A getty that (re)starts flushes its line,
+    and with it a key typed meanwhile and what it had begun to print, so a person would press Enter again."""
+    deadline, seen = time.monotonic() + 2 * TIMEOUT, ""
+    while time.monotonic() < deadline:
+        serial.send(b"\r")
+        found, part = read_for(serial, ("login: ", "# "), PROMPT_SECONDS)
+        seen += part
+        if found:
+            return part
+    pytest.fail(f"no prompt within {2 * TIMEOUT}s of pressing Enter; got {seen[-2000:]!r}")
 
 
 def in_guest(url: str, token: str, instance_id: str, command: str, wanted: str) -> str:
     """Run a shell command as root on the guest's serial console (logging in if needed); its output up to wanted."""
     ws = "ws://" + url.removeprefix("http://") + f"/v1/instances/{instance_id}/console"
     with connect(ws, additional_headers={"Authorization": f"Bearer {token}"}, open_timeout=TIMEOUT) as serial:
-        serial.send(b"\r")
-        if "login: " in read_any(serial, ("login: ", "# ")).rsplit("\n", 1)[-1]:
+        if "login: " in prompt(serial).rsplit("\n", 1)[-1]:
             serial.send(b"root\r")
             read_any(serial, ("Password: ",))
             serial.send(PASSWORD.encode() + b"\r")

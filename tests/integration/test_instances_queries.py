@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
+from cloudlet.actions import service as action_engine
 from cloudlet.auth.models import User
 from cloudlet.drivers.fake import FakeDriver
-from cloudlet.instances import actions
 from cloudlet.instances import service as instances
 from cloudlet.instances.schemas import CREATE_TASKS, CreatedInstance, InstanceCreate
 from cloudlet.kit import clock
@@ -82,7 +82,7 @@ class Servers:
         """Record a create action's tasks done, as the worker would: the server runs and is unlocked."""
         with self.runtime.db.session() as session:
             for task in CREATE_TASKS[:-1]:
-                actions.complete_task(session, action_id, task)
+                action_engine.complete_task(session, action_id, task)
             instances.finish_create(session, self.runtime.settings, action_id)
 
 
@@ -170,7 +170,7 @@ def test_a_locked_server_says_which_action_holds_it(servers: Servers) -> None:
     assert listed[built.instance.uuid]["locked"] is False and listed[built.instance.uuid]["action"] is None
     assert "shutdown" in listed[built.instance.uuid]["allowed_actions"]
     with servers.runtime.db.session() as session:  # the build moves on: its progress shows
-        actions.complete_task(session, held.action.id, CREATE_TASKS[0])
+        action_engine.complete_task(session, held.action.id, CREATE_TASKS[0])
     shown = client.get(f"/v1/instances/{held.instance.uuid}").json()
     assert shown["locked"] is True and shown["allowed_actions"] == []
     assert shown["action"] == {"id": str(held.action.id), "command": "create", "progress": 10}
@@ -195,7 +195,7 @@ def test_a_deployment_is_read_from_one_snapshot(servers: Servers, database_url: 
     created = servers.made[0]
     with servers.runtime.db.session() as session:
         for task in CREATE_TASKS[:-1]:
-            actions.complete_task(session, created.action.id, task)
+            action_engine.complete_task(session, created.action.id, task)
     engine = servers.runtime.db.engine
     committed = threading.Event()
 

@@ -1,19 +1,66 @@
-"""An action's tasks as the runner records them: started, completed, failed; never again once it ended.
+"""An action's life: opened on a holder, its tasks started, completed or failed, then finished.
 
-Opening an action and ending it (begin, finish) also lock and free the thing it works on, so they live
-with that thing's domain (instances/actions.py); recording a task touches only the action.
+The engine knows nothing of what an action works on: it is handed a holder, any row with an id and a
+locked_action_id column (an instance today), which begin() sets and finish() clears. Recording a task
+touches only the action, and never again once it ended.
 """
 
 from __future__ import annotations
 
+import uuid
+from typing import Protocol
+
 from sqlalchemy.orm import Session
 
 from cloudlet.actions import repository
-from cloudlet.actions.models import Action, ActionStatus, TaskStatus
+from cloudlet.actions.models import Action, ActionStatus, ActionTask, TaskStatus
 from cloudlet.kit import clock
-from cloudlet.kit.errors import NotFound
+from cloudlet.kit.errors import Conflict, NotFound
 
 STARTED_KEY = "cloudlet_instances_started"  # session.info: (action id, command, workflow id) to start after commit
+
+
+class Holder(Protocol):
+    """What an action holds while it runs: a row whose lock column names the action."""
+
+    id: int
+    locked_action_id: int | None
+
+
+def begin(session: Session, holder: Holder, command: str, tasks: tuple[str, ...]) -> Action:
+    """Open an action on a holder whose row the caller locked; Conflict when another action holds it."""
+    if holder.locked_action_id is not None:
+        raise Conflict("Another action is in progress on this instance; wait until it finishes.",
+                       code="INSTANCE_BUSY")
+    action = Action(instance_id=holder.id, command=str(command), status=ActionStatus.RUNNING, progress=0,
+                    current_task=tasks[0], workflow_id=f"cloudlet-action-{uuid.uuid4().hex}", params={},
+                    started_at=clock.now())
+    session.add(action)
+    session.flush()
+    session.add_all([ActionTask(action_id=action.id, name=name, position=position, status=TaskStatus.PENDING,
+                                detail="") for position, name in enumerate(tasks, start=1)])
+    holder.locked_action_id = action.id
+    session.flush()
+    # The workflow starts only once the request's transaction commits (runner.py reads this list).
+    session.info.setdefault(STARTED_KEY, []).append((action.id, action.command, action.workflow_id))
+    return action
+
+
+def locked_action(session: Session, action_id: int) -> Action:
+    """The action with its row locked for the transaction; NotFound when there is none."""
+    found = repository.action(session, action_id, lock=True)
+    if found is None:
+        raise NotFound("action", action_id)
+    return found
+
+
+def finish(action: Action, holder: Holder, status: ActionStatus, error: str | None = None) -> None:
+    """End an action with its status (and error) and free its holder if the action still holds it."""
+    action.status, action.finished_at, action.error = status, clock.now(), error
+    if status is ActionStatus.SUCCESS:
+        action.progress, action.current_task = 100, None
+    if holder.locked_action_id == action.id:
+        holder.locked_action_id = None
 
 
 def running_action(session: Session, action_id: int) -> Action | None:

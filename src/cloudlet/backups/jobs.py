@@ -24,6 +24,7 @@ from pathlib import Path
 import structlog
 from sqlalchemy.orm import Session
 
+from cloudlet.actions import service as engine
 from cloudlet.actions.registry import Procedure, task
 from cloudlet.backups import repository, store
 from cloudlet.backups.models import CopyStatus
@@ -202,14 +203,14 @@ def conclude(work: Work, task: str | None, reason: str | None) -> None:
         if action.status is not ActionStatus.RUNNING:
             return
         if task is not None and reason is not None:
-            actions.fail_task(session, work.action_id, task, reason)
+            engine.fail_task(session, work.action_id, task, reason)
         _record(session, row.id, order, reason)
-        actions.complete_task(session, work.action_id, FINAL_TASK, f"{seen.note}: status {seen.status.value}")
+        engine.complete_task(session, work.action_id, FINAL_TASK, f"{seen.note}: status {seen.status.value}")
         row.status = seen.status
         if reason is None:
-            actions.finish(action, row, ActionStatus.SUCCESS)
+            engine.finish(action, row, ActionStatus.SUCCESS)
         else:
-            actions.finish(action, row, ActionStatus.ERROR, reason[:4000])
+            engine.finish(action, row, ActionStatus.ERROR, reason[:4000])
             row.status_reason = f"{action.command} failed: {reason}"[:2000]
         session.flush()
     if reason is not None:

@@ -12,6 +12,7 @@ import uuid
 
 from sqlalchemy.orm import Session
 
+from cloudlet.actions import service as engine
 from cloudlet.backups import repository, store
 from cloudlet.backups.models import Backup, CopyStatus, Snapshot
 from cloudlet.backups.schemas import (
@@ -85,6 +86,11 @@ def request_snapshot_delete(session: Session, actor: Actor, ident: int | str, na
     return _snapshot_started(session, row, snapshot, Command.DISCARD, DISCARD_TASKS, {})
 
 
+def snapshot_count(session: Session, instance_id: int) -> int:
+    """How many snapshots an instance has (they live inside its disk)."""
+    return repository.snapshot_count(session, instance_id)
+
+
 def _ready_snapshot(session: Session, row: Instance, name: str) -> Snapshot:
     snapshot = repository.snapshot(session, row.id, name)
     if snapshot is None:
@@ -96,7 +102,7 @@ def _ready_snapshot(session: Session, row: Instance, name: str) -> Snapshot:
 
 def _snapshot_started(session: Session, row: Instance, snapshot: Snapshot, command: Command,
                       tasks: tuple[str, ...], params: dict[str, bool]) -> SnapshotStarted:
-    action = actions.begin(session, row, command, tasks)
+    action = engine.begin(session, row, command, tasks)
     action.params = {"snapshot": snapshot.name, **params}
     session.flush()
     return SnapshotStarted(instance_id=row.id, instance_uuid=row.uuid, snapshot=SnapshotRead.model_validate(snapshot),
@@ -169,7 +175,7 @@ def request_backup_delete(session: Session, actor: Actor, ident: int | str, back
 
 def _backup_started(session: Session, row: Instance, backup: Backup, command: Command, tasks: tuple[str, ...],
                     params: dict[str, bool]) -> BackupStarted:
-    action = actions.begin(session, row, command, tasks)
+    action = engine.begin(session, row, command, tasks)
     action.params = {"backup": backup.uuid, **params}
     session.flush()
     return BackupStarted(backup=backup_read(row, backup), action=actions.action_read(session, action))

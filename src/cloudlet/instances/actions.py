@@ -1,27 +1,19 @@
-"""Actions: how a change to an instance is opened, recorded task by task, and closed.
+"""What actions need to know of instances: whose instance, what its state allows, where its guest lives.
 
-An action is opened in the request's transaction on a locked instance row (409 while another one
-holds the instance) and its workflow is started once that transaction commits (workflows.py);
-each task's start, completion or failure is recorded in its own short transaction.
+The action's life itself (begin, tasks, finish) is the engine's (actions/service.py); an instance is the
+holder it locks. Here are the instance sides of it: the instance row locked with its action, an action
+forced to an end with its instance's status, and an action as the instance surfaces read it.
 """
 
 from __future__ import annotations
 
-import uuid
-
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from cloudlet.actions.service import STARTED_KEY as STARTED_KEY  # the engine's: re-exported for begin()
-from cloudlet.actions.service import complete_task as complete_task  # re-exported: procedures record through here
-from cloudlet.actions.service import fail_task as fail_task
-from cloudlet.actions.service import is_running as is_running
-from cloudlet.actions.service import running_actions as running_actions
-from cloudlet.actions.service import start_task as start_task
+from cloudlet.actions import service as engine
 from cloudlet.instances import repository
-from cloudlet.instances.models import Action, ActionStatus, ActionTask, Instance, InstanceStatus, TaskStatus
-from cloudlet.instances.schemas import ActionRead, Allowed, Command, TaskRead
-from cloudlet.kit import clock
+from cloudlet.instances.models import Action, ActionStatus, Instance, InstanceStatus
+from cloudlet.instances.schemas import ActionRead, Allowed, TaskRead
 from cloudlet.kit.errors import Conflict, Forbidden, NotFound
 from cloudlet.kit.ids import id_or_key
 from cloudlet.nodes import service as nodes
@@ -107,40 +99,13 @@ def require_allowed(row: Instance, wanted: Allowed) -> None:
                    code="INVALID_STATE")
 
 
-# --- the action's life ---------------------------------------------------------------------------
-
-
-def begin(session: Session, row: Instance, command: Command, tasks: tuple[str, ...]) -> Action:
-    """Open an action on a locked instance row; Conflict when another one holds it."""
-    if row.locked_action_id is not None:
-        raise Conflict("Another action is in progress on this instance; wait until it finishes.",
-                       code="INSTANCE_BUSY")
-    action = Action(instance_id=row.id, command=command.value, status=ActionStatus.RUNNING, progress=0,
-                    current_task=tasks[0], workflow_id=f"cloudlet-action-{uuid.uuid4().hex}", params={},
-                    started_at=clock.now())
-    repository.insert(session, action)
-    for position, name in enumerate(tasks, start=1):
-        repository.insert(session, ActionTask(action_id=action.id, name=name, position=position,
-                                              status=TaskStatus.PENDING, detail=""))
-    row.locked_action_id = action.id
-    session.flush()
-    session.info.setdefault(STARTED_KEY, []).append((action.id, command.value, action.workflow_id))
-    return action
+# --- the instance side of an action ----------------------------------------------------------------
 
 
 def locked(session: Session, action_id: int) -> tuple[Action, Instance]:
-    action = repository.action(session, action_id, lock=True)
-    if action is None:
-        raise NotFound("action", action_id)
+    """The action and the instance it works on, both rows locked for the transaction."""
+    action = engine.locked_action(session, action_id)
     return action, instance_row(session, action.instance_id, lock=True)
-
-
-def finish(action: Action, row: Instance, status: ActionStatus, error: str | None = None) -> None:
-    action.status, action.finished_at, action.error = status, clock.now(), error
-    if status is ActionStatus.SUCCESS:
-        action.progress, action.current_task = 100, None
-    if row.locked_action_id == action.id:
-        row.locked_action_id = None
 
 
 _TRANSITIONAL = {InstanceStatus.PROVISIONING, InstanceStatus.STARTING, InstanceStatus.STOPPING,
@@ -154,7 +119,7 @@ def force_fail(session: Session, action_id: int, reason: str) -> Action:
     """
     action, row = locked(session, action_id)
     if action.status is ActionStatus.RUNNING:
-        finish(action, row, ActionStatus.ERROR, reason[:4000])
+        engine.finish(action, row, ActionStatus.ERROR, reason[:4000])
         if row.status in _TRANSITIONAL:
             row.status, row.status_reason = InstanceStatus.ERROR, f"{action.command} failed: {reason}"[:2000]
     elif row.locked_action_id == action.id:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
+from cloudlet.actions import service as engine
 from cloudlet.actions.registry import Procedure, task
 from cloudlet.drivers.base import DriverError, GuestNotFound, GuestState
 from cloudlet.instances import actions, repository, service
@@ -79,7 +80,7 @@ def request_power(session: Session, actor: Actor, ident: int | str, command: Com
         raise Invalid("action", f"{command.value} is not a power action.")
     row = actions.instance_of(session, actor, ident, lock=True)
     actions.require_allowed(row, wanted.allowed)
-    action = actions.begin(session, row, command, wanted.tasks)
+    action = engine.begin(session, row, command, wanted.tasks)
     row.status, row.status_reason = wanted.transitional, ""
     session.flush()
     return PowerRead(instance=service.get_instance(session, actor, row.id), action=actions.action_read(session, action))
@@ -190,7 +191,7 @@ def conclude_power(work: Work, task: str | None, reason: str | None) -> None:
     seen = observe(work)
     with work.db.session() as session:
         if task is not None and reason is not None:
-            actions.fail_task(session, work.action_id, task, reason)
+            engine.fail_task(session, work.action_id, task, reason)
         finish_power(session, work.action_id, seen, reason)
 
 
@@ -202,15 +203,15 @@ def finish_power(session: Session, action_id: int, seen: Observed, reason: str |
     wanted = COMMANDS[Command(action.command)]
     if reason is None and seen.status is not wanted.outcome:
         reason = f"{seen.note}, not {wanted.outcome.value}"
-        actions.fail_task(session, action_id, SYNC_TASK, reason)
+        engine.fail_task(session, action_id, SYNC_TASK, reason)
     else:
-        actions.complete_task(session, action_id, SYNC_TASK, f"{seen.note}: status {seen.status.value}")
+        engine.complete_task(session, action_id, SYNC_TASK, f"{seen.note}: status {seen.status.value}")
     row.status = seen.status
     if reason is None:
-        actions.finish(action, row, ActionStatus.SUCCESS)
+        engine.finish(action, row, ActionStatus.SUCCESS)
         row.status_reason = ""
     else:
-        actions.finish(action, row, ActionStatus.ERROR, reason[:4000])
+        engine.finish(action, row, ActionStatus.ERROR, reason[:4000])
         row.status_reason = f"{action.command} failed: {reason}"[:2000]
     session.flush()
 

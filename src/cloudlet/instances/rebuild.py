@@ -32,8 +32,9 @@ from enum import StrEnum
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
+from cloudlet.actions import service as engine
 from cloudlet.actions.registry import Procedure, task
-from cloudlet.backups import repository as copies
+from cloudlet.backups import service as copies
 from cloudlet.billing import pricing
 from cloudlet.billing import service as billing
 from cloudlet.catalog import service as catalog
@@ -134,7 +135,7 @@ def request_reinstall(session: Session, actor: Actor, ident: int | str, template
         raise Invalid("os_template_id", f"There is no OS template {template!r}.", code="INVALID_TEMPLATE") from None
     image = images.image_for_template(session, chosen.id)
     row.template_id, row.image, row.os_name = chosen.id, image.name, os_name.strip()[:200] or chosen.name
-    action = actions.begin(session, row, Command.REINSTALL, REINSTALL_TASKS)
+    action = engine.begin(session, row, Command.REINSTALL, REINSTALL_TASKS)
     row.status, row.status_reason = InstanceStatus.PROVISIONING, ""
     session.flush()
     return ReinstallRead(instance=service.get_instance(session, actor, row.id),
@@ -176,7 +177,7 @@ def request_upgrade(session: Session, settings: Settings, actor: Actor, ident: i
     nodes.resize_reservation(session, row.reservation_id, nodes.resources_for_plan(target))
     before = f"{row.vcpus} vCPU, {row.memory_mib} MiB, {row.disk_gib} GiB"
     row.plan_id, row.vcpus, row.memory_mib, row.disk_gib = target.id, target.vcpu, target.ram_mb, disk_gib
-    action = actions.begin(session, row, Command.UPGRADE, UPGRADE_TASKS)
+    action = engine.begin(session, row, Command.UPGRADE, UPGRADE_TASKS)
     action.params = {REBOOT_PARAM: reboot, "from": before}
     restarting = reboot and row.status is InstanceStatus.RUNNING
     if restarting:
@@ -199,7 +200,7 @@ def request_password_reset(session: Session, settings: Settings, actor: Actor, i
     password = service.generate_password() if root_password is None else root_password
     service.check_root_password(password)
     row.root_password = service.seal(settings, password)
-    action = actions.begin(session, row, Command.RESET_PASSWORD, RESET_PASSWORD_TASKS)
+    action = engine.begin(session, row, Command.RESET_PASSWORD, RESET_PASSWORD_TASKS)
     action.params = {REBOOT_PARAM: reboot}
     restarting = reboot and row.status is InstanceStatus.RUNNING
     if restarting:
@@ -315,12 +316,12 @@ def conclude_reinstall(work: Work, task: str | None, reason: str | None) -> None
         if action.status is not ActionStatus.RUNNING:
             return
         if task is None or reason is None:
-            actions.complete_task(session, work.action_id, FINALIZE, f"running at {row.ipv4}")
-            actions.finish(action, row, ActionStatus.SUCCESS)
+            engine.complete_task(session, work.action_id, FINALIZE, f"running at {row.ipv4}")
+            engine.finish(action, row, ActionStatus.SUCCESS)
             row.status, row.status_reason = InstanceStatus.RUNNING, ""
         else:
-            actions.fail_task(session, work.action_id, task, reason)
-            actions.finish(action, row, ActionStatus.ERROR, reason[:4000])
+            engine.fail_task(session, work.action_id, task, reason)
+            engine.finish(action, row, ActionStatus.ERROR, reason[:4000])
             row.status, row.status_reason = InstanceStatus.ERROR, f"reinstall failed: {reason}"[:2000]
         session.flush()
 
@@ -334,12 +335,12 @@ def conclude_observed(work: Work, task: str | None, reason: str | None) -> None:
             return
         row.status = seen.status
         if task is None or reason is None:
-            actions.complete_task(session, work.action_id, FINALIZE, f"{seen.note}: status {seen.status.value}")
-            actions.finish(action, row, ActionStatus.SUCCESS)
+            engine.complete_task(session, work.action_id, FINALIZE, f"{seen.note}: status {seen.status.value}")
+            engine.finish(action, row, ActionStatus.SUCCESS)
             row.status_reason = ""
         else:
-            actions.fail_task(session, work.action_id, task, reason)
-            actions.finish(action, row, ActionStatus.ERROR, reason[:4000])
+            engine.fail_task(session, work.action_id, task, reason)
+            engine.finish(action, row, ActionStatus.ERROR, reason[:4000])
             row.status_reason = f"{action.command.replace('_', ' ')} failed: {reason}"[:2000]
         session.flush()
 

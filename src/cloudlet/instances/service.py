@@ -17,6 +17,7 @@ from functools import lru_cache
 
 from sqlalchemy.orm import Session
 
+from cloudlet.actions import service as engine
 from cloudlet.billing import pricing
 from cloudlet.billing import service as billing
 from cloudlet.billing.schemas import SubscriptionCreate, SubscriptionRead
@@ -209,8 +210,8 @@ def finish_create(session: Session, settings: Settings, action_id: int) -> None:
     action, row = actions.locked(session, action_id)
     if action.status is not ActionStatus.RUNNING:
         return
-    actions.complete_task(session, action_id, "finalize", f"running at {row.ipv4}")
-    actions.finish(action, row, ActionStatus.SUCCESS)
+    engine.complete_task(session, action_id, "finalize", f"running at {row.ipv4}")
+    engine.finish(action, row, ActionStatus.SUCCESS)
     row.status, row.status_reason, row.provisioned_at = InstanceStatus.RUNNING, "", clock.now()
     session.flush()
     _notify(session, settings, row, action, ok=True)
@@ -245,7 +246,7 @@ def fail_create(session: Session, settings: Settings, action_id: int, reason: st
     sub = billing.subscription_for(session, row.uuid)
     if sub is not None:
         billing.void_subscription(session, sub.id)
-    actions.finish(action, row, ActionStatus.ERROR, reason[:4000])
+    engine.finish(action, row, ActionStatus.ERROR, reason[:4000])
     row.status, row.status_reason = InstanceStatus.ERROR, reason[:2000]
     session.flush()
     _notify(session, settings, row, action, ok=False)
@@ -256,8 +257,8 @@ def finish_delete(session: Session, action_id: int) -> None:
     action, row = actions.locked(session, action_id)
     if action.status is not ActionStatus.RUNNING:
         return
-    actions.complete_task(session, action_id, "finalize")
-    actions.finish(action, row, ActionStatus.SUCCESS)
+    engine.complete_task(session, action_id, "finalize")
+    engine.finish(action, row, ActionStatus.SUCCESS)
     row.status, row.deleted_at, row.delete_at = InstanceStatus.DELETED, clock.now(), None
     row.root_password = row.webhook_secret = None
     session.flush()
@@ -268,7 +269,7 @@ def fail_delete(session: Session, action_id: int, reason: str) -> None:
     action, row = actions.locked(session, action_id)
     if action.status is not ActionStatus.RUNNING:
         return
-    actions.finish(action, row, ActionStatus.ERROR, reason[:4000])
+    engine.finish(action, row, ActionStatus.ERROR, reason[:4000])
     row.status, row.status_reason = InstanceStatus.ERROR, f"deletion failed: {reason}"[:2000]
     session.flush()
 
@@ -363,7 +364,7 @@ def create_instance(session: Session, settings: Settings, actor: Actor, data: In
     row.node_id, row.reservation_id = reservation.node_id, reservation.id
     row.ipv4 = networking.allocate(session, region.code, public_id, IpFamily.IPV4, hostname=hostname).address
     row.ipv6 = _optional_ipv6(session, region.code, public_id, hostname)
-    action = actions.begin(session, row, Command.CREATE, CREATE_TASKS)
+    action = engine.begin(session, row, Command.CREATE, CREATE_TASKS)
     return CreatedInstance(instance=_read(session, row), action=actions.action_read(session, action),
                            charged_cents=charge.amount_cents, root_password=password if generated else None)
 
@@ -459,7 +460,7 @@ def _terminate(session: Session, sub: SubscriptionRead | None) -> int:
 
 def begin_delete(session: Session, row: Instance) -> ActionRead:
     """Queue the removal of a locked instance's guest, disk, address and capacity."""
-    action = actions.begin(session, row, Command.DELETE, DELETE_TASKS)
+    action = engine.begin(session, row, Command.DELETE, DELETE_TASKS)
     row.status, row.status_reason = InstanceStatus.DELETING, ""
     session.flush()
     return actions.action_read(session, action)
@@ -502,7 +503,7 @@ def suspend_unpaid(session: Session) -> list[str]:
         row = actions.instance_row(session, instance_id, lock=True)
         if row.locked_action_id is not None:
             continue
-        actions.begin(session, row, Command.SUSPEND, SUSPEND_TASKS)
+        engine.begin(session, row, Command.SUSPEND, SUSPEND_TASKS)
         started.append(row.uuid)
     return started
 
@@ -513,8 +514,8 @@ def finish_suspend(session: Session, action_id: int, reason: str | None = None) 
     if action.status is not ActionStatus.RUNNING:
         return
     if reason is None:
-        actions.complete_task(session, action_id, "finalize")
-    actions.finish(action, row, ActionStatus.SUCCESS if reason is None else ActionStatus.ERROR, reason)
+        engine.complete_task(session, action_id, "finalize")
+    engine.finish(action, row, ActionStatus.SUCCESS if reason is None else ActionStatus.ERROR, reason)
     row.status = InstanceStatus.SUSPENDED
     row.status_reason = "suspended: the renewal could not be paid" + (f" ({reason})" if reason else "")
     session.flush()
@@ -529,7 +530,7 @@ def reactivate_instance(session: Session, actor: Actor, ident: int | str) -> Rea
     if sub is None:
         raise Conflict("The instance has no subscription to reactivate.", code="NO_CYCLE")
     charge = billing.reactivate(session, sub.id)
-    action = actions.begin(session, row, Command.REACTIVATE, REACTIVATE_TASKS)
+    action = engine.begin(session, row, Command.REACTIVATE, REACTIVATE_TASKS)
     row.status, row.status_reason = InstanceStatus.STARTING, ""
     session.flush()
     return ReactivationRead(instance=_read(session, row), action=actions.action_read(session, action),
@@ -542,8 +543,8 @@ def finish_reactivate(session: Session, action_id: int, reason: str | None = Non
     if action.status is not ActionStatus.RUNNING:
         return
     if reason is None:
-        actions.complete_task(session, action_id, "finalize")
-    actions.finish(action, row, ActionStatus.SUCCESS if reason is None else ActionStatus.ERROR, reason)
+        engine.complete_task(session, action_id, "finalize")
+    engine.finish(action, row, ActionStatus.SUCCESS if reason is None else ActionStatus.ERROR, reason)
     row.status = InstanceStatus.RUNNING if reason is None else InstanceStatus.ERROR
     row.status_reason = "" if reason is None else f"reactivation failed: {reason}"[:2000]
     session.flush()

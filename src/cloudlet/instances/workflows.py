@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from cloudlet import worker
 from cloudlet.actions import registry, runner
+from cloudlet.actions import service as engine
 from cloudlet.actions.deadlines import DeadlineExceeded, SettingsReader, within
 from cloudlet.actions.registry import Procedure, task
 from cloudlet.actions.runner import start
@@ -266,7 +267,7 @@ def conclude_create(work: Work, task: str | None, reason: str | None) -> None:
             service.finish_create(session, work.settings, work.action_id)
         return
     with work.db.session(write=False) as session:  # ended meanwhile (an operator): its guest is not ours to remove
-        if not actions.is_running(session, work.action_id):
+        if not engine.is_running(session, work.action_id):
             return
     note = reason
     try:
@@ -275,7 +276,7 @@ def conclude_create(work: Work, task: str | None, reason: str | None) -> None:
     except DriverError as error:  # the node is gone: the reconciler reports whatever is left there
         note = f"{reason} (the guest could not be removed from its node: {error})"
     with work.db.session() as session:  # the failed task and the failed build are seen together, never one alone
-        actions.fail_task(session, work.action_id, task, reason)
+        engine.fail_task(session, work.action_id, task, reason)
         service.fail_create(session, work.settings, work.action_id, note)
     log.warning("instance build failed", action_id=work.action_id, task=task, reason=note)
 
@@ -286,7 +287,7 @@ def conclude_delete(work: Work, task: str | None, reason: str | None) -> None:
         if task is None or reason is None:
             service.finish_delete(session, work.action_id)
             return
-        actions.fail_task(session, work.action_id, task, reason)
+        engine.fail_task(session, work.action_id, task, reason)
         service.fail_delete(session, work.action_id, reason)
 
 
@@ -301,7 +302,7 @@ def conclude_suspend(work: Work, task: str | None, reason: str | None) -> None:
     """The unpaid server is suspended, off if its node answered."""
     with work.db.session() as session:
         if task is not None and reason is not None:
-            actions.fail_task(session, work.action_id, task, reason)
+            engine.fail_task(session, work.action_id, task, reason)
         service.finish_suspend(session, work.action_id, reason)
 
 
@@ -309,7 +310,7 @@ def conclude_reactivate(work: Work, task: str | None, reason: str | None) -> Non
     """The paid server runs again, or shows why it did not boot."""
     with work.db.session() as session:
         if task is not None and reason is not None:
-            actions.fail_task(session, work.action_id, task, reason)
+            engine.fail_task(session, work.action_id, task, reason)
         service.finish_reactivate(session, work.action_id, reason)
 
 
@@ -328,7 +329,7 @@ def due() -> list[tuple[int, str, str]]:
     with running.db.session() as session:
         service.suspend_unpaid(session)
     with running.db.session(write=False) as session:
-        return actions.running_actions(session)
+        return engine.running_actions(session)
 
 
 @DBOS.workflow(name="cloudlet.instances.sweep")
