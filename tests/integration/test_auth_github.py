@@ -258,3 +258,26 @@ class TestNotConfigured:
         assert start.status_code == 501 and start.json() == {"error": message}
         callback = api.get("/v1/auth/github/callback", params={"code": "x", "state": "y"})
         assert callback.status_code == 501 and callback.json() == {"error": message}
+
+
+class TestSignUpLimit:
+    @pytest.fixture
+    def settings_overrides(self, github: FakeGitHub) -> dict[str, object]:
+        return {"github_client_id": CLIENT_ID, "github_client_secret": CLIENT_SECRET,
+                "github_authorize_url": f"{github.base}/login/oauth/authorize",
+                "github_token_url": f"{github.base}/login/oauth/access_token",
+                "github_api_url": github.base, "signup_rate_per_address": "2/hour"}
+
+    def test_new_accounts_from_one_address_are_limited_but_existing_ones_sign_in(self, api: Api,
+                                                                                  github: FakeGitHub) -> None:
+        def account(number: int) -> GitHubAccount:
+            return octocat(id=1000 + number, login=f"cat{number}", emails=[
+                {"email": f"cat{number}@example.com", "verified": True, "primary": True, "visibility": None}])
+
+        for number in (1, 2):
+            assert sign_in_with_github(api, github, account(number)).status_code == 200
+        third = sign_in_with_github(api, github, account(3))
+        assert third.status_code == 429 and "Too many sign-ups" in third.json()["error"], third.text
+        assert int(third.headers["Retry-After"]) > 0
+        again = sign_in_with_github(api, github, account(1))  # signing in is not signing up
+        assert again.status_code == 200, again.text

@@ -192,13 +192,16 @@ def test_a_reused_refresh_token_revokes_its_whole_family(api: Api, runtime: Runt
     make_user(runtime, "jane@example.com")
     stolen = login(api, "jane@example.com")["refresh_token"]
     other_session = login(api, "jane@example.com")["refresh_token"]
-    newest = api.post("/v1/auth/refresh", json={"refresh_token": stolen}).json()["refresh_token"]
+    renewed = api.post("/v1/auth/refresh", json={"refresh_token": stolen}).json()
+    newest, access = renewed["refresh_token"], renewed["access_token"]
+    assert api.as_(access).get("/v1/users/me").status_code == 200
 
     replay = api.post("/v1/auth/refresh", json={"refresh_token": stolen})
     assert replay.status_code == 401
     assert "already used" in replay.json()["error"]
     killed = api.post("/v1/auth/refresh", json={"refresh_token": newest})
     assert killed.status_code == 401
+    assert api.as_(access).get("/v1/users/me").status_code == 401  # the family's access JWT dies with it, at once
     # A separate sign-in is a separate family and lives on.
     assert api.post("/v1/auth/refresh", json={"refresh_token": other_session}).status_code == 200
 

@@ -7,11 +7,19 @@ switch off a token holding no more than it does, and delete only such a token.
 
 from __future__ import annotations
 
-import pytest
+import threading
 
+import pytest
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from cloudlet.kit.errors import Conflict
 from cloudlet.surfaces.deps import Runtime
+from cloudlet.tokens import service as tokens
+from cloudlet.tokens.schemas import TokenCreate
 from tests.conftest import Api
 from tests.helpers import Person, make_user, mint_token
+from tests.integration.test_worker import wait_for
 
 FENCE_CHANGES = ({"ip_allowlist": ["0.0.0.0/0"]}, {"expires_at": None}, {"rate_limit_per_minute": 100_000},
                  {"rate_limit_per_hour": 10_000_000})
@@ -122,3 +130,37 @@ class TestTokensPerUser:
         first = api.as_(jane.jwt).get("/api/me/api-tokens").json()[0]["id"]
         assert api.as_(jane.jwt).delete(f"/api/me/api-tokens/{first}").status_code == 204
         assert api.as_(jane.jwt).post("/api/me/api-tokens", json={"name": "again"}).status_code == 201
+
+    @pytest.mark.engines("postgresql")  # SQLite's writers take turns from their first statement already
+    def test_two_mints_at_once_cannot_both_take_the_last_place(self, runtime: Runtime) -> None:
+        jane = make_user(runtime, "jane@example.com")  # holds one of three
+        mint_token(runtime, jane, "*")
+
+        def mint(session: Session, name: str) -> None:
+            tokens.mint(session, user_id=jane.id, project_id=None,
+                        data=TokenCreate(name=name), caller_abilities=["*"], default_per_minute=60,
+                        default_per_hour=1000, max_tokens=3)
+
+        second: list[BaseException | None] = []
+
+        def racer() -> None:
+            try:
+                with runtime.db.session() as other:
+                    mint(other, "second")
+                second.append(None)
+            except BaseException as error:  # handed to the test thread
+                second.append(error)
+
+        with runtime.db.session() as first:
+            mint(first, "first")  # takes the last place, not committed yet
+            thread = threading.Thread(target=racer)
+            thread.start()
+
+            def waiting() -> bool:  # the racer waits for the first mint's lock, as pg_locks shows
+                with runtime.db.engine.connect() as probe:
+                    return bool(probe.execute(text(
+                        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")).scalar())
+            wait_for(waiting, "the second mint to wait on the first", seconds=30)
+        thread.join(timeout=30)
+        assert len(second) == 1 and isinstance(second[0], Conflict), second
+        assert second[0].code == "TOO_MANY_TOKENS"

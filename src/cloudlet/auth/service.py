@@ -153,10 +153,10 @@ SignIn = TokenPair | MfaRequired
 class RefreshTokenReused(Unauthenticated):
     """A spent refresh token came back: its family is to be revoked, in a transaction that survives this error."""
 
-    def __init__(self, family: str) -> None:
+    def __init__(self, family: str, user_id: int) -> None:
         super().__init__("The refresh token was already used; every session it belonged to is now revoked.",
                          code="REFRESH_TOKEN_REUSED")
-        self.family = family
+        self.family, self.user_id = family, user_id
 
 
 def issue_session(session: Session, settings: Settings, user: User, *, family: str | None = None) -> TokenPair:
@@ -287,11 +287,11 @@ def refresh(session: Session, settings: Settings, refresh_token: str) -> TokenPa
     if token is None or token.revoked_at is not None:
         raise Unauthenticated("The refresh token is invalid or has been revoked.", code="INVALID_REFRESH_TOKEN")
     if token.used_at is not None:
-        raise RefreshTokenReused(token.family)
+        raise RefreshTokenReused(token.family, token.user_id)
     if token.expires_at <= now:
         raise Unauthenticated("The refresh token has expired; sign in again.", code="REFRESH_TOKEN_EXPIRED")
     if not repository.spend_refresh_token(session, token.id, now):
-        raise RefreshTokenReused(token.family)  # a concurrent request spent it a moment ago
+        raise RefreshTokenReused(token.family, token.user_id)  # a concurrent request spent it a moment ago
     user = repository.get(session, token.user_id)
     if user is None:
         raise Unauthenticated("The refresh token is invalid or has been revoked.", code="INVALID_REFRESH_TOKEN")
@@ -299,9 +299,13 @@ def refresh(session: Session, settings: Settings, refresh_token: str) -> TokenPa
     return issue_session(session, settings, user, family=token.family)
 
 
-def revoke_family(session: Session, family: str) -> None:
-    """End every session of one refresh-token family (after reuse was detected)."""
-    repository.revoke_family(session, family, clock.now())
+def revoke_family(session: Session, reused: RefreshTokenReused) -> None:
+    """End every session of the family a reused refresh token belongs to, and the access JWTs of the user's
+    sessions with them: whoever replayed the token may hold one (the other sessions refresh theirs)."""
+    repository.revoke_family(session, reused.family, clock.now())
+    user = repository.get(session, reused.user_id)
+    if user is not None:
+        _raise_access_epoch(session, user)
 
 
 def _raise_access_epoch(session: Session, user: User) -> None:
@@ -512,9 +516,10 @@ def github_redirect(settings: Settings) -> str:
     return github.authorize_url(settings, state)
 
 
-def github_sign_in(session: Session, settings: Settings, *, code: str, state: str,
-                   denied: str | None = None) -> SignIn:
-    """Sign in with GitHub: by linked id, else by verified primary email, else a new account."""
+def github_sign_in(session: Session, settings: Settings, limiter: RateLimiter, *, code: str, state: str,
+                   ip: str | None, denied: str | None = None) -> SignIn:
+    """Sign in with GitHub: by linked id, else by verified primary email, else a new account (a sign-up, under
+    the same per-address limit as the email one)."""
     github.require_configured(settings)
     if denied:
         raise Invalid(None, f"GitHub sign-in was not completed: {denied}", code="OAUTH_DENIED")
@@ -538,6 +543,8 @@ def github_sign_in(session: Session, settings: Settings, *, code: str, state: st
         if not settings.allow_registration:
             raise Forbidden("Registration is closed on this server; ask an administrator for an account.",
                             code="REGISTRATION_CLOSED")
+        _limit(limiter, f"signup:address:{ip}", settings.signup_rate_per_address,
+               "Too many sign-ups from this address.")
         user = create_user(session, settings, email=identity.verified_email, password=None,
                            name=identity.name or identity.login)
         user.github_id = identity.id

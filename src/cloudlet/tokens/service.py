@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from cloudlet.kit import clock
+from cloudlet.kit import clock, locks
 from cloudlet.kit.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
 from cloudlet.kit.ids import digest
 from cloudlet.kit.pagination import Page
@@ -71,6 +71,8 @@ def mint(session: Session, *, user_id: int, project_id: int | None, data: TokenC
     wanted = abilities.normalize(data.abilities if data.abilities else [abilities.Ability.ALL.value])
     if not abilities.covers(caller_abilities, wanted):
         raise Forbidden("A token cannot grant abilities its creator does not hold.", code="INSUFFICIENT_SCOPE")
+    if max_tokens is not None:
+        locks.hold(session, f"tokens-of-user:{user_id}")  # two mints at once cannot both pass the count
     if max_tokens is not None and repository.count_for_user(session, user_id) >= max_tokens:
         raise Conflict(f"An account can hold at most {max_tokens} API tokens; delete one you no longer use.",
                        code="TOO_MANY_TOKENS")

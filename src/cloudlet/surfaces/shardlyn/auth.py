@@ -44,7 +44,7 @@ def _refresh_session(runtime: AppRuntime) -> Iterator[Session]:
             yield session
     except auth.RefreshTokenReused as reused:
         with runtime.db.session() as session:
-            auth.revoke_family(session, reused.family)
+            auth.revoke_family(session, reused)
         raise
 
 
@@ -127,11 +127,14 @@ def github_redirect(settings: AppSettings) -> RedirectResponse:
 
 
 @router.get("/github/callback", response_model=TokenPair | MfaRequired, summary="GitHub OAuth callback")
-def github_callback(request: Request, db: DbSession, settings: AppSettings, code: str = "", state: str = "",
+def github_callback(request: Request, db: DbSession, runtime: AppRuntime, code: str = "", state: str = "",
                     error: str | None = None, error_description: str | None = None) -> TokenPair | MfaRequired:
-    """Finish GitHub sign-in: the account linked to GitHub, else the one with its verified email, else a new one."""
+    """Finish GitHub sign-in: the account linked to GitHub, else the one with its verified email, else a new one
+    (429 past the per-address sign-up limit)."""
     denied = (error_description or error) if error else None
-    return signed_in(request, auth.github_sign_in(db, settings, code=code, state=state, denied=denied))
+    ip = client_ip(request, runtime.settings.trusted_proxies)
+    return signed_in(request, auth.github_sign_in(db, runtime.settings, runtime.limiter, code=code, state=state,
+                                                  ip=ip, denied=denied))
 
 
 @router.get("/mfa/status", response_model=MfaStatusRead, summary="Check MFA status")
