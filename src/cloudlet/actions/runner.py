@@ -34,7 +34,7 @@ from cloudlet.kit.db import Database
 
 log = structlog.get_logger(__name__)
 
-# a customer waits on every action: look for new ones five times a second, not once (DBOS's default)
+# the sweep's queue (actions themselves start at once, see start): polled five times a second, not once
 QUEUE = worker.QueueSpec("cloudlet-instances", polling_interval_seconds=0.2)
 # a conclusion that could not be recorded is tried again after this pause, doubled each time up to the cap
 CONCLUDE_RETRY_FIRST_SECONDS = 1.0
@@ -152,10 +152,11 @@ def run(action_id: int, command: str) -> None:
 
 
 def start(queued: Iterable[tuple[int, str, str]]) -> None:
-    """Enqueue the workflows of these (id, command, workflow id) actions (each at most once, whoever asks)."""
+    """Start the workflows of these (id, command, workflow id) actions in this process's worker, at once rather
+    than at the queue's next poll (each at most once, whoever asks: a workflow id that exists is left alone)."""
     for action_id, command, workflow_id in queued:
         with SetWorkflowID(workflow_id):
-            DBOS.enqueue_workflow(QUEUE.name, run, action_id, command)
+            DBOS.start_workflow(run, action_id, command)
 
 
 def cancel(settings: Settings, workflow_id: str) -> None:
