@@ -40,6 +40,7 @@ log = structlog.get_logger(__name__)
 APP_NAME = "cloudlet"
 SYSTEM_DATABASE_SUFFIX = "_dbos_sys"  # DBOS's own convention for a system database beside an app's
 SHUTDOWN_GRACE_SECONDS = 5  # a workflow still running after this is recovered by the next start instead
+NOTIFICATION_POLL_SECONDS = 0.1
 
 # What DBOS calls on each tick: the tick's time and the schedule's context (unused here).
 ScheduledWorkflow = Callable[[datetime, Any], None]
@@ -162,6 +163,9 @@ class Worker:
             # Our own log lines say what ran; DBOS's start-up chatter only at debug level.
             "log_level": "DEBUG" if debug else "WARNING",
             "sys_db_pool_size": 10,
+            # On SQLite DBOS polls for notifications; each poll only looks at what a workflow waits for, and
+            # shutting down waits out one interval (1 s by default), which every restart and test paid.
+            "notification_listener_polling_interval_sec": NOTIFICATION_POLL_SECONDS,
         }
 
     def _prepare_sqlite(self) -> None:
