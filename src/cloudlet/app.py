@@ -7,12 +7,15 @@ from fastapi import FastAPI
 from cloudlet import __version__
 from cloudlet.actions import registry as action_registry
 from cloudlet.actions import runner as action_runner
-from cloudlet.backups import jobs as backup_jobs
-from cloudlet.backups import workflows as backup_workflows
 from cloudlet.billing import workflows as billing_workflows
 from cloudlet.config import Settings
+from cloudlet.instances import build as instance_build
+from cloudlet.instances import copies as instance_copies
+from cloudlet.instances import deletion as instance_deletion
 from cloudlet.instances import power as instance_power
 from cloudlet.instances import rebuild as instance_rebuild
+from cloudlet.instances import suspension as instance_suspension
+from cloudlet.instances import work as instance_work
 from cloudlet.instances import workflows as instance_workflows
 from cloudlet.kit import logging as cloudlet_logging
 from cloudlet.kit.db import Database
@@ -105,9 +108,10 @@ def error_renderer(path: str) -> errors.Renderer:
 
 def register_procedures() -> None:
     """Tell the action engine how each command is carried out (idempotent; nothing registers on import)."""
-    action_registry.register(*instance_workflows.PROCEDURES, *instance_power.PROCEDURES,
-                             *instance_rebuild.PROCEDURES, *backup_jobs.PROCEDURES)
-    action_runner.use_work(instance_workflows.Work)
+    action_registry.register(*instance_build.PROCEDURES, *instance_deletion.PROCEDURES,
+                             *instance_suspension.PROCEDURES, *instance_power.PROCEDURES,
+                             *instance_rebuild.PROCEDURES, *instance_copies.PROCEDURES)
+    action_runner.use_work(instance_work.Work)
 
 
 def build_runtime(settings: Settings) -> Runtime:
@@ -132,7 +136,7 @@ def create_worker(settings: Settings | None = None, runtime: Runtime | None = No
                              *node_workflows.schedules(runtime.settings),
                              *instance_workflows.schedules(runtime.settings),
                              *metrics_workflows.schedules(runtime.settings),
-                             *backup_workflows.schedules(runtime.settings)])
+                             *instance_copies.schedules(runtime.settings)])
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None, *,

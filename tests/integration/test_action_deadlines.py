@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from cloudlet.actions import registry, runner
-from cloudlet.instances.workflows import Work
+from cloudlet.instances.work import Work
 from tests.cloud import Cloud, HeldDriver, wait_for
 from tests.integration.test_instances import order, running
 

@@ -131,8 +131,7 @@ def test_another_project_sees_404(cloud: Cloud) -> None:
 def test_an_end_of_cycle_deletion_happens_at_billed_till_without_a_refund(cloud: Cloud) -> None:
     from datetime import timedelta
 
-    from cloudlet.instances import service as instance_service
-    from cloudlet.instances import workflows
+    from cloudlet.instances import deletion, workflows
     from cloudlet.kit import clock
 
     client = cloud.client()
@@ -141,10 +140,10 @@ def test_an_end_of_cycle_deletion_happens_at_billed_till_without_a_refund(cloud:
     client.request("DELETE", f"/api/instances/{body['id']}", json={"mode": "end_of_cycle"})
     before = cloud.balance()
     with cloud.runtime.db.session() as session:  # not due yet: nothing starts
-        assert instance_service.delete_due(session) == []
+        assert deletion.delete_due(session) == []
     with clock.travel(timedelta(days=32)):
         with cloud.runtime.db.session() as session:
-            assert instance_service.delete_due(session) == [body["id"]]
+            assert deletion.delete_due(session) == [body["id"]]
         workflows.start(workflows.due())  # what the worker's sweep does on its next tick
         wait_for(lambda: client.get(f"/api/instances/{body['id']}").status_code == 404)
     assert cloud.driver.list_guests() == [] and cloud.balance() == before

@@ -19,7 +19,7 @@ from sqlalchemy import event
 from cloudlet.actions import service as action_engine
 from cloudlet.auth.models import User
 from cloudlet.drivers.fake import FakeDriver
-from cloudlet.instances import service as instances
+from cloudlet.instances import build
 from cloudlet.instances.schemas import CREATE_TASKS, CreatedInstance, InstanceCreate
 from cloudlet.kit import clock
 from cloudlet.metrics.models import InstanceCounters
@@ -63,7 +63,7 @@ class Servers:
         with self.runtime.db.session() as session:
             for _ in range(count):
                 number = len(self.made) + 1
-                self.made.append(instances.create_instance(
+                self.made.append(build.create_instance(
                     session, self.runtime.settings, _Acting(self.customer.user),
                     InstanceCreate(name=f"web-{number}", hostname=f"web-{number}.example.com", plan="scout-1",
                                    template=TEMPLATE),
@@ -83,7 +83,7 @@ class Servers:
         with self.runtime.db.session() as session:
             for task in CREATE_TASKS[:-1]:
                 action_engine.complete_task(session, action_id, task)
-            instances.finish_create(session, self.runtime.settings, action_id)
+            build.finish_create(session, self.runtime.settings, action_id)
 
 
 @pytest.fixture
@@ -201,7 +201,7 @@ def test_a_deployment_is_read_from_one_snapshot(servers: Servers, database_url: 
 
     def finish_elsewhere() -> None:
         with servers.runtime.db.session() as session:
-            instances.finish_create(session, servers.runtime.settings, created.action.id)
+            build.finish_create(session, servers.runtime.settings, created.action.id)
 
     def build_commits_meanwhile(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
         # right after the request's first read of the server, before any other, the build commits elsewhere

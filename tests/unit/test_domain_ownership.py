@@ -44,3 +44,10 @@ def test_pools_rates_and_project_prices_are_declared_by_their_owners() -> None:
     catalog_models = (SRC / "catalog" / "models.py").read_text(encoding="utf-8")
     for table in ("ip_pools", "ip_allocations", "exchange_rates", "project_prices"):
         assert f'"{table}"' not in catalog_models
+
+
+def test_imports_go_from_instances_to_backups_never_back() -> None:
+    imported = _imports("backups")
+    assert "cloudlet.backups.models" in imported  # the walk did read the backups package
+    reached = {m for m in imported if m == "cloudlet.instances" or m.startswith("cloudlet.instances.")}
+    assert reached == set()

@@ -1,4 +1,4 @@
-"""SQL of snapshots and backups."""
+"""SQL of snapshots and backups (their rows only: which instances are deleted, the instances domain says)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from sqlalchemy import delete as delete_rows
 from sqlalchemy.orm import Session
 
 from cloudlet.backups.models import Backup, Snapshot
-from cloudlet.instances.models import Instance, InstanceStatus
+
+# a query of instance ids, made by the instances domain (the deleted instances), used inside one statement here
+InstanceIds = Select[int]
 
 
 def insert(session: Session, row: Snapshot | Backup) -> None:
@@ -51,10 +53,9 @@ def snapshot_count(session: Session, instance_id: int) -> int:
                           .where(Snapshot.instance_id == instance_id)) or 0
 
 
-def backups_of_deleted_instances(session: Session, limit: int) -> list[Backup]:
-    """Backups (any status) whose instance is deleted, oldest first, at most limit of them."""
-    return list(session.scalars(select(Backup).join(Instance, Instance.id == Backup.instance_id)
-                                .where(Instance.status == InstanceStatus.DELETED)
+def backups_of_instances(session: Session, instance_ids: InstanceIds, limit: int) -> list[Backup]:
+    """Backups (any status) of the given instances, oldest first, at most limit of them."""
+    return list(session.scalars(select(Backup).where(Backup.instance_id.in_(instance_ids))
                                 .order_by(Backup.id).limit(limit)))
 
 
@@ -63,19 +64,14 @@ def delete_backup_row(session: Session, backup_id: int) -> None:
     session.execute(delete_rows(Backup).where(Backup.id == backup_id).execution_options(synchronize_session=False))
 
 
-def _deleted_instances() -> Select[int]:
-    return select(Instance.id).where(Instance.status == InstanceStatus.DELETED)
-
-
-def count_snapshots_of_deleted_instances(session: Session) -> int:
-    """How many snapshot rows deleted instances still have."""
+def count_snapshots_of_instances(session: Session, instance_ids: InstanceIds) -> int:
+    """How many snapshot rows the given instances have."""
     return session.scalar(select(func.count()).select_from(Snapshot)
-                          .where(Snapshot.instance_id.in_(_deleted_instances()))) or 0
+                          .where(Snapshot.instance_id.in_(instance_ids))) or 0
 
 
-def delete_snapshots_of_deleted_instances(session: Session) -> int:
-    """Remove the snapshot rows of deleted instances (their disk, which held them, is gone); how many."""
-    deleted = _deleted_instances()
-    result = session.execute(delete_rows(Snapshot).where(Snapshot.instance_id.in_(deleted))
+def delete_snapshots_of_instances(session: Session, instance_ids: InstanceIds) -> int:
+    """Remove the snapshot rows of the given instances; how many."""
+    result = session.execute(delete_rows(Snapshot).where(Snapshot.instance_id.in_(instance_ids))
                              .execution_options(synchronize_session=False))
     return int(getattr(result, "rowcount", 0) or 0)

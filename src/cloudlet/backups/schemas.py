@@ -9,14 +9,6 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from cloudlet.backups.models import CopyStatus
-from cloudlet.instances.schemas import ActionRead
-
-SNAPSHOT_TASKS = ("take_snapshot", "finalize")
-BACKUP_TASKS = ("copy_disk", "finalize")
-# both restores: the power is cut (the disk is about to be replaced), the disk is brought back, and a guest
-# that ran before runs again (a snapshot with memory comes back running by itself)
-RESTORE_TASKS = ("power_off_for_restore", "restore_disk", "power_on_after_restore", "finalize")
-DISCARD_TASKS = ("discard_copy", "finalize")
 
 
 class SnapshotCreate(BaseModel):
@@ -47,15 +39,6 @@ class SnapshotList(BaseModel):
     snapshots: list[SnapshotRead]
 
 
-class SnapshotStarted(BaseModel):
-    """A snapshot and the action opened on it (create, restore or delete)."""
-
-    instance_id: int
-    instance_uuid: str
-    snapshot: SnapshotRead
-    action: ActionRead
-
-
 class BackupRead(BaseModel):
     """A backup of an instance."""
 
@@ -70,11 +53,12 @@ class BackupRead(BaseModel):
     completed_at: datetime | None
 
 
-class BackupStarted(BaseModel):
-    """A backup and the action opened on it (create, restore or delete)."""
+class StoredBackup(BaseModel):
+    """Where the store keeps a backup's file, and the checksum it was stored with (None until it is copied)."""
 
-    backup: BackupRead
-    action: ActionRead
+    uuid: str
+    store_key: str
+    checksum_sha256: str | None
 
 
 @dataclass(frozen=True)

@@ -1,89 +1,37 @@
-"""Snapshots and backups of an instance: what a request may ask, and the actions that carry it out.
+"""The records of snapshots and backups, by instance id, and the backup store's files.
 
-Every create, restore and delete is an Action on the instance (409 while another one holds it or the
-state does not allow it, 403 while it is suspended, 404 for another project's instance); the worker
-carries it out (jobs.py). Snapshots and backups are recorded here, so listing them never asks the node.
+What a request may ask of an instance's snapshots and backups, and the actions that carry it out, are
+the instances domain's (instances/copies.py): it checks the instance and its state, then records here.
+Snapshots and backups are recorded here, so listing them never asks the node.
 """
 
 from __future__ import annotations
 
-import time
 import uuid
+from pathlib import Path
 
+import structlog
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from cloudlet.actions import service as engine
 from cloudlet.backups import repository, store
 from cloudlet.backups.models import Backup, CopyStatus, Snapshot
-from cloudlet.backups.schemas import (
-    BACKUP_TASKS,
-    DISCARD_TASKS,
-    RESTORE_TASKS,
-    SNAPSHOT_TASKS,
-    BackupFile,
-    BackupRead,
-    BackupStarted,
-    LeftBackup,
-    SnapshotCreate,
-    SnapshotList,
-    SnapshotRead,
-    SnapshotStarted,
-)
+from cloudlet.backups.repository import InstanceIds
+from cloudlet.backups.schemas import BackupFile, BackupRead, LeftBackup, SnapshotCreate, SnapshotRead, StoredBackup
 from cloudlet.config import Settings
-from cloudlet.drivers.base import SNAPSHOT_PATTERN
-from cloudlet.instances import actions
-from cloudlet.instances import repository as instance_rows
-from cloudlet.instances.models import ActionStatus, Instance, InstanceStatus
-from cloudlet.instances.schemas import ActionRead, Allowed, Command
+from cloudlet.kit import clock
 from cloudlet.kit.db import Database
-from cloudlet.kit.errors import Conflict, Invalid, NotFound
-from cloudlet.projects.schemas import Actor
+from cloudlet.kit.errors import Conflict, NotFound
 
-SETTLE_POLL_SECONDS = 0.2
+log = structlog.get_logger(__name__)
 
 
 # --- snapshots -----------------------------------------------------------------------------------
 
 
-def list_snapshots(session: Session, actor: Actor, ident: int | str) -> SnapshotList:
-    """The instance's snapshots as recorded, oldest first."""
-    row = actions.instance_of(session, actor, ident)
-    return SnapshotList(instance_id=row.id, instance_uuid=row.uuid,
-                        snapshots=[SnapshotRead.model_validate(s) for s in repository.snapshots(session, row.id)])
-
-
-def request_snapshot(session: Session, actor: Actor, ident: int | str, data: SnapshotCreate) -> SnapshotStarted:
-    """Record a new snapshot and open the action that takes it."""
-    row = actions.instance_of(session, actor, ident, lock=True)
-    if not SNAPSHOT_PATTERN.match(data.name):
-        raise Invalid("name", "A snapshot name is 1 to 64 letters, digits and underscores.",
-                      code="INVALID_SNAPSHOT_NAME")
-    actions.require_allowed(row, Allowed.SNAPSHOT)
-    if repository.snapshot(session, row.id, data.name) is not None:
-        raise Conflict(f"The instance already has a snapshot named {data.name}.", code="SNAPSHOT_EXISTS")
-    snapshot = Snapshot(instance_id=row.id, name=data.name, description=data.description,
-                        include_ram=data.include_ram, status=CopyStatus.CREATING)
-    repository.insert(session, snapshot)
-    return _snapshot_started(session, row, snapshot, Command.SNAPSHOT, SNAPSHOT_TASKS, {})
-
-
-def request_snapshot_restore(session: Session, actor: Actor, ident: int | str, name: str) -> SnapshotStarted:
-    """Open the action that brings the instance back to a ready snapshot."""
-    row = actions.instance_of(session, actor, ident, lock=True)
-    actions.require_allowed(row, Allowed.SNAPSHOT)
-    snapshot = _ready_snapshot(session, row, name)
-    return _snapshot_started(session, row, snapshot, Command.RESTORE, RESTORE_TASKS,
-                             {"boot_after": row.status is InstanceStatus.RUNNING})
-
-
-def request_snapshot_delete(session: Session, actor: Actor, ident: int | str, name: str) -> SnapshotStarted:
-    """Open the action that deletes a snapshot."""
-    row = actions.instance_of(session, actor, ident, lock=True)
-    actions.require_allowed(row, Allowed.SNAPSHOT)
-    snapshot = repository.snapshot(session, row.id, name)
-    if snapshot is None:
-        raise NotFound("snapshot", name, code="SNAPSHOT_NOT_FOUND")
-    return _snapshot_started(session, row, snapshot, Command.DISCARD, DISCARD_TASKS, {})
+def snapshots(session: Session, instance_id: int) -> list[SnapshotRead]:
+    """An instance's snapshots as recorded, oldest first."""
+    return [SnapshotRead.model_validate(s) for s in repository.snapshots(session, instance_id)]
 
 
 def snapshot_count(session: Session, instance_id: int) -> int:
@@ -91,146 +39,234 @@ def snapshot_count(session: Session, instance_id: int) -> int:
     return repository.snapshot_count(session, instance_id)
 
 
-def _ready_snapshot(session: Session, row: Instance, name: str) -> Snapshot:
-    snapshot = repository.snapshot(session, row.id, name)
-    if snapshot is None:
+def find_snapshot(session: Session, instance_id: int, name: str) -> SnapshotRead | None:
+    """One snapshot of an instance by name, or None."""
+    found = repository.snapshot(session, instance_id, name)
+    return None if found is None else SnapshotRead.model_validate(found)
+
+
+def get_snapshot(session: Session, instance_id: int, name: str) -> SnapshotRead:
+    """One snapshot of an instance by name; NotFound otherwise."""
+    found = find_snapshot(session, instance_id, name)
+    if found is None:
         raise NotFound("snapshot", name, code="SNAPSHOT_NOT_FOUND")
-    if snapshot.status is not CopyStatus.READY:
-        raise Conflict(f"Snapshot {name} is {snapshot.status.value}, not ready.", code="SNAPSHOT_NOT_READY")
-    return snapshot
+    return found
 
 
-def _snapshot_started(session: Session, row: Instance, snapshot: Snapshot, command: Command,
-                      tasks: tuple[str, ...], params: dict[str, bool]) -> SnapshotStarted:
-    action = engine.begin(session, row, command, tasks)
-    action.params = {"snapshot": snapshot.name, **params}
-    session.flush()
-    return SnapshotStarted(instance_id=row.id, instance_uuid=row.uuid, snapshot=SnapshotRead.model_validate(snapshot),
-                           action=actions.action_read(session, action))
+def ready_snapshot(session: Session, instance_id: int, name: str) -> SnapshotRead:
+    """A snapshot that can be restored; NotFound or Conflict (not ready) otherwise."""
+    found = get_snapshot(session, instance_id, name)
+    if found.status is not CopyStatus.READY:
+        raise Conflict(f"Snapshot {name} is {found.status.value}, not ready.", code="SNAPSHOT_NOT_READY")
+    return found
+
+
+def add_snapshot(session: Session, instance_id: int, data: SnapshotCreate) -> SnapshotRead:
+    """Record a snapshot being taken; Conflict when the instance has one of that name."""
+    if repository.snapshot(session, instance_id, data.name) is not None:
+        raise Conflict(f"The instance already has a snapshot named {data.name}.", code="SNAPSHOT_EXISTS")
+    row = Snapshot(instance_id=instance_id, name=data.name, description=data.description,
+                   include_ram=data.include_ram, status=CopyStatus.CREATING)
+    repository.insert(session, row)
+    return SnapshotRead.model_validate(row)
+
+
+def snapshot_taken(session: Session, instance_id: int, name: str, *, ok: bool) -> None:
+    """A snapshot is ready, or forgotten when it failed (the node kept nothing of it)."""
+    row = repository.snapshot(session, instance_id, name)
+    if row is None:
+        return
+    if ok:
+        row.status = CopyStatus.READY
+        session.flush()
+    else:
+        repository.delete(session, row)
+
+
+def forget_snapshot(session: Session, instance_id: int, name: str) -> None:
+    """Remove a snapshot's record (once the node deleted it); one already gone is fine."""
+    row = repository.snapshot(session, instance_id, name)
+    if row is not None:
+        repository.delete(session, row)
 
 
 # --- backups -------------------------------------------------------------------------------------
 
 
-def backup_read(row: Instance, backup: Backup) -> BackupRead:
-    """A backup as the service shows it."""
-    return BackupRead(id=backup.uuid, instance_id=row.id, instance_uuid=row.uuid, status=backup.status,
-                      size_bytes=backup.size_bytes, checksum_sha256=backup.checksum_sha256, error=backup.error,
-                      created_at=backup.created_at, completed_at=backup.completed_at)
+def _read(instance_uuid: str, backup: Backup) -> BackupRead:
+    return BackupRead(id=backup.uuid, instance_id=backup.instance_id, instance_uuid=instance_uuid,
+                      status=backup.status, size_bytes=backup.size_bytes, checksum_sha256=backup.checksum_sha256,
+                      error=backup.error, created_at=backup.created_at, completed_at=backup.completed_at)
 
 
-def list_backups(session: Session, actor: Actor, ident: int | str) -> list[BackupRead]:
-    """The instance's backups, newest first."""
-    row = actions.instance_of(session, actor, ident)
-    return [backup_read(row, backup) for backup in repository.backups(session, row.id)]
+def backups(session: Session, instance_id: int, instance_uuid: str) -> list[BackupRead]:
+    """An instance's backups, newest first."""
+    return [_read(instance_uuid, b) for b in repository.backups(session, instance_id)]
 
 
-def get_backup(session: Session, actor: Actor, ident: int | str, backup_id: str) -> BackupRead:
-    """One backup of the instance."""
-    row = actions.instance_of(session, actor, ident)
-    return backup_read(row, _backup(session, row, backup_id))
-
-
-def _backup(session: Session, row: Instance, backup_id: str) -> Backup:
-    backup = repository.backup(session, row.id, backup_id)
-    if backup is None:
+def _backup(session: Session, instance_id: int, backup_id: str) -> Backup:
+    found = repository.backup(session, instance_id, backup_id)
+    if found is None:
         raise NotFound("backup", backup_id, code="BACKUP_NOT_FOUND")
-    return backup
+    return found
 
 
-def _ready_backup(session: Session, row: Instance, backup_id: str) -> Backup:
-    backup = _backup(session, row, backup_id)
-    if backup.status is not CopyStatus.READY or backup.checksum_sha256 is None or backup.size_bytes is None:
-        raise Conflict(f"Backup {backup_id} is {backup.status.value}, not ready.", code="BACKUP_NOT_READY")
-    return backup
+def _ready_backup(session: Session, instance_id: int, backup_id: str) -> Backup:
+    found = _backup(session, instance_id, backup_id)
+    if found.status is not CopyStatus.READY or found.checksum_sha256 is None or found.size_bytes is None:
+        raise Conflict(f"Backup {backup_id} is {found.status.value}, not ready.", code="BACKUP_NOT_READY")
+    return found
 
 
-def request_backup(session: Session, actor: Actor, ident: int | str) -> BackupStarted:
-    """Record a new backup and open the action that copies the instance's disk into the store."""
-    row = actions.instance_of(session, actor, ident, lock=True)
-    actions.require_allowed(row, Allowed.BACKUP)
+def get_backup(session: Session, instance_id: int, instance_uuid: str, backup_id: str) -> BackupRead:
+    """One backup of an instance; NotFound otherwise."""
+    return _read(instance_uuid, _backup(session, instance_id, backup_id))
+
+
+def ready_backup(session: Session, instance_id: int, instance_uuid: str, backup_id: str) -> BackupRead:
+    """A backup that can be restored or downloaded; NotFound or Conflict (not ready) otherwise."""
+    return _read(instance_uuid, _ready_backup(session, instance_id, backup_id))
+
+
+def add_backup(session: Session, instance_id: int, instance_uuid: str) -> BackupRead:
+    """Record a backup being made, with the key the store will keep its file under."""
     public = str(uuid.uuid4())
-    backup = Backup(uuid=public, instance_id=row.id, status=CopyStatus.CREATING,
-                    store_key=f"{row.uuid}/{public}.qcow2")
-    repository.insert(session, backup)
-    return _backup_started(session, row, backup, Command.BACKUP, BACKUP_TASKS, {})
+    row = Backup(uuid=public, instance_id=instance_id, status=CopyStatus.CREATING,
+                 store_key=f"{instance_uuid}/{public}.qcow2")
+    repository.insert(session, row)
+    return _read(instance_uuid, row)
 
 
-def request_backup_restore(session: Session, actor: Actor, ident: int | str, backup_id: str) -> BackupStarted:
-    """Open the action that writes a ready backup back over the instance's disk."""
-    row = actions.instance_of(session, actor, ident, lock=True)
-    actions.require_allowed(row, Allowed.BACKUP)
-    backup = _ready_backup(session, row, backup_id)
-    return _backup_started(session, row, backup, Command.RESTORE, RESTORE_TASKS,
-                           {"boot_after": row.status is InstanceStatus.RUNNING})
+def stored_backup(session: Session, instance_id: int, backup_id: str) -> StoredBackup | None:
+    """Where the store keeps a backup of an instance and its checksum, or None when it is not recorded."""
+    found = repository.backup(session, instance_id, backup_id)
+    if found is None:
+        return None
+    return StoredBackup(uuid=found.uuid, store_key=found.store_key, checksum_sha256=found.checksum_sha256)
 
 
-def request_backup_delete(session: Session, actor: Actor, ident: int | str, backup_id: str) -> BackupStarted:
-    """Open the action that removes a backup from the store."""
-    row = actions.instance_of(session, actor, ident, lock=True)
-    actions.require_allowed(row, Allowed.BACKUP)
-    backup = _backup(session, row, backup_id)
-    return _backup_started(session, row, backup, Command.DISCARD, DISCARD_TASKS, {})
+def backup_copied(session: Session, instance_id: int, backup_id: str, size_bytes: int, checksum: str) -> None:
+    """A backup's file is in the store: its size and checksum."""
+    found = repository.backup(session, instance_id, backup_id)
+    if found is not None:
+        found.size_bytes, found.checksum_sha256 = size_bytes, checksum
+        session.flush()
 
 
-def _backup_started(session: Session, row: Instance, backup: Backup, command: Command, tasks: tuple[str, ...],
-                    params: dict[str, bool]) -> BackupStarted:
-    action = engine.begin(session, row, command, tasks)
-    action.params = {"backup": backup.uuid, **params}
+def backup_ended(session: Session, instance_id: int, backup_id: str, error: str | None) -> None:
+    """A backup is ready, or failed with its error."""
+    found = repository.backup(session, instance_id, backup_id)
+    if found is None:
+        return
+    found.status = CopyStatus.READY if error is None else CopyStatus.FAILED
+    found.completed_at = clock.now()
+    found.error = (error or "")[:2000]
     session.flush()
-    return BackupStarted(backup=backup_read(row, backup), action=actions.action_read(session, action))
 
 
-def backup_file(session: Session, settings: Settings, actor: Actor, ident: int | str, backup_id: str) -> BackupFile:
-    """A ready backup's bytes from the store, with its size and checksum."""
-    row = actions.instance_of(session, actor, ident)
-    backup = _ready_backup(session, row, backup_id)
+def forget_backup(session: Session, instance_id: int, backup_id: str) -> None:
+    """Remove a backup's record (once its file is gone from the store); one already gone is fine."""
+    found = repository.backup(session, instance_id, backup_id)
+    if found is not None:
+        repository.delete(session, found)
+
+
+def backup_file(session: Session, settings: Settings, instance_id: int, backup_id: str, filename: str) -> BackupFile:
+    """A ready backup's bytes from the store (filename without its extension), with its size and checksum."""
+    found = _ready_backup(session, instance_id, backup_id)
     try:
-        chunks = store.store_for(settings).chunks(backup.store_key)
+        chunks = store.store_for(settings).chunks(found.store_key)
     except FileNotFoundError as error:
         raise NotFound("backup file", backup_id, code="BACKUP_NOT_FOUND") from error
-    return BackupFile(filename=f"{row.hostname.split('.')[0]}-{backup.uuid}.qcow2", size_bytes=backup.size_bytes or 0,
-                      checksum_sha256=backup.checksum_sha256 or "", chunks=chunks)
+    return BackupFile(filename=f"{filename}-{found.uuid}.qcow2", size_bytes=found.size_bytes or 0,
+                      checksum_sha256=found.checksum_sha256 or "", chunks=chunks)
 
 
-# --- what a deleted instance leaves ---------------------------------------------------------------------
+# --- the store's files -----------------------------------------------------------------------------
 
 
-def backups_left_by_deleted_instances(session: Session, limit: int) -> list[LeftBackup]:
-    """Backups of deleted instances, still recorded (their files may still be in the store), oldest first."""
+def checksum_of(path: Path) -> str:
+    """The SHA-256 of a local file, as a backup's checksum is recorded."""
+    return store.sha256_of(path)
+
+
+def put_file(settings: Settings, store_key: str, path: Path) -> None:
+    """Put a local file into the backup store under store_key (no transaction should be open meanwhile)."""
+    store.store_for(settings).put(store_key, path)
+
+
+def fetch_file(settings: Settings, store_key: str, target: Path) -> None:
+    """Copy a stored file to a local path."""
+    store.store_for(settings).fetch(store_key, target)
+
+
+def delete_file(settings: Settings, store_key: str) -> None:
+    """Remove a stored file; one already gone is fine."""
+    store.store_for(settings).delete(store_key)
+
+
+# --- what deleted instances leave -----------------------------------------------------------------
+
+
+def backups_left_by(session: Session, deleted: InstanceIds, limit: int) -> list[LeftBackup]:
+    """Backups of the given (deleted) instances, still recorded (their files may still be in the store), oldest
+    first."""
     return [LeftBackup(row_id=b.id, uuid=b.uuid, store_key=b.store_key)
-            for b in repository.backups_of_deleted_instances(session, limit)]
+            for b in repository.backups_of_instances(session, deleted, limit)]
 
 
-def forget_backup(session: Session, row_id: int) -> None:
-    """Remove a backup's row (once its file is gone from the store); a row already gone is fine."""
+def forget_backup_row(session: Session, row_id: int) -> None:
+    """Remove a backup's row by its row id (once its file is gone from the store); a row already gone is fine."""
     repository.delete_backup_row(session, row_id)
 
 
-def snapshots_left_by_deleted_instances(session: Session) -> int:
-    """How many snapshot rows deleted instances still have."""
-    return repository.count_snapshots_of_deleted_instances(session)
+def snapshots_left_by(session: Session, deleted: InstanceIds) -> int:
+    """How many snapshot rows the given (deleted) instances still have."""
+    return repository.count_snapshots_of_instances(session, deleted)
 
 
-def forget_snapshots_of_deleted_instances(session: Session) -> int:
-    """Remove the snapshot rows of deleted instances: the disk that held them went with the guest."""
-    return repository.delete_snapshots_of_deleted_instances(session)
+def forget_snapshots_of(session: Session, deleted: InstanceIds) -> int:
+    """Remove the snapshot rows of the given (deleted) instances: the disk that held them went with the guest."""
+    return repository.delete_snapshots_of_instances(session, deleted)
 
 
-# --- waiting ------------------------------------------------------------------------------------------
+BATCH = 100  # backups removed per tick at most; a bigger backlog goes over the next ticks
 
 
-def settle(db: Database, action_id: int, timeout: float) -> ActionRead:
-    """Wait up to timeout seconds for an action to end; the action as it is then.
+class PurgeReport(BaseModel):
+    """What one sweep removed, and the backups whose file the store would not remove (tried again next tick)."""
 
-    Call it once the transaction that opened the action has committed (before, its workflow cannot start).
+    backups: int = 0
+    snapshots: int = 0
+    kept: list[str] = []
+
+
+def purge_deleted_instances(db: Database, settings: Settings, deleted: InstanceIds) -> PurgeReport:
+    """Remove the backup files and rows, and the snapshot rows, of the deleted instances (a query of their ids).
+
+    Deleting an instance removes its backups, as Hetzner and DigitalOcean do: on each tick of the sweep
+    (instances/copies.py gives the deleted instances), a backup's file is removed from the store, then its row;
+    the snapshot rows go too (the snapshots went with the guest's disk). A deletion never waits on the store.
+    The store is asked with no transaction open, a file first and its row after, so a crash or a store that does
+    not answer leaves the row, and the next tick removes the file (a missing one is fine) and the row again.
     """
-    deadline = time.monotonic() + timeout
-    while True:
-        with db.session(write=False) as session:
-            action = instance_rows.action(session, action_id)
-            if action is None:
-                raise NotFound("action", action_id)
-            if action.status is not ActionStatus.RUNNING or time.monotonic() >= deadline:
-                return actions.action_read(session, action)
-        time.sleep(SETTLE_POLL_SECONDS)
+    report = PurgeReport()
+    with db.session(write=False) as session:  # most ticks find nothing: they take no write lock
+        stale = snapshots_left_by(session, deleted)
+        left = backups_left_by(session, deleted, BATCH)
+    if stale:
+        with db.session() as session:
+            report.snapshots = forget_snapshots_of(session, deleted)
+    backups = store.store_for(settings)
+    for backup in left:
+        try:  # no transaction is open while the store answers
+            backups.delete(backup.store_key)
+        except Exception as error:  # one file the store keeps must not keep the others; the next tick retries
+            log.warning("backup of a deleted instance not removed from the store", backup=backup.uuid,
+                        error=f"{type(error).__name__}: {error}")
+            report.kept.append(backup.uuid)
+            continue
+        with db.session() as session:
+            forget_backup_row(session, backup.row_id)
+        report.backups += 1
+    return report

@@ -32,7 +32,7 @@ from cloudlet.drivers.base import DriverError, GuestNotFound, GuestState
 from cloudlet.instances import actions, repository, service
 from cloudlet.instances.models import ActionStatus, InstanceStatus
 from cloudlet.instances.schemas import ActionRead, Allowed, Command, InstanceRead
-from cloudlet.instances.workflows import READY_WAIT, SHUTDOWN_WAIT, Work
+from cloudlet.instances.work import READY_WAIT, SHUTDOWN_WAIT, Work
 from cloudlet.kit.db import Database
 from cloudlet.kit.errors import Invalid, NotFound
 from cloudlet.projects.schemas import Actor

@@ -17,8 +17,8 @@ the new seed. Reinstall and password reset write the seed under a new NoCloud in
 instance's uuid and the action's id), so cloud-init images, which apply users and passwords once per
 instance-id, apply them again; the tiny image applies its seed on every boot anyway.
 
-The snapshot count is a plain query of the snapshots table (backups.repository, which imports only
-models): the backups service imports instances/, so instances/ never imports it, and there is no cycle.
+The snapshot count comes from the backups service, which knows nothing of instances: imports go one
+way, instances/ to backups/.
 
 None of the images Cloudlet builds or imports runs a guest agent, so a new password is applied at the
 guest's next boot (at once when the caller asks for a reboot), and the answer says so.
@@ -45,7 +45,7 @@ from cloudlet.images import service as images
 from cloudlet.instances import actions, power, repository, service
 from cloudlet.instances.models import ActionStatus, Instance, InstanceStatus
 from cloudlet.instances.schemas import ActionRead, Allowed, Command, InstanceRead
-from cloudlet.instances.workflows import (
+from cloudlet.instances.work import (
     READY_WAIT,
     Work,
     start_vm,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
@@ -106,6 +106,11 @@ def due_deletions(session: Session, now: datetime, limit: int = 200) -> list[int
                                        Instance.status.not_in([InstanceStatus.DELETING, InstanceStatus.DELETED]))
              .order_by(Instance.delete_at).limit(limit))
     return list(session.scalars(query))
+
+
+def deleted_ids() -> Select[int]:
+    """The ids of deleted instances, as a query another domain's statement can use (it runs inside that one)."""
+    return select(Instance.id).where(Instance.status == InstanceStatus.DELETED)
 
 
 def ssh_keys(session: Session, project_ids: Iterable[int]) -> list[SshKey]:

@@ -8,6 +8,7 @@ from typing import NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cloudlet.backups.schemas import BackupRead, SnapshotRead
 from cloudlet.instances.models import ActionStatus, InstanceStatus, TaskStatus
 
 CREATE_TASKS = ("validate_resources", "allocate_ip", "create_vm", "configure_hardware", "apply_cloud_init",
@@ -263,3 +264,19 @@ class SshKeyRead(BaseModel):
     public_key: str
     fingerprint: str
     created_at: datetime
+
+
+class SnapshotStarted(BaseModel):
+    """A snapshot and the action opened on it (create, restore or delete)."""
+
+    instance_id: int
+    instance_uuid: str
+    snapshot: SnapshotRead
+    action: ActionRead
+
+
+class BackupStarted(BaseModel):
+    """A backup and the action opened on it (create, restore or delete)."""
+
+    backup: BackupRead
+    action: ActionRead

@@ -27,6 +27,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 
 from cloudlet.auth.caller import Caller
+from cloudlet.instances import build, deletion
 from cloudlet.instances import service as instances
 from cloudlet.instances.models import InstanceStatus
 from cloudlet.instances.schemas import DeletionMode
@@ -93,7 +94,7 @@ def create_vps(body: CpVpsCreate, caller: VpsWriter, db: DbSession, settings: Ap
                idem: IdempotencyGuard) -> Response:
     """Pay for, place and address a server and start deploying it."""
     return idem.run(body, lambda: CpVpsCreatedEnvelope(data=CpVpsCreated.of(
-        instances.create_instance(db, settings, caller, body.to_instance(), actor_project=caller.project_id))),
+        build.create_instance(db, settings, caller, body.to_instance(), actor_project=caller.project_id))),
         status_code=201)
 
 
@@ -114,5 +115,5 @@ def deployment(vps_id: str, caller: VpsReader, db: DbSession) -> dict[str, Any]:
 @router.post("/{vps_id}/delete", summary="Delete VPS (immediately; the unused part is refunded)")
 def delete_vps(vps_id: str, caller: VpsDeleter, db: DbSession) -> dict[str, Any]:
     """Delete the VPS now and refund the rest of its paid cycle."""
-    data = CpVpsDeleted.of(instances.delete_instance(db, caller, vps_id, DeletionMode.IMMEDIATE))
+    data = CpVpsDeleted.of(deletion.delete_instance(db, caller, vps_id, DeletionMode.IMMEDIATE))
     return envelope(data.model_dump(mode="json"), f'VPS "{data.name}" deleted successfully')

@@ -26,11 +26,11 @@ from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from cloudlet.auth.caller import Caller
-from cloudlet.backups import jobs, service
 from cloudlet.backups.models import CopyStatus
-from cloudlet.backups.schemas import SnapshotCreate, SnapshotStarted
+from cloudlet.backups.schemas import SnapshotCreate
+from cloudlet.instances import copies
 from cloudlet.instances.models import ActionStatus
-from cloudlet.instances.schemas import ActionRead
+from cloudlet.instances.schemas import ActionRead, SnapshotStarted
 from cloudlet.kit.db import Database
 from cloudlet.surfaces.cyberpanel.errors import envelope, render
 from cloudlet.surfaces.cyberpanel.vps_power import SettledAnswer, Wording
@@ -39,7 +39,7 @@ from cloudlet.surfaces.errors import Problem
 from cloudlet.tokens.abilities import Ability
 
 router = APIRouter(prefix="/api/v1/vps", tags=["cyberpanel"])
-PROCEDURES = jobs.PROCEDURES  # loading this surface declares the procedures the worker runs
+PROCEDURES = copies.PROCEDURES  # loading this surface declares the procedures the worker runs
 
 VpsReader = Annotated[Caller, requires(Ability.INSTANCES_READ)]
 VpsWriter = Annotated[Caller, requires(Ability.INSTANCES_WRITE)]
@@ -102,13 +102,13 @@ def _answer(started: SnapshotStarted, action: ActionRead, words: Wording) -> Res
 
 
 def _settled(started: SnapshotStarted, words: Wording, db: Database, wait: float) -> SettledAnswer:
-    return SettledAnswer(lambda: _answer(started, service.settle(db, started.action.id, wait), words))
+    return SettledAnswer(lambda: _answer(started, copies.settle(db, started.action.id, wait), words))
 
 
 @router.get("/{vps_id}/snapshots", summary="List snapshots")
 def list_snapshots(vps_id: str, caller: VpsReader, db: DbSession) -> dict[str, object]:
     """The VPS's snapshots, oldest first."""
-    found = service.list_snapshots(db, caller, vps_id)
+    found = copies.list_snapshots(db, caller, vps_id)
     data = CpSnapshotList(vps_id=found.instance_id, snapshots=[
         CpSnapshot(name=s.name, description=s.description, created_at=s.created_at, vmstate=s.include_ram)
         for s in found.snapshots if s.status is CopyStatus.READY])
@@ -119,7 +119,7 @@ def list_snapshots(vps_id: str, caller: VpsReader, db: DbSession) -> dict[str, o
 def create_snapshot(vps_id: str, body: CpSnapshotCreate, caller: VpsWriter, db: DbSession,
                     runtime: AppRuntime) -> Response:
     """Take a snapshot of the VPS's disk (and memory, with include_ram)."""
-    started = service.request_snapshot(db, caller, vps_id, SnapshotCreate(
+    started = copies.request_snapshot(db, caller, vps_id, SnapshotCreate(
         name=body.name, description=body.description or "", include_ram=body.include_ram))
     return _settled(started, CREATED, runtime.db, runtime.settings.instance_power_wait_seconds)
 
@@ -127,12 +127,12 @@ def create_snapshot(vps_id: str, body: CpSnapshotCreate, caller: VpsWriter, db: 
 @router.post("/{vps_id}/snapshots/{name}/restore", summary="Restore snapshot (Cloudlet addition)")
 def restore_snapshot(vps_id: str, name: str, caller: VpsWriter, db: DbSession, runtime: AppRuntime) -> Response:
     """Bring the VPS back to the snapshot."""
-    started = service.request_snapshot_restore(db, caller, vps_id, name)
+    started = copies.request_snapshot_restore(db, caller, vps_id, name)
     return _settled(started, RESTORED, runtime.db, runtime.settings.instance_power_wait_seconds)
 
 
 @router.delete("/{vps_id}/snapshots/{name}", summary="Delete snapshot (Cloudlet addition)")
 def delete_snapshot(vps_id: str, name: str, caller: VpsWriter, db: DbSession, runtime: AppRuntime) -> Response:
     """Delete the snapshot from the VPS's node."""
-    started = service.request_snapshot_delete(db, caller, vps_id, name)
+    started = copies.request_snapshot_delete(db, caller, vps_id, name)
     return _settled(started, DELETED, runtime.db, runtime.settings.instance_power_wait_seconds)

@@ -42,9 +42,10 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from cloudlet.auth.caller import Caller
-from cloudlet.backups import jobs, service
 from cloudlet.backups.models import CopyStatus
-from cloudlet.backups.schemas import BackupStarted, SnapshotCreate, SnapshotRead, SnapshotStarted
+from cloudlet.backups.schemas import SnapshotCreate, SnapshotRead
+from cloudlet.instances import copies
+from cloudlet.instances.schemas import BackupStarted, SnapshotStarted
 from cloudlet.kit.serial import IsoMillis
 from cloudlet.surfaces.backup_views import BackupView, download
 from cloudlet.surfaces.deps import AppRuntime, DbSession, requires
@@ -52,7 +53,7 @@ from cloudlet.surfaces.primary.instance_schemas import PrimaryActionRead
 from cloudlet.tokens.abilities import Ability
 
 router = APIRouter(prefix="/api", tags=["primary"])
-PROCEDURES = jobs.PROCEDURES  # loading this surface declares the procedures the worker runs
+PROCEDURES = copies.PROCEDURES  # loading this surface declares the procedures the worker runs
 
 Reader = Annotated[Caller, requires(Ability.INSTANCES_READ)]
 Writer = Annotated[Caller, requires(Ability.INSTANCES_WRITE)]
@@ -120,7 +121,7 @@ class PrimaryBackupAccepted(PrimaryBackupRead):
             summary="List snapshots (Cloudlet extension)")
 def list_snapshots(instance_id: str, caller: Reader, db: DbSession) -> list[PrimarySnapshotRead]:
     """The instance's snapshots, oldest first."""
-    found = service.list_snapshots(db, caller, instance_id)
+    found = copies.list_snapshots(db, caller, instance_id)
     return [PrimarySnapshotRead.of(found.instance_uuid, s) for s in found.snapshots]
 
 
@@ -130,21 +131,21 @@ def create_snapshot(instance_id: str, body: PrimarySnapshotCreate, caller: Write
                     db: DbSession) -> PrimarySnapshotAccepted:
     """Snapshot the instance's disk (and memory, with include_ram) on its node."""
     data = SnapshotCreate(name=body.name, description=body.description or "", include_ram=body.include_ram)
-    return PrimarySnapshotAccepted.of_started(service.request_snapshot(db, caller, instance_id, data))
+    return PrimarySnapshotAccepted.of_started(copies.request_snapshot(db, caller, instance_id, data))
 
 
 @router.post("/instances/{instance_id}/snapshots/{name}/restore", status_code=202,
              response_model=PrimarySnapshotAccepted, summary="Restore a snapshot (Cloudlet extension)")
 def restore_snapshot(instance_id: str, name: str, caller: Writer, db: DbSession) -> PrimarySnapshotAccepted:
     """Bring the instance back to the snapshot."""
-    return PrimarySnapshotAccepted.of_started(service.request_snapshot_restore(db, caller, instance_id, name))
+    return PrimarySnapshotAccepted.of_started(copies.request_snapshot_restore(db, caller, instance_id, name))
 
 
 @router.delete("/instances/{instance_id}/snapshots/{name}", status_code=202,
                response_model=PrimarySnapshotAccepted, summary="Delete a snapshot (Cloudlet extension)")
 def delete_snapshot(instance_id: str, name: str, caller: Writer, db: DbSession) -> PrimarySnapshotAccepted:
     """Delete the snapshot from the instance's node."""
-    return PrimarySnapshotAccepted.of_started(service.request_snapshot_delete(db, caller, instance_id, name))
+    return PrimarySnapshotAccepted.of_started(copies.request_snapshot_delete(db, caller, instance_id, name))
 
 
 # --- backups -------------------------------------------------------------------------------------
@@ -154,21 +155,21 @@ def delete_snapshot(instance_id: str, name: str, caller: Writer, db: DbSession) 
             summary="List backups (Cloudlet extension)")
 def list_backups(instance_id: str, caller: Reader, db: DbSession) -> list[PrimaryBackupRead]:
     """The instance's backups, newest first."""
-    return [PrimaryBackupRead.of(b) for b in service.list_backups(db, caller, instance_id)]
+    return [PrimaryBackupRead.of(b) for b in copies.list_backups(db, caller, instance_id)]
 
 
 @router.post("/instances/{instance_id}/backups", status_code=202, response_model=PrimaryBackupAccepted,
              summary="Back up the whole disk (Cloudlet extension)")
 def create_backup(instance_id: str, caller: Writer, db: DbSession) -> PrimaryBackupAccepted:
     """Copy the instance's whole disk into the backup store."""
-    return PrimaryBackupAccepted.of_started(service.request_backup(db, caller, instance_id))
+    return PrimaryBackupAccepted.of_started(copies.request_backup(db, caller, instance_id))
 
 
 @router.get("/instances/{instance_id}/backups/{backup_id}", response_model=PrimaryBackupRead,
             summary="One backup (Cloudlet extension)")
 def get_backup(instance_id: str, backup_id: str, caller: Reader, db: DbSession) -> PrimaryBackupRead:
     """One backup of the instance."""
-    return PrimaryBackupRead.of(service.get_backup(db, caller, instance_id, backup_id))
+    return PrimaryBackupRead.of(copies.get_backup(db, caller, instance_id, backup_id))
 
 
 @router.get("/instances/{instance_id}/backups/{backup_id}/download", response_class=StreamingResponse,
@@ -176,7 +177,7 @@ def get_backup(instance_id: str, backup_id: str, caller: Reader, db: DbSession) 
 def download_backup(instance_id: str, backup_id: str, caller: Reader, db: DbSession,
                     runtime: AppRuntime) -> StreamingResponse:
     """Stream the backup file with its size and SHA-256."""
-    found = service.backup_file(db, runtime.settings, caller, instance_id, backup_id)
+    found = copies.backup_file(db, runtime.settings, caller, instance_id, backup_id)
     return download(found)
 
 
@@ -184,11 +185,11 @@ def download_backup(instance_id: str, backup_id: str, caller: Reader, db: DbSess
              response_model=PrimaryBackupAccepted, summary="Restore a backup (Cloudlet extension)")
 def restore_backup(instance_id: str, backup_id: str, caller: Writer, db: DbSession) -> PrimaryBackupAccepted:
     """Write the backup back over the instance's disk (the guest is off meanwhile)."""
-    return PrimaryBackupAccepted.of_started(service.request_backup_restore(db, caller, instance_id, backup_id))
+    return PrimaryBackupAccepted.of_started(copies.request_backup_restore(db, caller, instance_id, backup_id))
 
 
 @router.delete("/instances/{instance_id}/backups/{backup_id}", status_code=202,
                response_model=PrimaryBackupAccepted, summary="Delete a backup (Cloudlet extension)")
 def delete_backup(instance_id: str, backup_id: str, caller: Writer, db: DbSession) -> PrimaryBackupAccepted:
     """Remove the backup from the backup store."""
-    return PrimaryBackupAccepted.of_started(service.request_backup_delete(db, caller, instance_id, backup_id))
+    return PrimaryBackupAccepted.of_started(copies.request_backup_delete(db, caller, instance_id, backup_id))

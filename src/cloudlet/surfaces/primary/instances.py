@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from cloudlet.auth.caller import Caller
+from cloudlet.instances import build, deletion, suspension
 from cloudlet.instances import service as instances
 from cloudlet.instances.schemas import InstanceCreate, SshKeyCreate
 from cloudlet.kit.ids import MAX_ID
@@ -56,7 +57,7 @@ def create_instance(body: PrimaryInstanceCreate, caller: Writer, db: DbSession, 
                           billing_cycle=body.billing_cycle, ssh_key_ids=body.ssh_key_ids,
                           root_password=body.root_password)
     return idem.run(body, lambda: PrimaryInstanceCreated.of_created(
-        instances.create_instance(db, settings, caller, data, actor_project=caller.project_id)), status_code=201)
+        build.create_instance(db, settings, caller, data, actor_project=caller.project_id)), status_code=201)
 
 
 @router.get("/instances/{instance_id}", response_model=PrimaryInstanceDetail,
@@ -73,21 +74,21 @@ def get_instance(instance_id: str, caller: Reader, db: DbSession) -> PrimaryInst
                summary="Delete now (prorated refund) or at the end of the paid cycle")
 def delete_instance(instance_id: str, body: PrimaryDeletion, caller: Deleter, db: DbSession) -> PrimaryDeletionRead:
     """`immediate` refunds the unused part and removes the server; `end_of_cycle` cancels the renewal."""
-    return PrimaryDeletionRead.of(instances.delete_instance(db, caller, instance_id, body.mode))
+    return PrimaryDeletionRead.of(deletion.delete_instance(db, caller, instance_id, body.mode))
 
 
 @router.post("/instances/{instance_id}/cancel-deletion", response_model=PrimaryInstanceRead,
              summary="Cancel an end_of_cycle deletion; billing resumes")
 def cancel_deletion(instance_id: str, caller: Writer, db: DbSession) -> PrimaryInstanceRead:
     """Undo a scheduled deletion."""
-    return PrimaryInstanceRead.of(instances.cancel_deletion(db, caller, instance_id))
+    return PrimaryInstanceRead.of(deletion.cancel_deletion(db, caller, instance_id))
 
 
 @router.post("/instances/{instance_id}/reactivate", response_model=PrimaryInstanceRead,
              summary="Pay a cycle from now and unsuspend (402 when the wallet cannot pay)")
 def reactivate(instance_id: str, caller: Writer, db: DbSession) -> PrimaryInstanceRead:
     """Debits the cycle cost from the wallet, extends billed_till, and boots the suspended instance."""
-    return PrimaryInstanceRead.of(instances.reactivate_instance(db, caller, instance_id).instance)
+    return PrimaryInstanceRead.of(suspension.reactivate_instance(db, caller, instance_id).instance)
 
 
 @router.get("/instances/{instance_id}/actions", response_model=list[PrimaryActionRead],

@@ -32,8 +32,8 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from cloudlet.auth.caller import Caller
-from cloudlet.backups import jobs, service
-from cloudlet.backups.schemas import BackupStarted
+from cloudlet.instances import copies
+from cloudlet.instances.schemas import BackupStarted
 from cloudlet.kit.serial import IsoSeconds
 from cloudlet.surfaces.backup_views import BackupView, download
 from cloudlet.surfaces.deps import AppRuntime, DbSession, requires
@@ -41,7 +41,7 @@ from cloudlet.surfaces.shardlyn.instance_schemas import instance_ident
 from cloudlet.tokens.abilities import Ability
 
 router = APIRouter(prefix="/v1/instances", tags=["shardlyn"])
-PROCEDURES = jobs.PROCEDURES  # loading this surface declares the procedures the worker runs
+PROCEDURES = copies.PROCEDURES  # loading this surface declares the procedures the worker runs
 
 Reader = Annotated[Caller, requires(Ability.INSTANCES_READ)]
 Writer = Annotated[Caller, requires(Ability.INSTANCES_WRITE)]
@@ -75,7 +75,7 @@ class ShardlynBackupAccepted(ShardlynBackup):
 @router.get("/{instance_id}/backups", response_model=ShardlynBackupList, summary="List backups")
 def list_backups(instance_id: str, caller: Reader, db: DbSession) -> ShardlynBackupList:
     """The instance's backups, newest first."""
-    found = [ShardlynBackup.of(b) for b in service.list_backups(db, caller, instance_ident(instance_id))]
+    found = [ShardlynBackup.of(b) for b in copies.list_backups(db, caller, instance_ident(instance_id))]
     return ShardlynBackupList(backups=found, total=len(found))
 
 
@@ -83,13 +83,13 @@ def list_backups(instance_id: str, caller: Reader, db: DbSession) -> ShardlynBac
              summary="Create backup")
 def create_backup(instance_id: str, caller: Writer, db: DbSession) -> ShardlynBackupAccepted:
     """Copy the instance's whole disk into the backup store."""
-    return ShardlynBackupAccepted.of_started(service.request_backup(db, caller, instance_ident(instance_id)))
+    return ShardlynBackupAccepted.of_started(copies.request_backup(db, caller, instance_ident(instance_id)))
 
 
 @router.get("/{instance_id}/backups/{backup_id}", response_model=ShardlynBackup, summary="Get backup")
 def get_backup(instance_id: str, backup_id: str, caller: Reader, db: DbSession) -> ShardlynBackup:
     """One backup of the instance."""
-    return ShardlynBackup.of(service.get_backup(db, caller, instance_ident(instance_id), backup_id))
+    return ShardlynBackup.of(copies.get_backup(db, caller, instance_ident(instance_id), backup_id))
 
 
 @router.get("/{instance_id}/backups/{backup_id}/download", response_class=StreamingResponse,
@@ -97,7 +97,7 @@ def get_backup(instance_id: str, backup_id: str, caller: Reader, db: DbSession) 
 def download_backup(instance_id: str, backup_id: str, caller: Reader, db: DbSession,
                     runtime: AppRuntime) -> StreamingResponse:
     """Stream the backup file with its size and SHA-256."""
-    found = service.backup_file(db, runtime.settings, caller, instance_ident(instance_id), backup_id)
+    found = copies.backup_file(db, runtime.settings, caller, instance_ident(instance_id), backup_id)
     return download(found)
 
 
@@ -106,7 +106,7 @@ def download_backup(instance_id: str, backup_id: str, caller: Reader, db: DbSess
 def restore_backup(instance_id: str, backup_id: str, caller: Writer, db: DbSession) -> ShardlynBackupAccepted:
     """Write the backup back over the instance's disk (the guest is off meanwhile)."""
     return ShardlynBackupAccepted.of_started(
-        service.request_backup_restore(db, caller, instance_ident(instance_id), backup_id))
+        copies.request_backup_restore(db, caller, instance_ident(instance_id), backup_id))
 
 
 @router.delete("/{instance_id}/backups/{backup_id}", status_code=202, response_model=ShardlynBackupAccepted,
@@ -114,4 +114,4 @@ def restore_backup(instance_id: str, backup_id: str, caller: Writer, db: DbSessi
 def delete_backup(instance_id: str, backup_id: str, caller: Writer, db: DbSession) -> ShardlynBackupAccepted:
     """Remove the backup from the backup store."""
     return ShardlynBackupAccepted.of_started(
-        service.request_backup_delete(db, caller, instance_ident(instance_id), backup_id))
+        copies.request_backup_delete(db, caller, instance_ident(instance_id), backup_id))

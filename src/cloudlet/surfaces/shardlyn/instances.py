@@ -38,6 +38,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from cloudlet.auth.caller import Caller
+from cloudlet.instances import build, deletion
 from cloudlet.instances import service as instances
 from cloudlet.instances.models import InstanceStatus
 from cloudlet.instances.schemas import DeletionMode, InstanceCreate
@@ -107,7 +108,7 @@ def create_instance(body: ShardlynInstanceCreate, caller: Writer, db: DbSession,
                           template=body.template_ref(), billing_cycle=body.billing_cycle, ssh_keys=body.ssh_keys,
                           root_password=body.root_password)
     return idem.run(body, lambda: ShardlynInstanceCreated.of_created(
-        instances.create_instance(db, settings, caller, data, actor_project=caller.project_id)), status_code=201)
+        build.create_instance(db, settings, caller, data, actor_project=caller.project_id)), status_code=201)
 
 
 @router.get("/{instance_id}", response_model=ShardlynInstanceRead, summary="Get instance")
@@ -127,4 +128,4 @@ def update_instance(instance_id: str, body: ShardlynInstanceUpdate, caller: Writ
 def delete_instance(instance_id: str, caller: Deleter, db: DbSession) -> ShardlynInstanceDeleted:
     """Delete now: the unused part of the paid cycle is refunded and the server is removed."""
     return ShardlynInstanceDeleted.of(
-        instances.delete_instance(db, caller, instance_ident(instance_id), DeletionMode.IMMEDIATE))
+        deletion.delete_instance(db, caller, instance_ident(instance_id), DeletionMode.IMMEDIATE))

@@ -32,6 +32,7 @@ from typing import Annotated
 from fastapi import APIRouter, Response
 
 from cloudlet.auth.caller import Caller
+from cloudlet.instances import build
 from cloudlet.instances import service as instances
 from cloudlet.instances.schemas import InstanceCreate
 from cloudlet.surfaces.deps import AppSettings, DbSession, requires
@@ -59,7 +60,7 @@ def create_vps(body: WcVpsCreate, caller: Writer, db: DbSession, settings: AppSe
                           region=body.region, template=body.os_template, ssh_keys=body.ssh_keys,
                           root_password=body.root_password)
     return idem.run(body, lambda: WcVpsCreated.of(
-        instances.create_instance(db, settings, caller, data, actor_project=caller.project_id)))
+        build.create_instance(db, settings, caller, data, actor_project=caller.project_id)))
 
 
 @router.get("/{vps_id}", response_model=WcVps, summary="Get VPS")

@@ -1,0 +1,148 @@
+"""What an instance task works with (Work), the configured waits tasks include, and the guest tasks that
+several procedures share (stop_vm, start_vm, wait_for_guest_agent, verify_connectivity).
+
+Each procedure has its own file (build.py, deletion.py, suspension.py, power.py, rebuild.py, copies.py)
+with its request function, its own tasks and its conclusion; the engine that runs them (DBOS workflows,
+deadlines, the conclusion retried until recorded) is actions/runner.py, and app.py registers them. The
+conclusion's own driver calls give up after action_cleanup_call_seconds (Work.call_seconds).
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from cloudlet.actions.deadlines import DeadlineExceeded, SettingsReader, within
+from cloudlet.actions.registry import task
+from cloudlet.config import Settings
+from cloudlet.drivers.base import GuestFailed, GuestNotFound, GuestReady, GuestSpec, HypervisorDriver, NodeUnreachable
+from cloudlet.instances import actions, service
+from cloudlet.kit.db import Database
+from cloudlet.nodes import service as nodes
+
+VERIFY_TIMEOUT_SECONDS = 30.0
+
+
+class BoundedDriver:
+    """A driver whose every call gives up after `seconds` with NodeUnreachable (the call is left running)."""
+
+    def __init__(self, inner: HypervisorDriver, seconds: float) -> None:
+        self.inner = inner
+        self.seconds = seconds
+
+    def __getattr__(self, name: str) -> Any:
+        found = getattr(self.inner, name)
+        if not callable(found):
+            return found
+
+        def bounded(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return within(self.seconds, lambda: found(*args, **kwargs), name=f"cloudlet-driver-{name}")
+            except DeadlineExceeded as error:
+                raise NodeUnreachable(f"the node did not answer {name} within {self.seconds:g} s") from error
+
+        return bounded
+
+
+class Work:
+    """What a task needs: the database, the settings, and the action it belongs to.
+
+    With call_seconds set (how an action ends), every driver call gives up after that many seconds.
+    """
+
+    def __init__(self, db: Database, settings: Settings, action_id: int, call_seconds: float | None = None) -> None:
+        self.db = db
+        self.settings = settings
+        self.action_id = action_id
+        self.call_seconds = call_seconds
+
+    def target(self) -> actions.Target:
+        """The node and guest the action works on."""
+        with self.db.session(write=False) as session:
+            return actions.target_of(session, self.action_id)
+
+    def driver(self) -> tuple[HypervisorDriver, str]:
+        """The driver of the guest's node and the guest's name there."""
+        target = self.target()
+        if target.node_uri is None:
+            raise GuestFailed("the instance has no node")
+        driver = nodes.connect(target.node_uri)
+        if self.call_seconds is not None:
+            driver = cast(HypervisorDriver, BoundedDriver(driver, self.call_seconds))
+        return driver, target.guest_name
+
+    def spec(self) -> GuestSpec:
+        """The guest as the database describes it."""
+        with self.db.session(write=False) as session:
+            return service.guest_spec(session, self.settings, self.target().instance_id)
+
+
+# --- the configured waits a task's deadline includes ---------------------------------------------
+
+
+def _ready_wait(settings: Settings) -> float:
+    return settings.instance_ready_timeout_seconds
+
+
+def _shutdown_wait(settings: Settings) -> float:
+    return settings.instance_shutdown_timeout_seconds
+
+
+READY_WAIT: SettingsReader = _ready_wait
+SHUTDOWN_WAIT: SettingsReader = _shutdown_wait
+
+
+# --- guest tasks several procedures share ----------------------------------------------------------
+
+
+@task(120)
+def stop_vm(work: Work) -> str:
+    """The guest's power is cut."""
+    driver, name = work.driver()
+    try:
+        driver.poweroff(name)
+    except GuestNotFound:
+        return f"guest {name} was not on the node"
+    return f"guest {name} powered off"
+
+
+@task(120)
+def start_vm(work: Work) -> str:
+    """The guest is powered on."""
+    driver, name = work.driver()
+    driver.start(name)
+    return f"guest {name} started"
+
+
+@task(60, waits=READY_WAIT)
+def wait_for_guest_agent(work: Work) -> str:
+    """The guest reports on its console that its seed is applied."""
+    driver, name = work.driver()
+    ready = driver.wait_ready(name, work.settings.instance_ready_timeout_seconds)
+    return _described(ready)
+
+
+def _described(ready: GuestReady) -> str:
+    return (f"hostname={ready.hostname} address={ready.address} keys={ready.authorized_keys} "
+            f"password={'set' if ready.root_password_set else 'unset'}")
+
+
+@task(60 + VERIFY_TIMEOUT_SECONDS)
+def verify_connectivity(work: Work) -> str:
+    """What the guest reports matches what was asked: hostname, address, keys, password."""
+    driver, name = work.driver()
+    spec = work.spec()
+    ready = driver.wait_ready(name, VERIFY_TIMEOUT_SECONDS)
+    wanted_address = spec.network.address.split("/")[0] if spec.network else None
+    problems = []
+    if ready.hostname not in {spec.hostname, spec.hostname.split(".")[0]}:
+        problems.append(f"hostname is {ready.hostname!r}, not {spec.hostname!r}")
+    if wanted_address is not None and ready.address != wanted_address:
+        problems.append(f"address is {ready.address}, not {wanted_address}")
+    if ready.authorized_keys != len(spec.ssh_authorized_keys):
+        problems.append(f"{ready.authorized_keys} SSH key(s) installed, not {len(spec.ssh_authorized_keys)}")
+    if ready.root_password_set != (spec.root_password is not None):
+        problems.append("the root password was not applied")
+    if problems:
+        raise GuestFailed("the guest does not match its order: " + "; ".join(problems))
+    return _described(ready)
+
