@@ -116,14 +116,14 @@ def fill_history(db: Database, ids: list[int]) -> None:
             conn.commit()
 
 
-def rounds(db: Database, factory: nodes.DriverFactory) -> list[float]:
+def rounds(db: Database, drivers: nodes.Drivers) -> list[float]:
     """ROUNDS sampling rounds a minute apart on the clock; each one's duration in milliseconds."""
-    sample_all(db, factory)  # the first reading of each guest: counters only, as after a start
+    sample_all(db, drivers)  # the first reading of each guest: counters only, as after a start
     spent = []
     for minute in range(1, ROUNDS + 1):
         with clock.travel(timedelta(minutes=minute)):
             started = time.perf_counter()
-            report = sample_all(db, factory)
+            report = sample_all(db, drivers)
             spent.append((time.perf_counter() - started) * 1000)
         if report.unreachable:
             raise RuntimeError(f"nodes did not answer: {report.unreachable}")
@@ -151,7 +151,7 @@ def run(engine: str, fresh: Callable[[], AbstractContextManager[str]], image: Pa
                 migrate.upgrade(db.engine)
                 drivers, ids = make_cloud(db, image, count)
                 fill_history(db, ids)
-                spent = rounds(db, drivers.__getitem__)
+                spent = rounds(db, nodes.Drivers(drivers.__getitem__))
                 mean, median = statistics.mean(spent), statistics.median(spent)
                 per_100 = mean * 100 / count
                 print(f"{engine}: {count} running instances on {len(drivers)} nodes, 24 h of history each: a "

@@ -124,7 +124,7 @@ def node_driver(cloud: Cloud) -> Iterator[Callable[[Any], None]]:
 
     def use(driver: Any) -> None:
         chosen.append(driver)
-        nodes.use_drivers(lambda uri: driver)
+        cloud.runtime.drivers.use(lambda uri: driver)
 
     try:
         yield use
@@ -132,7 +132,7 @@ def node_driver(cloud: Cloud) -> Iterator[Callable[[Any], None]]:
         for driver in chosen:
             if isinstance(driver, HeldDriver):
                 driver.gate.set()
-        nodes.use_drivers(lambda uri: cloud.driver)
+        cloud.runtime.drivers.use(lambda uri: cloud.driver)
 
 
 def actions_ended() -> bool:
@@ -157,7 +157,7 @@ def prepare_cloud(runtime: Runtime, driver: HypervisorDriver, image_file: Path, 
                   capacity: Resources | None = None, image_name: str = IMAGE) -> tuple[int, int]:
     """The default catalogue, a node at node_uri with the image on it, the template pointing at it.
 
-    Returns (node id, template id). The caller chooses how node URIs become drivers.
+    Returns (node id, template id). The caller chooses how node URIs become drivers (runtime.drivers).
     """
     info = driver.import_image(image_name, image_file)
     with runtime.db.session() as session:
@@ -170,7 +170,7 @@ def prepare_cloud(runtime: Runtime, driver: HypervisorDriver, image_file: Path, 
         node = nodes.create_node(session, NodeCreate(
             name="hv1", uri=node_uri, region=REGION,
             capacity=capacity or Resources(vcpu=16, memory_mib=65536, disk_gib=2000)))
-    node_workflows.heartbeat_all(runtime.db, runtime.settings)
+    node_workflows.heartbeat_all(runtime.db, runtime.settings, runtime.drivers)
     return node.id, template.id
 
 
@@ -178,7 +178,7 @@ def prepare_cloud(runtime: Runtime, driver: HypervisorDriver, image_file: Path, 
 def cloud(runtime: Runtime, api: Api, fake_image_file: Path) -> Iterator[Cloud]:
     """A ready cloud on a FakeDriver node with a running worker and a customer holding $100."""
     driver = FakeDriver()
-    previous = nodes.use_drivers(lambda uri: driver)
+    previous = runtime.drivers.use(lambda uri: driver)
     worker = create_worker(runtime=runtime)
     try:
         node_id, template_id = prepare_cloud(runtime, driver, fake_image_file)
@@ -193,4 +193,4 @@ def cloud(runtime: Runtime, api: Api, fake_image_file: Path) -> Iterator[Cloud]:
         wait_for(actions_ended)  # the worker stops next: let every action record its end first
     finally:
         worker.stop(grace_seconds=0)
-        nodes.use_drivers(previous)
+        runtime.drivers.use(previous)

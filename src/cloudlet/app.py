@@ -128,7 +128,7 @@ def create_worker(settings: Settings | None = None, runtime: Runtime | None = No
     """The durable-workflow worker (DBOS) with every queue and scheduled job; start() launches it."""
     runtime = runtime or build_runtime(settings or Settings())
     register_procedures()
-    return Worker(runtime.settings, runtime.db,
+    return Worker(runtime.settings, runtime.db, drivers=runtime.drivers,
                   queues=[billing_workflows.QUEUE, webhook_workflows.QUEUE, action_runner.QUEUE,
                           metrics_workflows.QUEUE],
                   schedules=[*billing_workflows.schedules(runtime.settings),

@@ -8,7 +8,7 @@ runs one alone, and any number of them may share the system database. A cron tic
 id made of the schedule's name and the tick's time, so a tick runs once however many executors see it.
 
 DBOS is a process-wide singleton, so one Worker at a time may run in a process; workflows reach the
-database and settings of the running one through `current()`.
+database, settings and node drivers of the running one through `current()`.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 
 from cloudlet.config import Settings
 from cloudlet.kit.db import Database
+from cloudlet.nodes.service import Drivers
 
 log = structlog.get_logger(__name__)
 
@@ -146,6 +147,7 @@ class Worker:
     db: Database
     queues: Sequence[QueueSpec] = ()
     schedules: Sequence[Schedule] = ()
+    drivers: Drivers = field(default_factory=Drivers)  # the runtime's, so the API side and workflows share it
     executor_id: str | None = field(default=None, init=False)
     _slot: IO[bytes] | None = field(default=None, init=False, repr=False)
 

@@ -18,7 +18,6 @@ import pytest
 from cloudlet.drivers.base import GuestReady
 from cloudlet.drivers.fake import FakeDriver
 from cloudlet.instances.schemas import CREATE_TASKS
-from cloudlet.nodes import service as nodes
 from cloudlet.webhooks.service import signature_matches
 from tests.cloud import REGION, SSH_KEY, Cloud, wait_for
 from tests.helpers import Person, make_user, mint_token
@@ -214,12 +213,12 @@ class GatedDriver:
 def gated(cloud: Cloud) -> Iterator[GatedDriver]:
     """Node URIs lead to a gated driver for the test."""
     driver = GatedDriver(cloud.driver)
-    previous = nodes.use_drivers(lambda uri: driver)
+    previous = cloud.runtime.drivers.use(lambda uri: driver)
     try:
         yield driver
     finally:
         driver.gate.set()
-        nodes.use_drivers(previous)
+        cloud.runtime.drivers.use(previous)
 
 
 def test_a_deployment_in_progress_has_the_reference_shape(cloud: Cloud, gated: GatedDriver) -> None:

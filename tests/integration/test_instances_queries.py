@@ -23,7 +23,6 @@ from cloudlet.instances import build
 from cloudlet.instances.schemas import CREATE_TASKS, CreatedInstance, InstanceCreate
 from cloudlet.kit import clock
 from cloudlet.metrics.models import InstanceCounters
-from cloudlet.nodes import service as nodes
 from cloudlet.nodes.schemas import Resources
 from cloudlet.surfaces.deps import Runtime
 from tests.cloud import TEMPLATE, credit, prepare_cloud
@@ -90,7 +89,7 @@ class Servers:
 def servers(runtime: Runtime, api: Api, fake_image_file: Path) -> Iterator[Servers]:
     """A node with room for a hundred small servers and a customer who can pay for them; no worker."""
     driver = FakeDriver()
-    previous = nodes.use_drivers(lambda uri: driver)
+    previous = runtime.drivers.use(lambda uri: driver)
     try:
         prepare_cloud(runtime, driver, fake_image_file, capacity=Resources(vcpu=128, memory_mib=262144,
                                                                            disk_gib=10000))
@@ -99,7 +98,7 @@ def servers(runtime: Runtime, api: Api, fake_image_file: Path) -> Iterator[Serve
         yield Servers(runtime=runtime, api=api, customer=customer, admin=make_user(runtime, "ops@example.com",
                                                                                   admin=True))
     finally:
-        nodes.use_drivers(previous)
+        runtime.drivers.use(previous)
 
 
 class StatementCounter:

@@ -117,11 +117,11 @@ class MeteredDriver:
 def metered(cloud: Cloud) -> Iterator[MeteredDriver]:
     """The cloud's node, metered."""
     driver = MeteredDriver(cloud.driver)
-    previous = nodes.use_drivers(lambda uri: driver)
+    previous = cloud.runtime.drivers.use(lambda uri: driver)
     try:
         yield driver
     finally:
-        nodes.use_drivers(previous)
+        cloud.runtime.drivers.use(previous)
 
 
 def build(cloud: Cloud, **changes: Any) -> dict[str, Any]:
@@ -323,18 +323,18 @@ def test_a_node_that_does_not_answer_leaves_history_readable(cloud: Cloud, meter
     def unreachable(uri: str) -> Any:
         raise NodeUnreachable(f"{uri} does not answer")
 
-    report = sample_all(cloud.runtime.db, unreachable)
+    report = sample_all(cloud.runtime.db, nodes.Drivers(unreachable))
     assert report.unreachable == ["hv1"] and report.points == 0
-    previous = nodes.use_drivers(unreachable)
+    previous = cloud.runtime.drivers.use(unreachable)
     try:
         answer = cloud.client().get(f"/api/instances/{server['id']}/metrics", params={"period": "5m"}).json()
         cp = cloud.client().get(f"/api/v1/vps/{server['id']}/status")
     finally:
-        nodes.use_drivers(previous)
+        cloud.runtime.drivers.use(previous)
     assert answer["current"]["state"] == "unknown" and answer["current"]["cpu_percent"] is None
     assert answer["current"]["memory_total_kb"] == 1024 * 1024 and len(answer["history"]) >= 2
     assert cp.status_code == 200 and cp.json()["data"]["qmpstatus"] == "unknown"
-    assert sample_all(cloud.runtime.db).points == 1  # the node answers again
+    assert sample_all(cloud.runtime.db, cloud.runtime.drivers).points == 1  # the node answers again
 
 
 # --- folding and retention -------------------------------------------------------------------------
@@ -366,7 +366,7 @@ def test_history_is_folded_into_five_minute_points_and_bounded(cloud: Cloud) -> 
             rx += int(rate * step.total_seconds())
             written.append((at, busy / 2 * 100, rate))
         with cloud.runtime.db.session() as session:
-            service.record(session, [Reading(instance_id, _stats(at, max(cpu_ns, 1), rx))], at)
+            service.record(session, [Reading(instance_id, _stats(at, max(cpu_ns, 1), rx), at)])
             service.compact(session, at)
     end = start + 26 * 30 * step
 

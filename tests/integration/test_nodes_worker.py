@@ -30,7 +30,7 @@ def fake_fleet(uri: str) -> HypervisorDriver:
 
 @pytest.fixture
 def fleet(runtime: Runtime) -> Iterator[dict[str, int]]:
-    """Two nodes, neither heartbeated yet, with drivers from fake_fleet in this process."""
+    """Two nodes, neither heartbeated yet, with drivers from fake_fleet in the runtime (and its worker)."""
     ids = {}
     with runtime.db.session() as session:
         catalog.create_region(session, RegionCreate(code="fra1", name="Frankfurt 1", country="DE"))
@@ -38,11 +38,11 @@ def fleet(runtime: Runtime) -> Iterator[dict[str, int]]:
             ids[name] = nodes.create_node(session, NodeCreate(
                 name=name, uri=f"qemu+ssh://{name}.example.net/system", region="fra1",
                 capacity=Resources(vcpu=4, memory_mib=4096, disk_gib=100))).id
-    previous = workflows.use_drivers(fake_fleet)
+    previous = runtime.drivers.use(fake_fleet)
     try:
         yield ids
     finally:
-        workflows.use_drivers(previous)
+        runtime.drivers.use(previous)
 
 
 def statuses(runtime: Runtime) -> dict[str, NodeStatus]:
@@ -52,7 +52,7 @@ def statuses(runtime: Runtime) -> dict[str, NodeStatus]:
 
 
 def test_heartbeat_all_marks_each_node_by_whether_it_answers(runtime: Runtime, fleet: dict[str, int]) -> None:
-    report = workflows.heartbeat_all(runtime.db, runtime.settings)
+    report = workflows.heartbeat_all(runtime.db, runtime.settings, runtime.drivers)
     assert report.ready == ["hv-up"] and report.unreachable == ["hv-down"]
     assert statuses(runtime) == {"hv-up": NodeStatus.READY, "hv-down": NodeStatus.UNREACHABLE}
     with runtime.db.session(write=False) as session:
@@ -60,7 +60,7 @@ def test_heartbeat_all_marks_each_node_by_whether_it_answers(runtime: Runtime, f
     assert "connection refused" in down.status_reason and down.last_heartbeat_at is None
 
     # the dead node comes back: the next round marks it ready
-    report = workflows.heartbeat_all(runtime.db, runtime.settings, lambda _uri: FakeDriver())
+    report = workflows.heartbeat_all(runtime.db, runtime.settings, nodes.Drivers(lambda _uri: FakeDriver()))
     assert sorted(report.ready) == ["hv-down", "hv-up"] and report.unreachable == []
 
 

@@ -7,7 +7,6 @@ from cloudlet.drivers.base import GuestSpec, NodeUnreachable
 from cloudlet.events import service as events
 from cloudlet.events.schemas import EventKind
 from cloudlet.instances import workflows
-from cloudlet.nodes import service as nodes
 from tests.cloud import Cloud
 from tests.integration.test_instances import order, running
 
@@ -23,12 +22,12 @@ def test_a_guest_stopped_behind_our_back_shows_stopped_and_one_started_shows_run
     running(cloud.client(), body["id"])
     (guest,) = cloud.driver.list_guests()
     cloud.driver.poweroff(guest.name)
-    (report,) = workflows.reconcile_nodes(cloud.runtime.db)
+    (report,) = workflows.reconcile_nodes(cloud.runtime.db, cloud.runtime.drivers)
     assert [(d.expected, d.found) for d in report.drifts] == [("running", "stopped")]
     assert status(cloud, body["id"]) == ("stopped", "stopped by itself (seen by the reconciler)")
-    assert workflows.reconcile_nodes(cloud.runtime.db)[0].drifts == []  # nothing new to say
+    assert workflows.reconcile_nodes(cloud.runtime.db, cloud.runtime.drivers)[0].drifts == []  # nothing new to say
     cloud.driver.start(guest.name)
-    workflows.reconcile_nodes(cloud.runtime.db)
+    workflows.reconcile_nodes(cloud.runtime.db, cloud.runtime.drivers)
     assert status(cloud, body["id"])[0] == "running"
     with cloud.runtime.db.session(write=False) as session:
         drifted = events.recent(session, kind=EventKind.INSTANCE_DRIFTED)
@@ -40,7 +39,7 @@ def test_a_guest_nobody_owns_is_reported_once_and_left_alone(cloud: Cloud) -> No
     cloud.driver.create_guest(GuestSpec(name="rogue", image="tiny", vcpus=1, memory_mib=128, disk_gib=1,
                                         hostname="rogue"))
     for _ in range(2):
-        (report,) = workflows.reconcile_nodes(cloud.runtime.db)
+        (report,) = workflows.reconcile_nodes(cloud.runtime.db, cloud.runtime.drivers)
         assert report.unknown_guests == ["rogue"]
     assert [g.name for g in cloud.driver.list_guests()] == ["rogue"]
     with cloud.runtime.db.session(write=False) as session:
@@ -57,14 +56,14 @@ def test_a_silent_node_makes_its_instances_unknown_until_it_answers(cloud: Cloud
 
     # The node stays silent while it is looked at: the scheduled reconcile may run at any moment, and
     # with the node answering again it would rightly bring the instance back to running.
-    previous = nodes.use_drivers(silent)  # type: ignore[arg-type]
+    previous = cloud.runtime.drivers.use(silent)  # type: ignore[arg-type]
     try:
-        (report,) = workflows.reconcile_nodes(cloud.runtime.db)
+        (report,) = workflows.reconcile_nodes(cloud.runtime.db, cloud.runtime.drivers)
         assert not report.reachable
         state, reason = status(cloud, body["id"])
         assert state == "unknown" and "connection refused" in reason
         assert cloud.client().get(f"/api/instances/{body['id']}").json()["allowed_actions"] == ["delete"]
     finally:
-        nodes.use_drivers(previous)
-    workflows.reconcile_nodes(cloud.runtime.db)
+        cloud.runtime.drivers.use(previous)
+    workflows.reconcile_nodes(cloud.runtime.db, cloud.runtime.drivers)
     assert status(cloud, body["id"]) == ("running", "")

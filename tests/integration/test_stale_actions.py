@@ -17,8 +17,12 @@ from click.testing import Result
 from dbos import DBOS
 from typer.testing import CliRunner
 
+from cloudlet.app import build_runtime
+from cloudlet.cli import actions as actions_cli
 from cloudlet.cli.main import app
+from cloudlet.config import Settings
 from cloudlet.instances import repository
+from cloudlet.surfaces.deps import Runtime
 from tests.cloud import Cloud, HeldDriver, wait_for
 from tests.helpers import Person, make_user
 from tests.integration.test_instances import order, running
@@ -96,8 +100,15 @@ def test_an_operator_ends_a_stale_action_and_the_server_is_free_again(
 
 
 def cli(cloud: Cloud, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, *args: str) -> Result:
-    """Run `cloudlet ARGS` on the test's database (in this process, whose node URIs reach the fake node)."""
+    """Run `cloudlet ARGS` on the test's database (in this process; the command's runtime reaches the fake node)."""
     settings = cloud.runtime.settings
+
+    def on_the_fake_node(chosen: Settings) -> Runtime:
+        made = build_runtime(chosen)
+        made.drivers = cloud.runtime.drivers
+        return made
+
+    monkeypatch.setattr(actions_cli, "build_runtime", on_the_fake_node)
     monkeypatch.chdir(tmp_path)  # no .env of the working tree
     monkeypatch.setenv("CLOUDLET_DATABASE_URL", settings.effective_database_url)
     monkeypatch.setenv("CLOUDLET_DATA_DIR", str(settings.data_dir))

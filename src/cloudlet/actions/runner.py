@@ -31,6 +31,7 @@ from cloudlet.actions.deadlines import DeadlineExceeded, within
 from cloudlet.config import Settings
 from cloudlet.drivers.base import GuestFailed
 from cloudlet.kit.db import Database
+from cloudlet.nodes.service import Drivers
 
 log = structlog.get_logger(__name__)
 
@@ -40,8 +41,9 @@ QUEUE = worker.QueueSpec("cloudlet-instances", polling_interval_seconds=0.2)
 CONCLUDE_RETRY_FIRST_SECONDS = 1.0
 CONCLUDE_RETRY_MAX_SECONDS = 60.0
 
-# How a task gets at what its action works on: (database, settings, action id, bound on each node call or None).
-WorkFactory = Callable[[Database, Settings, int, float | None], Any]
+# How a task gets at what its action works on: (database, settings, node drivers, action id, bound on each node
+# call or None).
+WorkFactory = Callable[[Database, Settings, Drivers, int, float | None], Any]
 _work_factory: list[WorkFactory] = []
 
 
@@ -50,16 +52,17 @@ def use_work(factory: WorkFactory) -> None:
     _work_factory[:] = [factory]
 
 
-def work_for(db: Database, settings: Settings, action_id: int, call_seconds: float | None = None) -> Any:
+def work_for(db: Database, settings: Settings, drivers: Drivers, action_id: int,
+             call_seconds: float | None = None) -> Any:
     """The work of an action, made by the chosen factory."""
     if not _work_factory:
         raise RuntimeError("no work factory is chosen (app.register_procedures)")
-    return _work_factory[0](db, settings, action_id, call_seconds)
+    return _work_factory[0](db, settings, drivers, action_id, call_seconds)
 
 
 def _work(action_id: int, *, ending: bool = False) -> Any:
     running = worker.current()
-    return work_for(running.db, running.settings, action_id,
+    return work_for(running.db, running.settings, running.drivers, action_id,
                     running.settings.action_cleanup_call_seconds if ending else None)
 
 

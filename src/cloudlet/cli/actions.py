@@ -44,7 +44,7 @@ def fail(
     settings = Settings()
     runtime = build_runtime(settings)
     try:
-        ended = workflows.end_stale(runtime.db, settings, action_id, reason)
+        ended = workflows.end_stale(runtime.db, settings, runtime.drivers, action_id, reason)
     except CloudletError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(1) from None

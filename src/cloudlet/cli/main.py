@@ -94,7 +94,7 @@ def _serve(host: str | None, port: int | None, workers: int, *, with_worker: boo
         if local:
             nodes.ensure_local_node(session, settings)
     if local:  # a first heartbeat now, so the node takes servers at once rather than at the first tick
-        node_workflows.heartbeat_all(runtime.db, settings)
+        node_workflows.heartbeat_all(runtime.db, settings, runtime.drivers)
     settings.jwt_secret  # noqa: B018  # create the signing key before workers fork
     bind_host, bind_port = host or settings.host, port or settings.port
     if workers > 1:  # each process launches its own worker; a cron tick still runs once (see cloudlet.worker)

@@ -96,12 +96,12 @@ def vnc_password() -> str:
     return "".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(VNC_PASSWORD_MAX))
 
 
-def _driver(session: Session, row: Instance) -> tuple[str, HypervisorDriver]:
+def _driver(session: Session, drivers: nodes.Drivers, row: Instance) -> tuple[str, HypervisorDriver]:
     if row.node_id is None:
         raise Conflict("The instance has no guest yet.", code="NO_GUEST")
     node = nodes.get_node(session, row.node_id)
     try:
-        return node.name, nodes.connect(node.uri)
+        return node.name, drivers.connect(node.uri)
     except DriverError as error:
         raise Unavailable(f"Node {node.name} did not answer: {error}", code="NODE_UNREACHABLE") from None
 
@@ -117,11 +117,11 @@ def _translated(node_name: str, error: DriverError) -> Exception:
     return Unavailable(f"Node {node_name} did not answer: {error}", code="NODE_UNREACHABLE")
 
 
-def open_vnc(session: Session, settings: Settings, actor: Actor, ident: int | str) -> VncLink:
+def open_vnc(session: Session, drivers: nodes.Drivers, settings: Settings, actor: Actor, ident: int | str) -> VncLink:
     """A VNC link to a running instance: a fresh VNC password on its guest, and a one-time token for the proxy."""
     row = actions.instance_of(session, actor, ident)
     actions.require_allowed(row, Allowed.CONSOLE)
-    node_name, driver = _driver(session, row)
+    node_name, driver = _driver(session, drivers, row)
     if not driver.capabilities.vnc_console:
         raise Unavailable(f"Node {node_name} keeps its guests' VNC on its own loopback address, which this control "
                           "plane cannot reach; use the serial console.", code="CONSOLE_UNAVAILABLE")
@@ -164,14 +164,14 @@ def redeem_vnc(session: Session, token: str) -> VncTarget:
     return VncTarget(instance_id=row.id, host=ticket.host, port=ticket.port)
 
 
-def open_serial(session: Session, actor: Actor, ident: int | str) -> SerialConsole:
+def open_serial(session: Session, drivers: nodes.Drivers, actor: Actor, ident: int | str) -> SerialConsole:
     """An interactive session on a running instance's serial console (an earlier session is taken over).
 
     The caller closes it.
     """
     row = actions.instance_of(session, actor, ident)
     actions.require_allowed(row, Allowed.CONSOLE)
-    node_name, driver = _driver(session, row)
+    node_name, driver = _driver(session, drivers, row)
     try:
         return driver.open_serial(row.guest_name)
     except DriverError as error:
@@ -188,9 +188,9 @@ def serial_log_source(session: Session, actor: Actor, ident: int | str) -> Seria
                            guest_name=row.guest_name)
 
 
-def read_serial_log(source: SerialLogSource) -> ConsoleOutput:
+def read_serial_log(drivers: nodes.Drivers, source: SerialLogSource) -> ConsoleOutput:
     """The guest's serial console output since it last started (no database needed: for live streams)."""
     try:
-        return nodes.connect(source.node_uri).console_output(source.guest_name)
+        return drivers.connect(source.node_uri).console_output(source.guest_name)
     except DriverError as error:
         raise _translated(source.node_name, error) from None

@@ -67,11 +67,11 @@ class NodeReport(BaseModel):
     unknown_guests: list[str] = []
 
 
-def look(uri: str) -> Sighting:
+def look(drivers: nodes.Drivers, uri: str) -> Sighting:
     """Ask a node which guests it has (outside any transaction)."""
     asked = clock.now()
     try:
-        return Sighting(guests=nodes.connect(uri).list_guests(), at=asked)
+        return Sighting(guests=drivers.connect(uri).list_guests(), at=asked)
     except DriverError as error:
         return Sighting(guests=None, at=asked, problem=str(error) or "the node did not answer")
 

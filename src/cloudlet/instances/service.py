@@ -244,7 +244,7 @@ def delete_ssh_key(session: Session, actor: Actor, key_id: int) -> None:
 _CPU = CpuMeter()  # this process's last CPU sample of each guest it was asked about
 
 
-def remote_state(session: Session, actor: Actor, ident: int | str) -> RemoteState:
+def remote_state(session: Session, drivers: nodes.Drivers, actor: Actor, ident: int | str) -> RemoteState:
     """What the node says of the guest now: power state, CPU use since the last reading, memory."""
     row = actions.instance_of(session, actor, ident)
     if row.node_id is None:
@@ -252,7 +252,7 @@ def remote_state(session: Session, actor: Actor, ident: int | str) -> RemoteStat
     node = nodes.get_node(session, row.node_id)
     key = f"{node.uri} {row.guest_name}"
     try:
-        driver = nodes.connect(node.uri)
+        driver = drivers.connect(node.uri)
         state = driver.state(row.guest_name)
         sample = driver.stats(row.guest_name)
         if state is not GuestState.RUNNING:
@@ -268,23 +268,23 @@ def remote_state(session: Session, actor: Actor, ident: int | str) -> RemoteStat
     return RemoteState(state=state.value, cpu_percent=cpu, memory_total_kib=total, memory_free_kib=free)
 
 
-def console_log(session: Session, actor: Actor, ident: int | str) -> ConsoleLog:
+def console_log(session: Session, drivers: nodes.Drivers, actor: Actor, ident: int | str) -> ConsoleLog:
     """The guest's serial console since it last started, as its node keeps it."""
-    return _serial_log(session, actions.instance_of(session, actor, ident), history=False)
+    return _serial_log(session, drivers, actions.instance_of(session, actor, ident), history=False)
 
 
-def console_history(session: Session, actor: Actor, ident: int | str) -> ConsoleLog:
+def console_history(session: Session, drivers: nodes.Drivers, actor: Actor, ident: int | str) -> ConsoleLog:
     """The guest's serial console across its boots, oldest first (the node keeps the last MiB; see
     HypervisorDriver.console_history): the boots before the current one, then the current one's log."""
-    return _serial_log(session, actions.instance_of(session, actor, ident), history=True)
+    return _serial_log(session, drivers, actions.instance_of(session, actor, ident), history=True)
 
 
-def _serial_log(session: Session, row: Instance, *, history: bool) -> ConsoleLog:
+def _serial_log(session: Session, drivers: nodes.Drivers, row: Instance, *, history: bool) -> ConsoleLog:
     if row.node_id is None:
         raise Conflict("The instance has no guest yet.", code="NO_GUEST")
     node = nodes.get_node(session, row.node_id)
     try:
-        driver = nodes.connect(node.uri)
+        driver = drivers.connect(node.uri)
         output = driver.console_history(row.guest_name) if history else driver.console_output(row.guest_name)
     except GuestNotFound:
         raise Conflict("The instance's guest does not exist (yet, or any more).", code="NO_GUEST") from None
@@ -293,7 +293,8 @@ def _serial_log(session: Session, row: Instance, *, history: bool) -> ConsoleLog
     return ConsoleLog(instance_uuid=row.uuid, text=output.text, truncated=output.truncated)
 
 
-def clear_console_log(session: Session, actor: Actor, ident: int | str, *, operator: bool) -> None:
+def clear_console_log(session: Session, drivers: nodes.Drivers, actor: Actor, ident: int | str, *,
+                      operator: bool) -> None:
     """Forget what the instance's guest printed, past boots and the current one's log: an operator's right.
 
     An operator reaches any project's instance. Anyone else gets 404 for an instance out of their reach (as
@@ -314,7 +315,7 @@ def clear_console_log(session: Session, actor: Actor, ident: int | str, *, opera
         return
     node = nodes.get_node(session, row.node_id)
     try:
-        nodes.connect(node.uri).clear_console(row.guest_name)
+        drivers.connect(node.uri).clear_console(row.guest_name)
     except GuestNotFound:
         return
     except DriverError as error:

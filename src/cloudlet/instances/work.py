@@ -44,14 +44,16 @@ class BoundedDriver:
 
 
 class Work:
-    """What a task needs: the database, the settings, and the action it belongs to.
+    """What a task needs: the database, the settings, the node drivers, and the action it belongs to.
 
     With call_seconds set (how an action ends), every driver call gives up after that many seconds.
     """
 
-    def __init__(self, db: Database, settings: Settings, action_id: int, call_seconds: float | None = None) -> None:
+    def __init__(self, db: Database, settings: Settings, drivers: nodes.Drivers, action_id: int,
+                 call_seconds: float | None = None) -> None:
         self.db = db
         self.settings = settings
+        self.drivers = drivers
         self.action_id = action_id
         self.call_seconds = call_seconds
 
@@ -65,7 +67,7 @@ class Work:
         target = self.target()
         if target.node_uri is None:
             raise GuestFailed("the instance has no node")
-        driver = nodes.connect(target.node_uri)
+        driver = self.drivers.connect(target.node_uri)
         if self.call_seconds is not None:
             driver = cast(HypervisorDriver, BoundedDriver(driver, self.call_seconds))
         return driver, target.guest_name

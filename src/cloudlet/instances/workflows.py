@@ -85,15 +85,16 @@ def endable(session: Session, action_id: int) -> ActionSummary:
     return _summary(action, actions.instance_row(session, action.instance_id).uuid)
 
 
-def end_later(db: Database, settings: Settings, action_id: int, reason: str = "") -> None:
+def end_later(db: Database, settings: Settings, drivers: nodes.Drivers, action_id: int, reason: str = "") -> None:
     """end_stale, run once the request that asked for it has answered (one that ended meanwhile is left)."""
     try:
-        end_stale(db, settings, action_id, reason)
+        end_stale(db, settings, drivers, action_id, reason)
     except (Conflict, NotFound) as error:
         log.info("action not ended: it ended meanwhile", action_id=action_id, reason=error.message)
 
 
-def end_stale(db: Database, settings: Settings, action_id: int, reason: str = "") -> ActionSummary:
+def end_stale(db: Database, settings: Settings, drivers: nodes.Drivers, action_id: int,
+              reason: str = "") -> ActionSummary:
     """End an unfinished action: cancel its workflow, run its procedure's clean-up, record the failure, free its
     instance. NotFound for an unknown action, Conflict for one that already ended.
 
@@ -111,7 +112,8 @@ def end_stale(db: Database, settings: Settings, action_id: int, reason: str = ""
     procedure = registry.PROCEDURES.get(command)
     if procedure is not None:
         try:  # the procedure's own clean-up: a failed create frees its address and room and refunds
-            procedure.conclude(Work(db, settings, action_id, settings.action_cleanup_call_seconds), current, why)
+            work = Work(db, settings, drivers, action_id, settings.action_cleanup_call_seconds)
+            procedure.conclude(work, current, why)
         except Exception as error:  # the failure and the freed lock are recorded below all the same
             log.warning("clean-up of an ended action failed", action_id=action_id,
                         error=f"{type(error).__name__}: {error}")
@@ -123,13 +125,13 @@ def end_stale(db: Database, settings: Settings, action_id: int, reason: str = ""
     return summary
 
 
-def reconcile_nodes(db: Database) -> list[reconcile.NodeReport]:
+def reconcile_nodes(db: Database, drivers: nodes.Drivers) -> list[reconcile.NodeReport]:
     """Compare every node's guests with the database, each node asked outside any transaction."""
     with db.session(write=False) as session:
         targets = nodes.node_targets(session)
     reports = []
     for target in targets:
-        seen = reconcile.look(target.uri)
+        seen = reconcile.look(drivers, target.uri)
         with db.session() as session:
             reports.append(reconcile.record(session, target.id, target.name, seen))
     return reports
@@ -138,7 +140,8 @@ def reconcile_nodes(db: Database) -> list[reconcile.NodeReport]:
 @DBOS.step(name="cloudlet.instances.reconcile_nodes")
 def reconcile_step() -> list[reconcile.NodeReport]:
     """One round of reconciliation over every node."""
-    return reconcile_nodes(worker.current().db)
+    running = worker.current()
+    return reconcile_nodes(running.db, running.drivers)
 
 
 @DBOS.workflow(name="cloudlet.instances.reconcile")

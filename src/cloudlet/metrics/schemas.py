@@ -77,6 +77,7 @@ class Reading(NamedTuple):
 
     instance_id: int
     stats: GuestStats
+    read_at: datetime  # when the counters were read: a point is stamped with it, not with when it was recorded
 
 
 class GuestTarget(NamedTuple):

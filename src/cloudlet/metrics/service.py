@@ -166,22 +166,23 @@ def read_guests(driver: HypervisorDriver, targets: Sequence[GuestTarget]) -> tup
     readings, missing = [], 0
     for target in targets:
         try:
-            readings.append(Reading(target.instance_id, driver.stats(target.guest_name)))
+            readings.append(Reading(target.instance_id, driver.stats(target.guest_name), clock.now()))
         except GuestNotFound:
             missing += 1  # the reconciler's business; nothing to record
     return readings, missing
 
 
-def record(session: Session, readings: Sequence[Reading], now: datetime) -> int:
+def record(session: Session, readings: Sequence[Reading]) -> int:
     """Keep the readings' counters and write a raw point for each guest read twice in a row while running.
 
     A stopped guest reports zero CPU time (the driver contract), which is how a stopped one is told
     apart here. A reading older than the kept one (a slower round committing late) is ignored.
+    Each point is stamped with when its counters were read (a busy database may record it a while later).
     Returns how many points were written.
     """
     kept = repository.counters(session, [r.instance_id for r in readings], lock=True)
     made: list[MetricPoint] = []
-    for instance_id, stats in readings:
+    for instance_id, stats, now in readings:
         row = kept.get(instance_id)
         if row is not None and stats.sampled_at <= row.sampled_at:
             continue
@@ -270,14 +271,14 @@ def _live_rates(driver: HypervisorDriver, name: str, first: GuestStats,
     return second, rates(Counters.of_stats(first), Counters.of_stats(second), second.vcpus)
 
 
-def _live(session: Session, actor: Actor, row: Instance) -> LiveMetrics:
+def _live(session: Session, drivers: nodes.Drivers, actor: Actor, row: Instance) -> LiveMetrics:
     known = LiveMetrics(state="unknown", vcpus=row.vcpus, memory_mib=row.memory_mib,
                         disk_total_bytes=row.disk_gib * GIB)
     if row.node_id is None:
         return known
     kept = repository.counters(session, [row.id]).get(row.id)
     try:
-        driver = nodes.connect(nodes.get_node(session, row.node_id).uri)
+        driver = drivers.connect(nodes.get_node(session, row.node_id).uri)
         state = driver.state(row.guest_name)
         stats = driver.stats(row.guest_name)
         got: Rates | None = Rates(0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
@@ -317,10 +318,11 @@ def history(session: Session, instance_id: int, period: Period, now: datetime) -
     return [buckets[start] for start in sorted(buckets)]
 
 
-def instance_live(session: Session, actor: Actor, ident: int | str) -> InstanceLive:
+def instance_live(session: Session, drivers: nodes.Drivers, actor: Actor, ident: int | str) -> InstanceLive:
     """An instance's guest now: power state, counters, rates and uptime, read from its node."""
     row = _instance(session, actor, ident)
-    return InstanceLive(id=row.id, uuid=row.uuid, name=row.name, status=row.status, current=_live(session, actor, row))
+    return InstanceLive(id=row.id, uuid=row.uuid, name=row.name, status=row.status,
+                        current=_live(session, drivers, actor, row))
 
 
 def instance_history(session: Session, actor: Actor, ident: int | str, period: Period) -> InstanceHistory:
@@ -330,10 +332,11 @@ def instance_history(session: Session, actor: Actor, ident: int | str, period: P
                            resolution=period.resolution, history=history(session, row.id, period, clock.now()))
 
 
-def instance_metrics(session: Session, actor: Actor, ident: int | str, period: Period) -> InstanceMetrics:
+def instance_metrics(session: Session, drivers: nodes.Drivers, actor: Actor, ident: int | str,
+                     period: Period) -> InstanceMetrics:
     """An instance's live metrics and its stored history over the period."""
     row = _instance(session, actor, ident)
-    current = _live(session, actor, row)
+    current = _live(session, drivers, actor, row)
     return InstanceMetrics(id=row.id, uuid=row.uuid, name=row.name, status=row.status, current=current,
                            period=period, resolution=period.resolution,
                            history=history(session, row.id, period, clock.now()))

@@ -33,22 +33,21 @@ SCHEDULE_NAME = "cloudlet-metrics-sample"
 MAX_LATENESS = timedelta(seconds=30)
 
 
-def sample_all(db: Database, factory: nodes.DriverFactory | None = None) -> SampleReport:
+def sample_all(db: Database, drivers: nodes.Drivers) -> SampleReport:
     """One sampling round: read every running guest, record each node's readings, fold and prune history."""
-    connect = factory or nodes.connect
     with db.session(write=False) as session:
         targets = metrics.sampling_targets(session)
     report = SampleReport()
     for (_node_id, node_name, uri), group in groupby(targets, key=lambda t: (t.node_id, t.node_name, t.node_uri)):
         guests = list(group)
         try:  # no transaction is open while the node answers
-            readings, missing = metrics.read_guests(connect(uri), guests)
+            readings, missing = metrics.read_guests(drivers.connect(uri), guests)
         except DriverError as error:
             log.warning("metrics: node did not answer", node=node_name, error=str(error))
             report.unreachable.append(node_name)
             continue
         with db.session() as session:
-            report.points += metrics.record(session, readings, clock.now())
+            report.points += metrics.record(session, readings)
         report.sampled += len(readings)
         report.missing += missing
     with db.session() as session:
@@ -59,7 +58,8 @@ def sample_all(db: Database, factory: nodes.DriverFactory | None = None) -> Samp
 @DBOS.step(name="cloudlet.metrics.samples")
 def samples() -> SampleReport:
     """Read every running guest's counters into history."""
-    return sample_all(worker.current().db)
+    running = worker.current()
+    return sample_all(running.db, running.drivers)
 
 
 @DBOS.workflow(name="cloudlet.metrics.sample")

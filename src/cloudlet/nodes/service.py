@@ -71,7 +71,6 @@ def libvirt_driver(uri: str) -> HypervisorDriver:
 
 _drivers_lock = threading.Lock()
 _libvirt_drivers: dict[str, HypervisorDriver] = {}
-_factory: DriverFactory = libvirt_driver
 
 
 @atexit.register
@@ -85,16 +84,24 @@ def _close_drivers() -> None:
         _libvirt_drivers.clear()
 
 
-def use_drivers(factory: DriverFactory) -> DriverFactory:
-    """Choose how node URIs become drivers in this process (FakeDriver in tests); returns the previous one."""
-    global _factory
-    previous, _factory = _factory, factory
-    return previous
+class Drivers:
+    """How this process's runtime turns node URIs into drivers (libvirt by default).
 
+    The API side and the worker of a runtime share one, so a factory swapped in (a FakeDriver in tests)
+    is seen by both at once.
+    """
 
-def connect(uri: str) -> HypervisorDriver:
-    """The driver of the node at uri, as this process makes them (see use_drivers)."""
-    return _factory(uri)
+    def __init__(self, factory: DriverFactory = libvirt_driver) -> None:
+        self._factory = factory
+
+    def connect(self, uri: str) -> HypervisorDriver:
+        """The driver of the node at uri (raises NodeUnreachable when the node does not answer)."""
+        return self._factory(uri)
+
+    def use(self, factory: DriverFactory) -> DriverFactory:
+        """Make drivers with factory from now on; returns the factory used until now."""
+        previous, self._factory = self._factory, factory
+        return previous
 
 
 class NoCapacity(Unavailable):

@@ -3,7 +3,7 @@ there and mark the node ready or unreachable (see nodes.service.heartbeat).
 
 Each node gets its own short transaction, and the driver is asked before any transaction opens, so a
 slow or dead node holds no lock (SQLite's write lock included) while it is asked. How a node's URI
-becomes a driver is chosen once per process with nodes.use_drivers(); the default is a LibvirtDriver.
+becomes a driver is the runtime's Drivers (the worker's, in the scheduled round); the default is a LibvirtDriver.
 """
 
 from __future__ import annotations
@@ -29,8 +29,6 @@ log = structlog.get_logger(__name__)
 SCHEDULE_NAME = "cloudlet-node-heartbeat"
 SCHEDULE = "*/10 * * * * *"  # every ten seconds: a dead node stops taking guests within a tick
 
-use_drivers = nodes.use_drivers  # where tests choose the FakeDriver
-
 
 class HeartbeatReport(BaseModel):
     """What one heartbeat round found."""
@@ -39,23 +37,22 @@ class HeartbeatReport(BaseModel):
     unreachable: list[str] = []
 
 
-def _ask(connect: nodes.DriverFactory, uri: str, pool_dir: Path) -> nodes.Probe:
+def _ask(drivers: nodes.Drivers, uri: str, pool_dir: Path) -> nodes.Probe:
     try:
-        driver = connect(uri)
+        driver = drivers.connect(uri)
     except DriverError as error:
         return nodes.Probe(unreachable=str(error) or "the node did not answer")
     return nodes.probe(driver, uri, pool_dir)
 
 
-def heartbeat_all(db: Database, settings: Settings, factory: nodes.DriverFactory | None = None) -> HeartbeatReport:
+def heartbeat_all(db: Database, settings: Settings, drivers: nodes.Drivers) -> HeartbeatReport:
     """Heartbeat every node once, each in its own transaction; a node that cannot be reached is marked so."""
-    connect = factory or nodes.connect
     with db.session(write=False) as session:
         targets = nodes.node_targets(session)
     report = HeartbeatReport()
     pool_dir = settings.data_dir / nodes.POOL_DIR
     for target in targets:
-        found = _ask(connect, target.uri, pool_dir)  # no transaction is open while the node answers
+        found = _ask(drivers, target.uri, pool_dir)  # no transaction is open while the node answers
         try:
             with db.session() as session:
                 read = nodes.record_heartbeat(session, target.id, found)
@@ -70,7 +67,7 @@ def heartbeat_all(db: Database, settings: Settings, factory: nodes.DriverFactory
 def heartbeats() -> HeartbeatReport:
     """Ask every node whether it is alive and what it runs."""
     running = worker.current()
-    return heartbeat_all(running.db, running.settings)
+    return heartbeat_all(running.db, running.settings, running.drivers)
 
 
 @DBOS.workflow(name="cloudlet.nodes.heartbeat")

@@ -18,6 +18,7 @@ from cloudlet.kit.db import Database
 from cloudlet.kit.errors import Forbidden, RateLimited
 from cloudlet.kit.ratelimit import RateLimiter, Verdict, per_hour, per_minute
 from cloudlet.mail.service import Mailer
+from cloudlet.nodes.service import Drivers
 from cloudlet.tokens.abilities import Ability
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -32,6 +33,7 @@ class Runtime:
     limiter: RateLimiter
     mailer: Mailer
     credentials: CredentialCache = field(default_factory=CredentialCache)  # API tokens seen in the last second
+    drivers: Drivers = field(default_factory=Drivers)  # how node URIs become drivers, shared with the worker
 
     def __post_init__(self) -> None:
         self.db.after_commit.append(self._forget_credentials)

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from cloudlet.auth.caller import Caller
 from cloudlet.instances import console
 from cloudlet.surfaces.cyberpanel.errors import envelope
-from cloudlet.surfaces.deps import AppSettings, Runtime, requires
+from cloudlet.surfaces.deps import AppRuntime, Runtime, requires
 from cloudlet.tokens.abilities import Ability
 
 router = APIRouter(prefix="/api/v1/vps", tags=["cyberpanel"])
@@ -59,11 +59,11 @@ def _validity(seconds: int) -> str:
 
 
 @router.get("/{vps_id}/console", summary="Get Console Access")
-def vps_console(vps_id: str, caller: VpsReader, db: WritingSession, settings: AppSettings,
+def vps_console(vps_id: str, caller: VpsReader, db: WritingSession, runtime: AppRuntime,
                 response: Response) -> dict[str, Any]:
     """A noVNC (RFB over WebSocket) console URL with a one-time token, and the VNC password."""
     response.headers["Cache-Control"] = "no-store"
-    link = console.open_vnc(db, settings, caller, vps_id)
+    link = console.open_vnc(db, runtime.drivers, runtime.settings, caller, vps_id)
     data = CpConsole(vps_id=link.instance_id, console_url=link.url, expires_in_seconds=link.expires_in_seconds,
                      password=link.password, expires_at=link.expires_at)
     return envelope(data.model_dump(mode="json"),

@@ -26,7 +26,7 @@ from cloudlet.metrics import service as metrics
 from cloudlet.metrics.schemas import InstanceLive
 from cloudlet.surfaces.cyberpanel.errors import envelope
 from cloudlet.surfaces.cyberpanel.vps_schemas import cp_status, vmid
-from cloudlet.surfaces.deps import DbSession, requires
+from cloudlet.surfaces.deps import AppRuntime, DbSession, requires
 from cloudlet.tokens.abilities import Ability
 
 router = APIRouter(prefix="/api/v1/vps", tags=["cyberpanel"])
@@ -93,6 +93,6 @@ class CpVpsStatus(BaseModel):
 
 
 @router.get("/{vps_id}/status", summary="Get VPS Live Status")
-def vps_status(vps_id: str, caller: VpsReader, db: DbSession) -> dict[str, Any]:
+def vps_status(vps_id: str, caller: VpsReader, db: DbSession, runtime: AppRuntime) -> dict[str, Any]:
     """Real-time metrics of the VPS, read from its node."""
-    return envelope(CpVpsStatus.of(metrics.instance_live(db, caller, vps_id)).model_dump(mode="json"))
+    return envelope(CpVpsStatus.of(metrics.instance_live(db, runtime.drivers, caller, vps_id)).model_dump(mode="json"))

@@ -39,5 +39,6 @@ def fail_action(action_id: ActionId, _caller: AdminCaller, db: DbSession, runtim
                 later: BackgroundTasks, body: ActionFail | None = None) -> ActionSummary:
     """Fail an unfinished action through its clean-up and free its instance; the answer is the action before."""
     found = workflows.endable(db, action_id)
-    later.add_task(workflows.end_later, runtime.db, runtime.settings, action_id, body.reason if body else "")
+    later.add_task(workflows.end_later, runtime.db, runtime.settings, runtime.drivers, action_id,
+                   body.reason if body else "")
     return found

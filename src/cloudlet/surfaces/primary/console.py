@@ -30,7 +30,7 @@ from cloudlet.instances import console
 from cloudlet.kit.errors import CloudletError, Unavailable
 from cloudlet.kit.serial import IsoMillis
 from cloudlet.surfaces import websocket as ws
-from cloudlet.surfaces.deps import AppSettings, Runtime, requires
+from cloudlet.surfaces.deps import AppRuntime, Runtime, requires
 from cloudlet.surfaces.primary import errors
 from cloudlet.tokens.abilities import Ability
 
@@ -69,11 +69,11 @@ class PrimaryVncRead(BaseModel):
 
 @router.get("/api/instances/{instance_id}/vnc", response_model=PrimaryVncRead,
             summary="A VNC console link: a wss URL with a one-time token, and the VNC password")
-def vnc_link(instance_id: str, caller: Reader, db: WritingSession, settings: AppSettings,
+def vnc_link(instance_id: str, caller: Reader, db: WritingSession, runtime: AppRuntime,
              response: Response) -> PrimaryVncRead:
     """Set a fresh VNC password on the running guest and hand out a one-time websocket URL to its screen."""
     response.headers["Cache-Control"] = "no-store"
-    return PrimaryVncRead.of(console.open_vnc(db, settings, caller, instance_id))
+    return PrimaryVncRead.of(console.open_vnc(db, runtime.drivers, runtime.settings, caller, instance_id))
 
 
 @router.get(console.VNC_PROXY_PATH, status_code=426, response_class=JSONResponse,

@@ -16,7 +16,7 @@ from cloudlet.instances import build, deletion, suspension
 from cloudlet.instances import service as instances
 from cloudlet.instances.schemas import InstanceCreate, SshKeyCreate
 from cloudlet.kit.ids import MAX_ID
-from cloudlet.surfaces.deps import AppSettings, DbSession, requires
+from cloudlet.surfaces.deps import AppRuntime, AppSettings, DbSession, requires
 from cloudlet.surfaces.idempotency import IdempotencyGuard
 from cloudlet.surfaces.params import PathId
 from cloudlet.surfaces.primary.instance_schemas import (
@@ -62,10 +62,10 @@ def create_instance(body: PrimaryInstanceCreate, caller: Writer, db: DbSession, 
 
 @router.get("/instances/{instance_id}", response_model=PrimaryInstanceDetail,
             summary="One instance, with its live state from the hypervisor")
-def get_instance(instance_id: str, caller: Reader, db: DbSession) -> PrimaryInstanceDetail:
+def get_instance(instance_id: str, caller: Reader, db: DbSession, runtime: AppRuntime) -> PrimaryInstanceDetail:
     """The instance and vf_remote_state."""
     found = instances.get_instance(db, caller, instance_id)
-    live = instances.remote_state(db, caller, instance_id)
+    live = instances.remote_state(db, runtime.drivers, caller, instance_id)
     return PrimaryInstanceDetail(**PrimaryInstanceRead.of(found).model_dump(), vf_remote_state=RemoteStateRead.of(live),
                                  status_reason=found.status_reason)
 

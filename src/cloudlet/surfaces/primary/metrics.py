@@ -32,7 +32,7 @@ from cloudlet.kit.serial import IsoMillis
 from cloudlet.metrics import service as metrics
 from cloudlet.metrics.models import Resolution
 from cloudlet.metrics.schemas import InstanceMetrics, LiveMetrics, MetricPointRead, Period
-from cloudlet.surfaces.deps import DbSession, requires
+from cloudlet.surfaces.deps import AppRuntime, DbSession, requires
 from cloudlet.tokens.abilities import Ability
 
 router = APIRouter(prefix="/api", tags=["primary"])
@@ -122,8 +122,8 @@ class MetricsRead(BaseModel):
 
 @router.get("/instances/{instance_id}/metrics", response_model=MetricsRead,
             summary="Live snapshot from the hypervisor plus stored history for the period")
-def instance_metrics(instance_id: str, caller: Analyst, db: DbSession,
+def instance_metrics(instance_id: str, caller: Analyst, db: DbSession, runtime: AppRuntime,
                      period: Annotated[Period, Query(description="How far back the history goes.")] = Period.HOUR_1
                      ) -> MetricsRead:
     """CPU, memory, disk and network now, and their history (raw up to 1h, 5-minute averages beyond)."""
-    return MetricsRead.of(metrics.instance_metrics(db, caller, instance_id, period))
+    return MetricsRead.of(metrics.instance_metrics(db, runtime.drivers, caller, instance_id, period))

@@ -54,7 +54,7 @@ def logs_over_http(instance_id: str, caller: Reader) -> JSONResponse:
 def _open_serial(runtime: Runtime, websocket: WebSocket, instance_id: str) -> SerialConsole:
     with runtime.db.session() as session:
         caller = ws.caller_of(session, runtime, websocket, Ability.INSTANCES_WRITE)
-        return console.open_serial(session, caller, instance_id)
+        return console.open_serial(session, runtime.drivers, caller, instance_id)
 
 
 def _log_source(runtime: Runtime, websocket: WebSocket, instance_id: str) -> console.SerialLogSource:
@@ -91,6 +91,6 @@ async def live_logs(websocket: WebSocket, instance_id: str) -> None:
     await websocket.accept()
 
     def read() -> str:
-        return console.read_serial_log(source).text
+        return console.read_serial_log(runtime.drivers, source).text
 
     await ws.stream_text(websocket, read, runtime.settings.console_log_poll_seconds)

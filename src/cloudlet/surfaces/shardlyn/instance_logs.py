@@ -26,7 +26,7 @@ from pydantic import BaseModel
 
 from cloudlet.auth.caller import Caller
 from cloudlet.instances import service as instances
-from cloudlet.surfaces.deps import DbSession, requires
+from cloudlet.surfaces.deps import AppRuntime, DbSession, requires
 from cloudlet.tokens.abilities import Ability
 
 router = APIRouter(prefix="/v1/instances", tags=["shardlyn"])
@@ -45,9 +45,9 @@ class InstallLogsRead(BaseModel):
 
 @router.get("/{instance_id}/install-logs", response_model=InstallLogsRead,
             summary="The guest's serial console since it last started")
-def install_logs(instance_id: str, caller: Reader, db: DbSession) -> InstallLogsRead:
+def install_logs(instance_id: str, caller: Reader, db: DbSession, runtime: AppRuntime) -> InstallLogsRead:
     """What the guest printed on its serial console while it booted and applied its seed."""
-    found = instances.console_log(db, caller, instance_id)
+    found = instances.console_log(db, runtime.drivers, caller, instance_id)
     return InstallLogsRead(instance_id=found.instance_uuid, logs=found.text.splitlines(), truncated=found.truncated)
 
 
@@ -62,11 +62,11 @@ class LogHistoryRead(BaseModel):
 
 @router.get("/{instance_id}/logs/history", response_model=LogHistoryRead,
             summary="The serial log across the guest's boots (its last lines with ?lines=N)")
-def log_history(instance_id: str, caller: Reader, db: DbSession,
+def log_history(instance_id: str, caller: Reader, db: DbSession, runtime: AppRuntime,
                 lines: Annotated[int | None, Query(ge=1, le=100_000, description="Only the last N lines.")] = None,
                 ) -> LogHistoryRead:
     """The serial log across boots, line by line, oldest first."""
-    found = instances.console_history(db, caller, instance_id)
+    found = instances.console_history(db, runtime.drivers, caller, instance_id)
     every = found.text.splitlines()
     kept = every[-lines:] if lines is not None else every
     return LogHistoryRead(instance_id=found.instance_uuid, logs=kept, total_lines=len(every),
@@ -75,9 +75,9 @@ def log_history(instance_id: str, caller: Reader, db: DbSession,
 
 @router.get("/{instance_id}/logs/download", response_class=PlainTextResponse,
             summary="The serial log across the guest's boots as a text file")
-def log_download(instance_id: str, caller: Reader, db: DbSession) -> PlainTextResponse:
+def log_download(instance_id: str, caller: Reader, db: DbSession, runtime: AppRuntime) -> PlainTextResponse:
     """The serial log across boots, as an attachment."""
-    found = instances.console_history(db, caller, instance_id)
+    found = instances.console_history(db, runtime.drivers, caller, instance_id)
     return PlainTextResponse(found.text, headers={
         "Content-Disposition": f'attachment; filename="{found.instance_uuid}-serial.log"',
         "Cache-Control": "no-store"})
@@ -85,7 +85,7 @@ def log_download(instance_id: str, caller: Reader, db: DbSession) -> PlainTextRe
 
 @router.delete("/{instance_id}/logs/clear", status_code=204, response_class=Response,
                summary="Clear the serial log and its history (administrators)")
-def log_clear(instance_id: str, caller: Writer, db: DbSession) -> Response:
+def log_clear(instance_id: str, caller: Writer, db: DbSession, runtime: AppRuntime) -> Response:
     """Forget what the guest printed, past boots and the current one."""
-    instances.clear_console_log(db, caller, instance_id, operator=caller.is_admin)
+    instances.clear_console_log(db, runtime.drivers, caller, instance_id, operator=caller.is_admin)
     return Response(status_code=204)

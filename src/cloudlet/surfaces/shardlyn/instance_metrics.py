@@ -34,7 +34,7 @@ from cloudlet.kit.serial import IsoSeconds
 from cloudlet.metrics import service as metrics
 from cloudlet.metrics.models import Resolution
 from cloudlet.metrics.schemas import InstanceHistory, InstanceLive, MetricPointRead, Period
-from cloudlet.surfaces.deps import DbSession, requires
+from cloudlet.surfaces.deps import AppRuntime, DbSession, requires
 from cloudlet.tokens.abilities import Ability
 
 router = APIRouter(prefix="/v1/instances", tags=["shardlyn"])
@@ -151,9 +151,9 @@ class MetricsHistoryRead(BaseModel):
 
 
 @router.get("/{instance_id}/stats", response_model=InstanceStatsRead, summary="Real-time stats")
-def instance_stats(instance_id: str, caller: Reader, db: DbSession) -> InstanceStatsRead:
+def instance_stats(instance_id: str, caller: Reader, db: DbSession, runtime: AppRuntime) -> InstanceStatsRead:
     """CPU, memory, disk and network of the instance's guest now, read from its node."""
-    return InstanceStatsRead.of(metrics.instance_live(db, caller, instance_id))
+    return InstanceStatsRead.of(metrics.instance_live(db, runtime.drivers, caller, instance_id))
 
 
 @router.get("/{instance_id}/metrics/history", response_model=MetricsHistoryRead, summary="Metrics history")

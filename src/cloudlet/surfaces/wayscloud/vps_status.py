@@ -28,7 +28,7 @@ from cloudlet.auth.caller import Caller
 from cloudlet.instances.models import InstanceStatus
 from cloudlet.metrics import service as metrics
 from cloudlet.metrics.schemas import InstanceLive
-from cloudlet.surfaces.deps import DbSession, requires
+from cloudlet.surfaces.deps import AppRuntime, DbSession, requires
 from cloudlet.tokens.abilities import Ability
 
 router = APIRouter(prefix="/v1/vps", tags=["wayscloud"])
@@ -73,6 +73,6 @@ class WcVpsStatus(BaseModel):
 
 
 @router.get("/{vps_id}/status", response_model=WcVpsStatus, summary="Get status")
-def vps_status(vps_id: str, caller: Reader, db: DbSession) -> WcVpsStatus:
+def vps_status(vps_id: str, caller: Reader, db: DbSession, runtime: AppRuntime) -> WcVpsStatus:
     """Power state (running/stopped), uptime, and health indicators."""
-    return WcVpsStatus.of(metrics.instance_live(db, caller, vps_id))
+    return WcVpsStatus.of(metrics.instance_live(db, runtime.drivers, caller, vps_id))
