@@ -30,6 +30,8 @@ install_missing() {
 
 install_missing "Debian packages" -- "${DEBIAN_PACKAGES[@]}"
 install_missing "the hypervisor packages" --no-install-recommends -- "${NODE_PACKAGES[@]}"
+# bench/api_me.py loads the API with wrk: Python load generators saturate before a FastAPI app does
+case "$EXTRAS" in *dev*) install_missing "the benchmarks' load generator" -- wrk ;; esac
 
 PYTHON="${CLOUDLET_PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, Enum, MetaData, create_engine, event
+from sqlalchemy import Connection, DateTime, Engine, Enum, MetaData, create_engine, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -57,6 +57,7 @@ def enum_column(kind: type[enum.Enum], length: int = 20) -> Enum:
 
 
 WRITE = {"cloudlet_write": True}
+CONNECTED = "cloudlet_connected"  # Session.info key: the session took a connection (ending it does I/O)
 
 
 def make_engine(url: str, *, pool_size: int = 40) -> Engine:
@@ -90,6 +91,10 @@ def _tune_sqlite(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
 
 
+def _mark_connected(session: Session, _transaction: Any, _connection: Any) -> None:
+    session.info[CONNECTED] = True
+
+
 class Database:
     """An engine and the session factories for reading and for writing transactions."""
 
@@ -100,6 +105,8 @@ class Database:
         self._writer = sessionmaker(self.engine.execution_options(**WRITE), expire_on_commit=False)
         self.after_commit: list[Callable[[Session], None]] = []
         event.listen(self._writer, "after_commit", self._run_after_commit)
+        for factory in (self._reader, self._writer):
+            event.listen(factory, "after_begin", _mark_connected)
 
     def _run_after_commit(self, session: Session) -> None:
         for hook in self.after_commit:
@@ -117,14 +124,26 @@ class Database:
         with factory() as session, session.begin():
             yield session
 
-    def open(self, *, write: bool = True) -> Session:
-        """A session with its transaction begun, for a caller that cannot use `session()`; end it with finish().
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A connection in a reading transaction, ended when the block ends: for Core statements that load
+        no ORM object, at about half the cost of a session around the same statement."""
+        with self.engine.connect() as connection:
+            yield connection
 
-        Opening does no I/O: the connection is taken at the first statement.
+    def open(self, *, write: bool = True) -> Session:
+        """A session for a caller that cannot use `session()`; end it with finish().
+
+        Opening does no I/O: the transaction begins at the first use (autobegin), the connection is
+        taken at the first statement. A request whose caller came from the credential cache may never
+        use it, and then sets up no transaction at all.
         """
-        session = (self._writer if write else self._reader)()
-        session.begin()
-        return session
+        return (self._writer if write else self._reader)()
+
+    @staticmethod
+    def connected(session: Session) -> bool:
+        """Whether a session made here has taken a connection; one that has not ends without any I/O."""
+        return bool(session.info.get(CONNECTED))
 
     @staticmethod
     def finish(session: Session, *, commit: bool) -> None:

@@ -7,6 +7,7 @@ key, or more than a few kilobytes: a log line is bounded whatever the request se
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any, TextIO
 
@@ -50,6 +51,7 @@ def _shorten_inside(value: Any) -> Any:
     return value
 
 
+@functools.lru_cache(maxsize=4096)  # a line's keys are a few names written in the code, asked on every line
 def _is_secret_key(key: str) -> bool:
     return key.lower().replace("-", "_").endswith(SECRET_KEY_ENDINGS)
 

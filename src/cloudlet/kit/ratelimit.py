@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 import time
@@ -36,11 +37,14 @@ class Verdict:
         return result
 
 
+# Every request counts against its token's limits: the few distinct ones are made once, not per request.
+@functools.lru_cache(maxsize=1024)
 def per_minute(n: int) -> RateLimitItem:
     """A limit of n requests a minute."""
     return RateLimitItemPerMinute(n)
 
 
+@functools.lru_cache(maxsize=1024)
 def per_hour(n: int) -> RateLimitItem:
     """A limit of n requests an hour."""
     return RateLimitItemPerHour(n)

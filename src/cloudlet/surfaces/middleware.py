@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import gc
 import queue
+import random
 import threading
 import time
-import uuid
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
@@ -26,9 +27,20 @@ from cloudlet.auth.caller import Caller
 from cloudlet.auth.models import User
 from cloudlet.kit.db import Database
 from cloudlet.surfaces.deps import BOOKKEEPING, READ_METHODS, Runtime, client_ip
+from cloudlet.surfaces.security_headers import add_missing
 from cloudlet.tokens import service as tokens
 
 log = structlog.get_logger(__name__)
+
+
+def new_request_id() -> str:
+    """32 random hex digits, like a uuid4's.
+
+    Why not uuid4: os.urandom lets go of the GIL, and the event loop then waits for a worker thread
+    to give it back (up to the 5 ms switch interval) on every request. A request id needs to be
+    unique, not secret: the random module (seeded from os.urandom, again in a forked child) does.
+    """
+    return f"{random.getrandbits(128):032x}"
 
 
 class RequestBookkeeping:
@@ -36,7 +48,8 @@ class RequestBookkeeping:
 
     Every mutating request gets an audit entry (authenticated or not, whatever its status); every
     request made with an API token gets a usage-log line. Both are written after the answer is
-    sent, and the request's task waits for them, so they are in the database when it ends.
+    sent, and the request's task waits for them, so they are in the database when it ends. Once the
+    app has started, it settles the heap (settle_heap); at shutdown it writes what is still queued.
     """
 
     def __init__(self, app: ASGIApp, runtime: Runtime) -> None:
@@ -46,7 +59,7 @@ class RequestBookkeeping:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await self.app(scope, self._flush_at_shutdown(receive), send)
+            await self.app(scope, self._flush_at_shutdown(receive), self._settle_after_startup(send))
             return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
@@ -54,7 +67,7 @@ class RequestBookkeeping:
         started = time.perf_counter()
         state: dict[str, Any] = scope.setdefault("state", {})
         incoming = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming[:64] if incoming else uuid.uuid4().hex
+        request_id = incoming[:64] if incoming else new_request_id()
         status = 500
 
         async def send_with_headers(message: Message) -> None:
@@ -63,9 +76,10 @@ class RequestBookkeeping:
                 status = message["status"]
                 headers = MutableHeaders(scope=message)
                 headers["X-Request-ID"] = request_id
-                for name, value in state.get("rate_headers", {}).items():
-                    if name not in headers:
-                        headers[name] = value
+                rate_headers: dict[str, str] | None = state.get("rate_headers")
+                if rate_headers:
+                    add_missing(headers.raw, [(name.lower().encode("latin-1"), value.encode("latin-1"))
+                                              for name, value in rate_headers.items()])
             await send(message)
 
         try:
@@ -86,6 +100,15 @@ class RequestBookkeeping:
                 if wait:
                     await asyncio.wrap_future(written)
 
+    @staticmethod
+    def _settle_after_startup(send: Send) -> Send:
+        async def send_and_settle(message: Message) -> None:
+            if message["type"] == "lifespan.startup.complete":  # the app and its worker have started
+                settle_heap()
+            await send(message)
+
+        return send_and_settle
+
     def _flush_at_shutdown(self, receive: Receive) -> Receive:
         async def receive_and_flush() -> Message:
             message = await receive()
@@ -105,6 +128,25 @@ class RequestBookkeeping:
             request_id=request_id, target=",".join(f"{k}={v}" for k, v in params.items()) or None,
             actor=actor, reread_email=actor.user_id is not None and actor.email is None,
         )
+
+
+_heap_settled = False  # whether this process has frozen its heap already
+
+
+def settle_heap() -> None:
+    """Move every object alive into the collector's permanent generation (gc.freeze), once a process.
+
+    Why: a started server holds a few hundred thousand long-lived objects (routes, models, mappers,
+    DBOS); every full collection walked all of them, about 100 ms in which the event loop answered
+    nothing, every few seconds under load: that made the slowest requests. Garbage made later is
+    collected as before. Once a process: one that starts app after app (the tests) would otherwise keep
+    for good what the earlier ones left.
+    """
+    global _heap_settled
+    if not _heap_settled:
+        _heap_settled = True
+        gc.collect()  # what is garbage now must not be frozen with the rest
+        gc.freeze()
 
 
 @dataclass(frozen=True)
@@ -190,6 +232,8 @@ class BookkeepingWriter:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._exit_hook = False
+        self._urgent = threading.Event()  # set when an urgent record is queued: write now
+        self._backlog = False  # the last batch was full: more may be waiting
 
     def submit(self, record: RequestRecord | None, *, urgent: bool = False) -> Future[None]:
         """Queue a record; the future completes once it is committed (or has failed and been logged).
@@ -200,6 +244,8 @@ class BookkeepingWriter:
         done: Future[None] = Future()
         with self._lock:
             self._queue.put((record, done, urgent))
+            if urgent:
+                self._urgent.set()
             if self._thread is None:
                 if not self._exit_hook:
                     atexit.register(self.flush)
@@ -227,22 +273,19 @@ class BookkeepingWriter:
 
     def _gather(self, first: tuple[RequestRecord | None, Future[None], bool]) -> list[
             tuple[RequestRecord | None, Future[None], bool]]:
+        # Sleep until the batch is due or an urgent record comes, then take what has gathered: records
+        # queued meanwhile do not wake this thread one by one (each wake-up took the GIL from the event
+        # loop, a thread switch per GET). After a full batch the rest is due already.
+        if not first[2] and not self._backlog:
+            self._urgent.wait(self.flush_seconds)
+        self._urgent.clear()
         batch = [first]
-        urgent = first[2]
-        deadline = time.monotonic() + self.flush_seconds
         while len(batch) < self.MAX_BATCH:
             try:
-                if urgent:
-                    item = self._queue.get_nowait()
-                else:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        break
-                    item = self._queue.get(timeout=remaining)
+                batch.append(self._queue.get_nowait())
             except queue.Empty:
                 break
-            batch.append(item)
-            urgent = urgent or item[2]
+        self._backlog = len(batch) >= self.MAX_BATCH
         return batch
 
     def _write(self, batch: list[tuple[RequestRecord | None, Future[None], bool]]) -> None:

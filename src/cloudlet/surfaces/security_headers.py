@@ -45,9 +45,22 @@ def headers_for(scope: Scope, settings: Settings) -> dict[str, str]:
 
 def apply(headers: MutableHeaders, scope: Scope, settings: Settings) -> None:
     """Add the security headers an endpoint did not set itself."""
-    for name, value in headers_for(scope, settings).items():
-        if name not in headers:
-            headers[name] = value
+    add_missing(headers.raw, _RAW_TLS if over_tls(scope, settings) else _RAW)
+
+
+def add_missing(raw: list[tuple[bytes, bytes]], extra: list[tuple[bytes, bytes]]) -> None:
+    """Append the (lower-case name, value) pairs of extra whose name the raw header list lacks."""
+    present = {name.lower() for name, _ in raw}
+    raw.extend(pair for pair in extra if pair[0] not in present)
+
+
+def _raw(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
+
+
+# encoded once: every answer carries them
+_RAW = _raw(ALWAYS)
+_RAW_TLS = _raw({**ALWAYS, "Strict-Transport-Security": HSTS})
 
 
 class SecurityHeaders:

@@ -1,0 +1,107 @@
+"""What keeps an authenticated GET cheap: one lookup per token however many requests miss the credential cache
+at once, a usage writer that gathers lines without waking per request, a frozen heap once the app has started,
+and an /api/me that answers a missing wallet or a deleted user as the services did."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from concurrent.futures import Future
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import delete
+
+from cloudlet.app import create_app
+from cloudlet.auth.models import User
+from cloudlet.billing.models import Wallet
+from cloudlet.surfaces import deps
+from cloudlet.surfaces.deps import Runtime
+from cloudlet.surfaces.middleware import BookkeepingWriter, RequestRecord, _Actor
+from tests.conftest import Api
+from tests.helpers import make_user, mint_token
+
+
+def test_concurrent_requests_with_an_uncached_token_look_it_up_once(runtime: Runtime,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    jane = make_user(runtime, "jane@example.com")
+    token = mint_token(runtime, jane, "*")
+    lookups: list[str | None] = []
+    real = deps.authenticate
+
+    def counted(*args: object, **kwargs: object) -> object:
+        lookups.append(str(args[2]))
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(deps, "authenticate", counted)
+    app = create_app(runtime=runtime)
+
+    async def many() -> list[int]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver",
+                                     headers={"Authorization": f"Bearer {token}"}) as client:
+            replies = await asyncio.gather(*(client.get("/api/me") for _ in range(12)))
+        return [r.status_code for r in replies]
+
+    assert asyncio.run(many()) == [200] * 12
+    assert lookups == [token]
+
+
+def test_concurrent_requests_with_a_wrong_token_are_each_refused(runtime: Runtime) -> None:
+    app = create_app(runtime=runtime)
+
+    async def many() -> list[str]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver",
+                                     headers={"Authorization": "Bearer cl_unknown0123456789"}) as client:
+            replies = await asyncio.gather(*(client.get("/api/me") for _ in range(5)))
+        return [r.json()["code"] for r in replies]
+
+    assert asyncio.run(many()) == ["INVALID_API_KEY"] * 5
+
+
+def _record(n: int, method: str = "GET") -> RequestRecord:
+    return RequestRecord(method=method, path=f"/api/x/{n}", ip="127.0.0.1", status=200, elapsed_ms=1,
+                         request_id=f"r{n}", target=None, actor=_Actor(None, None, None), reread_email=False)
+
+
+def test_gathered_records_are_written_with_the_next_urgent_one(runtime: Runtime) -> None:
+    writer = BookkeepingWriter(runtime.db, flush_seconds=60)
+    waiting: list[Future[None]] = [writer.submit(_record(n)) for n in range(5)]
+    urgent = writer.submit(_record(5), urgent=True)
+    urgent.result(timeout=10)  # long before the 60 s batch would be due
+    assert all(f.done() for f in waiting)
+
+
+def test_a_batch_is_written_when_it_is_due(runtime: Runtime) -> None:
+    writer = BookkeepingWriter(runtime.db, flush_seconds=0.2)
+    written = writer.submit(_record(1))
+    written.result(timeout=10)
+
+
+def test_the_heap_is_frozen_once_the_app_has_started(runtime: Runtime) -> None:
+    with TestClient(create_app(runtime=runtime)) as client:
+        assert client.get("/health").status_code == 200
+        assert gc.get_freeze_count() > 0
+
+
+def test_me_without_a_default_wallet_is_a_404(api: Api, runtime: Runtime) -> None:
+    jane = make_user(runtime, "jane@example.com")
+    token = jane.token
+    with runtime.db.session() as session:
+        session.execute(delete(Wallet).where(Wallet.project_id == jane.project_id))
+    reply = api.as_(token).get("/api/me")
+    assert reply.status_code == 404
+    assert reply.json()["code"] == "NOT_FOUND"
+
+
+def test_me_without_a_personal_project_is_a_404(api: Api, runtime: Runtime) -> None:
+    jane = make_user(runtime, "jane@example.com")
+    with runtime.db.session() as session:
+        user = session.get(User, jane.id)
+        assert user is not None
+        user.personal_project_id = None
+    reply = api.as_(jane.token).get("/api/me")
+    assert reply.status_code == 404
+    assert reply.json()["message"] == "Project not found."
