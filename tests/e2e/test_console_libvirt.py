@@ -7,7 +7,6 @@ One guest per database engine, shared by every step, since a TCG boot is slow on
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import httpx
@@ -18,6 +17,7 @@ from websockets.sync.client import ClientConnection, connect
 from cloudlet.drivers.libvirt.guest import LibvirtDriver
 from cloudlet.instances import repository as instance_rows
 from cloudlet.surfaces.deps import Runtime
+from tests.e2e import serial_reading
 from tests.e2e.test_instances_libvirt import (
     BOOT_SECONDS,
     PASSWORD,
@@ -65,16 +65,9 @@ def screen(url: str, link: str, password: str) -> ServerInit:
 
 def read_until(ws: ClientConnection, wanted: str, seconds: float = TIMEOUT) -> str:
     """What a websocket sent (binary or text frames) until `wanted` appeared."""
-    seen, deadline = "", time.monotonic() + seconds
-    while wanted not in seen:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            pytest.fail(f"no {wanted!r} within {seconds}s; got {seen[-2000:]!r}")
-        try:
-            frame = ws.recv(timeout=remaining)
-        except TimeoutError:
-            continue
-        seen += frame.decode(errors="replace") if isinstance(frame, bytes) else frame
+    found, seen = serial_reading.read_until(serial_reading.from_websocket(ws), ws.send, (wanted,), seconds)
+    if not found:
+        pytest.fail(f"no {wanted!r} within {seconds}s; got {seen[-2000:]!r}")
     return seen
 
 

@@ -13,7 +13,6 @@ longer does), and one with reboot and a password of the customer's choosing.
 from __future__ import annotations
 
 import contextlib
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +25,7 @@ from cloudlet.catalog import service as catalog
 from cloudlet.drivers.base import ConsoleClosed, SerialConsole
 from tests.cloud import credit
 from tests.contract.conftest import tiny_image
+from tests.e2e import serial_reading
 from tests.e2e.served import Guest, cyberpanel, served_guest
 from tests.e2e.test_instances_libvirt import (
     BOOT_SECONDS,
@@ -55,10 +55,8 @@ def guest(tiny_image: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 def read_until(session: SerialConsole, *wanted: str, seconds: float = 120.0) -> str:
     """What the serial console printed until one of `wanted` appeared (a TCG guest on a busy 2-core machine
     has been seen to take a minute between the password and its shell prompt)."""
-    seen, deadline = "", time.monotonic() + seconds
-    while not any(w in seen for w in wanted):
-        assert time.monotonic() < deadline, f"none of {wanted!r} on the serial console; it printed {seen[-2000:]!r}"
-        seen += session.read(0.5).decode(errors="replace")
+    found, seen = serial_reading.read_until(session.read, session.write, wanted, seconds)
+    assert found, f"none of {wanted!r} on the serial console; it printed {seen[-2000:]!r}"
     return seen
 
 

@@ -21,6 +21,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from cloudlet.drivers.libvirt.guest import LibvirtDriver
 from cloudlet.surfaces.deps import Runtime
+from tests.e2e import serial_reading
 from tests.e2e.test_console_libvirt import vps_id
 from tests.e2e.test_instances_libvirt import (
     BOOT_SECONDS,
@@ -49,17 +50,7 @@ SECTOR = 204800  # 100 MiB into the disk, past the image's partition
 
 def read_for(ws: ClientConnection, wanted: tuple[str, ...], seconds: float) -> tuple[bool, str]:
     """What the console sent until one of `wanted` appeared (True) or seconds passed (False)."""
-    seen, deadline = "", time.monotonic() + seconds
-    while not any(w in seen for w in wanted):
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return False, seen
-        try:
-            frame = ws.recv(timeout=remaining)
-        except TimeoutError:
-            continue
-        seen += frame.decode(errors="replace") if isinstance(frame, bytes) else frame
-    return True, seen
+    return serial_reading.read_until(serial_reading.from_websocket(ws), ws.send, wanted, seconds)
 
 
 def read_any(ws: ClientConnection, wanted: tuple[str, ...], seconds: float = TIMEOUT) -> str:
