@@ -175,13 +175,20 @@ def prepare_cloud(runtime: Runtime, driver: HypervisorDriver, image_file: Path, 
 
 
 @pytest.fixture
-def cloud(runtime: Runtime, api: Api, fake_image_file: Path) -> Iterator[Cloud]:
+def node_uri() -> str:
+    """The URI the cloud's node is registered with (this process reaches it through the FakeDriver whatever it
+    is; a module overrides it where another process must reach the node on its own)."""
+    return NODE_URI
+
+
+@pytest.fixture
+def cloud(runtime: Runtime, api: Api, fake_image_file: Path, node_uri: str) -> Iterator[Cloud]:
     """A ready cloud on a FakeDriver node with a running worker and a customer holding $100."""
     driver = FakeDriver()
     previous = runtime.drivers.use(lambda uri: driver)
     worker = create_worker(runtime=runtime)
     try:
-        node_id, template_id = prepare_cloud(runtime, driver, fake_image_file)
+        node_id, template_id = prepare_cloud(runtime, driver, fake_image_file, node_uri=node_uri)
         with runtime.db.session(write=False) as session:
             plan_id = catalog.get_plan(session, "scout-1").id
         worker.start()

@@ -7,6 +7,9 @@ The worker is the real one; the stale action is a boot whose driver call the tes
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -139,3 +142,32 @@ def test_the_cloudlet_command_lists_and_ends_a_stale_action(
 
     again = cli(cloud, monkeypatch, tmp_path, "actions", "fail", str(action_id))
     assert again.exit_code == 1 and "has already ended (error)" in again.output
+
+
+class TestFromAProcessWithoutAWorker:
+    """`cloudlet actions fail` run as its own process, as an operator does: it cancels the workflow through
+    the system database (DBOSClient), not through a worker of its own."""
+
+    @pytest.fixture
+    def node_uri(self) -> str:
+        # this machine's libvirtd, which has no such guest (or, without libvirtd, no answer): either way the
+        # command's clean-up learns nothing, and the failure is recorded all the same; nothing leaves the host
+        return "qemu:///system"
+
+    def test_the_command_ends_the_action_of_a_worker_in_another_process(
+            self, cloud: Cloud, node_driver: Callable[[Any], None], tmp_path: Path) -> None:
+        server, action_id, _held = stuck_boot(cloud, node_driver)
+        settings = cloud.runtime.settings
+        env = {**os.environ, "CLOUDLET_DATABASE_URL": settings.effective_database_url,
+               "CLOUDLET_DATA_DIR": str(settings.data_dir), "CLOUDLET_SECRET_KEY": settings.jwt_secret}
+        command = [str(Path(sys.executable).parent / "cloudlet"), "actions", "fail", str(action_id),
+                   "--reason", "hv1 is gone"]
+        ended = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+                               check=False)
+        assert ended.returncode == 0, ended.stderr
+        assert "ended: ended by an operator: hv1 is gone" in ended.stdout
+        assert DBOS.get_workflow_status(workflow_of(cloud, action_id)).status == "CANCELLED"  # type: ignore[union-attr]
+        detail = cloud.client().get(f"/api/instances/{server['id']}").json()
+        assert detail["locked"] is False, detail
+        action = cloud.client().get(f"/api/instances/{server['id']}/actions/{action_id}").json()
+        assert action["status"] == "error" and action["error"] == "ended by an operator: hv1 is gone"
