@@ -9,13 +9,15 @@ engine suspended; reactivation is a request that pays a cycle from now and opens
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy.orm import Session
 
 from cloudlet.actions import service as engine
 from cloudlet.actions.registry import Procedure
 from cloudlet.billing import service as billing
 from cloudlet.instances import actions, queries, repository
-from cloudlet.instances.models import ActionStatus, InstanceStatus
+from cloudlet.instances.models import ActionStatus, Instance, InstanceStatus
 from cloudlet.instances.schemas import REACTIVATE_TASKS, SUSPEND_TASKS, Allowed, Command, ReactivationRead
 from cloudlet.instances.work import Work, start_vm, stop_vm, wait_for_guest_agent
 from cloudlet.kit.errors import Conflict
@@ -38,12 +40,9 @@ def suspend_unpaid(session: Session) -> list[str]:
 
 def finish_suspend(session: Session, action_id: int, reason: str | None = None) -> None:
     """The guest is off (or could not be reached): the instance is suspended either way, since it is unpaid."""
-    action, row = actions.locked(session, action_id)
-    if action.status is not ActionStatus.RUNNING:
+    row = _ended(session, action_id, reason)
+    if row is None:
         return
-    if reason is None:
-        engine.complete_task(session, action_id, "finalize")
-    engine.finish(action, row, ActionStatus.SUCCESS if reason is None else ActionStatus.ERROR, reason)
     row.status = InstanceStatus.SUSPENDED
     row.status_reason = "suspended: the renewal could not be paid" + (f" ({reason})" if reason else "")
     session.flush()
@@ -51,10 +50,7 @@ def finish_suspend(session: Session, action_id: int, reason: str | None = None) 
 
 def conclude_suspend(work: Work, task: str | None, reason: str | None) -> None:
     """The unpaid server is suspended, off if its node answered."""
-    with work.db.session() as session:
-        if task is not None and reason is not None:
-            engine.fail_task(session, work.action_id, task, reason)
-        finish_suspend(session, work.action_id, reason)
+    _conclude(work, task, reason, finish_suspend)
 
 
 
@@ -79,12 +75,9 @@ def reactivate_instance(session: Session, actor: Actor, ident: int | str) -> Rea
 
 def finish_reactivate(session: Session, action_id: int, reason: str | None = None) -> None:
     """The server runs again (or failed to boot: it shows error, paid, to be restarted or reinstalled)."""
-    action, row = actions.locked(session, action_id)
-    if action.status is not ActionStatus.RUNNING:
+    row = _ended(session, action_id, reason)
+    if row is None:
         return
-    if reason is None:
-        engine.complete_task(session, action_id, "finalize")
-    engine.finish(action, row, ActionStatus.SUCCESS if reason is None else ActionStatus.ERROR, reason)
     row.status = InstanceStatus.RUNNING if reason is None else InstanceStatus.ERROR
     row.status_reason = "" if reason is None else f"reactivation failed: {reason}"[:2000]
     session.flush()
@@ -92,10 +85,30 @@ def finish_reactivate(session: Session, action_id: int, reason: str | None = Non
 
 def conclude_reactivate(work: Work, task: str | None, reason: str | None) -> None:
     """The paid server runs again, or shows why it did not boot."""
+    _conclude(work, task, reason, finish_reactivate)
+
+
+# --- how both end ----------------------------------------------------------------------------------
+
+
+def _ended(session: Session, action_id: int, reason: str | None) -> Instance | None:
+    """Record the action's end (its last task done when there is no reason, else failed with it) and give its
+    instance for its new status; None when the action had ended already (an operator, say)."""
+    action, row = actions.locked(session, action_id)
+    if action.status is not ActionStatus.RUNNING:
+        return None
+    if reason is None:
+        engine.complete_task(session, action_id, "finalize")
+    engine.finish(action, row, ActionStatus.SUCCESS if reason is None else ActionStatus.ERROR, reason)
+    return row
+
+
+def _conclude(work: Work, task: str | None, reason: str | None,
+              finish: Callable[[Session, int, str | None], None]) -> None:
     with work.db.session() as session:
         if task is not None and reason is not None:
             engine.fail_task(session, work.action_id, task, reason)
-        finish_reactivate(session, work.action_id, reason)
+        finish(session, work.action_id, reason)
 
 
 SUSPEND = Procedure(Command.SUSPEND.value, SUSPEND_TASKS, (stop_vm,), conclude_suspend)
