@@ -131,12 +131,17 @@ def github() -> Iterator[FakeGitHub]:
         yield fake
 
 
-@pytest.fixture
-def settings_overrides(github: FakeGitHub) -> dict[str, object]:
+def github_settings(github: FakeGitHub, **more: object) -> dict[str, object]:
+    """Settings that point GitHub sign-in at the fake, and any others."""
     return {"github_client_id": CLIENT_ID, "github_client_secret": CLIENT_SECRET,
             "github_authorize_url": f"{github.base}/login/oauth/authorize",
             "github_token_url": f"{github.base}/login/oauth/access_token",
-            "github_api_url": github.base}
+            "github_api_url": github.base, **more}
+
+
+@pytest.fixture
+def settings_overrides(github: FakeGitHub) -> dict[str, object]:
+    return github_settings(github)
 
 
 def octocat(**changes: Any) -> GitHubAccount:
@@ -236,10 +241,7 @@ def test_a_suspended_account_cannot_sign_in_with_github(api: Api, runtime: Runti
 class TestClosedRegistration:
     @pytest.fixture
     def settings_overrides(self, github: FakeGitHub) -> dict[str, object]:
-        return {"github_client_id": CLIENT_ID, "github_client_secret": CLIENT_SECRET,
-                "github_authorize_url": f"{github.base}/login/oauth/authorize",
-                "github_token_url": f"{github.base}/login/oauth/access_token",
-                "github_api_url": github.base, "allow_registration": False}
+        return github_settings(github, allow_registration=False)
 
     def test_a_new_github_user_is_refused(self, api: Api, github: FakeGitHub) -> None:
         reply = sign_in_with_github(api, github, octocat())
@@ -263,10 +265,7 @@ class TestNotConfigured:
 class TestSignUpLimit:
     @pytest.fixture
     def settings_overrides(self, github: FakeGitHub) -> dict[str, object]:
-        return {"github_client_id": CLIENT_ID, "github_client_secret": CLIENT_SECRET,
-                "github_authorize_url": f"{github.base}/login/oauth/authorize",
-                "github_token_url": f"{github.base}/login/oauth/access_token",
-                "github_api_url": github.base, "signup_rate_per_address": "2/hour"}
+        return github_settings(github, signup_rate_per_address="2/hour")
 
     def test_new_accounts_from_one_address_are_limited_but_existing_ones_sign_in(self, api: Api,
                                                                                   github: FakeGitHub) -> None:

@@ -27,7 +27,7 @@ from cloudlet.auth.caller import Caller
 from cloudlet.auth.models import User
 from cloudlet.kit.db import Database
 from cloudlet.surfaces.deps import BOOKKEEPING, READ_METHODS, Runtime, client_ip
-from cloudlet.surfaces.security_headers import add_missing
+from cloudlet.surfaces.security_headers import add_missing, encoded
 from cloudlet.tokens import service as tokens
 
 log = structlog.get_logger(__name__)
@@ -78,8 +78,7 @@ class RequestBookkeeping:
                 headers["X-Request-ID"] = request_id
                 rate_headers: dict[str, str] | None = state.get("rate_headers")
                 if rate_headers:
-                    add_missing(headers.raw, [(name.lower().encode("latin-1"), value.encode("latin-1"))
-                                              for name, value in rate_headers.items()])
+                    add_missing(headers.raw, encoded(rate_headers))
             await send(message)
 
         try:

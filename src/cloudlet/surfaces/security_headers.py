@@ -36,13 +36,6 @@ def over_tls(scope: Scope, settings: Settings) -> bool:
     return Headers(scope=scope).get("x-forwarded-proto", "").split(",")[0].strip().lower() == "https"
 
 
-def headers_for(scope: Scope, settings: Settings) -> dict[str, str]:
-    """The security headers an answer to this request carries."""
-    if over_tls(scope, settings):
-        return {**ALWAYS, "Strict-Transport-Security": HSTS}
-    return ALWAYS
-
-
 def apply(headers: MutableHeaders, scope: Scope, settings: Settings) -> None:
     """Add the security headers an endpoint did not set itself."""
     add_missing(headers.raw, _RAW_TLS if over_tls(scope, settings) else _RAW)
@@ -54,13 +47,14 @@ def add_missing(raw: list[tuple[bytes, bytes]], extra: list[tuple[bytes, bytes]]
     raw.extend(pair for pair in extra if pair[0] not in present)
 
 
-def _raw(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+def encoded(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    """Headers as ASGI's raw (lower-case name, value) byte pairs."""
     return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
 
 
 # encoded once: every answer carries them
-_RAW = _raw(ALWAYS)
-_RAW_TLS = _raw({**ALWAYS, "Strict-Transport-Security": HSTS})
+_RAW = encoded(ALWAYS)
+_RAW_TLS = encoded({**ALWAYS, "Strict-Transport-Security": HSTS})
 
 
 class SecurityHeaders:
