@@ -3,9 +3,11 @@
 Under TCG on a busy 2-core machine the guest's serial line has been seen to stop in the middle of what it
 was printing (a banner cut at "Cloudl", a shell prompt at "~") and stay silent for minutes, most likely the
 guest's 8250 driver waiting for a transmit interrupt the emulated UART did not raise, until its next one.
-A person at the console would press a key. While nothing arrives for NUDGE_SECONDS, the reader sends an
-erase (DEL) onto the empty line that everything typed here ends with: it erases nothing, and its receive
-interrupt lets the driver send the rest.
+A person at the console would press a key. When what arrived stops in the middle of a line and nothing
+more comes for NUDGE_SECONDS, the reader sends an erase (DEL) onto the empty line that everything typed here
+ends with: it erases nothing, and its receive interrupt lets the driver send the rest. A silence after a
+whole line is the guest at work (login checking a password, say) and is left alone: a key typed then could
+reach the program that reads the next line.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ def read_until(receive: Callable[[float], bytes | str], send: Callable[[bytes], 
         now = time.monotonic()
         if now >= deadline:
             return False, seen
-        if now - quiet_since >= NUDGE_SECONDS:
+        if seen and not seen.endswith("\n") and now - quiet_since >= NUDGE_SECONDS:  # cut mid-line
             send(NUDGE)
             quiet_since = now
         part = receive(min(0.5, deadline - now))
