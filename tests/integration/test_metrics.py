@@ -155,6 +155,10 @@ def _iso(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def _parse(iso: str) -> datetime:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00"))
+
+
 def guest_of(cloud: Cloud, instance_id: str) -> str:
     """The guest's name on the node."""
     with cloud.runtime.db.session(write=False) as session:
@@ -177,8 +181,12 @@ def test_the_sampler_records_the_rates_the_guest_works_at_and_follows_a_change(c
         assert point["disk_read_bytes_per_sec"] == pytest.approx(1_000_000, rel=0.01)
         assert point["disk_write_bytes_per_sec"] == pytest.approx(250_000, rel=0.01)
         assert point["memory_total_kb"] == 1024 * 1024 and point["memory_used_kb"] == 128 * 1024
-        assert point["disk_total_bytes"] == 25 * GIB and point["seconds"] == pytest.approx(1.0, abs=0.5)
+        assert point["disk_total_bytes"] == 25 * GIB and point["seconds"] > 0
     assert [p["timestamp"] for p in first] == sorted(p["timestamp"] for p in first)
+    # a point covers the time since the reading before it, however late the sampler ran
+    for before, after in pairwise(first):
+        gap = (_parse(after["timestamp"]) - _parse(before["timestamp"])).total_seconds()
+        assert after["seconds"] == pytest.approx(gap, abs=0.01)
 
     metered.set_load(Load(busy_vcpus=0.1, disk_read_bps=0, disk_write_bps=4096, net_rx_bps=2_000_000, net_tx_bps=0))
     later = new_points(cloud, server["id"], after=_iso(datetime.now(UTC)), count=3)
