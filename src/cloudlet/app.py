@@ -23,7 +23,7 @@ from cloudlet.kit.ratelimit import RateLimiter
 from cloudlet.mail.service import Mailer
 from cloudlet.metrics import workflows as metrics_workflows
 from cloudlet.nodes import workflows as node_workflows
-from cloudlet.surfaces import docs, errors
+from cloudlet.surfaces import docs, errors, route_index
 from cloudlet.surfaces import prometheus as operator_metrics
 from cloudlet.surfaces.cyberpanel import account as cp_account
 from cloudlet.surfaces.cyberpanel import billing as cp_billing
@@ -155,8 +155,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
     app.state.runtime = runtime
     errors.install(app, error_renderer)
     docs.install(app)
-    # FastAPI tries the routers in this order, scanning every route of each: the most requested
-    # authenticated read (GET /api/me, the one bench/api_me.py measures) goes first; no path overlaps.
+    # No two routers' paths overlap; route_index has FastAPI try only the routers a path can belong to.
     for module in (primary_me, sh_health, sh_auth, sh_users, sh_tokens, sh_organizations, sh_admin, sh_billing,
                    sh_images, sh_admin_catalog, primary_tokens, primary_team, primary_catalog, primary_wallet,
                    primary_billing, primary_agent, cp_general, cp_account, cp_catalog, cp_billing, wc_catalog,
@@ -166,6 +165,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
                    primary_console, cp_vps_console, sh_instance_console, cp_vps_snapshots, sh_instance_backups,
                    primary_rebuild, primary_copies, cp_vps_rebuild, primary_admin_actions):
         app.include_router(module.router)
+    route_index.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=runtime.settings.max_body_bytes, render=error_renderer)
     app.add_middleware(SecurityHeaders, settings=runtime.settings)
     app.add_middleware(RequestBookkeeping, runtime=runtime)
