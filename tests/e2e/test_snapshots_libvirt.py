@@ -62,14 +62,16 @@ def read_any(ws: ClientConnection, wanted: tuple[str, ...], seconds: float = TIM
 
 
 def prompt(serial: ClientConnection) -> str:
-    """Press Enter until the guest shows a login or shell prompt. A getty that (re)starts flushes its line,
-    and with it a key typed meanwhile and what it had begun to print, so a person would press Enter again."""
+    """Press Enter until the last thing the guest printed is a login or shell prompt. A getty that (re)starts
+    flushes its line, and with it a key typed meanwhile and what it had begun to print, so a person would
+    press Enter again; and a prompt followed by more output (a getty starting over after a boot) is not
+    the one to answer."""
     deadline, seen = time.monotonic() + 2 * TIMEOUT, ""
     while time.monotonic() < deadline:
         serial.send(b"\r")
         found, part = read_for(serial, ("login: ", "# "), PROMPT_SECONDS)
         seen += part
-        if found:
+        if found and part.endswith(("login: ", "# ")):
             return part
     pytest.fail(f"no prompt within {2 * TIMEOUT}s of pressing Enter; got {seen[-2000:]!r}")
 
@@ -78,7 +80,7 @@ def in_guest(url: str, token: str, instance_id: str, command: str, wanted: str) 
     """Run a shell command as root on the guest's serial console (logging in if needed); its output up to wanted."""
     ws = "ws://" + url.removeprefix("http://") + f"/v1/instances/{instance_id}/console"
     with connect(ws, additional_headers={"Authorization": f"Bearer {token}"}, open_timeout=TIMEOUT) as serial:
-        if "login: " in prompt(serial).rsplit("\n", 1)[-1]:
+        if prompt(serial).endswith("login: "):
             serial.send(b"root\r")
             read_any(serial, ("Password: ",))
             serial.send(PASSWORD.encode() + b"\r")
