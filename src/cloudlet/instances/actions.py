@@ -108,6 +108,17 @@ def locked(session: Session, action_id: int) -> tuple[Action, Instance]:
     return action, instance_row(session, action.instance_id, lock=True)
 
 
+def end(action: Action, row: Instance, reason: str | None, *, failed: str | None = None) -> None:
+    """End the action and free its instance: a success clears the instance's reason; a failure records
+    its reason, on the instance as "<failed> failed: <reason>" (or the reason alone without `failed`)."""
+    if reason is None:
+        engine.finish(action, row, ActionStatus.SUCCESS)
+        row.status_reason = ""
+    else:
+        engine.finish(action, row, ActionStatus.ERROR, reason[:4000])
+        row.status_reason = (f"{failed} failed: {reason}" if failed else reason)[:2000]
+
+
 _TRANSITIONAL = {InstanceStatus.PROVISIONING, InstanceStatus.STARTING, InstanceStatus.STOPPING,
                  InstanceStatus.RESTARTING, InstanceStatus.DELETING}
 
@@ -119,9 +130,11 @@ def force_fail(session: Session, action_id: int, reason: str) -> Action:
     """
     action, row = locked(session, action_id)
     if action.status is ActionStatus.RUNNING:
-        engine.finish(action, row, ActionStatus.ERROR, reason[:4000])
         if row.status in _TRANSITIONAL:
-            row.status, row.status_reason = InstanceStatus.ERROR, f"{action.command} failed: {reason}"[:2000]
+            end(action, row, reason, failed=action.command)
+            row.status = InstanceStatus.ERROR
+        else:  # a stable status keeps the reason it has
+            engine.finish(action, row, ActionStatus.ERROR, reason[:4000])
     elif row.locked_action_id == action.id:
         row.locked_action_id = None
     session.flush()

@@ -267,8 +267,8 @@ def finish_create(session: Session, settings: Settings, action_id: int) -> None:
     if action.status is not ActionStatus.RUNNING:
         return
     engine.complete_task(session, action_id, "finalize", f"running at {row.ipv4}")
-    engine.finish(action, row, ActionStatus.SUCCESS)
-    row.status, row.status_reason, row.provisioned_at = InstanceStatus.RUNNING, "", clock.now()
+    actions.end(action, row, None)
+    row.status, row.provisioned_at = InstanceStatus.RUNNING, clock.now()
     session.flush()
     _notify(session, settings, row, action, ok=True)
 
@@ -283,8 +283,8 @@ def fail_create(session: Session, settings: Settings, action_id: int, reason: st
     sub = billing.subscription_for(session, row.uuid)
     if sub is not None:
         billing.void_subscription(session, sub.id)
-    engine.finish(action, row, ActionStatus.ERROR, reason[:4000])
-    row.status, row.status_reason = InstanceStatus.ERROR, reason[:2000]
+    actions.end(action, row, reason)
+    row.status = InstanceStatus.ERROR
     session.flush()
     _notify(session, settings, row, action, ok=False)
 

@@ -347,11 +347,7 @@ def conclude(work: Work, task: str | None, reason: str | None) -> None:
         _record(session, row.id, order, reason)
         engine.complete_task(session, work.action_id, FINAL_TASK, f"{seen.note}: status {seen.status.value}")
         row.status = seen.status
-        if reason is None:
-            engine.finish(action, row, ActionStatus.SUCCESS)
-        else:
-            engine.finish(action, row, ActionStatus.ERROR, reason[:4000])
-            row.status_reason = f"{action.command} failed: {reason}"[:2000]
+        actions.end(action, row, reason, failed=action.command)
         session.flush()
     if reason is not None:
         log.warning("snapshot or backup action failed", action_id=work.action_id, task=task, reason=reason)

@@ -128,7 +128,7 @@ def finish_delete(session: Session, action_id: int) -> None:
     if action.status is not ActionStatus.RUNNING:
         return
     engine.complete_task(session, action_id, "finalize")
-    engine.finish(action, row, ActionStatus.SUCCESS)
+    actions.end(action, row, None)
     row.status, row.deleted_at, row.delete_at = InstanceStatus.DELETED, clock.now(), None
     row.root_password = row.webhook_secret = None
     session.flush()
@@ -139,8 +139,8 @@ def fail_delete(session: Session, action_id: int, reason: str) -> None:
     action, row = actions.locked(session, action_id)
     if action.status is not ActionStatus.RUNNING:
         return
-    engine.finish(action, row, ActionStatus.ERROR, reason[:4000])
-    row.status, row.status_reason = InstanceStatus.ERROR, f"deletion failed: {reason}"[:2000]
+    actions.end(action, row, reason, failed="deletion")
+    row.status = InstanceStatus.ERROR
     session.flush()
 
 

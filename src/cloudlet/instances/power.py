@@ -207,12 +207,7 @@ def finish_power(session: Session, action_id: int, seen: Observed, reason: str |
     else:
         engine.complete_task(session, action_id, SYNC_TASK, f"{seen.note}: status {seen.status.value}")
     row.status = seen.status
-    if reason is None:
-        engine.finish(action, row, ActionStatus.SUCCESS)
-        row.status_reason = ""
-    else:
-        engine.finish(action, row, ActionStatus.ERROR, reason[:4000])
-        row.status_reason = f"{action.command} failed: {reason}"[:2000]
+    actions.end(action, row, reason, failed=action.command)
     session.flush()
 
 

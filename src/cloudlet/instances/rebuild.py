@@ -317,12 +317,11 @@ def conclude_reinstall(work: Work, task: str | None, reason: str | None) -> None
             return
         if task is None or reason is None:
             engine.complete_task(session, work.action_id, FINALIZE, f"running at {row.ipv4}")
-            engine.finish(action, row, ActionStatus.SUCCESS)
-            row.status, row.status_reason = InstanceStatus.RUNNING, ""
+            row.status, reason = InstanceStatus.RUNNING, None
         else:
             engine.fail_task(session, work.action_id, task, reason)
-            engine.finish(action, row, ActionStatus.ERROR, reason[:4000])
-            row.status, row.status_reason = InstanceStatus.ERROR, f"reinstall failed: {reason}"[:2000]
+            row.status = InstanceStatus.ERROR
+        actions.end(action, row, reason, failed="reinstall")
         session.flush()
 
 
@@ -336,12 +335,10 @@ def conclude_observed(work: Work, task: str | None, reason: str | None) -> None:
         row.status = seen.status
         if task is None or reason is None:
             engine.complete_task(session, work.action_id, FINALIZE, f"{seen.note}: status {seen.status.value}")
-            engine.finish(action, row, ActionStatus.SUCCESS)
-            row.status_reason = ""
+            reason = None
         else:
             engine.fail_task(session, work.action_id, task, reason)
-            engine.finish(action, row, ActionStatus.ERROR, reason[:4000])
-            row.status_reason = f"{action.command.replace('_', ' ')} failed: {reason}"[:2000]
+        actions.end(action, row, reason, failed=action.command.replace("_", " "))
         session.flush()
 
 

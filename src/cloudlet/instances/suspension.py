@@ -99,7 +99,7 @@ def _ended(session: Session, action_id: int, reason: str | None) -> Instance | N
         return None
     if reason is None:
         engine.complete_task(session, action_id, "finalize")
-    engine.finish(action, row, ActionStatus.SUCCESS if reason is None else ActionStatus.ERROR, reason)
+    actions.end(action, row, reason)
     return row
 
 
