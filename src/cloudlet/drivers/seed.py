@@ -6,17 +6,17 @@ shell parser read the same value ('' stands for one quote).
 
 from __future__ import annotations
 
+import io
 import re
-import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 from typing import NamedTuple
+
+import pycdlib
+from pycdlib.pycdlibexception import PyCdlibException
 
 from cloudlet.drivers.base import GuestFailed, GuestReady, GuestSpec
 
 READY_MARK = "CLOUDLET_READY"
-SEED_TOOL_TIMEOUT_SECONDS = 60  # an ISO of three small files takes well under a second
 READY_LINE = re.compile(r"CLOUDLET_READY((?: [a-z_-]+=\S*)*)")
 
 
@@ -66,28 +66,26 @@ def seed_for(spec: GuestSpec) -> Seed:
 def build_seed_iso(seed: Seed, target: Path) -> Path:
     """Write seed as an ISO 9660 image labelled "cidata" (what NoCloud looks for) at target.
 
-    Raises GuestFailed when no ISO tool is installed or the tool fails (retrying will not help).
+    In-process with pycdlib (a few milliseconds, where starting xorriso took a tenth of a second of every
+    build); Rock Ridge and Joliet carry the lowercase names NoCloud reads. Raises GuestFailed when the
+    image cannot be written (retrying will not help).
     """
-    tool = shutil.which("xorriso") or shutil.which("genisoimage")
-    if tool is None:
-        raise GuestFailed("building a seed needs xorriso or genisoimage; run `cloudlet node prepare`")
-    with tempfile.TemporaryDirectory(prefix="cloudlet-seed-") as tmp:
-        root = Path(tmp)
-        (root / "meta-data").write_text(seed.meta_data)
-        (root / "user-data").write_text(seed.user_data)
-        if seed.network_config is not None:
-            (root / "network-config").write_text(seed.network_config)
-        files = [str(root / name) for name in ("meta-data", "user-data", "network-config") if (root / name).exists()]
-        command = [tool, "-as", "mkisofs"] if tool.endswith("xorriso") else [tool]
-        command += ["-quiet", "-output", str(target), "-volid", "cidata", "-joliet", "-rock", *files]
-        try:
-            result = subprocess.run(command, check=False, capture_output=True, text=True,  # noqa: S603  # fixed tool
-                                    timeout=SEED_TOOL_TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired as error:
-            raise GuestFailed(f"{Path(tool).name} did not build the seed within "
-                              f"{SEED_TOOL_TIMEOUT_SECONDS} s") from error
-        if result.returncode != 0:
-            raise GuestFailed(f"{Path(tool).name} could not build the seed: {result.stderr.strip()[-2000:]}")
+    files = [("meta-data", seed.meta_data), ("user-data", seed.user_data)]
+    if seed.network_config is not None:
+        files.append(("network-config", seed.network_config))
+    iso = pycdlib.PyCdlib()
+    iso.new(interchange_level=3, joliet=3, rock_ridge="1.09", vol_ident="cidata")
+    try:
+        for name, text in files:
+            data = text.encode()
+            iso.add_fp(io.BytesIO(data), len(data), f"/{name.upper().replace('-', '_')}.;1", rr_name=name,
+                       joliet_path=f"/{name}")
+        iso.write(str(target))
+    except (PyCdlibException, OSError) as error:
+        target.unlink(missing_ok=True)
+        raise GuestFailed(f"could not write the seed image: {error}") from error
+    finally:
+        iso.close()
     return target
 
 
