@@ -16,9 +16,11 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from cloudlet.drivers.libvirt.guest import LibvirtDriver
 from cloudlet.instances import repository as instance_rows
+from cloudlet.instances.models import Instance
 from cloudlet.surfaces.deps import Runtime
 from tests.cloud import SSH_KEY, credit, prepare_cloud
 from tests.contract.conftest import _libvirt_driver, leftovers, tiny_image
@@ -84,7 +86,15 @@ def node(runtime: Runtime, tiny_image: Path) -> Iterator[LibvirtDriver]:
         prepare_cloud(runtime, driver, tiny_image, node_uri="qemu:///system", image_name=name)
         yield driver
     finally:
+        for guest in _guests_of(runtime):  # a test that failed half way leaves no guest running for the next
+            driver.destroy_guest(guest)
         driver.delete_image(name)
+
+
+def _guests_of(runtime: Runtime) -> list[str]:
+    """The guest names of every instance in the test's database (each test has a database of its own)."""
+    with runtime.db.session(write=False) as session:
+        return list(session.scalars(select(Instance.guest_name)))
 
 
 @pytest.fixture
