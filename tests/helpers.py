@@ -68,6 +68,10 @@ class _Acting:
     user: User
     project_scope: int | None = None
 
+    @property
+    def user_id(self) -> int:
+        return self.user.id
+
 
 def make_team(runtime: Runtime, owner: Person, name: str = "team") -> int:
     """A team project owned by the person; returns its id."""

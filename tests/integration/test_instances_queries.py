@@ -46,6 +46,10 @@ class _Acting:
     user: User
     project_scope: int | None = None
 
+    @property
+    def user_id(self) -> int:
+        return self.user.id
+
 
 @dataclass
 class Servers:
@@ -108,17 +112,19 @@ class StatementCounter:
         self.engine = runtime.db.engine
         self.count = 0
         self.on = False
+        self.statements: list[str] = []
         event.listen(self.engine, "before_cursor_execute", self._seen)
 
-    def _seen(self, *_args: Any) -> None:
+    def _seen(self, _connection: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         if self.on:
             self.count += 1
+            self.statements.append(statement)
 
     def measure(self, call: Callable[[], Any]) -> int:
         """The fewest statements of three runs of call (a background flush may land in one of them)."""
         counts = []
         for _ in range(3):
-            self.count, self.on = 0, True
+            self.count, self.on, self.statements = 0, True, []
             try:
                 call()
             finally:
@@ -157,6 +163,14 @@ def test_no_list_costs_more_statements_for_more_servers(servers: Servers, counte
     many["prometheus"] = counter.measure(lambda: scrape.get("/metrics").raise_for_status())
     assert scrape.get("/metrics").text.count("cloudlet_instance_up{") == 30
     assert many == few, f"statements for 2 servers: {few}; for 30: {many}"
+
+
+def test_a_list_reads_no_user_row_for_a_caller_it_knows(servers: Servers, counter: StatementCounter) -> None:
+    # the credential cache says who calls; the tenancy rule needs the user's id, not the user's row
+    servers.add(1)
+    for name, (path, items) in LISTS.items():
+        counter.measure(_listing(servers, path, items, 1))
+        assert not [s for s in counter.statements if "FROM users" in s], name
 
 
 def test_a_locked_server_says_which_action_holds_it(servers: Servers) -> None:

@@ -74,11 +74,11 @@ def readable(session: Session, actor: Actor, project_id: int | None = None) -> C
     A project named that the actor is not in (or is fenced away from) is a NotFound, as everywhere.
     """
     if project_id is not None:
-        projects.require_membership(session, actor.user.id, project_id, fence=actor.project_scope)
+        projects.require_membership(session, actor.user_id, project_id, fence=actor.project_scope)
         reach: ColumnElement[bool] = Instance.project_id == project_id
     else:
         # a subquery rather than a list read first: one statement, and a membership ended a moment ago counts
-        member_of = select(Membership.project_id).where(Membership.user_id == actor.user.id).scalar_subquery()
+        member_of = select(Membership.project_id).where(Membership.user_id == actor.user_id).scalar_subquery()
         reach = Instance.project_id.in_(member_of)
         if actor.project_scope is not None:
             reach = and_(reach, Instance.project_id == actor.project_scope)

@@ -22,6 +22,11 @@ class Actor(Protocol):
         ...
 
     @property
+    def user_id(self) -> int:
+        """The acting user's id (known without reading the user's row)."""
+        ...
+
+    @property
     def project_scope(self) -> int | None:
         """The project the credential is limited to, or None."""
         ...
