@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.testclient import TestClient
 
 from cloudlet.app import create_app
@@ -52,8 +52,8 @@ def _small_app() -> FastAPI:
         return {"route": "item", "id": item_id}
 
     @things.post("/things/")
-    async def thing() -> dict[str, str]:
-        return {"route": "thing"}
+    async def thing(request: Request) -> dict[str, str]:
+        return {"route": "thing", "special": str(request.url_for("special"))}
 
     app.include_router(items)
     app.include_router(things)
@@ -74,6 +74,7 @@ def test_the_index_answers_as_fastapi_does_without_it() -> None:
                 other.status_code, other.text, other.headers.get("location")), (method, path)
         assert indexed.get("/items/special").json() == {"route": "special"}  # the first match still wins
         assert indexed.post("/items/42").status_code == 405
+        assert indexed.post("/things/").json()["special"] == "http://testserver/items/special"  # another router's
 
 
 def test_a_route_added_after_install_is_found() -> None:

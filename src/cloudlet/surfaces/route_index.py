@@ -81,6 +81,7 @@ class RouteIndex:
             return
         if len(self.router.routes) != self._indexed_count:  # a route added since (tests add some)
             self._index()
+        scope.setdefault("router", self.router)  # url_for names any route, not only the narrowed ones
         path, root = scope["path"], scope.get("root_path", "")
         await self.router_for(path[len(root):] if root and path.startswith(root) else path).app(scope, receive, send)
 
