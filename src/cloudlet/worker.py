@@ -18,6 +18,7 @@ import itertools
 import socket
 import sqlite3
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ APP_NAME = "cloudlet"
 SYSTEM_DATABASE_SUFFIX = "_dbos_sys"  # DBOS's own convention for a system database beside an app's
 SHUTDOWN_GRACE_SECONDS = 5  # a workflow still running after this is recovered by the next start instead
 NOTIFICATION_POLL_SECONDS = 0.1
+SHUTDOWN_POLL_SECONDS = 0.05  # how often a stopping worker looks whether its workflows have ended
 
 # What DBOS calls on each tick: the tick's time and the schedule's context (unused here).
 ScheduledWorkflow = Callable[[datetime, Any], None]
@@ -223,7 +225,12 @@ class Worker:
     def _shutdown(self, *, grace_seconds: int) -> None:
         global _running
         try:
-            DBOS.destroy(workflow_completion_timeout_sec=grace_seconds)
+            # DBOS's own wait looks once a second (and sleeps the first second whatever runs): a workflow that
+            # ends a moment after the stop began held every stop and restart a whole second
+            deadline = time.monotonic() + grace_seconds
+            while self._running_workflows() and time.monotonic() < deadline:
+                time.sleep(SHUTDOWN_POLL_SECONDS)
+            DBOS.destroy(workflow_completion_timeout_sec=0)
         finally:
             if self._slot is not None:
                 self._slot.close()
@@ -231,6 +238,15 @@ class Worker:
             with _lock:
                 if _running is self:
                     _running = None
+
+    def _running_workflows(self) -> bool:
+        """Whether a workflow of this executor is running (one cut short by the shutdown is resumed by the
+        next start)."""
+        try:
+            return bool(DBOS.list_workflows(status="PENDING", executor_id=self.executor_id, limit=1,
+                                            load_input=False, load_output=False))
+        except Exception:  # its database does not answer: give what may run its grace, as before
+            return True
 
     def __enter__(self) -> Worker:
         self.start()

@@ -6,6 +6,7 @@ launches its own worker on its own fresh database (SQLite and PostgreSQL) and st
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from dbos import DBOS
+from dbos import DBOS, DBOSClient
 from dbos import error as dbos_errors
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
@@ -178,3 +179,41 @@ def test_a_bad_schedule_fails_the_start_and_leaves_dbos_free_to_launch_again(run
     runtime.settings.billing_schedule = "* * * * *"
     with create_worker(runtime=runtime) as fixed:
         assert current() is fixed
+
+
+class Held:
+    """What the held workflow below waits for and says."""
+
+    entered = threading.Event()
+    release = threading.Event()
+
+
+@DBOS.workflow(name="tests.worker.held")
+def held() -> str:
+    """A workflow that runs until the test releases it."""
+    Held.entered.set()
+    Held.release.wait(WAIT_SECONDS)
+    return "released"
+
+
+def test_a_stopping_worker_lets_a_running_workflow_end_within_its_grace(runtime: Runtime, worker: Worker) -> None:
+    Held.entered.clear()
+    Held.release.clear()
+    worker.start()
+    handle = DBOS.start_workflow(held)
+    assert Held.entered.wait(WAIT_SECONDS)
+    stopped = threading.Event()
+    stopping = threading.Thread(target=lambda: (worker.stop(grace_seconds=WAIT_SECONDS), stopped.set()))
+    stopping.start()
+    try:
+        assert not stopped.wait(0.5), "the worker stopped while its workflow still ran"
+    finally:
+        Held.release.set()
+    assert stopped.wait(WAIT_SECONDS)
+    stopping.join()
+    client = DBOSClient(system_database_url=system_database_url(runtime.settings))
+    try:
+        status = client.retrieve_workflow(handle.workflow_id).get_status()
+    finally:
+        client.destroy()
+    assert (status.status, status.output) == ("SUCCESS", "released")  # it ended, and was not cut short
