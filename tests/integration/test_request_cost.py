@@ -75,16 +75,43 @@ def test_a_get_writes_nothing_in_its_transaction_and_a_known_token_costs_no_look
         api: Api, runtime: Runtime) -> None:
     jane = make_user(runtime, "jane@example.com")
     client = api.as_(jane.token)
-    assert client.get("/api/me").status_code == 200  # the first use reads the token
 
     with statements(runtime) as seen:
-        reply = client.get("/api/me")
+        first = client.get("/api/me")  # reads the token and the answer
+        read = len(seen)
+        again = client.get("/api/me")
 
-    assert reply.status_code == 200 and reply.json()["user"]["email"] == "jane@example.com"
+    assert first.status_code == again.status_code == 200 and again.json() == first.json()
     mine = [sql for thread, sql in seen if thread != "cloudlet-bookkeeping"]
-    assert mine, "the request ran no statement at all: the listener is not attached"
+    assert mine[:read], "the first request ran no statement at all: the listener is not attached"
     assert [sql for sql in mine if sql.startswith(WRITES)] == []
-    assert [sql for sql in mine if "API_TOKENS" in sql] == []  # the token came from the cache
+    assert [sql for thread, sql in seen[read:] if thread != "cloudlet-bookkeeping"] == []  # token and answer kept
+
+
+def test_me_shows_a_change_committed_here_at_once_and_on_another_replica_within_a_second(
+        api: Api, runtime: Runtime, tmp_path: Path, database_url: str) -> None:
+    admin = make_user(runtime, "admin@example.com", admin=True)
+    jane = make_user(runtime, "jane@example.com")
+    other = build_runtime(make_settings(tmp_path / "replica", database_url, usage_log_sync=False))
+
+    def balance(client: Any) -> int:
+        reply = client.get("/api/me", headers={"Authorization": f"Bearer {jane.token}"})
+        assert reply.status_code == 200, reply.text
+        return int(reply.json()["user"]["wallet_balance"])
+
+    try:
+        with TestClient(create_app(runtime=other)) as replica:
+            assert balance(replica) == balance(api.client) == 0  # both now keep the answer
+            credit = api.as_(admin.token).post(f"/v1/admin/wallets/{jane.project_id}/credits",
+                                               json={"amount_cents": 700, "reason": "welcome"})
+            assert credit.status_code in (200, 201), credit.text
+            credited = time.monotonic()
+            assert balance(api.client) == 700  # this replica made the change: it shows at once
+            wait_for(lambda: balance(replica) == 700, seconds=5)
+            assert time.monotonic() - credited < 1.5
+    finally:
+        other.mailer.close()
+        other.db.dispose()
 
 
 def test_usage_counts_and_last_use_are_written_within_a_second(api: Api, runtime: Runtime) -> None:

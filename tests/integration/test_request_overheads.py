@@ -11,9 +11,10 @@ from concurrent.futures import Future
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import delete
+from sqlalchemy import Connection, delete
 
 from cloudlet.app import create_app
+from cloudlet.auth import queries as me_queries
 from cloudlet.auth.models import User
 from cloudlet.billing.models import Wallet
 from cloudlet.surfaces import deps
@@ -46,6 +47,31 @@ def test_concurrent_requests_with_an_uncached_token_look_it_up_once(runtime: Run
 
     assert asyncio.run(many()) == [200] * 12
     assert lookups == [token]
+
+
+def test_concurrent_requests_that_miss_the_kept_answer_read_it_once(runtime: Runtime,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    jane = make_user(runtime, "jane@example.com")
+    token = mint_token(runtime, jane, "*")
+    reads: list[int] = []
+    real = me_queries.me
+
+    def counted(connection: Connection, user_id: int, fence: int | None) -> me_queries.MeView:
+        reads.append(user_id)
+        return real(connection, user_id, fence)
+
+    monkeypatch.setattr(me_queries, "me", counted)
+    app = create_app(runtime=runtime)
+
+    async def many() -> list[str]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver",
+                                     headers={"Authorization": f"Bearer {token}"}) as client:
+            replies = await asyncio.gather(*(client.get("/api/me") for _ in range(12)))
+        return [r.json()["user"]["email"] for r in replies]
+
+    assert asyncio.run(many()) == ["jane@example.com"] * 12
+    assert reads == [jane.user.id]
 
 
 def test_concurrent_requests_with_a_wrong_token_are_each_refused(runtime: Runtime) -> None:

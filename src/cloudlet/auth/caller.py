@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
@@ -12,6 +10,7 @@ from cloudlet.auth import service
 from cloudlet.auth.models import User, UserStatus
 from cloudlet.config import Settings
 from cloudlet.kit.errors import Forbidden, NotFound, Unauthenticated
+from cloudlet.kit.fresh import FreshCache
 from cloudlet.kit.ids import parse_id
 from cloudlet.tokens import abilities
 from cloudlet.tokens import service as tokens
@@ -102,58 +101,16 @@ def looks_like_jwt(credential: str) -> bool:
 
 @dataclass(frozen=True)
 class KnownToken:
-    """A token and what authentication needs of its owner, as read at `generation`, `at` (monotonic)."""
+    """A token and what authentication needs of its owner."""
 
     facts: tokens.TokenFacts
     suspended: bool
     admin_user: bool
-    generation: int
-    at: float
 
 
-class CredentialCache:
-    """API tokens this process resolved in the last second, by their secret's digest.
-
-    Why: looking a token up on every request cost a query and a thread hop, and made every request
-    wait on the database. An entry lives at most `seconds`, so a token revoked, switched off or
-    re-fenced by any replica (or its owner suspended) is refused everywhere within that time; and
-    every write this process commits empties it at once (`forget_all`), so a change made here is
-    seen by the very next request. Only valid tokens are kept: a wrong secret always asks the database.
-    """
-
-    SECONDS = 1.0
-    MAX_ENTRIES = 10_000
-
-    def __init__(self, seconds: float = SECONDS) -> None:
-        self.seconds = seconds
-        self.generation = 0
-        self._entries: dict[str, KnownToken] = {}
-        self._lock = threading.Lock()
-
-    def get(self, key: str) -> KnownToken | None:
-        """The entry for a digest if it is fresh and no write was committed since it was read."""
-        known = self._entries.get(key)
-        if known is None:
-            return None
-        if known.generation != self.generation or time.monotonic() - known.at >= self.seconds:
-            self._entries.pop(key, None)
-            return None
-        return known
-
-    def put(self, key: str, known: KnownToken) -> None:
-        """Keep an entry read at known.generation (dropped when a write committed meanwhile)."""
-        with self._lock:
-            if known.generation != self.generation:
-                return
-            if len(self._entries) >= self.MAX_ENTRIES:
-                self._entries.clear()  # a flood of distinct tokens: start again rather than grow
-            self._entries[key] = known
-
-    def forget_all(self, *_: object) -> None:
-        """Drop every entry (a write was committed in this process: it may have changed a credential)."""
-        with self._lock:
-            self.generation += 1
-            self._entries.clear()
+# API tokens this process resolved in the last second, by their secret's digest. Only valid tokens are
+# kept: a wrong secret always asks the database.
+CredentialCache = FreshCache[str, KnownToken]
 
 
 def recall(cache: CredentialCache | None, session: Session, credential: str | None, ip: str | None) -> Caller | None:
@@ -195,11 +152,11 @@ def authenticate(session: Session, settings: Settings, credential: str | None, i
         if token is None or user is None:
             raise Unauthenticated("API key is invalid or malformed.", code="INVALID_API_KEY")
         known = KnownToken(tokens.TokenFacts.of(token), suspended=user.status is UserStatus.SUSPENDED,
-                           admin_user=user.is_admin, generation=generation, at=time.monotonic())
+                           admin_user=user.is_admin)
         if cache is not None:
             key = tokens.lookup_key(credential)
             if key is not None:
-                cache.put(key, known)
+                cache.put(key, known, generation)
         return _token_caller(session, known, credential, ip, user)
     claims = service.decode_jwt(settings, credential, kind="access")
     user_id = parse_id(str(claims["sub"]))  # a subject that is no id (23 digits, "²") names no user

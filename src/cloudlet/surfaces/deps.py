@@ -6,7 +6,7 @@ import asyncio
 import contextvars
 import functools
 import ipaddress
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Concatenate, ParamSpec, TypeVar
@@ -20,6 +20,7 @@ from cloudlet.auth.caller import Caller, CredentialCache, authenticate, looks_li
 from cloudlet.config import Settings
 from cloudlet.kit.db import Database
 from cloudlet.kit.errors import Forbidden, RateLimited
+from cloudlet.kit.fresh import FreshCache
 from cloudlet.kit.ratelimit import RateLimiter, Verdict, per_hour, per_minute
 from cloudlet.mail.service import Mailer
 from cloudlet.nodes.service import Drivers
@@ -54,18 +55,23 @@ class Runtime:
     limiter: RateLimiter
     mailer: Mailer
     credentials: CredentialCache = field(default_factory=CredentialCache)  # API tokens seen in the last second
+    # rendered bodies of the hottest reads (GET /api/me), by what they were read for, kept like credentials
+    answers: FreshCache[Hashable, bytes] = field(default_factory=FreshCache)
+    # the answers being read right now, on which event loop, and the answer once read
+    answering: dict[Hashable, tuple[asyncio.AbstractEventLoop, asyncio.Task[bytes]]] = field(default_factory=dict)
     # the tokens being looked up right now (by their lookup key), on which event loop, and when that ends
     authenticating: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = field(default_factory=dict)
     drivers: Drivers = field(default_factory=Drivers)  # how node URIs become drivers, shared with the worker
 
     def __post_init__(self) -> None:
-        self.db.after_commit.append(self._forget_credentials)
+        self.db.after_commit.append(self._forget_reads)
 
-    def _forget_credentials(self, session: Session) -> None:
-        # any write committed here may have revoked a token or suspended a user: the next request
-        # must see it. The request log's own batches (marked so) change no credential.
+    def _forget_reads(self, session: Session) -> None:
+        # any write committed here may have revoked a token, suspended a user or moved a balance: the next
+        # request must see it. The request log's own batches (marked so) change nothing they hold.
         if not session.info.get(BOOKKEEPING):
             self.credentials.forget_all()
+            self.answers.forget_all()
 
 
 BOOKKEEPING = "cloudlet_bookkeeping"  # Session.info key of the request log's writer
@@ -126,6 +132,40 @@ async def read(runtime: Runtime, work: Callable[Concatenate[Connection, P], T], 
             return work(connection, *args, **kwargs)
 
     return await in_thread(work_in_transaction)
+
+
+async def cached_answer(runtime: Runtime, key: Hashable, render: Callable[[], Awaitable[bytes]]) -> bytes:
+    """The answer kept for key in runtime.answers, else render()'s, kept for the next requests.
+
+    Requests that miss while another renders the same key on this loop take that one's answer: when an
+    answer's second ran out, every request in flight for it missed at once, and each read it again. The
+    render runs as a task of its own, so a client that hangs up cancels only its own wait.
+    """
+    body = runtime.answers.get(key)
+    if body is not None:
+        return body
+    loop = asyncio.get_running_loop()
+    pending = runtime.answering.get(key)
+    if pending is not None and pending[0] is loop:
+        return await asyncio.shield(pending[1])
+    generation = runtime.answers.generation  # before the read: see FreshCache.put
+
+    async def render_and_keep() -> bytes:
+        body = await render()
+        runtime.answers.put(key, body, generation)
+        return body
+
+    task = loop.create_task(render_and_keep())
+    runtime.answering[key] = (loop, task)
+
+    def ended(_: object) -> None:
+        if runtime.answering.get(key, (None, None))[1] is task:
+            del runtime.answering[key]
+        if not task.cancelled():
+            task.exception()  # retrieved here: a render whose waiters all hung up is not logged as lost
+
+    task.add_done_callback(ended)
+    return await asyncio.shield(task)
 
 
 DbSession = Annotated[Session, Depends(get_db, scope="function")]  # commit before the answer is sent
