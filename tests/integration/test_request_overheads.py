@@ -11,15 +11,18 @@ from concurrent.futures import Future
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Connection, delete
+from sqlalchemy import Connection, delete, select
 
 from cloudlet.app import create_app
 from cloudlet.auth import queries as me_queries
 from cloudlet.auth.models import User
 from cloudlet.billing.models import Wallet
+from cloudlet.kit import clock
+from cloudlet.kit.db import insert_rows
 from cloudlet.surfaces import deps
 from cloudlet.surfaces.deps import Runtime
 from cloudlet.surfaces.middleware import BookkeepingWriter, RequestRecord, _Actor
+from cloudlet.tokens.models import TokenUsage
 from tests.conftest import Api
 from tests.helpers import make_user, mint_token
 
@@ -131,3 +134,17 @@ def test_me_without_a_personal_project_is_a_404(api: Api, runtime: Runtime) -> N
     reply = api.as_(jane.token).get("/api/me")
     assert reply.status_code == 404
     assert reply.json()["message"] == "Project not found."
+
+
+def test_appended_rows_read_back_as_written_whatever_their_number(runtime: Runtime) -> None:
+    jane = make_user(runtime, "jane@example.com")
+    token_id = int(mint_token(runtime, jane, "*").split("|")[0])
+    at = clock.now()
+    rows = [{"token_id": token_id, "endpoint": f"/api/é/{n}'\"", "method": "GET",
+             "ip_address": None if n % 2 else "::1", "response_status": 200 + n, "response_time_ms": n,
+             "created_at": at} for n in range(1200)]
+    with runtime.db.session() as session:
+        insert_rows(session, TokenUsage, rows)
+    with runtime.db.session(write=False) as session:
+        stored = session.scalars(select(TokenUsage).order_by(TokenUsage.id)).all()
+    assert [{key: getattr(line, key) for key in rows[0]} for line in stored] == rows

@@ -5,17 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, insert, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from cloudlet.audit.models import AuditEntry
 from cloudlet.audit.schemas import AuditQuery
+from cloudlet.kit.db import insert_rows
 
 
 def insert_many(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    """Append entries with one multi-row INSERT (no ORM bookkeeping: this runs after every request)."""
-    if rows:
-        session.execute(insert(AuditEntry), list(rows))
+    """Append entries with one INSERT (no ORM bookkeeping: this runs after every request)."""
+    insert_rows(session, AuditEntry, rows)
 
 
 def _escape_like(text: str) -> str:

@@ -7,9 +7,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy import insert as insert_rows
 from sqlalchemy.orm import Session
 
+from cloudlet.kit.db import insert_rows
 from cloudlet.kit.ids import in_range
 from cloudlet.tokens.models import ApiToken, TokenUsage
 
@@ -67,9 +67,8 @@ def count_uses(session: Session, token_id: int, n: int, *, at: datetime, ip: str
 
 
 def insert_usage(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    """Append usage-log lines with one multi-row INSERT."""
-    if rows:
-        session.execute(insert_rows(TokenUsage), list(rows))
+    """Append usage-log lines with one INSERT."""
+    insert_rows(session, TokenUsage, rows)
 
 
 def usage_page(session: Session, token_id: int, *, limit: int, offset: int) -> tuple[list[TokenUsage], int]:
