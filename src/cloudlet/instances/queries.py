@@ -10,10 +10,11 @@ so no other domain reads the instances or nodes tables.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Select, Subquery, and_, func, select
+from sqlalchemy import ColumnElement, Integer, Row, Select, Subquery, and_, bindparam, func, select
 from sqlalchemy.orm import Session, aliased
 
 from cloudlet.billing.models import Pool, Subscription, Wallet
@@ -133,6 +134,35 @@ def _key(ident: int | str) -> ColumnElement[bool]:
     return Instance.id == found if isinstance(found, int) else Instance.uuid == found
 
 
+@functools.cache
+def _listing(by_project: bool, fenced: bool, in_region: bool, limited: bool) -> tuple[Select[Any], Select[Any]]:
+    """The page and count statements of one shape of list, built once with bound parameters.
+
+    Why once: building the read model's statement (its coercions and cache key) cost a list request more
+    than running it. The tenancy rule is readable()'s: the servers of the caller's projects (of the one its
+    credential is fenced to), or of one project whose membership the caller checked first.
+    """
+    if by_project:
+        reach: ColumnElement[bool] = Instance.project_id == bindparam("project_id")
+    else:
+        member_of = select(Membership.project_id).where(Membership.user_id == bindparam("user_id")).scalar_subquery()
+        reach = Instance.project_id.in_(member_of)
+        if fenced:
+            reach = and_(reach, Instance.project_id == bindparam("fence"))
+    conditions = [reach, Instance.status.in_(bindparam("statuses", expanding=True))]
+    if in_region:
+        conditions.append(Instance.region_id.in_(
+            select(Region.id).where(Region.code == bindparam("region")).scalar_subquery()))
+    # the page's ids first, from the instances table alone, then the joins for those ids only: joined
+    # first, both databases join every server of the project and sort them all to keep fifty
+    page = (select(Instance.id).where(*conditions).order_by(Instance.id.desc())
+            .offset(bindparam("offset", type_=Integer)))
+    if limited:
+        page = page.limit(bindparam("limit", type_=Integer))
+    query = _joined(page=page.subquery("page")).order_by(Instance.id.desc())
+    return query, select(func.count()).select_from(Instance).where(*conditions)
+
+
 def list_instances(session: Session, actor: Actor, *, project_id: int | None = None,
                    statuses: list[InstanceStatus] | None = None, region: str | None = None,
                    limit: int | None = None, offset: int = 0) -> InstancePage:
@@ -140,21 +170,17 @@ def list_instances(session: Session, actor: Actor, *, project_id: int | None = N
     wanted = [s for s in statuses if s is not InstanceStatus.DELETED] if statuses else ACTIVE
     if not wanted:  # only deleted ones were asked for, and those are not listed
         return InstancePage(items=[], total=0)
-    conditions = [readable(session, actor, project_id), Instance.status.in_(wanted)]
-    if region is not None:
-        conditions.append(Instance.region_id.in_(select(Region.id).where(Region.code == region).scalar_subquery()))
-    # the page's ids first, from the instances table alone, then the joins for those ids only: joined
-    # first, both databases join every server of the project and sort them all to keep fifty
-    page = select(Instance.id).where(*conditions).order_by(Instance.id.desc()).offset(offset)
-    if limit is not None:
-        page = page.limit(limit)
-    query = _joined(page=page.subquery("page")).order_by(Instance.id.desc())
-    items = [_of(row) for row in session.execute(query)]
-    if limit is None and offset == 0:
-        total = len(items)  # the whole list is here: nothing more to count
+    params: dict[str, Any] = {"statuses": wanted, "offset": offset, "limit": limit, "region": region}
+    if project_id is not None:
+        projects.require_membership(session, actor.user_id, project_id, fence=actor.project_scope)
+        params["project_id"] = project_id
     else:
-        total = int(session.scalar(select(func.count()).select_from(Instance).where(*conditions)) or 0)
-    return InstancePage(items=items, total=total)
+        params.update(user_id=actor.user_id, fence=actor.project_scope)
+    query, count = _listing(project_id is not None, actor.project_scope is not None, region is not None,
+                            limit is not None)
+    items = [_of(row) for row in session.execute(query, params)]
+    whole = limit is None and offset == 0  # the whole list is here: nothing more to count
+    return InstancePage(items=items, total=len(items) if whole else int(session.scalar(count, params) or 0))
 
 
 def get_instance(session: Session, actor: Actor, ident: int | str, *, include_deleted: bool = False) -> InstanceRead:
