@@ -27,6 +27,19 @@ from tests.conftest import Api
 from tests.helpers import make_user, mint_token
 
 
+def at_once(runtime: Runtime, token: str, n: int) -> list[httpx.Response]:
+    """n GET /api/me with the token, all in flight together on one event loop, against a new app."""
+    app = create_app(runtime=runtime)
+
+    async def many() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver",
+                                     headers={"Authorization": f"Bearer {token}"}) as client:
+            return list(await asyncio.gather(*(client.get("/api/me") for _ in range(n))))
+
+    return asyncio.run(many())
+
+
 def test_concurrent_requests_with_an_uncached_token_look_it_up_once(runtime: Runtime,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     jane = make_user(runtime, "jane@example.com")
@@ -39,16 +52,8 @@ def test_concurrent_requests_with_an_uncached_token_look_it_up_once(runtime: Run
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(deps, "authenticate", counted)
-    app = create_app(runtime=runtime)
 
-    async def many() -> list[int]:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver",
-                                     headers={"Authorization": f"Bearer {token}"}) as client:
-            replies = await asyncio.gather(*(client.get("/api/me") for _ in range(12)))
-        return [r.status_code for r in replies]
-
-    assert asyncio.run(many()) == [200] * 12
+    assert [r.status_code for r in at_once(runtime, token, 12)] == [200] * 12
     assert lookups == [token]
 
 
@@ -64,30 +69,13 @@ def test_concurrent_requests_that_miss_the_kept_answer_read_it_once(runtime: Run
         return real(connection, user_id, fence)
 
     monkeypatch.setattr(me_queries, "me", counted)
-    app = create_app(runtime=runtime)
 
-    async def many() -> list[str]:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver",
-                                     headers={"Authorization": f"Bearer {token}"}) as client:
-            replies = await asyncio.gather(*(client.get("/api/me") for _ in range(12)))
-        return [r.json()["user"]["email"] for r in replies]
-
-    assert asyncio.run(many()) == ["jane@example.com"] * 12
+    assert [r.json()["user"]["email"] for r in at_once(runtime, token, 12)] == ["jane@example.com"] * 12
     assert reads == [jane.user.id]
 
 
 def test_concurrent_requests_with_a_wrong_token_are_each_refused(runtime: Runtime) -> None:
-    app = create_app(runtime=runtime)
-
-    async def many() -> list[str]:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver",
-                                     headers={"Authorization": "Bearer cl_unknown0123456789"}) as client:
-            replies = await asyncio.gather(*(client.get("/api/me") for _ in range(5)))
-        return [r.json()["code"] for r in replies]
-
-    assert asyncio.run(many()) == ["INVALID_API_KEY"] * 5
+    assert [r.json()["code"] for r in at_once(runtime, "cl_unknown0123456789", 5)] == ["INVALID_API_KEY"] * 5
 
 
 def _record(n: int, method: str = "GET") -> RequestRecord:
