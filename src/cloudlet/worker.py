@@ -228,7 +228,7 @@ class Worker:
             # DBOS's own wait looks once a second (and sleeps the first second whatever runs): a workflow that
             # ends a moment after the stop began held every stop and restart a whole second
             deadline = time.monotonic() + grace_seconds
-            while self._running_workflows() and time.monotonic() < deadline:
+            while time.monotonic() < deadline and self._running_workflows():
                 time.sleep(SHUTDOWN_POLL_SECONDS)
             DBOS.destroy(workflow_completion_timeout_sec=0)
         finally:

@@ -82,7 +82,7 @@ def insert_rows(session: Session, model: type[Base], rows: Sequence[Mapping[str,
     event loop to hand the GIL back thousands of times (2,000 lines took one to two seconds, holding
     SQLite's write lock all along, and fell behind a loaded server). On SQLite the rows therefore go in as
     one JSON parameter that json_each unpacks, each value first converted by its column's type as SQLAlchemy
-    would; PostgreSQL's executemany already sends pages of rows per statement (insertmanyvalues).
+    would. On PostgreSQL psycopg sends an executemany's rows in one pipeline, without that cost.
     """
     if not rows:
         return
