@@ -56,11 +56,15 @@ class Work:
         self.drivers = drivers
         self.action_id = action_id
         self.call_seconds = call_seconds
+        self._target: actions.Target | None = None
 
     def target(self) -> actions.Target:
-        """The node and guest the action works on."""
-        with self.db.session(write=False) as session:
-            return actions.target_of(session, self.action_id)
+        """The node and guest the action works on, read once per task run (no task moves its guest): a task
+        asks for it several times (its driver, its spec, its message), and each read was five statements."""
+        if self._target is None:
+            with self.db.session(write=False) as session:
+                self._target = actions.target_of(session, self.action_id)
+        return self._target
 
     def driver(self) -> tuple[HypervisorDriver, str]:
         """The driver of the guest's node and the guest's name there."""
