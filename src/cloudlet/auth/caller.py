@@ -146,17 +146,17 @@ def authenticate(session: Session, settings: Settings, credential: str | None, i
     if not credential:
         raise Unauthenticated("No API key provided.", code="NO_API_KEY")
     if not looks_like_jwt(credential):
-        generation = cache.generation if cache is not None else 0  # read before the query: see put()
+        ticket = cache.ticket() if cache is not None else None  # before the query: see FreshCache.put
         token = tokens.find(session, credential)
         user = session.get(User, token.user_id) if token is not None else None  # loaded with the token
         if token is None or user is None:
             raise Unauthenticated("API key is invalid or malformed.", code="INVALID_API_KEY")
         known = KnownToken(tokens.TokenFacts.of(token), suspended=user.status is UserStatus.SUSPENDED,
                            admin_user=user.is_admin)
-        if cache is not None:
+        if cache is not None and ticket is not None:
             key = tokens.lookup_key(credential)
             if key is not None:
-                cache.put(key, known, generation)
+                cache.put(key, known, ticket)
         return _token_caller(session, known, credential, ip, user)
     claims = service.decode_jwt(settings, credential, kind="access")
     user_id = parse_id(str(claims["sub"]))  # a subject that is no id (23 digits, "²") names no user

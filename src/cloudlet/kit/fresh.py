@@ -20,17 +20,25 @@ V = TypeVar("V")
 
 
 @dataclass(frozen=True, slots=True)
+class Ticket:
+    """When a read began: the cache's generation and time.monotonic() then."""
+
+    generation: int
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
 class _Entry(Generic[V]):
     value: V
-    generation: int
-    at: float  # time.monotonic() when it was read
+    read: Ticket
 
 
 class FreshCache(Generic[K, V]):
     """Values read at most `seconds` ago and since this process's last committed write.
 
-    A reader takes `generation` before its query and hands it to `put`: a value read while a write was
-    being committed is then not kept, since it may predate that write.
+    A reader takes a ticket before its query and hands it to `put`: a value read while a write was being
+    committed is then not kept, since it may predate that write; and a value lives `seconds` from when its
+    read began, however long the read took.
     """
 
     SECONDS = 1.0
@@ -47,19 +55,23 @@ class FreshCache(Generic[K, V]):
         entry = self._entries.get(key)
         if entry is None:
             return None
-        if entry.generation != self.generation or time.monotonic() - entry.at >= self.seconds:
+        if entry.read.generation != self.generation or time.monotonic() - entry.read.at >= self.seconds:
             self._entries.pop(key, None)
             return None
         return entry.value
 
-    def put(self, key: K, value: V, generation: int) -> None:
-        """Keep a value read at `generation` (not kept when a write was committed meanwhile)."""
+    def ticket(self) -> Ticket:
+        """Take before reading what will be put."""
+        return Ticket(self.generation, time.monotonic())
+
+    def put(self, key: K, value: V, read: Ticket) -> None:
+        """Keep a value whose read began with `read` (not kept when a write was committed meanwhile)."""
         with self._lock:
-            if generation != self.generation:
+            if read.generation != self.generation:
                 return
             if len(self._entries) >= self.MAX_ENTRIES:
                 self._entries.clear()  # a flood of distinct keys: start again rather than grow
-            self._entries[key] = _Entry(value, generation, time.monotonic())
+            self._entries[key] = _Entry(value, read)
 
     def forget_all(self, *_: object) -> None:
         """Drop every entry (a write was committed in this process: it may have changed any of them)."""

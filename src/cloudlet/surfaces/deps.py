@@ -148,11 +148,11 @@ async def cached_answer(runtime: Runtime, key: Hashable, render: Callable[[], Aw
     pending = runtime.answering.get(key)
     if pending is not None and pending[0] is loop:
         return await asyncio.shield(pending[1])
-    generation = runtime.answers.generation  # before the read: see FreshCache.put
+    ticket = runtime.answers.ticket()  # before the read: see FreshCache.put
 
     async def render_and_keep() -> bytes:
         body = await render()
-        runtime.answers.put(key, body, generation)
+        runtime.answers.put(key, body, ticket)
         return body
 
     task = loop.create_task(render_and_keep())
