@@ -78,12 +78,18 @@ def readable(session: Session, actor: Actor, project_id: int | None = None) -> C
         projects.require_membership(session, actor.user_id, project_id, fence=actor.project_scope)
         reach: ColumnElement[bool] = Instance.project_id == project_id
     else:
-        # a subquery rather than a list read first: one statement, and a membership ended a moment ago counts
-        member_of = select(Membership.project_id).where(Membership.user_id == actor.user_id).scalar_subquery()
-        reach = Instance.project_id.in_(member_of)
-        if actor.project_scope is not None:
-            reach = and_(reach, Instance.project_id == actor.project_scope)
+        reach = _members_reach(actor.user_id, actor.project_scope)
     return reach
+
+
+def _members_reach(user_id: Any, fence: Any | None) -> ColumnElement[bool]:
+    """The servers of the user's projects (of the fence only, when there is one); values or bound parameters.
+
+    A subquery rather than a list read first: one statement, and a membership ended a moment ago counts.
+    """
+    member_of = select(Membership.project_id).where(Membership.user_id == user_id).scalar_subquery()
+    reach = Instance.project_id.in_(member_of)
+    return reach if fence is None else and_(reach, Instance.project_id == fence)
 
 
 # --- the read model -------------------------------------------------------------------------------
@@ -142,13 +148,8 @@ def _listing(by_project: bool, fenced: bool, in_region: bool, limited: bool) -> 
     than running it. The tenancy rule is readable()'s: the servers of the caller's projects (of the one its
     credential is fenced to), or of one project whose membership the caller checked first.
     """
-    if by_project:
-        reach: ColumnElement[bool] = Instance.project_id == bindparam("project_id")
-    else:
-        member_of = select(Membership.project_id).where(Membership.user_id == bindparam("user_id")).scalar_subquery()
-        reach = Instance.project_id.in_(member_of)
-        if fenced:
-            reach = and_(reach, Instance.project_id == bindparam("fence"))
+    reach = (Instance.project_id == bindparam("project_id") if by_project
+             else _members_reach(bindparam("user_id"), bindparam("fence") if fenced else None))
     conditions = [reach, Instance.status.in_(bindparam("statuses", expanding=True))]
     if in_region:
         conditions.append(Instance.region_id.in_(
