@@ -15,4 +15,4 @@ echo "== lint and types"
 echo "== tests"
 # Most tests wait (on workers, guests, schedules) rather than compute, so several processes share the two
 # cores well; each test file runs whole in one process, in order (the e2e modules share one guest per file).
-exec .venv/bin/python -m pytest -q -p no:cacheprovider -n "${CLOUDLET_TEST_PROCESSES:-3}" --dist loadfile "$@"
+exec .venv/bin/python -m pytest -q -p no:cacheprovider -n "${CLOUDLET_TEST_PROCESSES:-4}" --dist loadfile "$@"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 
 from cloudlet import __version__
 from cloudlet.actions import registry as action_registry
@@ -139,6 +140,9 @@ def create_worker(settings: Settings | None = None, runtime: Runtime | None = No
                              *instance_copies.schedules(runtime.settings)])
 
 
+TELEMETRY_OFF: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
+
+
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None, *,
                worker: Worker | None = None) -> FastAPI:
     """The API server with every surface mounted at its base path (and a worker run alongside, if given)."""
@@ -151,6 +155,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
         docs_url=None,  # served by surfaces/docs.py from local files
         redoc_url=None,  # ReDoc would load its script from a CDN; Swagger UI covers the same document
         lifespan=worker.lifespan if worker is not None else None,
+        telemetry=None if runtime.settings.opentelemetry else TELEMETRY_OFF,
     )
     app.state.runtime = runtime
     errors.install(app, error_renderer)

@@ -26,6 +26,11 @@ class Settings(BaseSettings):
     port: int = 8080
     log_level: str = "info"
     log_json: bool = False
+    # FastAPI's own OpenTelemetry spans, metrics and logs, for an operator who collects them (exporters
+    # set up by the OpenTelemetry SDK, or by FASTAPI_OTEL_AUTO_CONFIGURE=true from the OTEL_* variables).
+    # Off by default: Cloudlet serves Prometheus metrics and writes structured logs itself, and FastAPI's
+    # telemetry asks the OpenTelemetry providers (environment look-ups) on every request even unused.
+    opentelemetry: bool = False
 
     allow_registration: bool = True
     access_token_minutes: int = 15

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Connection, delete, select
+from sqlalchemy.orm import Session
 
 from cloudlet.app import create_app
 from cloudlet.auth import queries as me_queries
@@ -101,6 +102,33 @@ def test_the_heap_is_frozen_once_the_app_has_started(runtime: Runtime) -> None:
     with TestClient(create_app(runtime=runtime)) as client:
         assert client.get("/health").status_code == 200
         assert gc.get_freeze_count() > 0
+
+
+def test_a_cached_token_opens_no_session_and_a_session_no_endpoint_took_is_closed_after_the_answer(
+        api: Api, runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    jane = make_user(runtime, "jane@example.com")
+    opened: list[Session] = []
+    open_session = runtime.db.open
+
+    def noting_open(*, write: bool = True) -> Session:
+        opened.append(open_session(write=write))
+        return opened[-1]
+
+    monkeypatch.setattr(runtime.db, "open", noting_open)
+    client = api.as_(jane.token)
+    assert client.get("/api/me").status_code == 200
+    assert len(opened) == 1  # the token was looked up through the request's session
+    assert client.get("/api/me").status_code == 200
+    assert client.get("/v1/permissions").status_code == 200
+    assert len(opened) == 1  # the token came from the cache, and neither endpoint asked for a session
+
+    # a signed-in user is authenticated through the request's session; this endpoint takes no DbSession
+    # and reads the caller's row through that session, which is ended after the answer
+    reply = api.as_(jane.jwt).get("/v1/auth/mfa/status")
+    assert reply.status_code == 200 and reply.json() == {"enabled": False}
+    assert len(opened) == 2
+    assert runtime.db.engine.pool.checkedout() == 0
+    assert opened[-1].get_transaction() is None  # rolled back and closed, not left open
 
 
 def test_me_without_a_default_wallet_is_a_404(api: Api, runtime: Runtime) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
@@ -24,7 +25,8 @@ class Caller:
 
     A caller found in the credential cache carries the facts authentication needs and nothing read
     from the database: the user row (and the token row) is loaded from the request's session when an
-    endpoint first asks for it, so a request that needs neither costs no query to authenticate.
+    endpoint first asks for it, so a request that needs neither costs no query to authenticate, nor a
+    session: `sessions` gives the request's session, opening it if nothing has yet.
     """
 
     user_id: int
@@ -32,14 +34,14 @@ class Caller:
     abilities: list[str]
     ip: str | None
     admin_user: bool  # the user's administrator flag (is_admin also asks for every ability)
-    session: Session = field(repr=False, compare=False)
+    sessions: Callable[[], Session] = field(repr=False, compare=False)
     _user: User | None = field(default=None, repr=False, compare=False)
 
     @property
     def user(self) -> User:
         """The user row, read from the request's session on first use."""
         if self._user is None:
-            user = self.session.get(User, self.user_id)
+            user = self.sessions().get(User, self.user_id)
             if user is None:  # deleted since its credential was cached
                 raise Unauthenticated("API key is invalid or malformed.", code="INVALID_API_KEY")
             self._user = user
@@ -55,7 +57,7 @@ class Caller:
         """The token row (None for a signed-in session), read from the request's session on first use."""
         if self.token_facts is None:
             return None
-        token = self.session.get(ApiToken, self.token_facts.id)
+        token = self.sessions().get(ApiToken, self.token_facts.id)
         if token is None:  # revoked since it was cached
             raise Unauthenticated("API key is invalid or malformed.", code="INVALID_API_KEY")
         return token
@@ -113,8 +115,11 @@ class KnownToken:
 CredentialCache = FreshCache[str, KnownToken]
 
 
-def recall(cache: CredentialCache | None, session: Session, credential: str | None, ip: str | None) -> Caller | None:
+def recall(cache: CredentialCache | None, sessions: Callable[[], Session], credential: str | None,
+           ip: str | None) -> Caller | None:
     """The caller an API token names, from the cache and without any query; None when the cache cannot say.
+
+    `sessions` gives the session the caller's rows are read from, if an endpoint asks for them.
 
     Raises as `authenticate` does for a cached token that may not be used now (switched off, expired,
     from an address outside its allow-list, of a suspended account).
@@ -125,16 +130,16 @@ def recall(cache: CredentialCache | None, session: Session, credential: str | No
     known = cache.get(key) if key is not None else None
     if known is None:
         return None
-    return _token_caller(session, known, credential, ip)
+    return _token_caller(sessions, known, credential, ip)
 
 
-def _token_caller(session: Session, known: KnownToken, credential: str, ip: str | None,
+def _token_caller(sessions: Callable[[], Session], known: KnownToken, credential: str, ip: str | None,
                   user: User | None = None) -> Caller:
     facts = tokens.check(known.facts, credential, ip)
     if known.suspended:
         raise Forbidden("This account is suspended.", code="ACCOUNT_SUSPENDED")
     return Caller(user_id=facts.user_id, token_facts=facts, abilities=list(facts.abilities), ip=ip,
-                  admin_user=known.admin_user, session=session, _user=user)
+                  admin_user=known.admin_user, sessions=sessions, _user=user)
 
 
 def authenticate(session: Session, settings: Settings, credential: str | None, ip: str | None,
@@ -157,7 +162,7 @@ def authenticate(session: Session, settings: Settings, credential: str | None, i
             key = tokens.lookup_key(credential)
             if key is not None:
                 cache.put(key, known, ticket)
-        return _token_caller(session, known, credential, ip, user)
+        return _token_caller(lambda: session, known, credential, ip, user)
     claims = service.decode_jwt(settings, credential, kind="access")
     user_id = parse_id(str(claims["sub"]))  # a subject that is no id (23 digits, "²") names no user
     jwt_user = session.get(User, user_id) if user_id is not None else None
@@ -168,4 +173,4 @@ def authenticate(session: Session, settings: Settings, credential: str | None, i
     if jwt_user.status is UserStatus.SUSPENDED:
         raise Forbidden("This account is suspended.", code="ACCOUNT_SUSPENDED")
     return Caller(user_id=jwt_user.id, token_facts=None, abilities=[Ability.ALL.value], ip=ip,
-                  admin_user=jwt_user.is_admin, session=session, _user=jwt_user)
+                  admin_user=jwt_user.is_admin, sessions=lambda: session, _user=jwt_user)

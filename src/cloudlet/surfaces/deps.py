@@ -90,24 +90,53 @@ async def get_settings(request: Request) -> Settings:
     return runtime.settings
 
 
+REQUEST_SESSION = "cloudlet_session"  # key of the request's session in the ASGI scope's state
+
+
+def request_session(request: Request) -> Session:
+    """The request's one session, opened at the first ask: by DbSession, by an authentication the credential
+    cache could not answer, or by a caller's row. Opening does no I/O (see Database.open).
+
+    get_db ends the session it hands out; one that no endpoint took through DbSession (it only read a
+    caller's rows) is rolled back after the answer, by end_unclaimed_session.
+    """
+    state: dict[str, Any] = request.scope.setdefault("state", {})
+    session: Session | None = state.get(REQUEST_SESSION)
+    if session is None:
+        runtime: Runtime = request.app.state.runtime
+        session = state[REQUEST_SESSION] = runtime.db.open(write=request.method not in READ_METHODS)
+    return session
+
+
 async def get_db(request: Request) -> AsyncIterator[Session]:
     """The request's session: one transaction, committed when the endpoint returns cleanly.
 
     Async, so that opening it costs no thread (a session takes its connection at its first
     statement, in the endpoint's thread); only a commit or rollback with a connection to end runs in one.
     """
-    runtime: Runtime = request.app.state.runtime
     write = request.method not in READ_METHODS
-    session = runtime.db.open(write=write)
+    session = request_session(request)
     try:
         yield session
     except BaseException:
-        await _end(session, write=write, commit=False)
+        await _end(request, session, write=write, commit=False)
         raise
-    await _end(session, write=write, commit=True)
+    await _end(request, session, write=write, commit=True)
 
 
-async def _end(session: Session, *, write: bool, commit: bool) -> None:
+async def end_unclaimed_session(state: dict[str, Any]) -> None:
+    """Roll back and close the session of a request whose endpoint did not take it (nothing to commit)."""
+    session: Session | None = state.pop(REQUEST_SESSION, None)
+    if session is not None:
+        await _finish(session, write=False, commit=False)
+
+
+async def _end(request: Request, session: Session, *, write: bool, commit: bool) -> None:
+    request.scope.setdefault("state", {}).pop(REQUEST_SESSION, None)  # ended: not for end_unclaimed_session
+    await _finish(session, write=write, commit=commit)
+
+
+async def _finish(session: Session, *, write: bool, commit: bool) -> None:
     # A read that never took a connection (its caller came from the credential cache, its endpoint read
     # through a session of its own) ends without I/O: no thread for it. A writing session always goes to
     # a thread, since its commit hooks may start work.
@@ -212,21 +241,22 @@ def current_caller(request: Request, db: DbSession) -> Caller:
         return cached
     runtime: Runtime = request.app.state.runtime
     credential, ip = _credential_and_ip(request, runtime)
-    caller = recall(runtime.credentials, db, credential, ip) or \
+    caller = recall(runtime.credentials, lambda: db, credential, ip) or \
         authenticate(db, runtime.settings, credential, ip, runtime.credentials)
     return _admit(request, caller, _count(runtime, caller))
 
 
-async def request_caller(request: Request, db: DbSession) -> Caller:
-    """current_caller for the event loop: a token seen in the last second costs no query and no thread."""
-    cached: Caller | None = getattr(request.state, "caller", None)
+async def request_caller(request: Request) -> Caller:
+    """current_caller for the event loop: a token seen in the last second costs no query, no thread and no
+    session (the request's session is opened only if the cache misses or an endpoint needs it)."""
+    cached: Caller | None = request.scope.setdefault("state", {}).get("caller")
     if cached is not None:
         return cached
     runtime: Runtime = request.app.state.runtime
     credential, ip = _credential_and_ip(request, runtime)
-    caller = recall(runtime.credentials, db, credential, ip)
+    caller = recall(runtime.credentials, functools.partial(request_session, request), credential, ip)
     if caller is None:
-        caller = await _authenticate(runtime, db, credential, ip)
+        caller = await _authenticate(runtime, request_session(request), credential, ip)
     # the in-memory limiter only computes; Redis answers over the network, so from a thread
     verdict = await in_thread(_count, runtime, caller) if runtime.limiter.blocking else _count(runtime, caller)
     return _admit(request, caller, verdict)
@@ -249,7 +279,7 @@ async def _authenticate(runtime: Runtime, db: Session, credential: str | None, i
     if pending is not None:
         if pending[0] is loop:
             await asyncio.shield(pending[1])
-            caller = recall(runtime.credentials, db, credential, ip)
+            caller = recall(runtime.credentials, lambda: db, credential, ip)
             if caller is not None:
                 return caller
         return await in_thread(authenticate, db, runtime.settings, credential, ip, runtime.credentials)
@@ -293,8 +323,8 @@ def _admit(request: Request, caller: Caller, verdict: Verdict) -> Caller:
 def requires(ability: Ability) -> Any:
     """A dependency that yields the caller if its credential carries the ability (403 otherwise)."""
 
-    async def dependency(request: Request, db: DbSession) -> Caller:
-        caller = await request_caller(request, db)
+    async def dependency(request: Request) -> Caller:
+        caller = await request_caller(request)
         if not caller.can(ability):
             raise Forbidden(f"This token lacks the {ability.value!r} ability.", code="INSUFFICIENT_SCOPE")
         return caller
@@ -305,22 +335,22 @@ def requires(ability: Ability) -> Any:
 
 # Each calls request_caller itself rather than depending on it: one level less for FastAPI to solve on
 # every request, and request_caller answers from request.state when an endpoint asks twice.
-async def _signed_in(request: Request, db: DbSession) -> Caller:
-    caller = await request_caller(request, db)
+async def _signed_in(request: Request) -> Caller:
+    caller = await request_caller(request)
     if not caller.is_session:
         raise Forbidden("This endpoint needs a signed-in session, not an API token.", code="SESSION_REQUIRED")
     return caller
 
 
-async def _admin(request: Request, db: DbSession) -> Caller:
-    caller = await request_caller(request, db)
+async def _admin(request: Request) -> Caller:
+    caller = await request_caller(request)
     if not caller.is_admin:
         raise Forbidden("Administrator access is required.", code="ADMIN_REQUIRED")
     return caller
 
 
-async def _authenticated(request: Request, db: DbSession) -> Caller:
-    return await request_caller(request, db)
+async def _authenticated(request: Request) -> Caller:
+    return await request_caller(request)
 
 
 # The scope test reads these markers: every route must carry one or be on the public list.

@@ -26,7 +26,7 @@ from cloudlet.audit import service as audit
 from cloudlet.auth.caller import Caller
 from cloudlet.auth.models import User
 from cloudlet.kit.db import Database
-from cloudlet.surfaces.deps import BOOKKEEPING, READ_METHODS, Runtime, client_ip
+from cloudlet.surfaces.deps import BOOKKEEPING, READ_METHODS, Runtime, client_ip, end_unclaimed_session
 from cloudlet.surfaces.security_headers import add_missing, encoded
 from cloudlet.tokens import service as tokens
 
@@ -84,6 +84,7 @@ class RequestBookkeeping:
         try:
             await self.app(scope, receive, send_with_headers)
         finally:
+            await end_unclaimed_session(state)
             elapsed_ms = int((time.perf_counter() - started) * 1000)
             log.info("request", method=scope["method"], path=scope["path"], status=status, ms=elapsed_ms,
                      request_id=request_id)
