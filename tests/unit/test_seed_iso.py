@@ -8,8 +8,8 @@ from pathlib import Path
 import pycdlib
 import pytest
 
-from cloudlet.drivers.base import GuestFailed
-from cloudlet.drivers.seed import Seed, build_seed_iso
+from cloudlet.drivers.base import GuestFailed, GuestReady
+from cloudlet.drivers.seed import Seed, build_seed_iso, ready_in
 
 
 def _files(iso_path: Path) -> tuple[str, dict[str, str]]:
@@ -48,3 +48,13 @@ def test_a_seed_that_cannot_be_written_says_so_and_leaves_nothing(tmp_path: Path
     with pytest.raises(GuestFailed, match="could not write the seed image"):
         build_seed_iso(Seed("instance-id: i-3\n", "#cloud-config\n", None), target)
     assert not target.exists()
+
+
+def test_a_ready_line_still_being_written_is_not_taken_for_the_guests_announcement() -> None:
+    line = "CLOUDLET_READY instance-id=i-2 hostname=web address=203.0.113.5 keys=1 password=set"
+    booting = "SeaBIOS\r\nLinux version 6.1\r\n"
+    assert ready_in(booting + line[:27]) is None  # "CLOUDLET_READY instance-id=" and no more yet
+    assert ready_in(booting + line) is None  # the line is whole, but not yet ended
+    ready = ready_in(booting + line + "\r\nlogin: ")
+    assert ready == GuestReady(instance_id="i-2", hostname="web", address="203.0.113.5", authorized_keys=1,
+                               root_password_set=True)

@@ -104,6 +104,16 @@ def parse_ready(line: str) -> GuestReady | None:
     )
 
 
+def ready_in(console: str) -> GuestReady | None:
+    """The first readiness announcement among the console's finished lines (those a newline ends).
+
+    The line being written is left out: a console read while the guest is still printing its READY line
+    would otherwise give that line's first half, with an empty instance-id and no password.
+    """
+    finished = console[: console.rfind("\n") + 1]
+    return next((ready for ready in map(parse_ready, finished.splitlines()) if ready is not None), None)
+
+
 def ready_line(ready: GuestReady) -> str:
     """The console line a guest prints once its seed is applied (what the fake driver prints too)."""
     return (f"{READY_MARK} instance-id={ready.instance_id} hostname={ready.hostname} address={ready.address or ''} "

@@ -55,7 +55,7 @@ from cloudlet.drivers.libvirt.domain_xml import (
     vnc_graphics,
     vnc_password_config,
 )
-from cloudlet.drivers.seed import build_seed_iso, parse_ready, seed_for
+from cloudlet.drivers.seed import build_seed_iso, ready_in, seed_for
 
 GIB = 1024**3
 CONSOLE_TAIL = 4096  # bytes of console output quoted in a failure
@@ -329,10 +329,9 @@ class LibvirtDriver:
             text = log.read_text(errors="replace") if log.exists() else ""
             if not active:  # what the console holds is from a run that ended
                 raise GuestFailed(f"guest {name} is not running; console:\n{text[-CONSOLE_TAIL:]}")
-            for line in text.splitlines():
-                ready = parse_ready(line)
-                if ready is not None:
-                    return ready
+            ready = ready_in(text)
+            if ready is not None:
+                return ready
             if time.monotonic() > deadline:
                 raise GuestFailed(f"guest {name} was not ready within {timeout:.0f}s; console:\n{text[-CONSOLE_TAIL:]}")
             time.sleep(0.1)
