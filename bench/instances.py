@@ -12,7 +12,7 @@ show where the time went. In the same run, interleaved with those rounds, it boo
 `qemu-system-x86_64 -accel tcg` on a qcow2 overlay with an equivalent NoCloud seed, timed from process start
 to the guest's CLOUDLET_READY line, N at a time; and it builds the same guests straight through the libvirt
 driver (define, seed, start, wait for the ready line, as the workflow's tasks do, without the API, the
-database or DBOS). Overhead = create p50 - bare p50 (the aim is under 1 s); control plane = create p50 -
+database or DBOS). Overhead = create p50 - bare p50 (the aim is 0.5 s); control plane = create p50 -
 driver p50, the part that is Cloudlet's own rather than libvirt's. The server's CPU time per create is
 shown too: on a small machine every CPU second the control plane spends is taken from the booting guests.
 
