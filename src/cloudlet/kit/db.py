@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     Connection,
     DateTime,
     Engine,
@@ -17,14 +18,17 @@ from sqlalchemy import (
     MetaData,
     String,
     bindparam,
+    cast,
     create_engine,
     event,
     func,
     insert,
+    literal_column,
     select,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.sql.elements import ColumnClause
 from sqlalchemy.types import TypeDecorator
 
 NAMING = {
@@ -80,25 +84,37 @@ def insert_rows(session: Session, model: type[Base], rows: Sequence[Mapping[str,
     Why: the request log's writer appends a line for every request. An executemany on SQLite steps the
     statement once a row and lets go of the GIL around each step; a writer thread then waits for the busy
     event loop to hand the GIL back thousands of times (2,000 lines took one to two seconds, holding
-    SQLite's write lock all along, and fell behind a loaded server). On SQLite the rows therefore go in as
-    one JSON parameter that json_each unpacks, each value first converted by its column's type as SQLAlchemy
-    would. On PostgreSQL psycopg sends an executemany's rows in one pipeline, without that cost.
+    SQLite's write lock all along, and fell behind a loaded server). On PostgreSQL SQLAlchemy binds every
+    value of an executemany one by one (insertmanyvalues). So the rows go in as one JSON parameter, each
+    value first converted by its column's type as SQLAlchemy would, that the database unpacks itself:
+    json_each on SQLite, json_populate_recordset (into the table's own row type) on PostgreSQL.
     """
     if not rows:
         return
     connection = session.connection()
-    if connection.dialect.name != "sqlite":
-        connection.execute(insert(model), list(rows))
-        return
     table, dialect = model.__table__, connection.dialect
     names = list(rows[0])
     converters = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names]
     values = [[value if convert is None or value is None else convert(value)
                for convert, value in zip(converters, (row[name] for name in names), strict=True)]
               for row in rows]
-    each = func.json_each(bindparam("rows", type_=String)).table_valued("value")
-    picks = select(*(func.json_extract(each.c.value, f"$[{i}]") for i in range(len(names))))
-    connection.execute(insert(model).from_select(names, picks), {"rows": json.dumps(values)})
+    if dialect.name == "sqlite":
+        each = func.json_each(bindparam("rows", type_=String)).table_valued("value")
+        picks = select(*(func.json_extract(each.c.value, f"$[{i}]") for i in range(len(names))))
+        payload: list[Any] = values
+    else:
+        row_type: ColumnClause[Any] = literal_column(f"NULL::{dialect.identifier_preparer.format_table(table)}")
+        unpacked = func.json_populate_recordset(row_type, cast(bindparam("rows", type_=String), JSON))
+        columns = unpacked.table_valued(*names)
+        picks = select(*(columns.c[name] for name in names))
+        payload = [dict(zip(names, row, strict=True)) for row in values]
+    connection.execute(insert(model).from_select(names, picks), {"rows": json.dumps(payload, default=_json_value)})
+
+
+def _json_value(value: object) -> str:
+    if isinstance(value, datetime):  # PostgreSQL's driver adapts datetimes itself: no bind processor made text
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} cannot be appended as JSON")
 
 
 def make_engine(url: str, *, pool_size: int = 40) -> Engine:
