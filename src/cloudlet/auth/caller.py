@@ -158,10 +158,9 @@ def authenticate(session: Session, settings: Settings, credential: str | None, i
             raise Unauthenticated("API key is invalid or malformed.", code="INVALID_API_KEY")
         known = KnownToken(tokens.TokenFacts.of(token), suspended=user.status is UserStatus.SUSPENDED,
                            admin_user=user.is_admin)
-        if cache is not None and ticket is not None:
-            key = tokens.lookup_key(credential)
-            if key is not None:
-                cache.put(key, known, ticket)
+        key = tokens.lookup_key(credential)
+        if cache is not None and ticket is not None and key is not None:
+            cache.put(key, known, ticket)
         return _token_caller(lambda: session, known, credential, ip, user)
     claims = service.decode_jwt(settings, credential, kind="access")
     user_id = parse_id(str(claims["sub"]))  # a subject that is no id (23 digits, "²") names no user

@@ -93,6 +93,12 @@ async def get_settings(request: Request) -> Settings:
 REQUEST_SESSION = "cloudlet_session"  # key of the request's session in the ASGI scope's state
 
 
+def _state(request: Request) -> dict[str, Any]:
+    """The ASGI scope's state (what request.state reads), without Starlette's State wrapper."""
+    state: dict[str, Any] = request.scope.setdefault("state", {})
+    return state
+
+
 def request_session(request: Request) -> Session:
     """The request's one session, opened at the first ask: by DbSession, by an authentication the credential
     cache could not answer, or by a caller's row. Opening does no I/O (see Database.open).
@@ -100,7 +106,7 @@ def request_session(request: Request) -> Session:
     get_db ends the session it hands out; one that no endpoint took through DbSession (it only read a
     caller's rows) is rolled back after the answer, by end_unclaimed_session.
     """
-    state: dict[str, Any] = request.scope.setdefault("state", {})
+    state = _state(request)
     session: Session | None = state.get(REQUEST_SESSION)
     if session is None:
         runtime: Runtime = request.app.state.runtime
@@ -132,7 +138,7 @@ async def end_unclaimed_session(state: dict[str, Any]) -> None:
 
 
 async def _end(request: Request, session: Session, *, write: bool, commit: bool) -> None:
-    request.scope.setdefault("state", {}).pop(REQUEST_SESSION, None)  # ended: not for end_unclaimed_session
+    _state(request).pop(REQUEST_SESSION, None)  # ended here: nothing left for end_unclaimed_session
     await _finish(session, write=write, commit=commit)
 
 
@@ -249,7 +255,7 @@ def current_caller(request: Request, db: DbSession) -> Caller:
 async def request_caller(request: Request) -> Caller:
     """current_caller for the event loop: a token seen in the last second costs no query, no thread and no
     session (the request's session is opened only if the cache misses or an endpoint needs it)."""
-    cached: Caller | None = request.scope.setdefault("state", {}).get("caller")
+    cached: Caller | None = _state(request).get("caller")
     if cached is not None:
         return cached
     runtime: Runtime = request.app.state.runtime
