@@ -17,6 +17,7 @@ import httpx
 import pytest
 from aiosmtpd.controller import Controller
 from fastapi.testclient import TestClient
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.pool import NullPool
@@ -34,6 +35,11 @@ POSTGRES_URL = os.environ.get("CLOUDLET_TEST_POSTGRES_URL", "")
 REDIS_URL = os.environ.get("CLOUDLET_TEST_REDIS_URL", "")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 PASSWORD = "correct-horse-battery-9"
+
+# Property tests assert behaviour, not time: on a busy two-core machine an example can take longer than
+# Hypothesis's default 200 ms deadline, which then reports a flaky failure of a correct property.
+hypothesis_settings.register_profile("cloudlet", deadline=None)
+hypothesis_settings.load_profile("cloudlet")
 
 
 def _postgres_reachable(url: str) -> str | None:
