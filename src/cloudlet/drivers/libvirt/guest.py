@@ -174,8 +174,8 @@ class LibvirtDriver:
                 return ImageInfo(name, capacity, allocation)
             raise GuestFailed(f"an image named {name!r} already exists with a different size")
         storage.upload(self._connection(), pool, storage.image_volume(name), source)
+        storage.refresh(pool)
         with host.translated():
-            pool.refresh(0)
             capacity, allocation = storage.volume_info(pool.storageVolLookupByName(storage.image_volume(name)))
         return ImageInfo(name, capacity, allocation)
 

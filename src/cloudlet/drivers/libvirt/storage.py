@@ -11,13 +11,14 @@ from __future__ import annotations
 import contextlib
 import json
 import subprocess
+import time
 from pathlib import Path
 from xml.etree import ElementTree
 from xml.sax.saxutils import escape
 
 import libvirt
 
-from cloudlet.drivers.base import GuestFailed, ImageInfo
+from cloudlet.drivers.base import GuestFailed, ImageInfo, RetryLater
 from cloudlet.drivers.libvirt.host import POOL_NAME, translated
 
 IMAGE_PREFIX, IMAGE_SUFFIX = "image-", ".qcow2"
@@ -166,11 +167,31 @@ def volume_info(volume: libvirt.virStorageVol) -> tuple[int, int]:
     return int(capacity), int(allocation)
 
 
+REFRESH_SECONDS = 60.0  # how long a refresh waits for the pool's other volume jobs to end
+REFRESH_POLL_SECONDS = 0.2
+
+
+def refresh(storage: libvirt.virStoragePool) -> None:
+    """Re-read the pool's volumes (their formats and sizes). libvirt refuses while another volume job runs in
+    the pool (an upload or an overlay being made for another guest): that is tried again every
+    REFRESH_POLL_SECONDS (libvirt tells no event when the job ends) for up to REFRESH_SECONDS, then RetryLater."""
+    deadline = time.monotonic() + REFRESH_SECONDS
+    while True:
+        try:
+            with translated():
+                storage.refresh(0)
+            return
+        except RetryLater:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(REFRESH_POLL_SECONDS)
+
+
 def images(storage: libvirt.virStoragePool) -> list[ImageInfo]:
     """The base images in the pool."""
     found = []
+    refresh(storage)
     with translated():
-        storage.refresh(0)
         for name in sorted(storage.listVolumes()):
             if name.startswith(IMAGE_PREFIX) and name.endswith(IMAGE_SUFFIX):
                 capacity, allocation = volume_info(storage.storageVolLookupByName(name))
