@@ -134,12 +134,9 @@ def test_vnc_and_serial_consoles_of_a_real_guest(runtime: Runtime, node: Libvirt
             assert "CLOUDLET_READY" in read_until(live, "CLOUDLET_READY")
             with connect(f"{ws_base}/v1/instances/{server['id']}/console", additional_headers=bearer,
                          open_timeout=TIMEOUT) as serial:
-                serial.send(b"\r")
-                assert "console-1 login: " in read_until(serial, "login: ")
-                serial.send(b"root\r")
-                read_until(serial, "Password: ")
-                serial.send(PASSWORD.encode() + b"\r")
-                read_until(serial, "# ")
+                before, after = serial_reading.log_in(serial_reading.from_websocket(serial), serial.send, PASSWORD,
+                                                      ("# ",), TIMEOUT)
+                assert "console-1 login: " in before and "# " in after, (before + after)[-2000:]
                 serial.send(b"echo hi-$((6*7))\r")
                 assert "\nhi-42" in read_until(serial, "\nhi-42")
             assert "hi-42" in read_until(live, "hi-42")

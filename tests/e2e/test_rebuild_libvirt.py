@@ -52,49 +52,60 @@ def guest(tiny_image: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 # --- inside the guest ----------------------------------------------------------------------------
 
 
-def read_until(session: SerialConsole, *wanted: str, seconds: float = 120.0) -> str:
-    """What the serial console printed until one of `wanted` appeared (a TCG guest on a busy 2-core machine
-    has been seen to take a minute between the password and its shell prompt)."""
-    found, seen = serial_reading.read_until(session.read, session.write, wanted, seconds)
-    assert found, f"none of {wanted!r} on the serial console; it printed {seen[-2000:]!r}"
-    return seen
+class Typing:
+    """A root session on the guest's serial console: typed through a console session, answered from the
+    console log (serial_reading.from_log says why)."""
 
+    def __init__(self, guest: Guest) -> None:
+        self.guest = guest
+        self.session: SerialConsole = guest.node.open_serial(guest.name)
+        self.receive = serial_reading.from_log(lambda: guest.node.console_output(guest.name).text)
 
-def login(session: SerialConsole, password: str) -> bool:
-    """Log in as root on the serial console; whether the password was accepted."""
-    session.write(b"\r")
-    read_until(session, "login: ")
-    session.write(b"root\r")
-    read_until(session, "Password: ")
-    session.write(password.encode() + b"\r")
-    return PROMPT in read_until(session, PROMPT, "Login incorrect", "login: ")
+    def read_until(self, *wanted: str, seconds: float = 120.0) -> str:
+        """What the guest printed until one of `wanted` appeared (a TCG guest on a busy 2-core machine has been
+        seen to take a minute between the password and its shell prompt)."""
+        found, seen = serial_reading.read_until(self.receive, self.session.write, wanted, seconds)
+        assert found, f"none of {wanted!r} on the serial console; it printed {seen[-2000:]!r}"
+        return seen
+
+    def login(self, password: str) -> bool:
+        """Log in as root; whether the password was accepted."""
+        before, after = serial_reading.log_in(self.receive, self.session.write, password,
+                                              (PROMPT, "Login incorrect", "login: "), seconds=120.0)
+        assert any(end in after for end in (PROMPT, "Login incorrect", "login: ")), (
+            f"no answer to the password on the serial console; it printed {(before + after)[-2000:]!r}")
+        return PROMPT in after
+
+    def close(self) -> None:
+        """End the console session."""
+        with contextlib.suppress(ConsoleClosed):
+            self.session.close()
 
 
 def in_guest(guest: Guest, command: str, password: str = PASSWORD) -> str:
     """Run a shell command as root on the guest's serial console; what it printed."""
-    session = guest.node.open_serial(guest.name)
+    typing = Typing(guest)
     try:
-        assert login(session, password), "root could not log in on the serial console"
+        assert typing.login(password), "root could not log in on the serial console"
         # the quotes keep the echoed command line from containing the end mark itself
-        session.write(f'echo BEGIN_""OUT; {command}; echo END_""OUT\r'.encode())
-        seen = read_until(session, "END_OUT\r\n", "END_OUT\n")
-        session.write(b"exit\r")
+        typing.session.write(f'echo BEGIN_""OUT; {command}; echo END_""OUT\r'.encode())
+        seen = typing.read_until("END_OUT\r\n", "END_OUT\n")
+        typing.session.write(b"exit\r")
         return seen.split("BEGIN_OUT", 1)[1].split("END_OUT", 1)[0].strip()
     finally:
-        with contextlib.suppress(ConsoleClosed):
-            session.close()
+        typing.close()
 
 
 def password_accepted(guest: Guest, password: str) -> bool:
     """Whether root logs in with the password on the serial console."""
-    session = guest.node.open_serial(guest.name)
+    typing = Typing(guest)
     try:
-        accepted = login(session, password)
+        accepted = typing.login(password)
         if accepted:
-            session.write(b"exit\r")
+            typing.session.write(b"exit\r")
         return accepted
     finally:
-        session.close()
+        typing.close()
 
 
 def settles(http: httpx.Client, guest: Guest, seconds: float = BOOT_SECONDS) -> dict[str, Any]:
