@@ -77,6 +77,25 @@ _STATES = {
 }
 
 
+def described(name: str, domain: libvirt.virDomain) -> GuestInfo:
+    """A guest's power state, vCPUs and memory as libvirt reports them (libvirt's errors as they come)."""
+    code, max_kib, _kib, vcpus, _cpu = domain.info()
+    return GuestInfo(name, _STATES.get(code, GuestState.CRASHED), int(vcpus), int(max_kib) // 1024)
+
+
+def listed(domain: libvirt.virDomain) -> GuestInfo | None:
+    """The guest a domain of the node's listing is; None when Cloudlet did not make it or it has gone since."""
+    try:
+        name = domain.name()
+        if not name.startswith(DOMAIN_PREFIX) or stored_digest(domain.XMLDesc(0)) is None:
+            return None
+        return described(name.removeprefix(DOMAIN_PREFIX), domain)
+    except libvirt.libvirtError as error:
+        if error.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+            raise
+        return None  # removed between the listing and this look (another caller destroyed it)
+
+
 def is_local(uri: str) -> bool:
     """Whether the node at uri is this machine, whose loopback address (where guests' VNC listens) we share.
 
@@ -304,12 +323,9 @@ class LibvirtDriver:
 
     def hardware(self, name: str) -> GuestInfo:
         """vCPUs, memory and power state as libvirt reports them."""
-        return self._info(name, self._domain(name))
-
-    def _info(self, name: str, domain: libvirt.virDomain) -> GuestInfo:
+        domain = self._domain(name)
         with host.translated():
-            code, max_kib, _kib, vcpus, _cpu = domain.info()
-        return GuestInfo(name, _STATES.get(code, GuestState.CRASHED), int(vcpus), int(max_kib) // 1024)
+            return described(name, domain)
 
     def _power_on(self, name: str, domain: libvirt.virDomain, event: BootEvent = "started") -> None:
         with host.translated():
@@ -477,17 +493,8 @@ class LibvirtDriver:
 
     def list_guests(self) -> list[GuestInfo]:
         """The guests Cloudlet made on this node."""
-        found = []
         with host.translated():
-            for domain in self._connection().listAllDomains(0):
-                try:
-                    if not domain.name().startswith(DOMAIN_PREFIX) or stored_digest(domain.XMLDesc(0)) is None:
-                        continue
-                    found.append(self._info(domain.name().removeprefix(DOMAIN_PREFIX), domain))
-                except libvirt.libvirtError as error:
-                    if error.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
-                        raise
-                    # removed between the listing and this look: it is not on the node any more
+            found = [guest for domain in self._connection().listAllDomains(0) if (guest := listed(domain))]
         return sorted(found, key=lambda guest: guest.name)
 
     def destroy_guest(self, name: str) -> None:
