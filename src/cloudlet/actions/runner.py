@@ -35,8 +35,8 @@ from cloudlet.nodes.service import Drivers
 
 log = structlog.get_logger(__name__)
 
-# the sweep's queue (actions themselves start at once, see start): polled five times a second, not once
-QUEUE = worker.QueueSpec("cloudlet-instances", polling_interval_seconds=0.2)
+# the sweep's queue (actions themselves start at once, see start): polled once a second, as the others
+QUEUE = worker.QueueSpec("cloudlet-instances")
 # a conclusion that could not be recorded is tried again after this pause, doubled each time up to the cap
 CONCLUDE_RETRY_FIRST_SECONDS = 1.0
 CONCLUDE_RETRY_MAX_SECONDS = 60.0
