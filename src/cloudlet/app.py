@@ -24,87 +24,9 @@ from cloudlet.kit.ratelimit import RateLimiter
 from cloudlet.mail.service import Mailer
 from cloudlet.metrics import workflows as metrics_workflows
 from cloudlet.nodes import workflows as node_workflows
-from cloudlet.surfaces import docs, errors, route_index
-from cloudlet.surfaces import prometheus as operator_metrics
-from cloudlet.surfaces.cyberpanel import account as cp_account
-from cloudlet.surfaces.cyberpanel import billing as cp_billing
-from cloudlet.surfaces.cyberpanel import catalog as cp_catalog
-from cloudlet.surfaces.cyberpanel import errors as cyberpanel_errors
-from cloudlet.surfaces.cyberpanel import general as cp_general
-from cloudlet.surfaces.cyberpanel import vps as cp_vps
-from cloudlet.surfaces.cyberpanel import vps_console as cp_vps_console
-from cloudlet.surfaces.cyberpanel import vps_power as cp_vps_power
-from cloudlet.surfaces.cyberpanel import vps_rebuild as cp_vps_rebuild
-from cloudlet.surfaces.cyberpanel import vps_snapshots as cp_vps_snapshots
-from cloudlet.surfaces.cyberpanel import vps_status as cp_vps_status
 from cloudlet.surfaces.deps import Runtime
-from cloudlet.surfaces.elxega import errors as elxega_errors
-from cloudlet.surfaces.elxega import workloads as ex_workloads
-from cloudlet.surfaces.limits import BodySizeLimit
-from cloudlet.surfaces.middleware import RequestBookkeeping
-from cloudlet.surfaces.primary import admin_actions as primary_admin_actions
-from cloudlet.surfaces.primary import agent as primary_agent
-from cloudlet.surfaces.primary import billing as primary_billing
-from cloudlet.surfaces.primary import catalog as primary_catalog
-from cloudlet.surfaces.primary import console as primary_console
-from cloudlet.surfaces.primary import copies as primary_copies
-from cloudlet.surfaces.primary import errors as primary_errors
-from cloudlet.surfaces.primary import instances as primary_instances
-from cloudlet.surfaces.primary import me as primary_me
-from cloudlet.surfaces.primary import metrics as primary_metrics
-from cloudlet.surfaces.primary import power as primary_power
-from cloudlet.surfaces.primary import rebuild as primary_rebuild
-from cloudlet.surfaces.primary import team as primary_team
-from cloudlet.surfaces.primary import tokens as primary_tokens
-from cloudlet.surfaces.primary import wallet as primary_wallet
-from cloudlet.surfaces.security_headers import SecurityHeaders
-from cloudlet.surfaces.shardlyn import admin as sh_admin
-from cloudlet.surfaces.shardlyn import admin_catalog as sh_admin_catalog
-from cloudlet.surfaces.shardlyn import auth as sh_auth
-from cloudlet.surfaces.shardlyn import billing as sh_billing
-from cloudlet.surfaces.shardlyn import errors as shardlyn_errors
-from cloudlet.surfaces.shardlyn import health as sh_health
-from cloudlet.surfaces.shardlyn import images as sh_images
-from cloudlet.surfaces.shardlyn import instance_backups as sh_instance_backups
-from cloudlet.surfaces.shardlyn import instance_console as sh_instance_console
-from cloudlet.surfaces.shardlyn import instance_logs as sh_instance_logs
-from cloudlet.surfaces.shardlyn import instance_metrics as sh_instance_metrics
-from cloudlet.surfaces.shardlyn import instance_power as sh_instance_power
-from cloudlet.surfaces.shardlyn import instances as sh_instances
-from cloudlet.surfaces.shardlyn import nodes as sh_nodes
-from cloudlet.surfaces.shardlyn import organizations as sh_organizations
-from cloudlet.surfaces.shardlyn import tokens as sh_tokens
-from cloudlet.surfaces.shardlyn import users as sh_users
-from cloudlet.surfaces.wayscloud import catalog as wc_catalog
-from cloudlet.surfaces.wayscloud import errors as wayscloud_errors
-from cloudlet.surfaces.wayscloud import vps as wc_vps
-from cloudlet.surfaces.wayscloud import vps_power as wc_vps_power
-from cloudlet.surfaces.wayscloud import vps_status as wc_vps_status
 from cloudlet.webhooks import workflows as webhook_workflows
 from cloudlet.worker import Worker
-
-ELXEGA_PREFIXES = ("/v1/workloads", "/v1/deployments", "/v1/resources")
-
-TAGS = [
-    {"name": "primary", "description": "The primary surface at /api (Evorxa reference)."},
-    {"name": "cyberpanel", "description": "CyberPanel-compatible surface at /api/v1."},
-    {"name": "shardlyn", "description": "Shardlyn-compatible surface at /v1, /health and /ready."},
-    {"name": "wayscloud", "description": "WaysCloud-compatible surface at /v1/vps."},
-    {"name": "elxega", "description": "Elxega-compatible surface at /v1/workloads, /v1/deployments, /v1/resources."},
-]
-
-
-def error_renderer(path: str) -> errors.Renderer:
-    """The error format of the surface that owns a path."""
-    if path == "/api/v1" or path.startswith("/api/v1/"):
-        return cyberpanel_errors.render
-    if path.startswith("/api/"):
-        return primary_errors.render
-    if path == "/v1/vps" or path.startswith("/v1/vps/"):
-        return wayscloud_errors.render
-    if path.startswith(ELXEGA_PREFIXES):
-        return elxega_errors.render
-    return shardlyn_errors.render
 
 
 def register_procedures() -> None:
@@ -146,34 +68,21 @@ TELEMETRY_OFF: TelemetryConfig = {"tracing": False, "metrics": False, "logs": Fa
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None, *,
                worker: Worker | None = None) -> FastAPI:
     """The API server with every surface mounted at its base path (and a worker run alongside, if given)."""
+    from cloudlet.surfaces import mount  # the five surfaces load only in a process that serves them
+
     runtime = runtime or build_runtime(settings or Settings())
     app = FastAPI(
         title="Cloudlet",
         version=__version__,
         description="A self-hosted VPS cloud. Five API dialects, one core: see the tags.",
-        openapi_tags=TAGS,
+        openapi_tags=mount.TAGS,
         docs_url=None,  # served by surfaces/docs.py from local files
         redoc_url=None,  # ReDoc would load its script from a CDN; Swagger UI covers the same document
         lifespan=worker.lifespan if worker is not None else None,
         telemetry=None if runtime.settings.opentelemetry else TELEMETRY_OFF,
     )
     app.state.runtime = runtime
-    errors.install(app, error_renderer)
-    docs.install(app)
-    # No two routers' paths overlap; route_index has FastAPI try only the routers a path can belong to.
-    for module in (primary_me, sh_health, sh_auth, sh_users, sh_tokens, sh_organizations, sh_admin, sh_billing,
-                   sh_images, sh_admin_catalog, primary_tokens, primary_team, primary_catalog, primary_wallet,
-                   primary_billing, primary_agent, cp_general, cp_account, cp_catalog, cp_billing, wc_catalog,
-                   sh_nodes, primary_instances, cp_vps, wc_vps, sh_instances, sh_instance_logs, ex_workloads,
-                   primary_power, cp_vps_power, wc_vps_power, sh_instance_power,
-                   primary_metrics, cp_vps_status, wc_vps_status, sh_instance_metrics, operator_metrics,
-                   primary_console, cp_vps_console, sh_instance_console, cp_vps_snapshots, sh_instance_backups,
-                   primary_rebuild, primary_copies, cp_vps_rebuild, primary_admin_actions):
-        app.include_router(module.router)
-    route_index.install(app)
-    app.add_middleware(BodySizeLimit, max_bytes=runtime.settings.max_body_bytes, render=error_renderer)
-    app.add_middleware(SecurityHeaders, settings=runtime.settings)
-    app.add_middleware(RequestBookkeeping, runtime=runtime)
+    mount.install(app, runtime)
     return app
 
 

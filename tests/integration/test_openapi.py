@@ -11,9 +11,10 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
-from cloudlet.app import TAGS, create_app, error_renderer
+from cloudlet.app import create_app
 from cloudlet.surfaces.cyberpanel import errors as cyberpanel_errors
 from cloudlet.surfaces.elxega import errors as elxega_errors
+from cloudlet.surfaces.mount import TAGS, error_renderer
 from cloudlet.surfaces.primary import errors as primary_errors
 from cloudlet.surfaces.shardlyn import errors as shardlyn_errors
 from cloudlet.surfaces.wayscloud import errors as wayscloud_errors
