@@ -14,5 +14,6 @@ echo "== lint and types"
 .venv/bin/mypy src
 echo "== tests"
 # Most tests wait (on workers, guests, schedules) rather than compute, so several processes share the two
-# cores well; each test file runs whole in one process, in order (the e2e modules share one guest per file).
-exec .venv/bin/python -m pytest -q -p no:cacheprovider -n "${CLOUDLET_TEST_PROCESSES:-4}" --dist loadfile "$@"
+# cores well; each test file runs whole in one process, in order (the e2e modules share one guest per file),
+# and the files are handed out in the order tests/conftest.py gives them.
+exec .venv/bin/python -m pytest -q -p no:cacheprovider -n "${CLOUDLET_TEST_PROCESSES:-4}" --dist loadfile --no-loadscope-reorder "$@"

@@ -125,6 +125,28 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("database_url", engines, indirect=True, ids=engines)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Order the test files so that the suite's processes (xdist, whole files each) end together.
+
+    The files with most tests come first, and the `long` ones (a few tests that take minutes: real guests,
+    the schemathesis probe), longest first, every other place from the second: each starts early beside a
+    file of many short tests instead of being taken last by a process that then runs it alone while the
+    others have ended. scripts/test.sh passes `--no-loadscope-reorder` so that xdist keeps this order.
+    """
+    def seconds(tests: list[pytest.Item]) -> float:
+        marker = tests[0].get_closest_marker("long")
+        return 0.0 if marker is None else float(marker.kwargs["seconds"])
+
+    files: dict[Path, list[pytest.Item]] = {}
+    for item in items:
+        files.setdefault(item.path, []).append(item)
+    long = sorted((tests for tests in files.values() if seconds(tests)), key=lambda tests: -seconds(tests))
+    rest = sorted((tests for tests in files.values() if not seconds(tests)), key=lambda tests: -len(tests))
+    for place, tests in enumerate(long):
+        rest.insert(min(2 * place + 1, len(rest)), tests)
+    items[:] = [item for tests in rest for item in tests]
+
+
 def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settings:
     """Settings for a test server: cheap password hashing, a private data directory."""
     values: dict[str, Any] = {

@@ -34,7 +34,8 @@ from tests.e2e.test_instances_libvirt import (
 from tests.integration.test_worker import wait_for
 from tests.rfb import RfbRefused, ServerInit, Transport, handshake
 
-pytestmark = pytest.mark.engines("sqlite")  # one real guest is enough: tests/integration/test_console.py runs on both
+# one real guest is enough: tests/integration/test_console.py runs on both
+pytestmark = [pytest.mark.long(seconds=35), pytest.mark.engines("sqlite")]
 
 __all__ = ["cluster", "node", "tiny_image"]
 

@@ -30,6 +30,8 @@ from tests.integration.test_worker_processes import Cluster, Process
 
 __all__ = ["tiny_image"]
 
+pytestmark = pytest.mark.long(seconds=170)
+
 BOOT_SECONDS = 180  # a TCG boot takes ~5 s alone; several at once on two cores take longer
 PASSWORD = "Guest-pass-2026"
 

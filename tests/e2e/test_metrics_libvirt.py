@@ -30,7 +30,8 @@ from tests.e2e.test_instances_libvirt import (
 from tests.helpers import make_user
 from tests.integration.test_worker import wait_for
 
-pytestmark = pytest.mark.engines("sqlite")  # one real guest is enough: tests/integration/test_metrics.py runs on both
+# one real guest is enough: tests/integration/test_metrics.py runs on both
+pytestmark = [pytest.mark.long(seconds=30), pytest.mark.engines("sqlite")]
 
 __all__ = ["cluster", "node", "tiny_image"]  # fixtures this module uses from its neighbour
 

@@ -7,10 +7,14 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.contract.conftest import tiny_image
 from tests.e2e.conftest import VENV_BIN
 
 __all__ = ["tiny_image"]
+
+pytestmark = pytest.mark.long(seconds=90)
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

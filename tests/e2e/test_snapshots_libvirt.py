@@ -39,7 +39,8 @@ from tests.e2e.test_instances_libvirt import (
 from tests.helpers import mint_token
 from tests.integration.test_worker import wait_for
 
-pytestmark = pytest.mark.engines("postgresql")  # one real guest is enough: the integration tests run on both
+# one real guest is enough: the integration tests run on both
+pytestmark = [pytest.mark.long(seconds=180), pytest.mark.engines("postgresql")]
 
 __all__ = ["cluster", "node", "tiny_image"]
 

@@ -10,6 +10,7 @@ import signal
 import time
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
 from cloudlet.billing import service as billing
@@ -22,6 +23,8 @@ from tests.helpers import make_user
 WORKERS = 8
 VICTIMS = 3
 ROUNDS = 150
+
+pytestmark = pytest.mark.long(seconds=45)
 
 
 def hammer(url: str, wallet_id: int, worker: int, started: Any, forever: bool) -> None:

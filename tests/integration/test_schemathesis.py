@@ -36,7 +36,8 @@ from tests.cloud import Cloud, credit
 from tests.helpers import make_user, mint_token
 from tests.integration.test_instances import order
 
-pytestmark = pytest.mark.engines("sqlite")  # the probe of the surfaces; both engines are covered elsewhere
+# the probe of the surfaces; both engines are covered elsewhere
+pytestmark = [pytest.mark.long(seconds=120), pytest.mark.engines("sqlite")]
 
 # examples per operation: valid input, then input that breaks the schema (slower to generate, so fewer)
 EXAMPLES = {GenerationMode.POSITIVE: 5, GenerationMode.NEGATIVE: 2}

@@ -22,6 +22,8 @@ from tests.integration.test_worker_processes import Cluster, Process
 
 __all__ = ["receiver", "settings_overrides"]  # fixtures shared with test_webhooks
 
+pytestmark = pytest.mark.long(seconds=45)
+
 BACKOFF_SECONDS = 4
 
 
