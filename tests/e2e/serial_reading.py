@@ -5,16 +5,16 @@ was printing (a banner cut at "Cloudl", a shell prompt at "~") and stay silent f
 guest's 8250 driver waiting for a transmit interrupt the emulated UART did not raise, until its next one.
 A person at the console would press a key. When what arrived stops in the middle of a line and nothing
 more comes for NUDGE_SECONDS, the reader sends an erase (DEL) onto the empty line that everything typed here
-ends with: it erases nothing, and its receive interrupt lets the driver send the rest.
+ends with: it erases nothing, and its receive interrupt lets the driver send the rest. A silence after a
+whole line is the guest at work (login checking a password, say) and is left alone: a key typed then could
+reach the program that reads the next line.
 
 Later runs showed a second cause, on the host: the console log (which QEMU writes itself) held the rest of
 the line and more, while the session's libvirt console stream had stopped delivering. Not yet explained;
 the likeliest is QEMU's pty backend, which logs but drops what the guest writes while it believes no one
 holds the pty open (it looks again only once a second), as between one session's end and the next one's
 start. log_in presses Enter again until a login prompt shows, and from_log reads the guest's answers
-from the log. A silence after a
-whole line is the guest at work (login checking a password, say) and is left alone: a key typed then could
-reach the program that reads the next line.
+from the log.
 """
 
 from __future__ import annotations

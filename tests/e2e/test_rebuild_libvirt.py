@@ -52,6 +52,9 @@ def guest(tiny_image: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 # --- inside the guest ----------------------------------------------------------------------------
 
 
+LOGIN_ANSWERS = (PROMPT, "Login incorrect", "login: ")  # what the guest prints after a password
+
+
 class Typing:
     """A root session on the guest's serial console: typed through a console session, answered from the
     console log (serial_reading.from_log says why)."""
@@ -70,9 +73,9 @@ class Typing:
 
     def login(self, password: str) -> bool:
         """Log in as root; whether the password was accepted."""
-        before, after = serial_reading.log_in(self.receive, self.session.write, password,
-                                              (PROMPT, "Login incorrect", "login: "), seconds=120.0)
-        assert any(end in after for end in (PROMPT, "Login incorrect", "login: ")), (
+        before, after = serial_reading.log_in(self.receive, self.session.write, password, LOGIN_ANSWERS,
+                                              seconds=120.0)
+        assert any(end in after for end in LOGIN_ANSWERS), (
             f"no answer to the password on the serial console; it printed {(before + after)[-2000:]!r}")
         return PROMPT in after
 
