@@ -14,7 +14,23 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-POLL_SECONDS = 0.5
+POLL_SECONDS = 2.0  # 30 reads a minute: a build fits in a token's default budget of 60 with room to spare
+MOST_RETRY_SECONDS = 60.0  # the longest Retry-After this client waits out; the limits' longest window is an hour
+
+
+def send(client: httpx.Client, method: str, path: str, **options: Any) -> httpx.Response:
+    """One request; a 429 is waited out once, for the Retry-After seconds the server asked for."""
+    answer = client.request(method, path, **options)
+    if answer.status_code != 429:
+        return answer
+    try:
+        wait = float(answer.headers.get("Retry-After", ""))
+    except ValueError:
+        return answer
+    if not 0 <= wait <= MOST_RETRY_SECONDS:
+        return answer
+    time.sleep(wait)
+    return client.request(method, path, **options)
 
 
 def _fail(answer: httpx.Response, doing: str) -> None:
@@ -25,7 +41,7 @@ def _fail(answer: httpx.Response, doing: str) -> None:
 
 
 def _find_plan(client: httpx.Client, code: str) -> dict[str, Any]:
-    answer = client.get("/api/catalog/plans")
+    answer = send(client, "GET", "/api/catalog/plans")
     _fail(answer, "reading the catalogue")
     for category in answer.json()["categories"]:
         for package in category["packages"]:
@@ -36,7 +52,7 @@ def _find_plan(client: httpx.Client, code: str) -> dict[str, Any]:
 
 
 def _find_template(client: httpx.Client, package_id: int, code: str) -> int:
-    answer = client.get(f"/api/catalog/os-templates/{package_id}")
+    answer = send(client, "GET", f"/api/catalog/os-templates/{package_id}")
     _fail(answer, "reading the OS templates")
     for group in answer.json():
         for template in group["templates"]:
@@ -54,7 +70,7 @@ def _watch(client: httpx.Client, console: Console, instance_id: str, timeout: fl
     with Progress(*columns, console=console) as progress:
         bar = progress.add_task("validate_resources", total=100)
         while True:
-            answer = client.get(f"/api/instances/{instance_id}/actions")
+            answer = send(client, "GET", f"/api/instances/{instance_id}/actions")
             _fail(answer, "reading the build's progress")
             action = answer.json()[-1]  # the first action of an instance is its creation
             progress.update(bar, completed=action["progress"], description=action["current_task"] or "done")
@@ -79,7 +95,7 @@ def demo(
     console = Console()
     headers = {"Authorization": f"Bearer {token}"}
     with httpx.Client(base_url=url, headers=headers, timeout=30.0) as client:
-        me = client.get("/api/me")
+        me = send(client, "GET", "/api/me")
         _fail(me, "reading your account")
         project_id = me.json()["projects"][0]["id"]
         package = _find_plan(client, plan)
@@ -87,7 +103,7 @@ def demo(
                  "package_id": package["id"], "category": package["category"],
                  "os_template_id": _find_template(client, package["id"], template), "os_name": template,
                  "billing_cycle": "monthly", "ssh_key_ids": []}
-        created = client.post("/api/instances", json=order)
+        created = send(client, "POST", "/api/instances", json=order)
         _fail(created, "ordering the server")
         server = created.json()
         console.print(f"[bold]{server['hostname']}[/] ({server['id']}): {server['plan']}, {server['vcpu']} vCPU, "
@@ -100,7 +116,7 @@ def demo(
         for task in action["tasks"]:
             console.print(f"  {task['order']:>2}. {task['name']:<22} {task['detail']}")
         console.print(f"[green]running[/] (root password: {server['root_password']})")
-        logs = client.get(f"/v1/instances/{server['id']}/install-logs")
+        logs = send(client, "GET", f"/v1/instances/{server['id']}/install-logs")
         _fail(logs, "reading the serial console")
         console.rule("serial console")
         for line in logs.json()["logs"]:
@@ -108,6 +124,6 @@ def demo(
         console.rule()
         if keep:
             return
-        deleted = client.request("DELETE", f"/api/instances/{server['id']}", json={"mode": "immediate"})
+        deleted = send(client, "DELETE", f"/api/instances/{server['id']}", json={"mode": "immediate"})
         _fail(deleted, "deleting the server")
         console.print(f"deleted; refunded {deleted.json()['refund_cents'] / 100:.2f}")
