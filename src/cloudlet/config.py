@@ -99,6 +99,8 @@ class Settings(BaseSettings):
     action_cleanup_call_seconds: float = 60.0  # a driver call made while an action ends gives up after this
     console_ticket_seconds: int = 300  # life of a console link (one-time token and VNC password); CyberPanel's 5 min
     console_log_poll_seconds: float = 1.0  # how often the live serial log websocket looks for new output
+    # the Debian archive `cloudlet images build debian-12` installs packages from (a local mirror works offline)
+    image_mirror: str = "http://deb.debian.org/debian"
     # backups go to data_dir/backups unless a bucket is set: then to that S3-compatible bucket (AWS, MinIO, Ceph...)
     backup_s3_bucket: str | None = None
     backup_s3_endpoint: str | None = None  # e.g. https://s3.example.net; unset: AWS's endpoint for the region

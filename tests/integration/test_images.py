@@ -7,12 +7,14 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
+from cloudlet import catalogue_file
 from cloudlet.catalog import service as catalog
 from cloudlet.catalog.schemas import TemplateCreate, TemplateUpdate
 from cloudlet.drivers.fake import FakeDriver
 from cloudlet.images import service as images
-from cloudlet.images.models import ImageSource, ImageStatus
+from cloudlet.images.models import ImageCapability, ImageSource, ImageStatus
 from cloudlet.images.schemas import ImageRead, ImageRegister
 from cloudlet.kit.errors import Conflict, Invalid, NotFound
 from cloudlet.surfaces.deps import Runtime
@@ -68,6 +70,42 @@ def test_registering_a_name_again_updates_the_image_in_place(runtime: Runtime, q
     assert again.id == first.id
     assert (again.source, again.virtual_size_bytes, again.checksum) == (
         ImageSource.IMPORTED, 2 * 2**30, "sha256:" + "a" * 64)
+
+
+def test_what_an_image_is_and_can_do_is_kept_as_data(runtime: Runtime, qcow2: Path) -> None:
+    plain = _stored(runtime, qcow2)
+    assert (plain.os_family, plain.capabilities) == ("linux", [])  # the tiny image: serial readiness only
+    info = FakeDriver().import_image("debian-12", qcow2)
+    with runtime.db.session() as session:
+        debian = images.register_from_driver(session, info, ImageSource.BUILT, qcow2, os_family="debian",
+                                             capabilities={ImageCapability.SSH, ImageCapability.GUEST_AGENT,
+                                                           ImageCapability.CLOUD_INIT})
+    with runtime.db.session(write=False) as session:
+        assert images.get_image(session, "debian-12") == debian
+    assert debian.os_family == "debian"
+    assert debian.capabilities == ["cloud_init", "guest_agent", "ssh"]
+    with runtime.db.session() as session, pytest.raises(ValidationError):
+        images.register_image(session, ImageRegister(name="x", source=ImageSource.IMPORTED, volume="x",
+                                                     virtual_size_bytes=1, os_family="Debian; drop"))
+
+
+def test_a_built_debian_image_brings_its_template_and_an_operators_choice_stays(
+        runtime: Runtime, qcow2: Path) -> None:
+    with runtime.db.session() as session:
+        catalogue_file.seed_default(session)
+        assert images.link_default_templates(session) == []  # no image yet: nothing to link, nothing added
+        with pytest.raises(NotFound):
+            catalog.get_template(session, "debian-12")
+    tiny, debian = _stored(runtime, qcow2), _stored(runtime, qcow2, "debian-12")
+    with runtime.db.session() as session:
+        assert sorted(images.link_default_templates(session)) == ["debian-12", "debian-12-tiny"]
+        template = catalog.get_template(session, "debian-12")
+        assert (template.image_id, template.family, template.min_disk_gb) == (debian.id, "debian", 3)
+        assert catalog.get_template(session, "debian-12-tiny").image_id == tiny.id
+        catalog.update_template(session, template.id, TemplateUpdate(image_id=tiny.id))  # the operator's choice
+    with runtime.db.session() as session:
+        assert images.link_default_templates(session) == []
+        assert catalog.get_template(session, "debian-12").image_id == tiny.id
 
 
 def test_image_names_and_checksums_are_checked(runtime: Runtime) -> None:

@@ -17,6 +17,13 @@ from cloudlet.catalog.schemas import (
 
 REGION = "dc1"
 TEMPLATE_IMAGES = {"debian-12-tiny": "tiny"}  # default template -> the image `cloudlet images build` names
+# Templates added to the catalogue once their image is registered (by `cloudlet images build`), named as it is.
+IMAGE_TEMPLATES = {
+    "debian-12": TemplateCreate(code="debian-12", family="debian", name="Debian 12", os="Debian 12", version="12",
+                                min_ram_mb=512, min_disk_gb=3,
+                                description="Debian 12 cloud image: systemd, OpenSSH, cloud-init and the QEMU guest "
+                                            "agent."),
+}
 
 DEFAULT_CATALOGUE = CatalogueFile(
     regions=[RegionCreate(code=REGION, name="Datacenter 1", country="US", flag="\U0001f1fa\U0001f1f8")],

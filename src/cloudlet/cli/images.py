@@ -13,7 +13,8 @@ from cloudlet.drivers.base import DriverError, ImageInfo
 from cloudlet.drivers.libvirt.guest import LibvirtDriver
 from cloudlet.images import service as images
 from cloudlet.images.build import build_tiny
-from cloudlet.images.models import ImageSource
+from cloudlet.images.debian import DEBIAN_RELEASES, BuiltImage, build_debian
+from cloudlet.images.models import ImageCapability, ImageSource
 from cloudlet.kit import migrate as migrations
 from cloudlet.kit.errors import CloudletError
 
@@ -28,7 +29,8 @@ def _driver() -> LibvirtDriver:
         raise typer.Exit(1) from error
 
 
-def _register(info: ImageInfo, source: ImageSource, file: Path) -> None:
+def _register(info: ImageInfo, source: ImageSource, file: Path, *, os_family: str = "linux",
+              capabilities: frozenset[ImageCapability] = frozenset()) -> None:
     # the registry is what OS templates point at; the driver has stored the volume already
     settings = Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -36,40 +38,58 @@ def _register(info: ImageInfo, source: ImageSource, file: Path) -> None:
     migrations.upgrade(db.engine)
     try:
         with db.session() as session:
-            read = images.register_from_driver(session, info, source, file)
+            read = images.register_from_driver(session, info, source, file, os_family=os_family,
+                                               capabilities=capabilities)
             images.link_default_templates(session)
     except CloudletError as error:
         typer.echo(f"stored in the pool but not registered: {error.message}", err=True)
         raise typer.Exit(1) from None
     finally:
         db.dispose()
-    typer.echo(f"registered as image {read.id} ({read.checksum})")
+    typer.echo(f"registered as image {read.id} ({read.checksum}), {read.os_family}, "
+               f"can: {', '.join(read.capabilities) or 'serial readiness only'}")
+
+
+BUILDABLE = ("tiny", *sorted(DEBIAN_RELEASES))
+
+
+def _build(name: str, settings: Settings, target: Path) -> BuiltImage:
+    cache = settings.data_dir / "cache"
+    try:
+        if name == "tiny":
+            return BuiltImage(build_tiny(cache, target), packages=[], os_family="linux", capabilities=frozenset())
+        return build_debian(name, settings.image_mirror, cache, target)
+    except RuntimeError as error:
+        typer.echo(f"building {name} failed: {error}", err=True)
+        raise typer.Exit(1) from None
 
 
 @app.command("build")
 def build(
-    name: str = typer.Argument(..., help='The image to build; only "tiny" (cloud kernel + busybox) exists.'),
+    name: str = typer.Argument(..., help=f"The image to build: {', '.join(BUILDABLE)}."),
     output: Path | None = typer.Option(None, help="Write the qcow2 here instead of importing it into the pool."),
     replace: bool = typer.Option(False, "--replace", help="Replace an image of that name already in the pool."),
 ) -> None:
-    """Build an image offline from Debian packages and import it into the pool as a base volume."""
-    if name != "tiny":
-        typer.echo(f"unknown image {name!r}; only 'tiny' can be built (use `cloudlet images import` for others)",
-                   err=True)
+    """Build an image offline from Debian packages (tiny: kernel + busybox; debian-12: a cloud image made with
+    mmdebstrap from CLOUDLET_IMAGE_MIRROR) and import it into the pool as a base volume."""
+    if name not in BUILDABLE:
+        typer.echo(f"unknown image {name!r}; these can be built: {', '.join(BUILDABLE)} "
+                   "(use `cloudlet images import` for others)", err=True)
         raise typer.Exit(2)
-    cache = Settings().data_dir / "cache"
+    settings = Settings()
     if output is not None:
-        typer.echo(f"built {build_tiny(cache, output)}")
+        built = _build(name, settings, output)
+        typer.echo(f"built {built.path} ({len(built.packages)} packages)" if built.packages else f"built {built.path}")
         return
     driver = _driver()
-    with tempfile.TemporaryDirectory(prefix="cloudlet-image-") as tmp:
-        image = build_tiny(cache, Path(tmp) / "tiny.qcow2")
+    with tempfile.TemporaryDirectory(prefix="cloudlet-image-", dir=settings.data_dir) as tmp:
+        built = _build(name, settings, Path(tmp) / f"{name}.qcow2")
         if replace:
             driver.delete_image(name)
-        info = driver.import_image(name, image)
+        info = driver.import_image(name, built.path)
         typer.echo(f"image {info.name}: {info.virtual_size_bytes // 2**20} MiB virtual, "
                    f"{info.allocation_bytes / 2**20:.1f} MiB on disk, in the pool")
-        _register(info, ImageSource.BUILT, image)
+        _register(info, ImageSource.BUILT, built.path, os_family=built.os_family, capabilities=built.capabilities)
 
 
 @app.command("import")

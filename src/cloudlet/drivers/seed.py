@@ -56,7 +56,7 @@ def seed_for(spec: GuestSpec) -> Seed:
         if routes:
             lines.append("    routes:")
             for gw in routes:
-                lines += [f"    - to: {'default' if ':' not in gw else '::/0'}", f"      via: {_quote(gw)}"]
+                lines += [f"    - to: {'0.0.0.0/0' if ':' not in gw else '::/0'}", f"      via: {_quote(gw)}"]
         if net.nameservers:
             lines += ["    nameservers:", "      addresses:"] + [f"      - {_quote(ns)}" for ns in net.nameservers]
         network = "\n".join(lines) + "\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Enum, Integer, String
+from sqlalchemy import JSON, BigInteger, Enum, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cloudlet.kit import clock
@@ -29,6 +29,14 @@ class ImageSource(enum.StrEnum):
     IMPORTED = "imported"
 
 
+class ImageCapability(enum.StrEnum):
+    """What a guest booted from the image can do, beyond the serial readiness line every image prints."""
+
+    CLOUD_INIT = "cloud_init"  # cloud-init applies the whole NoCloud seed (users, files, growpart)
+    GUEST_AGENT = "guest_agent"  # the QEMU guest agent answers on its virtio channel
+    SSH = "ssh"  # an SSH server listens on port 22
+
+
 class ImageStatus(enum.StrEnum):
     """Whether guests can be built from the image."""
 
@@ -49,6 +57,8 @@ class Image(Base):
     file_size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     checksum: Mapped[str] = mapped_column(String(80), default="")  # "sha256:<hex>" of the file stored
     volume: Mapped[str] = mapped_column(String(255))
+    os_family: Mapped[str] = mapped_column(String(32), default="linux")  # "debian", "ubuntu"; "linux" when unknown
+    capabilities: Mapped[list[str]] = mapped_column(JSON, default=list)  # ImageCapability values, sorted
     status: Mapped[ImageStatus] = mapped_column(_enum(ImageStatus), default=ImageStatus.AVAILABLE)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now, onupdate=clock.now)

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cloudlet.images.models import ImageFormat, ImageSource, ImageStatus
+from cloudlet.images.models import ImageCapability, ImageFormat, ImageSource, ImageStatus
 
 
 class ImageRegister(BaseModel):
@@ -19,6 +19,8 @@ class ImageRegister(BaseModel):
     file_size_bytes: int = Field(default=0, ge=0)
     checksum: str = Field(default="", max_length=80)  # "sha256:<64 hex>", or empty when unknown
     format: ImageFormat = ImageFormat.QCOW2
+    os_family: str = Field(default="linux", pattern=r"^[a-z][a-z0-9-]{0,31}$")
+    capabilities: frozenset[ImageCapability] = frozenset()
 
 
 class ImageRead(BaseModel):
@@ -34,6 +36,8 @@ class ImageRead(BaseModel):
     file_size_bytes: int
     checksum: str
     volume: str
+    os_family: str
+    capabilities: list[ImageCapability]
     status: ImageStatus
     created_at: datetime
     updated_at: datetime

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 from sqlalchemy.orm import Session
 
 from cloudlet.catalog import service as catalog
-from cloudlet.catalog.defaults import TEMPLATE_IMAGES
+from cloudlet.catalog.defaults import IMAGE_TEMPLATES, TEMPLATE_IMAGES
 from cloudlet.catalog.schemas import TemplateUpdate
 from cloudlet.drivers.base import ImageInfo
 from cloudlet.images import repository
-from cloudlet.images.models import Image, ImageSource, ImageStatus
+from cloudlet.images.models import Image, ImageCapability, ImageSource, ImageStatus
 from cloudlet.images.schemas import ImageRead, ImageRegister
 from cloudlet.kit.errors import Conflict, Invalid, NotFound
 
@@ -66,25 +67,30 @@ def register_image(session: Session, data: ImageRegister) -> ImageRead:
     checksum = data.checksum.strip().lower()
     if checksum and not _CHECKSUM.match(checksum):
         raise Invalid("checksum", 'A checksum is "sha256:" and 64 hexadecimal digits.')
+    capabilities = sorted(str(capability) for capability in data.capabilities)
     image = repository.by_name(session, name)
     if image is None:
         image = repository.insert(session, Image(
             name=name, format=data.format, source=data.source, virtual_size_bytes=data.virtual_size_bytes,
-            file_size_bytes=data.file_size_bytes, checksum=checksum, volume=data.volume,
-            status=ImageStatus.AVAILABLE))
+            file_size_bytes=data.file_size_bytes, checksum=checksum, volume=data.volume, os_family=data.os_family,
+            capabilities=capabilities, status=ImageStatus.AVAILABLE))
     else:
         image.format, image.source, image.volume = data.format, data.source, data.volume
         image.virtual_size_bytes, image.file_size_bytes = data.virtual_size_bytes, data.file_size_bytes
         image.checksum, image.status = checksum, ImageStatus.AVAILABLE
+        image.os_family, image.capabilities = data.os_family, capabilities
         repository.flush(session)
     return _read(image, _templates_by_image(session))
 
 
-def register_from_driver(session: Session, info: ImageInfo, source: ImageSource, file: Path) -> ImageRead:
-    """Record what driver.import_image stored from file: its volume, sizes and the file's checksum."""
+def register_from_driver(session: Session, info: ImageInfo, source: ImageSource, file: Path, *,
+                         os_family: str = "linux", capabilities: Iterable[ImageCapability] = ()) -> ImageRead:
+    """Record what driver.import_image stored from file: its volume, sizes, the file's checksum, and what the
+    image is and can do."""
     return register_image(session, ImageRegister(
         name=info.name, source=source, volume=info.name, virtual_size_bytes=info.virtual_size_bytes,
-        file_size_bytes=file.stat().st_size, checksum=file_checksum(file)))
+        file_size_bytes=file.stat().st_size, checksum=file_checksum(file), os_family=os_family,
+        capabilities=frozenset(capabilities)))
 
 
 def list_images(session: Session) -> list[ImageRead]:
@@ -130,12 +136,20 @@ def delete_image(session: Session, image: int | str) -> ImageRead:
 
 
 def link_default_templates(session: Session) -> list[str]:
-    """Point the default catalogue's templates that have no image yet at their image, once it is registered.
+    """Point the default catalogue's templates that have no image yet at their image, once it is registered,
+    adding the template that is named after a built image (debian-12) when the catalogue lacks it.
 
     Returns the codes of the templates it linked; an operator's own choice is never overwritten.
     """
+    for name, template in IMAGE_TEMPLATES.items():
+        if repository.by_name(session, name) is None:
+            continue
+        try:
+            catalog.get_template(session, template.code)
+        except NotFound:
+            catalog.create_template(session, template)
     linked = []
-    for code, name in TEMPLATE_IMAGES.items():
+    for code, name in {**TEMPLATE_IMAGES, **{name: name for name in IMAGE_TEMPLATES}}.items():
         image = repository.by_name(session, name)
         try:
             template = catalog.get_template(session, code)

@@ -24,7 +24,7 @@ HYPERVISOR_PACKAGES = (
     "qemu-system-x86", "qemu-utils", "libvirt-daemon", "libvirt-daemon-driver-qemu", "libvirt-clients",
     "libvirt-dev", "pkg-config", "iptables", "dnsmasq-base",
 )
-IMAGE_PACKAGES = ("syslinux", "syslinux-common", "mtools", "dosfstools", "fdisk", "cpio")
+IMAGE_PACKAGES = ("syslinux", "syslinux-common", "mtools", "dosfstools", "fdisk", "cpio", "mmdebstrap", "e2fsprogs")
 QEMU_CONF = Path("/etc/libvirt/qemu.conf")
 BLOCK_START, BLOCK_END = "# --- cloudlet: begin ---", "# --- cloudlet: end ---"
 # root inside a container: no separate qemu user, no AppArmor, and no virtlogd to keep console logs
