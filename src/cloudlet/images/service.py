@@ -141,13 +141,13 @@ def link_default_templates(session: Session) -> list[str]:
 
     Returns the codes of the templates it linked; an operator's own choice is never overwritten.
     """
-    for name, template in IMAGE_TEMPLATES.items():
+    for name, wanted in IMAGE_TEMPLATES.items():
         if repository.by_name(session, name) is None:
             continue
         try:
-            catalog.get_template(session, template.code)
+            catalog.get_template(session, wanted.code)
         except NotFound:
-            catalog.create_template(session, template)
+            catalog.create_template(session, wanted)
     linked = []
     for code, name in {**TEMPLATE_IMAGES, **{name: name for name in IMAGE_TEMPLATES}}.items():
         image = repository.by_name(session, name)
