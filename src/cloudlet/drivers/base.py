@@ -306,6 +306,13 @@ class HypervisorDriver(Protocol):
         only if the driver's overlays do not depend on it, so callers delete unused images only."""
         ...
 
+    def serve_gateways(self, gateways: frozenset[str]) -> None:
+        """Hold these gateway addresses ("203.0.113.1/24", "2001:db8::1/64") on the node's side of the guests'
+        network, so that the node reaches the guests of every address pool it serves, and they reach it.
+
+        Idempotent; addresses it holds already, or that it was given before, stay."""
+        ...
+
     def define_guest(self, spec: GuestSpec) -> None:
         """Make the guest's disk (an overlay of spec.image grown to spec.disk_gib) and its definition
         (vCPUs, memory, disk, NIC, logged serial console, VNC), without a seed and without starting it.

@@ -78,6 +78,7 @@ class FakeDriver:
         self._guests: dict[str, _Guest] = {}
         self._lock = threading.Lock()
         self._consoles = FakeConsoles()  # real VNC servers on 127.0.0.1 and getty-like serial lines
+        self.gateways: set[str] = set()  # what serve_gateways was given
 
     def _guest(self, name: str) -> _Guest:
         guest = self._guests.get(name)
@@ -106,6 +107,11 @@ class FakeDriver:
         guest.state = GuestState.RUNNING
         guest.booted = guest.spec
         guest.boots += 1
+
+    def serve_gateways(self, gateways: frozenset[str]) -> None:
+        """Record the gateways the node's network holds."""
+        with self._lock:
+            self.gateways |= gateways
 
     def import_image(self, name: str, source: Path) -> ImageInfo:
         """Record a qcow2 file as base image name."""

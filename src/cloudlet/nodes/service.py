@@ -30,6 +30,7 @@ from cloudlet.drivers.base import DriverError, HypervisorDriver, NodeUnreachable
 from cloudlet.kit import clock
 from cloudlet.kit.errors import Conflict, Invalid, NotFound, Unauthenticated, Unavailable
 from cloudlet.kit.ids import digest, new_secret
+from cloudlet.networking import service as networking
 from cloudlet.nodes import inventory as inventories
 from cloudlet.nodes import repository
 from cloudlet.nodes.models import Node, NodeRegistrationToken, NodeReservation, NodeStatus
@@ -122,6 +123,7 @@ class NodeTarget(NamedTuple):
     id: int
     name: str
     uri: str
+    region: str  # its code
 
 
 # -- reading
@@ -214,8 +216,10 @@ def get_node(session: Session, node_id: int) -> NodeRead:
 
 
 def node_targets(session: Session) -> list[NodeTarget]:
-    """Every node's id, name and libvirt URI (what the heartbeat connects to)."""
-    return [NodeTarget(node.id, node.name, node.uri) for node in repository.nodes(session)]
+    """Every node's id, name, libvirt URI and region (what the heartbeat connects to)."""
+    regions = _regions(session)
+    return [NodeTarget(node.id, node.name, node.uri, regions[node.region_id].code)
+            for node in repository.nodes(session)]
 
 
 # -- writing
@@ -358,9 +362,12 @@ class Probe(NamedTuple):
     busy: str | None = None
 
 
-def probe(driver: HypervisorDriver, uri: str, pool_dir: Path | None = None) -> Probe:
-    """Ask a node's driver what runs there, outside any transaction (a slow node holds no lock)."""
+def probe(driver: HypervisorDriver, uri: str, pool_dir: Path | None = None,
+          gateways: frozenset[str] = frozenset()) -> Probe:
+    """Ask a node's driver what runs there, outside any transaction (a slow node holds no lock), after making
+    sure it holds the gateways of its region's address pools (so it reaches its guests)."""
     try:
+        driver.serve_gateways(gateways)
         return Probe(inventory=inventories.collect(driver, uri, pool_dir if inventories.is_local(uri) else None))
     except RetryLater as busy:
         return Probe(busy=busy.reason)
@@ -390,7 +397,9 @@ def heartbeat(session: Session, node_id: int, driver: HypervisorDriver, pool_dir
     A busy node (RetryLater) keeps its status; the next heartbeat asks again.
     """
     node = _node(session, node_id)
-    return record_heartbeat(session, node_id, probe(driver, node.uri, pool_dir))
+    region = _regions(session)[node.region_id].code
+    found = probe(driver, node.uri, pool_dir, networking.gateways(session).get(region, frozenset()))
+    return record_heartbeat(session, node_id, found)
 
 
 # -- the local node

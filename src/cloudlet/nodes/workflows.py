@@ -21,6 +21,7 @@ from cloudlet.config import Settings
 from cloudlet.drivers.base import DriverError
 from cloudlet.kit.db import Database
 from cloudlet.kit.errors import NotFound
+from cloudlet.networking import service as networking
 from cloudlet.nodes import service as nodes
 from cloudlet.nodes.models import NodeStatus
 
@@ -37,22 +38,24 @@ class HeartbeatReport(BaseModel):
     unreachable: list[str] = []
 
 
-def _ask(drivers: nodes.Drivers, uri: str, pool_dir: Path) -> nodes.Probe:
+def _ask(drivers: nodes.Drivers, uri: str, pool_dir: Path, gateways: frozenset[str]) -> nodes.Probe:
     try:
         driver = drivers.connect(uri)
     except DriverError as error:
         return nodes.Probe(unreachable=str(error) or "the node did not answer")
-    return nodes.probe(driver, uri, pool_dir)
+    return nodes.probe(driver, uri, pool_dir, gateways)
 
 
 def heartbeat_all(db: Database, settings: Settings, drivers: nodes.Drivers) -> HeartbeatReport:
     """Heartbeat every node once, each in its own transaction; a node that cannot be reached is marked so."""
     with db.session(write=False) as session:
         targets = nodes.node_targets(session)
+        gateways = networking.gateways(session)
     report = HeartbeatReport()
     pool_dir = settings.data_dir / nodes.POOL_DIR
     for target in targets:
-        found = _ask(drivers, target.uri, pool_dir)  # no transaction is open while the node answers
+        # no transaction is open while the node answers
+        found = _ask(drivers, target.uri, pool_dir, gateways.get(target.region, frozenset()))
         try:
             with db.session() as session:
                 read = nodes.record_heartbeat(session, target.id, found)

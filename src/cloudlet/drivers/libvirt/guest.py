@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from xml.etree import ElementTree
 
 import libvirt
+import structlog
 
 from cloudlet.drivers.base import (
     SNAPSHOT_PATTERN,
@@ -56,6 +57,8 @@ from cloudlet.drivers.libvirt.domain_xml import (
     vnc_password_config,
 )
 from cloudlet.drivers.seed import build_seed_iso, ready_in, seed_for
+
+log = structlog.get_logger(__name__)
 
 GIB = 1024**3
 CONSOLE_TAIL = 4096  # bytes of console output quoted in a failure
@@ -180,6 +183,16 @@ class LibvirtDriver:
         log.write_bytes(b"")
 
     # -- images
+
+    def serve_gateways(self, gateways: frozenset[str]) -> None:
+        """Add the missing gateways to the isolated bridge of this host. A remote node's bridge is out of reach
+        from here (its own agent will hold them: issue 15), so nothing changes for one."""
+        if not is_local(self.uri):
+            log.info("gateways not served: the node is remote", uri=self.uri, gateways=sorted(gateways))
+            return
+        added = host.add_bridge_addresses(set(gateways))
+        if added:
+            log.info("gateways added to the guests' network", added=added)
 
     def import_image(self, name: str, source: Path) -> ImageInfo:
         """Copy a qcow2 file into the pool as base image name; see HypervisorDriver.import_image."""

@@ -169,6 +169,37 @@ def ensure_network(conn: libvirt.virConnect) -> bool:
     return changed
 
 
+IP_TIMEOUT_SECONDS = 10  # `ip` answers in milliseconds; a hung netlink call must not hold a heartbeat
+
+
+def _ip(*args: str) -> str:
+    import subprocess
+
+    try:
+        result = subprocess.run(["ip", *args], capture_output=True, text=True, check=False,  # noqa: S603, S607
+                                timeout=IP_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired as error:
+        raise RetryLater(f"ip {args[0]} did not answer within {IP_TIMEOUT_SECONDS} s") from error
+    if result.returncode != 0:
+        raise GuestFailed(f"ip {' '.join(args)} failed: {result.stderr.strip()[-500:]}")
+    return result.stdout
+
+
+def bridge_addresses() -> set[str]:
+    """The addresses (with prefix, e.g. "203.0.113.1/24") the isolated network's bridge holds on this host."""
+    words = _ip("-o", "addr", "show", "dev", NETWORK_NAME).split()
+    return {words[at + 1] for at, word in enumerate(words[:-1]) if word in {"inet", "inet6"}}
+
+
+def add_bridge_addresses(gateways: set[str]) -> list[str]:
+    """Give the bridge every gateway address it lacks (so this host reaches the guests of every pool it serves
+    and they reach it); the ones added. Nothing routes further: the network has no <forward>."""
+    missing = sorted(gateways - bridge_addresses())
+    for address in missing:
+        _ip("addr", "add", address, "dev", NETWORK_NAME)
+    return missing
+
+
 def network_address(conn: libvirt.virConnect) -> str:
     """The host's address on the isolated network, with its prefix (the guests' gateway)."""
     from xml.etree import ElementTree
