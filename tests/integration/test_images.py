@@ -159,6 +159,7 @@ def test_admins_list_read_and_delete_images_over_shardlyn(
     one = client.get(f"/v1/admin/images/{image.id}").json()
     assert (one["volume"], one["format"], one["status"], one["checksum"]) == (
         "tiny", "qcow2", "available", image.checksum)
+    assert (one["os_family"], one["capabilities"]) == ("linux", [])
     refused = client.delete(f"/v1/admin/images/{image.id}")
     assert refused.status_code == 409
     assert str(template) in refused.json()["error"]
