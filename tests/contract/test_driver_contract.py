@@ -131,6 +131,24 @@ def test_the_node_holds_the_gateways_it_serves_and_its_guest_answers_there(
         time.sleep(0.2)
 
 
+def test_the_agent_and_the_ssh_server_are_asked_from_the_node(driver: HypervisorDriver, guest: str) -> None:
+    driver.wait_ready(guest, BOOT)
+    address = SPEC.network.address.split("/")[0] if SPEC.network else ""
+    if isinstance(driver, FakeDriver):  # the fake's guests have both, whatever their image
+        assert driver.agent_ping(guest) is True
+        assert driver.ssh_banner(guest, address, 1).startswith("SSH-2.0-")
+    else:  # the tiny image has neither: the channel is there, nobody answers on it, nothing listens on port 22
+        began = time.monotonic()
+        assert driver.agent_ping(guest) is False
+        with pytest.raises(GuestFailed, match="port 22"):
+            driver.ssh_banner(guest, address, 1)
+        assert time.monotonic() - began < 30
+    with pytest.raises(GuestFailed):
+        driver.ssh_banner(guest, "198.51.100.250", 0.5)  # nobody's address on the guests' isolated network
+    with pytest.raises(GuestNotFound):
+        driver.agent_ping("contract-nobody")
+
+
 def test_a_different_guest_under_the_same_name_is_refused(driver: HypervisorDriver, guest: str) -> None:
     with pytest.raises(GuestFailed):
         driver.create_guest(GuestSpec(**{**SPEC.__dict__, "vcpus": 2}))

@@ -379,6 +379,17 @@ class HypervisorDriver(Protocol):
         """
         ...
 
+    def agent_ping(self, name: str) -> bool:
+        """Whether the guest's QEMU guest agent answers now: False while it is not up yet, when the guest is not
+        running, or when its image has no agent. Read-only. Raises GuestNotFound."""
+        ...
+
+    def ssh_banner(self, name: str, address: str, timeout: float) -> str | None:
+        """The greeting of the SSH server at the guest's address, port 22, reached from the node over its own
+        network and waited for up to timeout seconds; None when this process cannot reach that network (a
+        remote node). Read-only. Raises GuestFailed when nothing answers in time, GuestNotFound."""
+        ...
+
     def state(self, name: str) -> GuestState:
         """The guest's power state now. Read-only. Raises GuestNotFound."""
         ...

@@ -200,6 +200,18 @@ class FakeDriver:
                 return ready
         raise GuestFailed(f"guest {name} stopped before it was ready")
 
+    def agent_ping(self, name: str) -> bool:
+        """A running guest's agent answers (whatever its image: the fake does not know images' capabilities)."""
+        return self._guest(name).state == GuestState.RUNNING
+
+    def ssh_banner(self, name: str, address: str, timeout: float) -> str | None:
+        """A running guest answers at the address its seed gave it."""
+        guest = self._guest(name)
+        booted = guest.seed.network.address.split("/")[0] if guest.seed and guest.seed.network else None
+        if guest.state != GuestState.RUNNING or address != booted:
+            raise GuestFailed(f"nothing answered on {address} port 22 within {timeout:g} s")
+        return "SSH-2.0-OpenSSH_9.2p1 Debian-2 (fake)"
+
     def state(self, name: str) -> GuestState:
         """The guest's power state."""
         return self._guest(name).state

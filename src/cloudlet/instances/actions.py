@@ -11,6 +11,8 @@ from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from cloudlet.actions import service as engine
+from cloudlet.images import service as images
+from cloudlet.images.models import ImageCapability
 from cloudlet.instances import repository
 from cloudlet.instances.models import Action, ActionStatus, Instance, InstanceStatus
 from cloudlet.instances.schemas import ActionRead, Allowed, TaskRead
@@ -151,12 +153,13 @@ def action_read(session: Session, action: Action) -> ActionRead:
 
 
 class Target(BaseModel):
-    """Where an action's guest lives: the node's URI and the guest's name there."""
+    """Where an action's guest lives (the node's URI and the guest's name there) and what its image can do."""
 
     instance_id: int
     guest_name: str
     node_uri: str | None
     node_name: str | None
+    capabilities: frozenset[ImageCapability] = frozenset()  # none when the image is no longer registered
 
 
 def target_of(session: Session, action_id: int) -> Target:
@@ -166,5 +169,9 @@ def target_of(session: Session, action_id: int) -> Target:
         raise NotFound("action", action_id)
     row = instance_row(session, action.instance_id)
     node = nodes.get_node(session, row.node_id) if row.node_id is not None else None
+    try:
+        capabilities = frozenset(images.get_image(session, row.image).capabilities)
+    except NotFound:
+        capabilities = frozenset()
     return Target(instance_id=row.id, guest_name=row.guest_name, node_uri=node.uri if node else None,
-                  node_name=node.name if node else None)
+                  node_name=node.name if node else None, capabilities=capabilities)

@@ -9,17 +9,20 @@ conclusion's own driver calls give up after action_cleanup_call_seconds (Work.ca
 
 from __future__ import annotations
 
+import time
 from typing import Any, cast
 
 from cloudlet.actions.deadlines import DeadlineExceeded, SettingsReader, within
 from cloudlet.actions.registry import task
 from cloudlet.config import Settings
 from cloudlet.drivers.base import GuestFailed, GuestNotFound, GuestReady, GuestSpec, HypervisorDriver, NodeUnreachable
+from cloudlet.images.models import ImageCapability
 from cloudlet.instances import actions, service
 from cloudlet.kit.db import Database
 from cloudlet.nodes import service as nodes
 
 VERIFY_TIMEOUT_SECONDS = 30.0
+AGENT_POLL_SECONDS = 1.0  # how often a booting guest's agent is pinged (each ping waits up to a few seconds)
 
 
 class BoundedDriver:
@@ -121,10 +124,19 @@ def start_vm(work: Work) -> str:
 
 @task(60, waits=READY_WAIT)
 def wait_for_guest_agent(work: Work) -> str:
-    """The guest reports on its console that its seed is applied."""
+    """The guest's agent answers, where its image has one, and the guest reports on its console that its seed is
+    applied."""
     driver, name = work.driver()
-    ready = driver.wait_ready(name, work.settings.instance_ready_timeout_seconds)
-    return _described(ready)
+    began = time.monotonic()
+    limit = work.settings.instance_ready_timeout_seconds
+    agent = ImageCapability.GUEST_AGENT in work.target().capabilities
+    while agent and not driver.agent_ping(name):
+        if time.monotonic() - began > limit:
+            raise GuestFailed(f"the guest agent did not answer within {limit:g} s")
+        time.sleep(AGENT_POLL_SECONDS)
+    answered = f"guest agent answered after {time.monotonic() - began:.0f} s; " if agent else ""
+    ready = driver.wait_ready(name, max(1.0, limit - (time.monotonic() - began)))
+    return answered + _described(ready)
 
 
 def _described(ready: GuestReady) -> str:
@@ -150,5 +162,9 @@ def verify_connectivity(work: Work) -> str:
         problems.append("the root password was not applied")
     if problems:
         raise GuestFailed("the guest does not match its order: " + "; ".join(problems))
-    return _described(ready)
+    reached = ""
+    if wanted_address is not None and ImageCapability.SSH in work.target().capabilities:
+        banner = driver.ssh_banner(name, wanted_address, VERIFY_TIMEOUT_SECONDS)
+        reached = f"; SSH answers on {wanted_address}:22 ({banner})" if banner else "; SSH not checked (remote node)"
+    return _described(ready) + reached
 

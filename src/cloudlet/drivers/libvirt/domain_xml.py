@@ -82,7 +82,8 @@ def stored_seed(domain_xml: str) -> str | None:
 
 def guest_xml(spec: GuestSpec, *, domain_type: str, console_log: Path) -> str:
     """The domain of a guest: its overlay and seed from the pool, the isolated NIC, a logged serial
-    console, VNC on 127.0.0.1 only, a balloon for memory statistics and a virtio RNG for entropy; no USB
+    console, VNC on 127.0.0.1 only, the QEMU guest agent's channel (an image without the agent leaves it
+    unused), a balloon for memory statistics and a virtio RNG for entropy; no USB
     controller, which nothing uses and which an emulated CPU spends time on while the guest boots.
 
     VNC gets a random password nobody is told: QEMU accepts a new password at run time (vnc_graphics) only
@@ -125,6 +126,7 @@ def guest_xml(spec: GuestSpec, *, domain_type: str, console_log: Path) -> str:
     </graphics>
     <video><model type='vga'/></video>
     <controller type='usb' model='none'/>
+    <channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>
     <memballoon model='virtio'><stats period='5'/></memballoon>
     <rng model='virtio'><backend model='random'>/dev/urandom</backend></rng>
   </devices>

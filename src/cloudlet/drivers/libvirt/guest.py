@@ -8,6 +8,7 @@ libvirt alone.
 from __future__ import annotations
 
 import secrets
+import socket
 import tempfile
 import threading
 import time
@@ -17,6 +18,7 @@ from urllib.parse import urlsplit
 from xml.etree import ElementTree
 
 import libvirt
+import libvirt_qemu
 import structlog
 
 from cloudlet.drivers.base import (
@@ -67,6 +69,10 @@ LOCAL_HOSTS = {"", "localhost", "127.0.0.1", "::1"}
 # an internal snapshot of a running guest with its memory, so a disk-only one of a running guest holds memory too
 WITH_MEMORY, DISK_ONLY = "cloudlet: memory and disk", "cloudlet: disk"
 RESIZE_SHUTDOWN_SECONDS = 60.0  # a reboot that applies new hardware waits this long for the guest to stop
+AGENT_SECONDS = 5  # how long one guest-ping waits for the agent
+# the agent is not (yet) there: no channel, nobody listening on it, the guest not running
+_NO_AGENT = {libvirt.VIR_ERR_AGENT_UNRESPONSIVE, libvirt.VIR_ERR_ARGUMENT_UNSUPPORTED,
+             libvirt.VIR_ERR_OPERATION_INVALID, libvirt.VIR_ERR_AGENT_UNSYNCED}
 
 _STATES = {
     libvirt.VIR_DOMAIN_NOSTATE: GuestState.STARTING,
@@ -364,6 +370,39 @@ class LibvirtDriver:
             if time.monotonic() > deadline:
                 raise GuestFailed(f"guest {name} was not ready within {timeout:.0f}s; console:\n{text[-CONSOLE_TAIL:]}")
             time.sleep(0.1)
+
+    def agent_ping(self, name: str) -> bool:
+        """guest-ping through libvirt; an agent that is not there (yet) is False, not an error."""
+        domain = self._domain(name)
+        try:
+            libvirt_qemu.qemuAgentCommand(domain, '{"execute": "guest-ping"}', AGENT_SECONDS, 0)
+        except libvirt.libvirtError as error:
+            if error.get_error_code() in _NO_AGENT:
+                return False
+            raise host.translate(error) from error
+        return True
+
+    def ssh_banner(self, name: str, address: str, timeout: float) -> str | None:
+        """Connect from this host to the guest's port 22 until its SSH server greets; a remote node's guests
+        are not on this host's bridge (its own agent will check them: issue 15)."""
+        self._domain(name)
+        if not is_local(self.uri):
+            return None
+        deadline = time.monotonic() + timeout
+        last = "no answer"
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise GuestFailed(f"nothing answered on {address} port 22 within {timeout:g} s ({last})")
+            try:
+                with socket.create_connection((address, 22), timeout=min(left, 5.0)) as connection:
+                    greeting = connection.recv(255).decode("ascii", "replace").strip()
+                if greeting.startswith("SSH-"):
+                    return greeting
+                last = f"greeted with {greeting[:40]!r}"
+            except OSError as error:
+                last = f"{type(error).__name__}: {error}"
+            time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
 
     def state(self, name: str) -> GuestState:
         """The guest's power state now."""

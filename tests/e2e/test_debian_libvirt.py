@@ -1,0 +1,135 @@
+"""A Debian 12 server, ordered like a customer orders one, is reached over SSH as on any real cloud.
+
+The image is built from Debian's archive by `cloudlet images build debian-12`'s own code once per machine and
+recipe (cached by the digest of its recipe and mirror), imported into this machine's libvirt pool, and
+registered with what it can do. The guest boots under TCG from its own disk (about a minute and a half on
+two cores) and is reached over the node's bridge, which holds the gateway of the region's pool: the test
+logs in from the node to the guest's own address with the customer's key and with the root password.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import io
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import paramiko
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from cloudlet.catalog import service as catalog
+from cloudlet.catalog.defaults import IMAGE_TEMPLATES
+from cloudlet.config import Settings
+from cloudlet.drivers.libvirt.guest import LibvirtDriver
+from cloudlet.images import debian
+from cloudlet.images import service as images
+from cloudlet.images.models import ImageSource
+from cloudlet.surfaces.deps import Runtime
+from tests.e2e.test_instances_libvirt import (
+    BOOT_SECONDS,
+    PASSWORD,
+    GuestCluster,
+    client,
+    cluster,
+    customer,
+    node,
+    order,
+    status_of,
+    tiny_image,
+)
+from tests.integration.test_worker import wait_for
+
+pytestmark = [pytest.mark.long(seconds=200), pytest.mark.engines("sqlite")]
+
+__all__ = ["cluster", "node", "tiny_image"]
+
+SSH_SECONDS = 30.0
+
+
+@pytest.fixture(scope="session")
+def debian_image() -> Path:
+    """The Debian 12 image, built once per recipe and mirror on this machine (about a minute, a few hundred MB
+    from the mirror the first time), whichever test process asks first."""
+    settings = Settings()
+    recipe = hashlib.sha256(Path(debian.__file__).read_bytes() + settings.image_mirror.encode()).hexdigest()[:16]
+    cache = settings.data_dir / "cache"
+    images_dir = cache / "images"
+    images_dir.mkdir(parents=True, exist_ok=True)
+    path = images_dir / f"debian-12-{recipe}.qcow2"
+    with (images_dir / "debian-12.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not path.exists():
+            for old in images_dir.glob("debian-12-*.qcow2"):
+                old.unlink()
+            debian.build_debian("debian-12", settings.image_mirror, cache, path)
+    return path
+
+
+@pytest.fixture
+def debian_template(runtime: Runtime, node: LibvirtDriver, debian_image: Path) -> Iterator[int]:
+    """The debian-12 OS template, booting the Debian image imported into the node's pool under a name of its own."""
+    name = f"e2e-deb-{uuid.uuid4().hex[:8]}"
+    info = node.import_image(name, debian_image)
+    try:
+        with runtime.db.session() as session:
+            image = images.register_from_driver(session, info, ImageSource.BUILT, debian_image,
+                                                os_family=debian.OS_FAMILY, capabilities=debian.CAPABILITIES)
+            wanted = IMAGE_TEMPLATES["debian-12"].model_copy(update={"image_id": image.id})
+            template = catalog.create_template(session, wanted)
+        yield template.id
+    finally:
+        node.delete_image(name)
+
+
+def new_key() -> tuple[paramiko.Ed25519Key, str]:
+    """A fresh Ed25519 key pair: the private key for paramiko, the public key line for the order."""
+    private = Ed25519PrivateKey.generate()
+    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                serialization.NoEncryption()).decode()
+    public = private.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    return paramiko.Ed25519Key.from_private_key(io.StringIO(pem)), public.decode() + " customer@laptop"
+
+
+def ssh(address: str, command: str, **credentials: object) -> str:
+    """Run command as root on the guest over SSH; its output (the command must succeed)."""
+    with paramiko.SSHClient() as connection:
+        connection.set_missing_host_key_policy(paramiko.AutoAddPolicy())  # a guest built for this test
+        connection.connect(address, username="root", timeout=SSH_SECONDS, banner_timeout=SSH_SECONDS,
+                           auth_timeout=SSH_SECONDS, allow_agent=False, look_for_keys=False, **credentials)
+        _stdin, stdout, stderr = connection.exec_command(command, timeout=SSH_SECONDS)
+        output = stdout.read().decode()
+        assert stdout.channel.recv_exit_status() == 0, stderr.read().decode()
+        return output
+
+
+def test_a_debian_server_ordered_with_a_key_is_reached_over_ssh_with_it_and_with_its_password(
+        runtime: Runtime, node: LibvirtDriver, debian_template: int, cluster: GuestCluster) -> None:
+    _process, url = cluster.serve()
+    person = customer(runtime)
+    key, public = new_key()
+    with client(url, person) as http:
+        body = order(runtime, person, "deb-1.example.com") | {"os_template_id": debian_template,
+                                                              "ssh_keys": [public]}
+        created = http.post("/api/instances", json=body)
+        assert created.status_code == 201, created.text
+        server = created.json()
+        wait_for(lambda: status_of(http, server["id"]) == "running", "the Debian guest to run",
+                 seconds=BOOT_SECONDS)
+        address = server["main_ip"]
+        facts = ssh(address, "hostname; hostname -f; cat /root/.ssh/authorized_keys; "
+                             "getent shadow root | cut -d: -f2 | cut -c1-3; df --output=size -BG / | tail -n 1",
+                    pkey=key)
+        short, fqdn, keys, hash_kind, root_size = facts.splitlines()
+        assert (short, fqdn) == ("deb-1", "deb-1.example.com")
+        assert keys.strip() == public
+        assert hash_kind == "$y$"  # the root password is set, hashed by the guest (yescrypt)
+        assert int(root_size.strip().removesuffix("G")) >= 20  # grown from the image's 2 GiB to the plan's disk
+        assert ssh(address, "whoami", password=PASSWORD).strip() == "root"
+        with pytest.raises(paramiko.AuthenticationException):
+            ssh(address, "whoami", password="not-" + PASSWORD)
+        http.request("DELETE", f"/api/instances/{server['id']}", json={"mode": "immediate"})
+        wait_for(lambda: status_of(http, server["id"]) == "gone", "the deletion", seconds=60)
