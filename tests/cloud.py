@@ -27,7 +27,7 @@ from cloudlet.catalog.schemas import TemplateUpdate
 from cloudlet.drivers.base import HypervisorDriver
 from cloudlet.drivers.fake import FakeDriver
 from cloudlet.images import service as images
-from cloudlet.images.models import ImageSource
+from cloudlet.images.models import ImageCapability, ImageSource
 from cloudlet.images.schemas import ImageRegister
 from cloudlet.nodes import service as nodes
 from cloudlet.nodes import workflows as node_workflows
@@ -64,6 +64,14 @@ class Cloud:
     def credit(self, person: Person, cents: int) -> None:
         """Put money into the person's personal wallet."""
         credit(self.runtime, person, cents)
+
+    def image_can(self, *capabilities: ImageCapability) -> None:
+        """Say what the cloud's image can do, as `cloudlet images build` records it (nothing, by default)."""
+        with self.runtime.db.session() as session:
+            image = images.get_image(session, IMAGE)
+            images.register_image(session, ImageRegister(
+                name=IMAGE, source=image.source, volume=image.volume, virtual_size_bytes=image.virtual_size_bytes,
+                os_family="debian", capabilities=frozenset(capabilities)))
 
     def balance(self, person: Person | None = None) -> int:
         """The person's personal wallet balance in cents."""

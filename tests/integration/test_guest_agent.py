@@ -9,10 +9,8 @@ from typing import Any
 import pytest
 
 from cloudlet.drivers.base import GuestFailed
-from cloudlet.images import service as images
-from cloudlet.images.models import ImageCapability, ImageSource
-from cloudlet.images.schemas import ImageRegister
-from tests.cloud import IMAGE, Cloud, WrappedDriver, wait_for
+from cloudlet.images.models import ImageCapability
+from tests.cloud import Cloud, WrappedDriver, wait_for
 from tests.integration.test_instances import order
 
 AGENT_AND_SSH = frozenset({ImageCapability.CLOUD_INIT, ImageCapability.GUEST_AGENT, ImageCapability.SSH})
@@ -22,15 +20,6 @@ AGENT_AND_SSH = frozenset({ImageCapability.CLOUD_INIT, ImageCapability.GUEST_AGE
 def settings_overrides() -> dict[str, Any]:
     """A guest that does not answer fails within seconds, not minutes."""
     return {"instance_ready_timeout_seconds": 2.0}
-
-
-def can(cloud: Cloud, capabilities: frozenset[ImageCapability]) -> None:
-    """Say what the cloud's image can do, as `cloudlet images build` records it."""
-    with cloud.runtime.db.session() as session:
-        image = images.get_image(session, IMAGE)
-        images.register_image(session, ImageRegister(
-            name=IMAGE, source=ImageSource.BUILT, volume=image.volume, virtual_size_bytes=image.virtual_size_bytes,
-            os_family="debian", capabilities=capabilities))
 
 
 def built(cloud: Cloud) -> tuple[dict[str, Any], dict[str, str]]:
@@ -47,7 +36,7 @@ def built(cloud: Cloud) -> tuple[dict[str, Any], dict[str, str]]:
 
 
 def test_an_image_with_the_agent_and_ssh_is_checked_through_both(cloud: Cloud) -> None:
-    can(cloud, AGENT_AND_SSH)
+    cloud.image_can(*AGENT_AND_SSH)
     server, details = built(cloud)
     assert server["action"]["status"] == "success", details
     assert details["wait_for_guest_agent"].startswith("guest agent answered after ")
@@ -70,7 +59,7 @@ def test_an_image_without_them_is_checked_by_its_serial_line_alone(cloud: Cloud)
 def test_a_guest_whose_agent_or_ssh_never_answers_fails_its_build_and_is_refunded(
         cloud: Cloud, node_driver: Callable[[Any], None], method: str, replacement: Callable[..., Any], task: str,
         reason: str) -> None:
-    can(cloud, AGENT_AND_SSH)
+    cloud.image_can(*AGENT_AND_SSH)
     node_driver(WrappedDriver(cloud.driver, **{method: replacement}))
     before = cloud.balance()
     server, _details = built(cloud)

@@ -13,6 +13,7 @@ from cloudlet.billing import service as billing
 from cloudlet.billing.models import EntryKind
 from cloudlet.catalog import service as catalog
 from cloudlet.drivers.base import GuestState
+from cloudlet.images.models import ImageCapability
 from cloudlet.instances import repository
 from cloudlet.instances.models import InstanceStatus
 from cloudlet.instances.rebuild import REINSTALL_TASKS, RESET_PASSWORD_TASKS, UPGRADE_TASKS
@@ -294,6 +295,38 @@ def test_a_password_reset_with_reboot_restarts_the_guest_with_it(cloud: Cloud) -
     action = last_action(cloud, uid)
     assert action["status"] == "success" and "password set" in action["tasks"][1]["detail"]
     assert cloud.driver.wait_ready(name, 1).instance_id == f"{uid}-a{action['id']}"
+
+
+@pytest.mark.parametrize("reboot", [False, True])
+def test_the_guest_agent_sets_a_new_password_at_once_without_a_restart(cloud: Cloud, reboot: bool) -> None:
+    cloud.image_can(ImageCapability.GUEST_AGENT)
+    client = cloud.client()
+    uid = running_server(cloud)["id"]
+    name = guest_of(cloud, uid)
+    booted = cloud.driver.wait_ready(name, 1)
+    answer = client.post(f"/api/instances/{uid}/reset-password", json={"reboot": reboot})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert (body["applied"], body["guest_agent"], body["status"]) == ("now", True, "running")
+    assert "without a restart" in body["message"]
+    settles_at(client, uid, "running")
+    action = last_action(cloud, uid)
+    assert action["status"] == "success" and "the guest agent set the new root password" in action["tasks"][1]["detail"]
+    assert cloud.driver.guest_password(name, "root") == body["root_password"] == sealed_password(cloud, uid)
+    assert cloud.driver.wait_ready(name, 1) == booted  # not restarted, even when a reboot was asked for
+
+
+def test_a_stopped_server_with_the_agent_gets_its_password_at_its_next_start(cloud: Cloud) -> None:
+    cloud.image_can(ImageCapability.GUEST_AGENT)
+    client = cloud.client()
+    uid = running_server(cloud)["id"]
+    client.post(f"/api/instances/{uid}/power/shutdown")
+    settles_at(client, uid, "stopped")
+    body = client.post(f"/api/instances/{uid}/reset-password").json()
+    assert (body["applied"], body["guest_agent"]) == ("next_boot", True) and "when it starts" in body["message"]
+    settles_at(client, uid, "stopped")
+    assert last_action(cloud, uid)["status"] == "success"
+    assert cloud.driver.guest_password(guest_of(cloud, uid), "root") is None
 
 
 # --- refusals ------------------------------------------------------------------------------------

@@ -384,6 +384,11 @@ class HypervisorDriver(Protocol):
         running, or when its image has no agent. Read-only. Raises GuestNotFound."""
         ...
 
+    def set_password(self, name: str, user: str, password: str) -> None:
+        """Set a user's password inside the running guest through its guest agent, at once and without a
+        restart. Raises GuestFailed when the guest is not running or its agent does not answer or refuses."""
+        ...
+
     def ssh_banner(self, name: str, address: str, timeout: float) -> str | None:
         """The greeting of the SSH server at the guest's address, port 22, reached from the node over its own
         network and waited for up to timeout seconds; None when this process cannot reach that network (a

@@ -51,6 +51,7 @@ class _Guest:
     history: str = ""  # the boots before it, as console_history keeps them (bounded, with separators)
     boots: int = 0
     seed: GuestSpec | None = None  # what its seed disk holds; None until write_seed succeeds
+    passwords: dict[str, str] = field(default_factory=dict)  # what set_password set inside the running guest
     booted: GuestSpec | None = None  # the spec whose vCPUs and memory the running machine was started with
     disk: bytes = b""  # what its disk holds (tests write it with write_disk)
     snapshots: dict[str, _FakeSnapshot] = field(default_factory=dict)
@@ -203,6 +204,18 @@ class FakeDriver:
     def agent_ping(self, name: str) -> bool:
         """A running guest's agent answers (whatever its image: the fake does not know images' capabilities)."""
         return self._guest(name).state == GuestState.RUNNING
+
+    def set_password(self, name: str, user: str, password: str) -> None:
+        """The running guest's agent records the password."""
+        with self._lock:
+            guest = self._guest(name)
+            if guest.state != GuestState.RUNNING:
+                raise GuestFailed(f"guest {name} is not running: its agent cannot set a password")
+            guest.passwords[user] = password
+
+    def guest_password(self, name: str, user: str) -> str | None:
+        """What set_password last set for user in the guest (for tests)."""
+        return self._guest(name).passwords.get(user)
 
     def ssh_banner(self, name: str, address: str, timeout: float) -> str | None:
         """A running guest answers at the address its seed gave it."""

@@ -57,6 +57,8 @@ datasource_list: [ NoCloud, None ]
 # root is the account a Cloudlet server is reached with (as on Hetzner): no default user
 users: []
 disable_root: false
+# the host keys made at first boot stay when a reinstall or password reset gives the seed a new instance-id
+ssh_deletekeys: false
 # the server's own name resolves (hostname -f), as on the big clouds' images
 manage_etc_hosts: true
 # a locale every glibc has built in (Debian's default, en_US.UTF-8, is not generated in this image)

@@ -169,9 +169,13 @@ def target_of(session: Session, action_id: int) -> Target:
         raise NotFound("action", action_id)
     row = instance_row(session, action.instance_id)
     node = nodes.get_node(session, row.node_id) if row.node_id is not None else None
-    try:
-        capabilities = frozenset(images.get_image(session, row.image).capabilities)
-    except NotFound:
-        capabilities = frozenset()
     return Target(instance_id=row.id, guest_name=row.guest_name, node_uri=node.uri if node else None,
-                  node_name=node.name if node else None, capabilities=capabilities)
+                  node_name=node.name if node else None, capabilities=image_capabilities(session, row))
+
+
+def image_capabilities(session: Session, row: Instance) -> frozenset[ImageCapability]:
+    """What the instance's image can do; nothing when the image is no longer registered."""
+    try:
+        return frozenset(images.get_image(session, row.image).capabilities)
+    except NotFound:
+        return frozenset()

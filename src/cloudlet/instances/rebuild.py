@@ -20,8 +20,9 @@ instance-id, apply them again; the tiny image applies its seed on every boot any
 The snapshot count comes from the backups service, which knows nothing of instances: imports go one
 way, instances/ to backups/.
 
-None of the images Cloudlet builds or imports runs a guest agent, so a new password is applied at the
-guest's next boot (at once when the caller asks for a reboot), and the answer says so.
+Where the image has the QEMU guest agent and the server runs, the agent sets a new password at once, without
+a restart; elsewhere it is applied at the guest's next boot (at once when the caller asks for a reboot). The
+seed holds it either way, and the answer says which.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from cloudlet.catalog.schemas import TemplateGroup
 from cloudlet.config import Settings
 from cloudlet.drivers.base import GuestFailed, GuestSpec, GuestState
 from cloudlet.images import service as images
+from cloudlet.images.models import ImageCapability
 from cloudlet.instances import actions, power, repository, service
 from cloudlet.instances.models import ActionStatus, Instance, InstanceStatus
 from cloudlet.instances.schemas import ActionRead, Allowed, Command, InstanceRead
@@ -63,6 +65,7 @@ REINSTALL_TASKS = ("stop_vm", "rebuild_disk", "write_fresh_seed", "start_vm", "w
 UPGRADE_TASKS = ("resize_vm", "apply_resize", FINALIZE)
 RESET_PASSWORD_TASKS = ("write_password_seed", "apply_password", FINALIZE)
 REBOOT_PARAM = "reboot"
+AGENT_PARAM = "agent"  # the guest agent sets the password in the running guest
 
 
 class Applied(StrEnum):
@@ -201,19 +204,27 @@ def request_password_reset(session: Session, settings: Settings, actor: Actor, i
     service.check_root_password(password)
     row.root_password = service.seal(settings, password)
     action = engine.begin(session, row, Command.RESET_PASSWORD, RESET_PASSWORD_TASKS)
-    action.params = {REBOOT_PARAM: reboot}
-    restarting = reboot and row.status is InstanceStatus.RUNNING
+    has_agent = ImageCapability.GUEST_AGENT in actions.image_capabilities(session, row)
+    by_agent = has_agent and row.status is InstanceStatus.RUNNING  # no restart needed, whatever was asked
+    restarting = reboot and not by_agent and row.status is InstanceStatus.RUNNING
+    action.params = {REBOOT_PARAM: restarting, AGENT_PARAM: by_agent}
     if restarting:
         row.status = InstanceStatus.RESTARTING
     row.status_reason = ""
     session.flush()
-    message = ("The image has no guest agent, so the password is set at boot: the server restarts now to apply it."
-               if restarting else
-               "The image has no guest agent, so the password is set at the server's next boot (a restart applies it).")
+    if by_agent:
+        message = "The guest agent sets the new password in the running server now, without a restart."
+    elif has_agent:
+        message = "The server is off: the password is set when it starts."
+    elif restarting:
+        message = "The image has no guest agent, so the password is set at boot: the server restarts now to apply it."
+    else:
+        message = ("The image has no guest agent, so the password is set at the server's next boot "
+                   "(a restart applies it).")
     return PasswordResetRead(instance=service.get_instance(session, actor, row.id),
                              action=actions.action_read(session, action), root_password=password,
-                             applied=Applied.NOW if restarting else Applied.NEXT_BOOT, guest_agent=False,
-                             message=message)
+                             applied=Applied.NOW if by_agent or restarting else Applied.NEXT_BOOT,
+                             guest_agent=has_agent, message=message)
 
 
 # --- the tasks -----------------------------------------------------------------------------------
@@ -225,10 +236,10 @@ def fresh_spec(work: Work) -> GuestSpec:
     return replace(spec, instance_id=f"{spec.instance_id}-a{work.action_id}")
 
 
-def _reboot_wanted(work: Work) -> bool:
+def _param(work: Work, name: str) -> bool:
     with work.db.session(write=False) as session:
         action = repository.action(session, work.action_id)
-        return action is not None and bool(action.params.get(REBOOT_PARAM, False))
+        return action is not None and bool(action.params.get(name, False))
 
 
 @task(600)
@@ -266,7 +277,7 @@ def apply_resize(work: Work) -> str:
     """With a reboot, the running guest is powered off and on with its new size; otherwise that waits."""
     driver, name = work.driver()
     spec = work.spec()
-    if not _reboot_wanted(work):
+    if not _param(work, REBOOT_PARAM):
         return "the disk is bigger now; the vCPUs and memory apply at the next boot"
     if driver.state(name) is not GuestState.RUNNING:
         return "the guest is off; it starts with its new size"
@@ -291,10 +302,19 @@ def write_password_seed(work: Work) -> str:
 
 @task(120, waits=READY_WAIT)
 def apply_password(work: Work) -> str:
-    """With a reboot, the running guest restarts and applies the new password; otherwise its next boot does."""
+    """The guest agent sets the password in the running guest; or with a reboot, the running guest restarts and
+    applies it; otherwise its next boot does."""
     driver, name = work.driver()
-    wanted = fresh_spec(work).instance_id
-    if not _reboot_wanted(work):
+    spec = fresh_spec(work)
+    if _param(work, AGENT_PARAM):
+        if driver.state(name) is not GuestState.RUNNING:
+            return "the guest is off; it applies the password when it starts"
+        if spec.root_password is None:
+            raise GuestFailed("the instance has no root password to set")
+        driver.set_password(name, "root", spec.root_password)
+        return f"guest {name}: the guest agent set the new root password, no restart"
+    wanted = spec.instance_id
+    if not _param(work, REBOOT_PARAM):
         return "no guest agent: the password is applied at the next boot"
     if driver.state(name) is not GuestState.RUNNING:
         return "the guest is off; it applies the password when it starts"

@@ -382,6 +382,17 @@ class LibvirtDriver:
             raise host.translate(error) from error
         return True
 
+    def set_password(self, name: str, user: str, password: str) -> None:
+        """virDomainSetUserPassword: the guest agent's guest-set-user-password, the password given in clear over
+        the agent's channel and hashed inside the guest."""
+        domain = self._domain(name)
+        try:
+            domain.setUserPassword(user, password, 0)
+        except libvirt.libvirtError as error:
+            if error.get_error_code() in _NO_AGENT:
+                raise GuestFailed(f"the guest agent of {name} did not answer: {error.get_error_message()}") from None
+            raise host.translate(error) from None
+
     def ssh_banner(self, name: str, address: str, timeout: float) -> str | None:
         """Connect from this host to the guest's port 22 until its SSH server greets; a remote node's guests
         are not on this host's bridge (its own agent will check them: issue 15)."""
