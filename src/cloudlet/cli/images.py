@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tempfile
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from cloudlet.images import service as images
 from cloudlet.images.build import build_tiny
 from cloudlet.images.debian import DEBIAN_RELEASES, BuiltImage, build_debian
 from cloudlet.images.models import ImageCapability, ImageSource
+from cloudlet.images.schemas import OS_FAMILY
 from cloudlet.kit import migrate as migrations
 from cloudlet.kit.errors import CloudletError
 
@@ -44,6 +46,7 @@ def _register(info: ImageInfo, source: ImageSource, file: Path, *, os_family: st
     except CloudletError as error:
         typer.echo(f"stored in the pool but not registered: {error.message}", err=True)
         raise typer.Exit(1) from None
+
     finally:
         db.dispose()
     typer.echo(f"registered as image {read.id} ({read.checksum}), {read.os_family}, "
@@ -95,16 +98,30 @@ def build(
 @app.command("import")
 def import_image(
     name: str = typer.Argument(..., help="Name of the image in the pool."),
-    file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True, help="A qcow2 cloud image."),
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True,
+                                help="A cloud image: qcow2 or raw (e.g. Debian's or Ubuntu's genericcloud image)."),
+    sha256: str | None = typer.Option(None, "--sha256", help="The file's published SHA-256; refused if it differs."),
+    os_family: str = typer.Option("linux", "--os-family", help="debian, ubuntu, ... (what the image is)."),
+    capability: list[ImageCapability] = typer.Option(  # typer reads options from defaults
+        [], "--can", help="What the image can do, once per capability: cloud_init, guest_agent, ssh."),
 ) -> None:
-    """Copy a qcow2 image (with cloud-init, or the tiny image) into the pool as base image NAME."""
+    """Copy a qcow2 or raw cloud image (with cloud-init, or the tiny image) into the pool as base image NAME."""
+    if not re.match(OS_FAMILY, os_family):
+        typer.echo(f"--os-family {os_family!r}: lower-case letters, digits and hyphens, e.g. debian", err=True)
+        raise typer.Exit(2)
+    if sha256 is not None:
+        wanted = sha256.strip().lower().removeprefix("sha256:")
+        found = images.file_checksum(file).removeprefix("sha256:")
+        if wanted != found:
+            typer.echo(f"refused: {file} has SHA-256 {found}, not {wanted}", err=True)
+            raise typer.Exit(1)
     try:
         info = _driver().import_image(name, file)
     except DriverError as error:
         typer.echo(f"cannot import {file}: {error}", err=True)
         raise typer.Exit(1) from error
     typer.echo(f"image {info.name}: {info.virtual_size_bytes // 2**20} MiB virtual, in the pool")
-    _register(info, ImageSource.IMPORTED, file)
+    _register(info, ImageSource.IMPORTED, file, os_family=os_family, capabilities=frozenset(capability))
 
 
 @app.command("list")

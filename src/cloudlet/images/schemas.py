@@ -8,6 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cloudlet.images.models import ImageCapability, ImageFormat, ImageSource, ImageStatus
 
+OS_FAMILY = r"^[a-z][a-z0-9-]{0,31}$"  # "debian", "ubuntu", "linux"
+
 
 class ImageRegister(BaseModel):
     """An image the driver has just stored as a base volume (by `cloudlet images build/import`)."""
@@ -19,7 +21,7 @@ class ImageRegister(BaseModel):
     file_size_bytes: int = Field(default=0, ge=0)
     checksum: str = Field(default="", max_length=80)  # "sha256:<64 hex>", or empty when unknown
     format: ImageFormat = ImageFormat.QCOW2
-    os_family: str = Field(default="linux", pattern=r"^[a-z][a-z0-9-]{0,31}$")
+    os_family: str = Field(default="linux", pattern=OS_FAMILY)
     capabilities: frozenset[ImageCapability] = frozenset()
 
 
