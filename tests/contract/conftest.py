@@ -76,7 +76,8 @@ def driver(request: pytest.FixtureRequest, tiny_image: Path) -> Iterator[Hypervi
 
 
 def leftovers(driver: HypervisorDriver, name: str) -> list[str]:
-    """What a driver still holds of guest name outside its guest list (volumes, console log and history)."""
+    """What a driver still holds of guest name outside its guest list (volumes, console log and history, the
+    record of its routed addresses)."""
     from cloudlet.drivers.libvirt.guest import LibvirtDriver
 
     if not isinstance(driver, LibvirtDriver):
@@ -86,5 +87,6 @@ def leftovers(driver: HypervisorDriver, name: str) -> list[str]:
     pool = storage.pool(driver._connection())
     pool.refresh(0)
     found = [volume for volume in pool.listVolumes() if volume.startswith(f"guest-{name}")]
-    consoles = [driver.console_dir / f"{name}{suffix}" for suffix in (".log", ".history.log", ".history.log.partial")]
+    consoles = [driver.console_dir / f"{name}{suffix}"
+                for suffix in (".log", ".history.log", ".history.log.partial", ".addresses")]
     return [*found, *(str(console) for console in consoles if console.exists())]

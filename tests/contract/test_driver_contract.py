@@ -87,13 +87,21 @@ def test_defining_the_running_guest_again_changes_nothing(driver: HypervisorDriv
     assert driver.console_output(guest).text.startswith(before)  # not restarted
 
 
-EXTRA_GATEWAY = "192.0.2.1/24"  # a second pool's gateway; documentation range, the bridge routes nowhere
+EXTRA_GATEWAY = "198.51.100.254"  # a second pool's gateway in the guests' documentation range
+
+
+def guest_routes() -> list[str]:
+    """The addresses this host routes into the guests' bridge one by one (what write_seed adds)."""
+    from cloudlet.drivers.libvirt import host
+
+    shown = subprocess.run(["ip", "-o", "route", "show", "proto", host.ROUTE_PROTO, "dev", host.NETWORK_NAME],
+                           check=True, capture_output=True, text=True, timeout=10).stdout
+    return [line.split()[0] for line in shown.splitlines()]
 
 
 @pytest.fixture
 def bridge_kept(driver: HypervisorDriver) -> Iterator[None]:
-    """The gateways this test gives the real bridge are taken away after it, unless it held them already (a node
-    heartbeat of another test process may add its region's meanwhile: those stay)."""
+    """The gateway this test gives the real bridge is taken away after it, unless it held it already."""
     if isinstance(driver, FakeDriver):
         yield
         return
@@ -101,14 +109,15 @@ def bridge_kept(driver: HypervisorDriver) -> Iterator[None]:
 
     before = host.bridge_addresses()
     yield
-    for added in (host.bridge_addresses() - before) & {EXTRA_GATEWAY, f"{SPEC.network.gateway}/24"}:
-        subprocess.run(["ip", "addr", "del", added, "dev", host.NETWORK_NAME], check=True, timeout=10)
+    if EXTRA_GATEWAY not in before and EXTRA_GATEWAY in host.bridge_addresses():
+        subprocess.run(["ip", "addr", "del", f"{EXTRA_GATEWAY}/32", "dev", host.NETWORK_NAME], check=True, timeout=10)
 
 
 def test_the_node_holds_the_gateways_it_serves_and_its_guest_answers_there(
         driver: HypervisorDriver, guest: str, bridge_kept: None) -> None:
     driver.wait_ready(guest, BOOT)
-    own = f"{SPEC.network.gateway}/24" if SPEC.network else ""
+    assert SPEC.network is not None and SPEC.network.gateway is not None
+    own, address = SPEC.network.gateway, SPEC.network.address.split("/")[0]
     driver.serve_gateways(frozenset({own, EXTRA_GATEWAY}))
     driver.serve_gateways(frozenset({EXTRA_GATEWAY}))  # again, with less: nothing changes, nothing is taken away
     if isinstance(driver, FakeDriver):
@@ -117,12 +126,12 @@ def test_the_node_holds_the_gateways_it_serves_and_its_guest_answers_there(
     from cloudlet.drivers.libvirt import host
 
     assert {own, EXTRA_GATEWAY} <= host.bridge_addresses()
+    assert address in guest_routes() and host.routed_to_bridge(address)  # its seed's address, and only it
     # the node reaches the guest at its own address: the guest answers ARP for it with its MAC
-    address = SPEC.network.address.split("/")[0] if SPEC.network else ""
     deadline = time.monotonic() + 30
     while True:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-            probe.sendto(b"cloudlet", (address, 9))  # discard port: only the neighbour lookup matters
+            probe.sendto(b"cloudlet", (address, 9))  # discard port, into the isolated bridge: only the lookup matters
         neighbours = subprocess.run(["ip", "neigh", "show", address, "dev", host.NETWORK_NAME], check=True,
                                     capture_output=True, text=True, timeout=10).stdout
         if SPEC.mac_address in neighbours.lower():
@@ -145,6 +154,9 @@ def test_the_agent_and_the_ssh_server_are_asked_from_the_node(driver: Hypervisor
         assert time.monotonic() - began < 30
     with pytest.raises(GuestFailed):
         driver.ssh_banner(guest, "198.51.100.250", 0.5)  # nobody's address on the guests' isolated network
+    if not isinstance(driver, FakeDriver):
+        with pytest.raises(GuestFailed, match="not routed"):
+            driver.ssh_banner(guest, "203.0.113.250", 0.5)  # not routed to the guests: never asked
     with pytest.raises(GuestNotFound):
         driver.agent_ping("contract-nobody")
 
@@ -386,6 +398,8 @@ def test_destroy_removes_the_guest_and_everything_it_had(driver: HypervisorDrive
     driver.destroy_guest(guest)
     assert guest not in [info.name for info in driver.list_guests()]
     assert leftovers(driver, guest) == []
+    if not isinstance(driver, FakeDriver):
+        assert SPEC.network is not None and SPEC.network.address.split("/")[0] not in guest_routes()
     with pytest.raises(GuestNotFound):
         driver.state(guest)
     driver.destroy_guest(guest)  # already gone: fine

@@ -307,8 +307,10 @@ class HypervisorDriver(Protocol):
         ...
 
     def serve_gateways(self, gateways: frozenset[str]) -> None:
-        """Hold these gateway addresses ("203.0.113.1/24", "2001:db8::1/64") on the node's side of the guests'
-        network, so that the node reaches the guests of every address pool it serves, and they reach it.
+        """Hold these gateway addresses ("203.0.113.1", "2001:db8::1") on the node's side of the guests' network,
+        so that the guests of every address pool it serves reach it (each guest's own address is routed to that
+        network when its seed is written, and no longer once the guest is destroyed; nothing else of a pool's
+        range is taken from the node's other networks).
 
         Idempotent; addresses it holds already, or that it was given before, stay."""
         ...

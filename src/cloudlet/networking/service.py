@@ -288,14 +288,13 @@ def list_pools(session: Session, region: str | None = None) -> list[IpPoolRead]:
 
 
 def gateways(session: Session) -> dict[str, frozenset[str]]:
-    """Each region's (by code) gateway addresses with their prefix ("203.0.113.1/24"): what the nodes of the
-    region hold on their guests' network. Inactive pools too: their addresses may still be in use."""
+    """Each region's (by code) pool gateway addresses: what the nodes of the region hold on their guests'
+    network. Inactive pools too: their addresses may still be in use."""
     regions = {r.id: r.code for r in catalog.list_regions(session)}
     found: dict[str, set[str]] = {}
     for pool in repository.pools(session):
         if pool.gateway:
-            prefix = ipaddress.ip_network(pool.cidr).prefixlen
-            found.setdefault(regions[pool.region_id], set()).add(f"{pool.gateway}/{prefix}")
+            found.setdefault(regions[pool.region_id], set()).add(pool.gateway)
     return {region: frozenset(addresses) for region, addresses in found.items()}
 
 

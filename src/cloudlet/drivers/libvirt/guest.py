@@ -191,12 +191,12 @@ class LibvirtDriver:
     # -- images
 
     def serve_gateways(self, gateways: frozenset[str]) -> None:
-        """Add the missing gateways to the isolated bridge of this host. A remote node's bridge is out of reach
-        from here (its own agent will hold them: issue 15), so nothing changes for one."""
+        """Add the missing gateways to the isolated bridge of this host, as host addresses. A remote node's
+        bridge is out of reach from here (its own agent will hold them: issue 15), so nothing changes for one."""
         if not is_local(self.uri):
             log.info("gateways not served: the node is remote", uri=self.uri, gateways=sorted(gateways))
             return
-        added = host.add_bridge_addresses(set(gateways))
+        added = host.hold_gateways(set(gateways))
         if added:
             log.info("gateways added to the guests' network", added=added)
 
@@ -273,6 +273,33 @@ class LibvirtDriver:
                 active = bool(domain.isActive())
             storage.store_seed(conn, pool, spec.name, iso, in_use=active)
             self._set_metadata(domain, spec, seeded=True)
+        self._route(spec)
+
+    def _addresses_file(self, name: str) -> Path:
+        return self.console_dir / f"{name}.addresses"
+
+    def _route(self, spec: GuestSpec) -> None:
+        """Route the guest's addresses (and only them) from this host into the isolated network, from their
+        gateways, which the bridge holds; kept in a file beside its console log so destroy_guest takes them away.
+        A remote node's bridge is out of reach from here (its own agent will do it: issue 15)."""
+        net = spec.network
+        if net is None or not is_local(self.uri):
+            return
+        pairs = [(address.split("/")[0], gateway) for address, gateway in ((net.address, net.gateway),
+                                                                            (net.address6, net.gateway6)) if address]
+        host.hold_gateways({gateway for _address, gateway in pairs if gateway})
+        for address, gateway in pairs:
+            host.route_guest(address, gateway)
+        self.console_dir.mkdir(parents=True, exist_ok=True)
+        self._addresses_file(spec.name).write_text("".join(f"{address}\n" for address, _gateway in pairs))
+
+    def _unroute(self, name: str) -> None:
+        routed = self._addresses_file(name)
+        if not routed.exists() or not is_local(self.uri):
+            return
+        for address in routed.read_text().split():
+            host.unroute_guest(address)
+        routed.unlink(missing_ok=True)
 
     def resize_guest(self, spec: GuestSpec) -> None:
         """Grow the overlay now (live while running) and redefine vCPUs and memory; see HypervisorDriver."""
@@ -399,6 +426,8 @@ class LibvirtDriver:
         self._domain(name)
         if not is_local(self.uri):
             return None
+        if not host.routed_to_bridge(address):  # never aimed anywhere but the guests' isolated network
+            raise GuestFailed(f"{address} is not routed to the guests' network on this node")
         deadline = time.monotonic() + timeout
         last = "no answer"
         while True:
@@ -580,6 +609,7 @@ class LibvirtDriver:
         pool = storage.pool(self._connection())
         storage.delete(pool, storage.disk_volume(name))
         storage.delete(pool, storage.seed_volume(name))
+        self._unroute(name)
         self._console_log(name).unlink(missing_ok=True)
         self._console_history(name).unlink(missing_ok=True)
         self._partial(name).unlink(missing_ok=True)

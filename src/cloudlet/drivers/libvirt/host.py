@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import threading
 from collections.abc import Iterator
@@ -169,6 +170,7 @@ def ensure_network(conn: libvirt.virConnect) -> bool:
     return changed
 
 
+ROUTE_PROTO = "static"  # how the routes to guests are marked (`ip route show proto static dev cloudlet0`)
 IP_TIMEOUT_SECONDS = 10  # `ip` answers in milliseconds; a hung netlink call must not hold a heartbeat
 
 
@@ -186,18 +188,43 @@ def _ip(*args: str) -> str:
 
 
 def bridge_addresses() -> set[str]:
-    """The addresses (with prefix, e.g. "203.0.113.1/24") the isolated network's bridge holds on this host."""
+    """The addresses (without prefix) the isolated network's bridge holds on this host."""
     words = _ip("-o", "addr", "show", "dev", NETWORK_NAME).split()
-    return {words[at + 1] for at, word in enumerate(words[:-1]) if word in {"inet", "inet6"}}
+    return {words[at + 1].split("/")[0] for at, word in enumerate(words[:-1]) if word in {"inet", "inet6"}}
 
 
-def add_bridge_addresses(gateways: set[str]) -> list[str]:
-    """Give the bridge every gateway address it lacks (so this host reaches the guests of every pool it serves
-    and they reach it); the ones added. Nothing routes further: the network has no <forward>."""
+def _host_prefix(address: str) -> str:
+    return f"{address}/{ipaddress.ip_address(address).max_prefixlen}"
+
+
+def hold_gateways(gateways: set[str]) -> list[str]:
+    """Give the bridge every gateway address it lacks, as a host address (/32, /128): guests on the bridge reach
+    it, and no route to the gateway's whole network is made, so nothing else this host reaches in that range
+    (a mirror, an uplink) is taken by the bridge. The ones added."""
     missing = sorted(gateways - bridge_addresses())
     for address in missing:
-        _ip("addr", "add", address, "dev", NETWORK_NAME)
+        _ip("addr", "add", _host_prefix(address), "dev", NETWORK_NAME)
     return missing
+
+
+def route_guest(address: str, gateway: str | None) -> None:
+    """Route one guest address (and only it) to the bridge, from its gateway when the bridge holds it."""
+    source = ["src", gateway] if gateway and gateway in bridge_addresses() else []
+    family = "-6" if ":" in address else "-4"
+    _ip(family, "route", "replace", _host_prefix(address), "dev", NETWORK_NAME, "proto", ROUTE_PROTO, *source)
+
+
+def unroute_guest(address: str) -> None:
+    """Take a guest address's route to the bridge away; one already gone is fine."""
+    family = "-6" if ":" in address else "-4"
+    if routed_to_bridge(address):
+        _ip(family, "route", "del", _host_prefix(address), "dev", NETWORK_NAME, "proto", ROUTE_PROTO)
+
+
+def routed_to_bridge(address: str) -> bool:
+    """Whether this host sends packets for address into the isolated network (else they would go elsewhere)."""
+    words = _ip("route", "get", address).split()
+    return NETWORK_NAME in words[words.index("dev") + 1:words.index("dev") + 2] if "dev" in words else False
 
 
 def network_address(conn: libvirt.virConnect) -> str:
