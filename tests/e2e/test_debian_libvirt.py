@@ -112,8 +112,10 @@ def test_a_debian_server_is_reached_over_ssh_with_its_key_and_password_and_the_a
     person = customer(runtime)
     key, public = new_key()
     with client(url, person) as http:
+        saved = http.post("/api/ssh-keys", json={"name": "laptop", "public_key": public})
+        assert saved.status_code == 201, saved.text
         body = order(runtime, person, "deb-1.example.com") | {"os_template_id": debian_template,
-                                                              "ssh_keys": [public]}
+                                                              "ssh_key_ids": [saved.json()["id"]]}
         created = http.post("/api/instances", json=body)
         assert created.status_code == 201, created.text
         server = created.json()

@@ -79,6 +79,12 @@ cp "$kernel" /boot/cloudlet/vmlinuz.new && mv /boot/cloudlet/vmlinuz.new /boot/c
 cp "/boot/initrd.img-$release" /boot/cloudlet/initrd.new && mv /boot/cloudlet/initrd.new /boot/cloudlet/initrd.img
 """
 
+# root is the account a Cloudlet server is reached with, by key or by the password given at order time (as on
+# Hetzner); Debian's default would refuse root's password over SSH
+SSHD_CONFIG = """\
+PermitRootLogin yes
+"""
+
 READY_SCRIPT = r"""#!/bin/sh
 # Cloudlet: announce on the serial console that the seed is applied (drivers/seed.py reads this line)
 iid=$(cat /var/lib/cloud/data/instance-id 2>/dev/null)
@@ -155,6 +161,7 @@ def configure(root: Path) -> list[str]:
     _write(root / "etc/cloud/cloud.cfg.d/90_cloudlet.cfg", CLOUD_CFG)
     for hook in ("etc/kernel/postinst.d/zz-cloudlet-boot", "etc/initramfs/post-update.d/zz-cloudlet-boot"):
         _write(root / hook, BOOT_HOOK, 0o755)
+    _write(root / "etc/ssh/sshd_config.d/60-cloudlet.conf", SSHD_CONFIG)
     _write(root / "usr/local/sbin/cloudlet-ready", READY_SCRIPT, 0o755)
     _write(root / "etc/systemd/system/cloudlet-ready.service", READY_UNIT)
     # cloud-final is ordered after multi-user.target, so the announcement hangs on cloud-init's own target
