@@ -122,7 +122,7 @@ def main() -> None:
                   f"{built.path.stat().st_size / 2**20:.0f} MiB qcow2")
             image = built.path
         driver = LibvirtDriver()
-        driver.serve_gateways(frozenset({f"{GATEWAY}/24"}))
+        driver.serve_gateways(frozenset({GATEWAY}))
         volume = f"bench-deb-{uuid.uuid4().hex[:6]}"
         driver.import_image(volume, image)
         bare, through, agent, reset = [], [], [], []
