@@ -1,4 +1,5 @@
-"""A Debian 12 server, ordered like a customer orders one, is reached over SSH as on any real cloud.
+"""A Debian 12 server, ordered like a customer orders one, is reached over SSH as on any real cloud; its password
+reset (through the guest agent), upgrade and reinstall are checked from inside over SSH.
 
 The image is built from Debian's archive by `cloudlet images build debian-12`'s own code once per machine and
 recipe (cached by the digest of its recipe and mirror), imported into this machine's libvirt pool, and
@@ -15,7 +16,9 @@ import io
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import paramiko
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -42,7 +45,7 @@ from tests.e2e.test_instances_libvirt import (
 )
 from tests.integration.test_worker import wait_for
 
-pytestmark = [pytest.mark.long(seconds=200), pytest.mark.engines("sqlite")]
+pytestmark = [pytest.mark.long(seconds=360), pytest.mark.engines("sqlite")]
 
 __all__ = ["cluster", "node", "tiny_image"]
 
@@ -106,7 +109,19 @@ def ssh(address: str, command: str, **credentials: object) -> str:
         return output
 
 
-def test_a_debian_server_is_reached_over_ssh_with_its_key_and_password_and_the_agent_resets_the_password(
+def settled(http: httpx.Client, instance_id: str) -> dict[str, Any]:
+    """Wait until the server runs with no action holding it; its newest action, which must have succeeded."""
+    def check() -> bool:
+        found = http.get(f"/api/instances/{instance_id}").json()
+        return bool(found["status"] == "running" and not found["locked"])
+
+    wait_for(check, "the action to end with the server running", seconds=DEBIAN_BOOT_SECONDS)
+    action: dict[str, Any] = http.get(f"/api/instances/{instance_id}/actions").json()[0]
+    assert action["status"] == "success", action
+    return action
+
+
+def test_a_debian_server_is_reached_over_ssh_and_its_password_reset_upgrade_and_reinstall_show_inside(
         runtime: Runtime, node: LibvirtDriver, debian_template: int, cluster: GuestCluster) -> None:
     _process, url = cluster.serve()
     person = customer(runtime)
@@ -142,12 +157,30 @@ def test_a_debian_server_is_reached_over_ssh_with_its_key_and_password_and_the_a
         reset = http.post(f"/api/instances/{server['id']}/reset-password")
         assert reset.status_code == 200, reset.text
         assert (reset.json()["applied"], reset.json()["guest_agent"]) == ("now", True)
-        wait_for(lambda: http.get(f"/api/instances/{server['id']}/actions").json()[0]["status"] != "running",
-                 "the password reset", seconds=60)
-        assert http.get(f"/api/instances/{server['id']}/actions").json()[0]["status"] == "success"
+        assert settled(http, server["id"])["command"] == "reset_password"
         new = reset.json()["root_password"]
         assert ssh(address, "cat /proc/sys/kernel/random/boot_id", password=new) == booted_at
         with pytest.raises(paramiko.AuthenticationException):
             ssh(address, "whoami", password=PASSWORD)
+        # an upgrade with a reboot: the guest counts the new vCPUs and memory, and its root filesystem grew
+        with runtime.db.session(write=False) as session:
+            bigger = catalog.get_plan(session, "scout-2")  # 2 vCPU, 4 GiB, 60 GiB
+        upgraded = http.post(f"/api/instances/{server['id']}/upgrade", json={"package_id": bigger.id, "reboot": True})
+        assert upgraded.status_code == 200, upgraded.text
+        assert settled(http, server["id"])["command"] == "upgrade"
+        cpus, memory, grown = ssh(address, "nproc; grep MemTotal /proc/meminfo | tr -s ' ' | cut -d' ' -f2; "
+                                           "df --output=size -BG / | tail -n 1", pkey=key).split()
+        assert int(cpus) == 2 and int(memory) > 3_500_000 and int(grown.removesuffix("G")) >= 55
+
+        # a reinstall: a fresh disk from the image, with the same address, hostname, key and password
+        ssh(address, "touch /root/before-reinstall", pkey=key)
+        reinstalled = http.post(f"/api/instances/{server['id']}/reinstall",
+                                json={"os_template_id": debian_template, "os_name": "Debian 12"})
+        assert reinstalled.status_code == 200, reinstalled.text
+        assert settled(http, server["id"])["command"] == "reinstall"
+        assert ssh(address, "hostname; test -e /root/before-reinstall && echo kept || echo fresh",
+                   pkey=key).split() == ["deb-1", "fresh"]
+        assert ssh(address, "whoami", password=new).strip() == "root"
+
         http.request("DELETE", f"/api/instances/{server['id']}", json={"mode": "immediate"})
         wait_for(lambda: status_of(http, server["id"]) == "gone", "the deletion", seconds=60)
