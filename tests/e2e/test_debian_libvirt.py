@@ -1,5 +1,5 @@
-"""A Debian 12 server, ordered like a customer orders one, is reached over SSH as on any real cloud; its password
-reset (through the guest agent), upgrade and reinstall are checked from inside over SSH.
+"""Debian 12 servers, ordered like a customer orders them on two surfaces, are reached over SSH as on any real
+cloud; a password reset (through the guest agent), an upgrade and a reinstall are checked from inside over SSH.
 
 The image is built from Debian's archive by `cloudlet images build debian-12`'s own code once per machine and
 recipe (cached by the digest of its recipe and mirror), imported into this machine's libvirt pool, and
@@ -134,8 +134,18 @@ def test_a_debian_server_is_reached_over_ssh_and_its_password_reset_upgrade_and_
         created = http.post("/api/instances", json=body)
         assert created.status_code == 201, created.text
         server = created.json()
-        wait_for(lambda: status_of(http, server["id"]) == "running", "the Debian guest to run",
-                 seconds=DEBIAN_BOOT_SECONDS)
+        # a second one at the same time on Shardlyn's surface, with the key given inline
+        other = http.post("/v1/instances", json={
+            "name": "deb-2", "hostname": "deb-2.example.com", "plan": "scout-1", "region": "dc1",
+            "template": "debian-12", "ssh_keys": [public], "root_password": PASSWORD})
+        assert other.status_code in (200, 201), other.text
+        second = http.get(f"/api/instances/{other.json()['id']}").json()
+        for made in (server, second):
+            wait_for(lambda i=made["id"]: status_of(http, i) == "running", "the Debian guests to run",
+                     seconds=DEBIAN_BOOT_SECONDS)
+        assert ssh(second["main_ip"], "hostname -f; cat /root/.ssh/authorized_keys", pkey=key).splitlines() == [
+            "deb-2.example.com", public]
+        http.request("DELETE", f"/api/instances/{second['id']}", json={"mode": "immediate"})
         address = server["main_ip"]
         facts = ssh(address, "hostname; hostname -f; cat /root/.ssh/authorized_keys; "
                              "getent shadow root | cut -d: -f2 | cut -c1-3; df --output=size -BG / | tail -n 1",
