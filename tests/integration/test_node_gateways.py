@@ -3,12 +3,16 @@ guests it builds (the libvirt side is shown by the driver contract, on the real 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from cloudlet.catalog import service as catalog
 from cloudlet.catalog.schemas import RegionCreate
+from cloudlet.drivers.base import GuestFailed
 from cloudlet.networking import service as networking
 from cloudlet.networking.schemas import IpPoolCreate
 from cloudlet.nodes import workflows as node_workflows
-from tests.cloud import REGION, Cloud
+from tests.cloud import REGION, Cloud, WrappedDriver
 
 
 def test_a_node_holds_the_gateways_of_its_regions_pools_and_no_others(cloud: Cloud) -> None:
@@ -23,3 +27,14 @@ def test_a_node_holds_the_gateways_of_its_regions_pools_and_no_others(cloud: Clo
     report = node_workflows.heartbeat_all(runtime.db, runtime.settings, runtime.drivers)
     assert report.ready == ["hv1"]
     assert cloud.driver.gateways == {"203.0.113.1", "198.51.100.126", "2001:db8:10::1"}
+
+
+def test_a_gateway_the_node_cannot_take_does_not_make_it_unreachable(
+        cloud: Cloud, node_driver: Callable[[Any], None]) -> None:
+    def refuse(_gateways: frozenset[str]) -> None:
+        raise GuestFailed("ip addr add 203.0.113.1/32 dev cloudlet0 failed: RTNETLINK answers: Permission denied")
+
+    node_driver(WrappedDriver(cloud.driver, serve_gateways=refuse))
+    runtime = cloud.runtime
+    report = node_workflows.heartbeat_all(runtime.db, runtime.settings, runtime.drivers)
+    assert report.ready == ["hv1"] and report.unreachable == []

@@ -21,12 +21,13 @@ from decimal import ROUND_FLOOR, Decimal
 from pathlib import Path
 from typing import NamedTuple
 
+import structlog
 from sqlalchemy.orm import Session
 
 from cloudlet.catalog import service as catalog
 from cloudlet.catalog.schemas import PlanRead, RegionRead
 from cloudlet.config import Settings
-from cloudlet.drivers.base import DriverError, HypervisorDriver, NodeUnreachable, RetryLater
+from cloudlet.drivers.base import DriverError, GuestFailed, HypervisorDriver, NodeUnreachable, RetryLater
 from cloudlet.kit import clock
 from cloudlet.kit.errors import Conflict, Invalid, NotFound, Unauthenticated, Unavailable
 from cloudlet.kit.ids import digest, new_secret
@@ -48,6 +49,8 @@ from cloudlet.nodes.schemas import (
     Reservation,
     Resources,
 )
+
+log = structlog.get_logger(__name__)
 
 LOCAL_URI = "qemu:///system"
 NODE_FILE = "node.json"  # written by `cloudlet node prepare` into facts_dir(data_dir)
@@ -365,9 +368,13 @@ class Probe(NamedTuple):
 def probe(driver: HypervisorDriver, uri: str, pool_dir: Path | None = None,
           gateways: frozenset[str] = frozenset()) -> Probe:
     """Ask a node's driver what runs there, outside any transaction (a slow node holds no lock), after making
-    sure it holds the gateways of its region's address pools (so it reaches its guests)."""
+    sure it holds the gateways of its region's address pools (so it reaches its guests). A gateway it cannot
+    take is logged, not held against the node: its guests of other pools still run."""
     try:
         driver.serve_gateways(gateways)
+    except GuestFailed as refused:
+        log.warning("node did not take its pools' gateways", uri=uri, reason=refused.reason)
+    try:
         return Probe(inventory=inventories.collect(driver, uri, pool_dir if inventories.is_local(uri) else None))
     except RetryLater as busy:
         return Probe(busy=busy.reason)
