@@ -290,32 +290,47 @@ LABEL cloudlet
 """
 
 
-def build_disk(parts: GuestParts, initramfs: Path, target: Path) -> Path:
-    """An MBR disk with SYSLINUX on one bootable FAT partition, converted to qcow2 at target."""
-    for tool in ("syslinux", "mkfs.fat", "mcopy", "sfdisk", "qemu-img"):
+def write_boot_disk(raw: Path, *, kernel: Path, initrd: Path, syslinux_cfg: str, boot_mib: int,
+                    disk_mib: int, more_partitions: str = "") -> int:
+    """A raw MBR disk of disk_mib at raw: SYSLINUX's boot code, and a bootable FAT partition of boot_mib (label
+    CLOUDLET) holding syslinux.cfg, the kernel and the initramfs; more_partitions (sfdisk lines) follow it.
+    Returns the sector where the space after the boot partition begins."""
+    for tool in ("syslinux", "mkfs.fat", "mcopy", "sfdisk"):
         if shutil.which(tool) is None:
             raise RuntimeError(f"building an image needs {tool}; run `cloudlet node prepare`")
-    with tempfile.TemporaryDirectory(prefix="cloudlet-disk-") as tmp:
+    boot_sectors = boot_mib * 2048 - (PARTITION_START_SECTOR if not more_partitions else 0)
+    with raw.open("wb") as handle:
+        handle.truncate(disk_mib * 1024 * 1024)
+    table = f"start={PARTITION_START_SECTOR}, size={boot_sectors}, type=c, bootable\n{more_partitions}"
+    subprocess.run(["sfdisk", "--quiet", str(raw)], input=table, text=True, check=True,  # noqa: S603, S607
+                   capture_output=True, timeout=TOOL_TIMEOUT_SECONDS)
+    with tempfile.TemporaryDirectory(prefix="cloudlet-boot-", dir=raw.parent) as tmp:
         work = Path(tmp)
-        raw, fat = work / "disk.raw", work / "part.fat"
-        offset = PARTITION_START_SECTOR * 512
-        with raw.open("wb") as handle:
-            handle.truncate(IMAGE_SIZE_MIB * 1024 * 1024)
-        subprocess.run(["sfdisk", "--quiet", str(raw)], input=f"start={PARTITION_START_SECTOR}, type=c, bootable\n",  # noqa: S603, S607
-                       text=True, check=True, capture_output=True, timeout=TOOL_TIMEOUT_SECONDS)
+        fat = work / "boot.fat"
         with fat.open("wb") as handle:
-            handle.truncate(IMAGE_SIZE_MIB * 1024 * 1024 - offset)
+            handle.truncate(boot_sectors * 512)
         _run("mkfs.fat", "-n", "CLOUDLET", "-h", str(PARTITION_START_SECTOR), fat)
-        (work / "syslinux.cfg").write_text(SYSLINUX_CFG)
-        shutil.copy2(parts.kernel, work / "vmlinuz")
-        shutil.copy2(initramfs, work / "initrd.img")
+        (work / "syslinux.cfg").write_text(syslinux_cfg)
+        shutil.copyfile(kernel, work / "vmlinuz")
+        shutil.copyfile(initrd, work / "initrd.img")
         _run("mcopy", "-i", fat, work / "syslinux.cfg", work / "vmlinuz", work / "initrd.img", "::/")
         _run("syslinux", "--install", fat)
         with raw.open("r+b") as disk:
             disk.write(SYSLINUX_MBR.read_bytes()[:440])  # boot code only; the partition table stays
-            disk.seek(offset)
+            disk.seek(PARTITION_START_SECTOR * 512)
             with fat.open("rb") as part:
                 shutil.copyfileobj(part, disk, 1024 * 1024)
+    return PARTITION_START_SECTOR + boot_sectors
+
+
+def build_disk(parts: GuestParts, initramfs: Path, target: Path) -> Path:
+    """An MBR disk with SYSLINUX on one bootable FAT partition, converted to qcow2 at target."""
+    if shutil.which("qemu-img") is None:
+        raise RuntimeError("building an image needs qemu-img; run `cloudlet node prepare`")
+    with tempfile.TemporaryDirectory(prefix="cloudlet-disk-") as tmp:
+        raw = Path(tmp) / "disk.raw"
+        write_boot_disk(raw, kernel=parts.kernel, initrd=initramfs, syslinux_cfg=SYSLINUX_CFG,
+                        boot_mib=IMAGE_SIZE_MIB, disk_mib=IMAGE_SIZE_MIB)
         _run("qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, target)
     return target
 

@@ -20,7 +20,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from cloudlet.images.build import PARTITION_START_SECTOR, SYSLINUX_MBR
+from cloudlet.images.build import write_boot_disk
 from cloudlet.images.models import ImageCapability
 
 DEBIAN_RELEASES = {"debian-12": "bookworm"}
@@ -30,8 +30,8 @@ PACKAGES = ("systemd-sysv", "udev", "dbus", "openssh-server", "openssh-sftp-serv
 CAPABILITIES = frozenset({ImageCapability.CLOUD_INIT, ImageCapability.GUEST_AGENT, ImageCapability.SSH})
 OS_FAMILY = "debian"
 BOOT_MIB = 128
-ROOT_MIB = 2048 - BOOT_MIB - 1  # a 2 GiB disk, grown to the server's size on its first boot
-BOOT_LABEL = "CLOUDLET"
+DISK_MIB = 2048  # grown to the server's disk on its first boot
+BOOT_LABEL = "CLOUDLET"  # what images.build's boot partition is called
 ROOT_LABEL = "cloudlet-root"
 BUILD_TIMEOUT_SECONDS = 1800  # mmdebstrap downloads about 150 MB and installs them
 TOOL_TIMEOUT_SECONDS = 600
@@ -198,36 +198,16 @@ def _boot_files(root: Path) -> tuple[Path, Path]:
 
 def make_disk(root: Path, target: Path) -> Path:
     """The bootable disk of the tree at root, as a qcow2 file at target."""
-    _needs("mke2fs", "mkfs.fat", "mcopy", "syslinux", "sfdisk", "qemu-img")
+    _needs("mke2fs", "qemu-img")
     kernel, initrd = _boot_files(root)
     with tempfile.TemporaryDirectory(prefix="cloudlet-disk-", dir=target.parent) as tmp:
-        work = Path(tmp)
-        raw, fat = work / "disk.raw", work / "boot.fat"
-        boot_start = PARTITION_START_SECTOR
-        root_start = boot_start + BOOT_MIB * 2048
-        root_sectors = ROOT_MIB * 2048
-        with raw.open("wb") as handle:
-            handle.truncate((root_start + root_sectors) * 512)
-        table = (f"start={boot_start}, size={BOOT_MIB * 2048}, type=c, bootable\n"
-                 f"start={root_start}, type=83\n")
-        subprocess.run(["sfdisk", "--quiet", str(raw)], input=table, text=True, check=True,  # noqa: S603, S607
-                       capture_output=True, timeout=TOOL_TIMEOUT_SECONDS)
-        with fat.open("wb") as handle:
-            handle.truncate(BOOT_MIB * 1024 * 1024)
-        _run("mkfs.fat", "-n", BOOT_LABEL, "-h", str(boot_start), fat)
-        (work / "syslinux.cfg").write_text(SYSLINUX_CFG)
-        shutil.copyfile(kernel, work / "vmlinuz")
-        shutil.copyfile(initrd, work / "initrd.img")
-        _run("mcopy", "-i", fat, work / "syslinux.cfg", work / "vmlinuz", work / "initrd.img", "::/")
-        _run("syslinux", "--install", fat)
-        with raw.open("r+b") as disk:
-            disk.write(SYSLINUX_MBR.read_bytes()[:440])  # boot code only; the partition table stays
-            disk.seek(boot_start * 512)
-            with fat.open("rb") as part:
-                shutil.copyfileobj(part, disk, 1024 * 1024)
+        raw = Path(tmp) / "disk.raw"
+        root_start = write_boot_disk(raw, kernel=kernel, initrd=initrd, syslinux_cfg=SYSLINUX_CFG, boot_mib=BOOT_MIB,
+                                     disk_mib=DISK_MIB, more_partitions="type=83\n")
         # the root filesystem written straight into its partition, from the tree (owners and modes kept)
+        root_kib = (DISK_MIB * 2048 - root_start) // 2
         _run("mke2fs", "-q", "-F", "-t", "ext4", "-L", ROOT_LABEL, "-d", root, "-E", f"offset={root_start * 512}",
-             raw, f"{root_sectors // 2}k")
+             raw, f"{root_kib}k")
         partial = target.with_name(f".{target.name}.partial")
         _run("qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, partial)
         os.replace(partial, target)
