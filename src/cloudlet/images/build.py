@@ -40,12 +40,13 @@ class GuestParts(NamedTuple):
     busybox: Path
 
 
-def _run(*command: str | Path, cwd: Path | None = None) -> str:
+def run_tool(*command: str | Path, cwd: Path | None = None, timeout: float = TOOL_TIMEOUT_SECONDS) -> str:
+    """Run one of the image tools (a fixed command line) under a deadline; its output. RuntimeError if it fails."""
     try:
         result = subprocess.run([str(part) for part in command], cwd=cwd, check=False,  # noqa: S603  # our fixed tools
-                                capture_output=True, text=True, timeout=TOOL_TIMEOUT_SECONDS)
+                                capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as error:
-        raise RuntimeError(f"{' '.join(map(str, command))} did not finish within {TOOL_TIMEOUT_SECONDS} s") from error
+        raise RuntimeError(f"{' '.join(map(str, command))} did not finish within {timeout:g} s") from error
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(map(str, command))} failed: {result.stderr.strip()[-2000:]}")
     return result.stdout
@@ -53,7 +54,7 @@ def _run(*command: str | Path, cwd: Path | None = None) -> str:
 
 def kernel_package() -> str:
     """The versioned kernel package the cloud kernel metapackage points at on this mirror."""
-    for line in _run("apt-cache", "depends", KERNEL_METAPACKAGE).splitlines():
+    for line in run_tool("apt-cache", "depends", KERNEL_METAPACKAGE).splitlines():
         line = line.strip()
         if line.startswith("Depends:") and "linux-image-" in line:
             return line.split(":", 1)[1].strip()
@@ -73,9 +74,9 @@ def fetch_parts(cache_dir: Path) -> GuestParts:
         missing = [name for name in wanted if not list(debs.glob(f"{name}_*.deb"))]
         if missing:
             os.chmod(debs, 0o777)  # apt drops to the _apt user to download  # noqa: S103
-            _run("apt-get", "download", "-q", *missing, cwd=debs)
+            run_tool("apt-get", "download", "-q", *missing, cwd=debs)
         for name in wanted:
-            _run("dpkg-deb", "-x", next(debs.glob(f"{name}_*.deb")), unpacked)
+            run_tool("dpkg-deb", "-x", next(debs.glob(f"{name}_*.deb")), unpacked)
         kernels = sorted((unpacked / "boot").glob("vmlinuz-*"))
     kernel = kernels[-1]
     release = kernel.name.removeprefix("vmlinuz-")
@@ -236,7 +237,7 @@ def _stage_userland(parts: GuestParts, root: Path, init: str | None) -> None:
                       "root", "mnt", "lib/modules"):
         (root / directory).mkdir(parents=True, exist_ok=True)
     shutil.copy2(parts.busybox, root / "bin" / "busybox")
-    for applet in _run(parts.busybox, "--list-full").split():
+    for applet in run_tool(parts.busybox, "--list-full").split():
         link = root / applet
         if not link.exists():
             link.parent.mkdir(parents=True, exist_ok=True)
@@ -272,7 +273,7 @@ def build_initramfs(parts: GuestParts, target: Path, init: str | None = None) ->
     with tempfile.TemporaryDirectory(prefix="cloudlet-initramfs-") as tmp:
         root = Path(tmp)
         _stage_userland(parts, root, init)
-        names = _run("find", ".", cwd=root)
+        names = run_tool("find", ".", cwd=root)
         archive = subprocess.run(["cpio", "-o", "-H", "newc", "--quiet"], cwd=root, input=names.encode(),  # noqa: S607
                                  capture_output=True, check=True, timeout=TOOL_TIMEOUT_SECONDS).stdout
     target.write_bytes(gzip.compress(archive, compresslevel=6))
@@ -309,12 +310,12 @@ def write_boot_disk(raw: Path, *, kernel: Path, initrd: Path, syslinux_cfg: str,
         fat = work / "boot.fat"
         with fat.open("wb") as handle:
             handle.truncate(boot_sectors * 512)
-        _run("mkfs.fat", "-n", "CLOUDLET", "-h", str(PARTITION_START_SECTOR), fat)
+        run_tool("mkfs.fat", "-n", "CLOUDLET", "-h", str(PARTITION_START_SECTOR), fat)
         (work / "syslinux.cfg").write_text(syslinux_cfg)
         shutil.copyfile(kernel, work / "vmlinuz")
         shutil.copyfile(initrd, work / "initrd.img")
-        _run("mcopy", "-i", fat, work / "syslinux.cfg", work / "vmlinuz", work / "initrd.img", "::/")
-        _run("syslinux", "--install", fat)
+        run_tool("mcopy", "-i", fat, work / "syslinux.cfg", work / "vmlinuz", work / "initrd.img", "::/")
+        run_tool("syslinux", "--install", fat)
         with raw.open("r+b") as disk:
             disk.write(SYSLINUX_MBR.read_bytes()[:440])  # boot code only; the partition table stays
             disk.seek(PARTITION_START_SECTOR * 512)
@@ -331,7 +332,7 @@ def build_disk(parts: GuestParts, initramfs: Path, target: Path) -> Path:
         raw = Path(tmp) / "disk.raw"
         write_boot_disk(raw, kernel=parts.kernel, initrd=initramfs, syslinux_cfg=SYSLINUX_CFG,
                         boot_mib=IMAGE_SIZE_MIB, disk_mib=IMAGE_SIZE_MIB)
-        _run("qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, target)
+        run_tool("qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, target)
     return target
 
 

@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from cloudlet.images.build import write_boot_disk
+from cloudlet.images.build import run_tool, write_boot_disk
 from cloudlet.images.models import ImageCapability
 
 DEBIAN_RELEASES = {"debian-12": "bookworm"}
@@ -34,7 +33,6 @@ DISK_MIB = 2048  # grown to the server's disk on its first boot
 BOOT_LABEL = "CLOUDLET"  # what images.build's boot partition is called
 ROOT_LABEL = "cloudlet-root"
 BUILD_TIMEOUT_SECONDS = 1800  # mmdebstrap downloads about 150 MB and installs them
-TOOL_TIMEOUT_SECONDS = 600
 
 SYSLINUX_CFG = f"""\
 DEFAULT debian
@@ -119,17 +117,6 @@ class BuiltImage:
     capabilities: frozenset[ImageCapability] = CAPABILITIES
 
 
-def _run(*command: str | Path, timeout: float = TOOL_TIMEOUT_SECONDS, cwd: Path | None = None) -> str:
-    try:
-        result = subprocess.run([str(part) for part in command], check=False, capture_output=True, text=True,  # noqa: S603  # our fixed tools
-                                timeout=timeout, cwd=cwd)
-    except subprocess.TimeoutExpired as error:
-        raise RuntimeError(f"{command[0]} did not finish within {timeout:g} s") from error
-    if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(map(str, command[:2]))} failed: {result.stderr.strip()[-2000:]}")
-    return result.stdout
-
-
 def _needs(*tools: str) -> None:
     for tool in tools:
         if shutil.which(tool) is None:
@@ -139,7 +126,7 @@ def _needs(*tools: str) -> None:
 def bootstrap(release: str, mirror: str, root: Path, debs: Path) -> None:
     """Install the packages into the directory root with mmdebstrap; downloaded packages are kept in debs."""
     debs.mkdir(parents=True, exist_ok=True)
-    _run("mmdebstrap", "--mode=root", "--format=directory", "--variant=apt", "--include=" + ",".join(PACKAGES),
+    run_tool("mmdebstrap", "--mode=root", "--format=directory", "--variant=apt", "--include=" + ",".join(PACKAGES),
          "--aptopt=Acquire::Retries 3",
          # the packages downloaded by an earlier build are used again, and this build's kept for the next
          "--setup-hook=mkdir -p \"$1\"/var/cache/apt/archives/",
@@ -181,7 +168,7 @@ def configure(root: Path) -> list[str]:
     (root / "var/cache/apt/archives/partial").mkdir(parents=True)
     for lists in (root / "var/lib/apt/lists").glob("*_*"):
         lists.unlink()
-    listed = _run("chroot", root, "dpkg-query", "-W", "-f=${Package} ${Version}\n")
+    listed = run_tool("chroot", root, "dpkg-query", "-W", "-f=${Package} ${Version}\n")
     return sorted(line for line in listed.splitlines() if line)
 
 
@@ -206,10 +193,10 @@ def make_disk(root: Path, target: Path) -> Path:
                                      disk_mib=DISK_MIB, more_partitions="type=83\n")
         # the root filesystem written straight into its partition, from the tree (owners and modes kept)
         root_kib = (DISK_MIB * 2048 - root_start) // 2
-        _run("mke2fs", "-q", "-F", "-t", "ext4", "-L", ROOT_LABEL, "-d", root, "-E", f"offset={root_start * 512}",
+        run_tool("mke2fs", "-q", "-F", "-t", "ext4", "-L", ROOT_LABEL, "-d", root, "-E", f"offset={root_start * 512}",
              raw, f"{root_kib}k")
         partial = target.with_name(f".{target.name}.partial")
-        _run("qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, partial)
+        run_tool("qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, partial)
         os.replace(partial, target)
     return target
 

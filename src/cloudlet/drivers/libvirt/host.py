@@ -207,18 +207,20 @@ def hold_gateways(gateways: set[str]) -> list[str]:
     return missing
 
 
-def route_guest(address: str, gateway: str | None) -> None:
-    """Route one guest address (and only it) to the bridge, from its gateway when the bridge holds it."""
-    source = ["src", gateway] if gateway and gateway in bridge_addresses() else []
+def _guest_route(verb: str, address: str, *more: str) -> str:
     family = "-6" if ":" in address else "-4"
-    _ip(family, "route", "replace", _host_prefix(address), "dev", NETWORK_NAME, "proto", ROUTE_PROTO, *source)
+    return _ip(family, "route", verb, _host_prefix(address), "dev", NETWORK_NAME, "proto", ROUTE_PROTO, *more)
+
+
+def route_guest(address: str, gateway: str | None) -> None:
+    """Route one guest address (and only it) to the bridge, from its gateway (which hold_gateways gave it)."""
+    _guest_route("replace", address, *(["src", gateway] if gateway else []))
 
 
 def unroute_guest(address: str) -> None:
-    """Take a guest address's route to the bridge away; one already gone is fine."""
-    family = "-6" if ":" in address else "-4"
-    if routed_to_bridge(address):
-        _ip(family, "route", "del", _host_prefix(address), "dev", NETWORK_NAME, "proto", ROUTE_PROTO)
+    """Take a guest address's route to the bridge away; one already gone (a host restart) is fine."""
+    if _guest_route("show", address).strip():
+        _guest_route("del", address)
 
 
 def routed_to_bridge(address: str) -> bool:
