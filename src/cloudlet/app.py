@@ -15,6 +15,7 @@ from cloudlet.instances import copies as instance_copies
 from cloudlet.instances import deletion as instance_deletion
 from cloudlet.instances import power as instance_power
 from cloudlet.instances import rebuild as instance_rebuild
+from cloudlet.instances import ssh_trust
 from cloudlet.instances import suspension as instance_suspension
 from cloudlet.instances import work as instance_work
 from cloudlet.instances import workflows as instance_workflows
@@ -59,7 +60,8 @@ def create_worker(settings: Settings | None = None, runtime: Runtime | None = No
                              *node_workflows.schedules(runtime.settings),
                              *instance_workflows.schedules(runtime.settings),
                              *metrics_workflows.schedules(runtime.settings),
-                             *instance_copies.schedules(runtime.settings)])
+                             *instance_copies.schedules(runtime.settings),
+                             *ssh_trust.schedules(runtime.settings)])
 
 
 TELEMETRY_OFF: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}

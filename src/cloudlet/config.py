@@ -99,6 +99,11 @@ class Settings(BaseSettings):
     action_cleanup_call_seconds: float = 60.0  # a driver call made while an action ends gives up after this
     console_ticket_seconds: int = 300  # life of a console link (one-time token and VNC password); CyberPanel's 5 min
     console_log_poll_seconds: float = 1.0  # how often the live serial log websocket looks for new output
+    # SSH certificates the CA signs: valid this long unless the request asks otherwise, and never longer than max
+    ssh_certificate_hours: int = Field(default=8, ge=1)
+    ssh_certificate_max_hours: int = Field(default=24, ge=1)
+    # cron of the round that gives running guests the CA's current keys and revocation list through their agent
+    ssh_trust_push_schedule: str = "*/15 * * * * *"
     # the Debian archive `cloudlet images build debian-12` installs packages from (a local mirror works offline)
     image_mirror: str = "http://deb.debian.org/debian"
     # backups go to data_dir/backups unless a bucket is set: then to that S3-compatible bucket (AWS, MinIO, Ceph...)

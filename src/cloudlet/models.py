@@ -22,6 +22,7 @@ from cloudlet.metrics.models import InstanceCounters, MetricPoint
 from cloudlet.networking.models import IpAllocation, IpPool, ReverseDns
 from cloudlet.nodes.models import Node, NodeRegistrationToken, NodeReservation
 from cloudlet.projects.models import Invitation, MemberPermission, Membership, Project
+from cloudlet.sshca.models import SshCaKey, SshCertificate
 from cloudlet.surfaces.idempotency import IdempotencyRecord
 from cloudlet.tokens.models import ApiToken, TokenUsage
 from cloudlet.webhooks.models import WebhookDelivery
@@ -62,6 +63,8 @@ __all__ = [
     "Region",
     "ReverseDns",
     "Snapshot",
+    "SshCaKey",
+    "SshCertificate",
     "SshKey",
     "Subscription",
     "SystemFlag",

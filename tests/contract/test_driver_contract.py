@@ -146,9 +146,13 @@ def test_the_agent_and_the_ssh_server_are_asked_from_the_node(driver: Hypervisor
     if isinstance(driver, FakeDriver):  # the fake's guests have both, whatever their image
         assert driver.agent_ping(guest) is True
         assert driver.ssh_banner(guest, address, 1).startswith("SSH-2.0-")
+        driver.write_guest_file(guest, "/etc/ssh/cloudlet/revoked_keys", b"KRL", 0o644)
+        assert driver.guest_file(guest, "/etc/ssh/cloudlet/revoked_keys") == (b"KRL", 0o644)
     else:  # the tiny image has neither: the channel is there, nobody answers on it, nothing listens on port 22
         began = time.monotonic()
         assert driver.agent_ping(guest) is False
+        with pytest.raises(GuestFailed, match="guest agent"):
+            driver.write_guest_file(guest, "/etc/ssh/cloudlet/revoked_keys", b"KRL", 0o644)
         with pytest.raises(GuestFailed, match="port 22"):
             driver.ssh_banner(guest, address, 1)
         assert time.monotonic() - began < 30
@@ -157,8 +161,12 @@ def test_the_agent_and_the_ssh_server_are_asked_from_the_node(driver: Hypervisor
     if not isinstance(driver, FakeDriver):
         with pytest.raises(GuestFailed, match="not routed"):
             driver.ssh_banner(guest, "203.0.113.250", 0.5)  # not routed to the guests: never asked
+    with pytest.raises(GuestFailed, match="absolute path"):
+        driver.write_guest_file(guest, "etc/passwd", b"", 0o644)
     with pytest.raises(GuestNotFound):
         driver.agent_ping("contract-nobody")
+    with pytest.raises(GuestNotFound):
+        driver.write_guest_file("contract-nobody", "/etc/motd", b"", 0o644)
 
 
 def test_a_different_guest_under_the_same_name_is_refused(driver: HypervisorDriver, guest: str) -> None:

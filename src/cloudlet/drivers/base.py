@@ -105,6 +105,26 @@ class GuestNetwork:
             ipaddress.ip_interface(self.address6)
 
 
+KEY_ID_PATTERN = re.compile(r"^[A-Za-z0-9:*_.-]+$")  # shell patterns the principals command may safely hold
+
+
+@dataclass(frozen=True)
+class GuestSshTrust:
+    """What a guest's SSH server needs to accept certificates of Cloudlet's SSH CA (images that run cloud-init).
+
+    The guest trusts ca_keys (OpenSSH lines), refuses what revoked_keys (an OpenSSH KRL) lists, and lets a
+    certificate log in as the users it names only when its key id matches one of key_ids (shell patterns).
+    """
+
+    ca_keys: str
+    revoked_keys: bytes
+    key_ids: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if not all(KEY_ID_PATTERN.match(pattern) for pattern in self.key_ids):
+            raise ValueError("a key id pattern holds letters, digits and ':*_.-' only")
+
+
 @dataclass(frozen=True)
 class GuestSpec:
     """Everything a node needs to build one guest; two equal specs build the same guest."""
@@ -119,6 +139,7 @@ class GuestSpec:
     ssh_authorized_keys: tuple[str, ...] = ()
     network: GuestNetwork | None = None
     instance_id: str = ""  # NoCloud instance-id; defaults to name
+    ssh_trust: GuestSshTrust | None = None
 
     def __post_init__(self) -> None:
         if not NAME_PATTERN.match(self.name):
@@ -389,6 +410,13 @@ class HypervisorDriver(Protocol):
     def set_password(self, name: str, user: str, password: str) -> None:
         """Set a user's password inside the running guest through its guest agent, at once and without a
         restart. Raises GuestFailed when the guest is not running or its agent does not answer or refuses."""
+        ...
+
+    def write_guest_file(self, name: str, path: str, data: bytes, mode: int) -> None:
+        """Replace the file at the absolute path inside the running guest with data (parent directories made,
+        permissions mode, owned by root) through its guest agent. Idempotent; the file is written aside and
+        renamed over the old one, so the guest never reads half of it. Raises GuestFailed when the guest is not
+        running or its agent does not answer or refuses, GuestNotFound."""
         ...
 
     def ssh_banner(self, name: str, address: str, timeout: float) -> str | None:

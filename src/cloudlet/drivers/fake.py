@@ -52,6 +52,7 @@ class _Guest:
     boots: int = 0
     seed: GuestSpec | None = None  # what its seed disk holds; None until write_seed succeeds
     passwords: dict[str, str] = field(default_factory=dict)  # what set_password set inside the running guest
+    files: dict[str, tuple[bytes, int]] = field(default_factory=dict)  # what write_guest_file wrote: data, mode
     booted: GuestSpec | None = None  # the spec whose vCPUs and memory the running machine was started with
     disk: bytes = b""  # what its disk holds (tests write it with write_disk)
     snapshots: dict[str, _FakeSnapshot] = field(default_factory=dict)
@@ -216,6 +217,24 @@ class FakeDriver:
     def guest_password(self, name: str, user: str) -> str | None:
         """What set_password last set for user in the guest (for tests)."""
         return self._guest(name).passwords.get(user)
+
+    def write_guest_file(self, name: str, path: str, data: bytes, mode: int) -> None:
+        """The running guest's agent keeps the file."""
+        if not path.startswith("/"):
+            raise GuestFailed(f"{path!r} is not an absolute path")
+        with self._lock:
+            guest = self._guest(name)
+            if guest.state != GuestState.RUNNING:
+                raise GuestFailed(f"guest {name} is not running: its agent cannot write a file")
+            guest.files[path] = (data, mode)
+
+    def seeded(self, name: str) -> GuestSpec | None:
+        """The spec the guest's seed disk was last written from (for tests)."""
+        return self._guest(name).seed
+
+    def guest_file(self, name: str, path: str) -> tuple[bytes, int] | None:
+        """What write_guest_file last wrote at path in the guest, with its mode (for tests)."""
+        return self._guest(name).files.get(path)
 
     def ssh_banner(self, name: str, address: str, timeout: float) -> str | None:
         """A running guest answers at the address its seed gave it."""

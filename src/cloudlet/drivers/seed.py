@@ -6,6 +6,7 @@ shell parser read the same value ('' stands for one quote).
 
 from __future__ import annotations
 
+import base64
 import io
 import re
 from pathlib import Path
@@ -14,8 +15,20 @@ from typing import NamedTuple
 import pycdlib
 from pycdlib.pycdlibexception import PyCdlibException
 
-from cloudlet.drivers.base import GuestFailed, GuestReady, GuestSpec
+from cloudlet.drivers.base import GuestFailed, GuestReady, GuestSpec, GuestSshTrust
 
+TRUST_DIR = "/etc/ssh/cloudlet"
+CA_KEYS_PATH = f"{TRUST_DIR}/trusted_ca_keys"
+REVOKED_KEYS_PATH = f"{TRUST_DIR}/revoked_keys"
+PRINCIPALS_PATH = f"{TRUST_DIR}/principals"
+SSHD_CA_CONFIG = f"""\
+# Cloudlet's SSH certificate authority: certificates it signed are accepted for the login names they carry,
+# when the principals command says the certificate is for this server; revoked ones are refused.
+TrustedUserCAKeys {CA_KEYS_PATH}
+RevokedKeys {REVOKED_KEYS_PATH}
+AuthorizedPrincipalsCommand {PRINCIPALS_PATH} %u %i
+AuthorizedPrincipalsCommandUser nobody
+"""
 READY_MARK = "CLOUDLET_READY"
 READY_LINE = re.compile(r"CLOUDLET_READY((?: [a-z_-]+=\S*)*)")
 
@@ -32,6 +45,24 @@ def _quote(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def principals_command(trust: GuestSshTrust) -> str:
+    """The script sshd runs as AuthorizedPrincipalsCommand with the login name and the certificate's key id: it
+    names the login as an allowed principal only for a key id of this server's project."""
+    return ("#!/bin/sh\n# $1: the login name asked for; $2: the key id of the certificate presented\n"
+            f"case \"$2\" in\n  {'|'.join(trust.key_ids)}) printf '%s\\n' \"$1\" ;;\nesac\n")
+
+
+def _trust_files(trust: GuestSshTrust) -> list[str]:
+    files = [(CA_KEYS_PATH, "0644", trust.ca_keys.encode()), (REVOKED_KEYS_PATH, "0644", trust.revoked_keys),
+             (PRINCIPALS_PATH, "0755", principals_command(trust).encode()),
+             ("/etc/ssh/sshd_config.d/70-cloudlet-ca.conf", "0644", SSHD_CA_CONFIG.encode())]
+    lines = ["write_files:"]
+    for path, mode, data in files:
+        lines += [f"- path: {_quote(path)}", f"  permissions: {_quote(mode)}", "  encoding: b64",
+                  f"  content: {base64.b64encode(data).decode()}"]
+    return lines
+
+
 def seed_for(spec: GuestSpec) -> Seed:
     """The NoCloud files that apply spec's hostname, root password, keys and static address."""
     meta = f"instance-id: {_quote(spec.instance_id)}\nlocal-hostname: {_quote(spec.hostname)}\n"
@@ -45,6 +76,8 @@ def seed_for(spec: GuestSpec) -> Seed:
     if spec.ssh_authorized_keys:
         user.append("ssh_authorized_keys:")
         user += [f"- {_quote(key)}" for key in spec.ssh_authorized_keys]
+    if spec.ssh_trust is not None:
+        user += _trust_files(spec.ssh_trust)
     network = None
     if spec.network is not None:
         net = spec.network

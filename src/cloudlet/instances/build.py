@@ -27,11 +27,11 @@ from cloudlet.catalog.schemas import PlanRead, RegionRead
 from cloudlet.config import Settings
 from cloudlet.drivers.base import DriverError, GuestFailed
 from cloudlet.images import service as images
-from cloudlet.instances import actions, queries, repository, service, sshkeys
+from cloudlet.instances import actions, queries, repository, service
 from cloudlet.instances.models import Action, ActionStatus, Instance, InstanceStatus
 from cloudlet.instances.schemas import CREATE_TASKS, Command, CreatedInstance, InstanceCreate
 from cloudlet.instances.work import Work, start_vm, verify_connectivity, wait_for_guest_agent
-from cloudlet.kit import clock, money
+from cloudlet.kit import clock, money, sshkeys
 from cloudlet.kit.errors import Invalid, NotFound
 from cloudlet.networking import service as networking
 from cloudlet.networking.schemas import IpFamily

@@ -62,6 +62,8 @@ class Instance(Base):
     disk_gib: Mapped[int] = mapped_column(Integer)
     guest_name: Mapped[str] = mapped_column(String(63), unique=True)  # the name the node knows it by
     node_id: Mapped[int | None] = mapped_column(ForeignKey("nodes.id", ondelete="SET NULL"), index=True)
+    # the SSH CA's trust files (digest) the running guest last got through its agent
+    ssh_trust_digest: Mapped[str | None] = mapped_column(String(64))
     reservation_id: Mapped[int | None] = mapped_column(Integer)
     ipv4: Mapped[str | None] = mapped_column(String(64))
     ipv6: Mapped[str | None] = mapped_column(String(64))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
@@ -148,3 +148,15 @@ def on_node(session: Session, node_id: int) -> list[Instance]:
     """The instances placed on a node that still have a guest there (not deleted)."""
     return list(session.scalars(select(Instance).where(
         Instance.node_id == node_id, Instance.status != InstanceStatus.DELETED).order_by(Instance.id)))
+
+
+def behind_on_ssh_trust(session: Session, digest: str) -> list[Instance]:
+    """Running instances on a node whose guest has not been given the SSH CA's trust files of this digest."""
+    return list(session.scalars(select(Instance).where(
+        Instance.status == InstanceStatus.RUNNING, Instance.node_id.is_not(None),
+        or_(Instance.ssh_trust_digest.is_(None), Instance.ssh_trust_digest != digest)).order_by(Instance.id)))
+
+
+def record_ssh_trust(session: Session, instance_ids: list[int], digest: str) -> None:
+    """Note that these instances' guests hold the SSH CA's trust files of this digest."""
+    session.execute(update(Instance).where(Instance.id.in_(instance_ids)).values(ssh_trust_digest=digest))

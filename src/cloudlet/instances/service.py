@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session
 
 from cloudlet.config import Settings
 from cloudlet.drivers.base import HOSTNAME_PATTERN, DriverError, GuestNetwork, GuestNotFound, GuestSpec, GuestState
-from cloudlet.instances import actions, queries, repository, sshkeys
+from cloudlet.images.models import ImageCapability
+from cloudlet.instances import actions, queries, repository
 from cloudlet.instances.cpu_meter import CpuMeter
 from cloudlet.instances.models import Instance, InstanceStatus, SshKey
 from cloudlet.instances.schemas import (
@@ -31,7 +32,7 @@ from cloudlet.instances.schemas import (
     SshKeyCreate,
     SshKeyRead,
 )
-from cloudlet.kit import clock
+from cloudlet.kit import clock, sshkeys
 from cloudlet.kit.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
 from cloudlet.kit.secretbox import SecretBox
 from cloudlet.networking import service as networking
@@ -39,6 +40,7 @@ from cloudlet.networking.schemas import IpFamily
 from cloudlet.nodes import service as nodes
 from cloudlet.projects import service as projects
 from cloudlet.projects.schemas import Actor
+from cloudlet.sshca import service as sshca
 
 PASSWORD_MIN, PASSWORD_MAX = 8, 72
 GENERATED_PASSWORD_LENGTH = 20
@@ -199,10 +201,13 @@ def guest_spec(session: Session, settings: Settings, instance_id: int) -> GuestS
         network = GuestNetwork(address=f"{v4.address}/{v4.prefix_length}", gateway=v4.gateway,
                                address6=f"{v6.address}/{v6.prefix_length}" if v6 else None,
                                gateway6=v6.gateway if v6 else None)
+    can = actions.image_capabilities(session, row)
+    trusts_ca = ImageCapability.SSH in can and ImageCapability.CLOUD_INIT in can  # cloud-init writes the files
     return GuestSpec(name=row.guest_name, image=row.image, vcpus=row.vcpus, memory_mib=row.memory_mib,
                      disk_gib=row.disk_gib, hostname=row.hostname,
                      root_password=unseal(settings, row.root_password) if row.root_password else None,
-                     ssh_authorized_keys=tuple(row.ssh_keys), network=network, instance_id=row.uuid)
+                     ssh_authorized_keys=tuple(row.ssh_keys), network=network, instance_id=row.uuid,
+                     ssh_trust=sshca.guest_trust(session, row.project_id) if trusts_ca else None)
 
 
 # --- SSH keys ------------------------------------------------------------------------------------

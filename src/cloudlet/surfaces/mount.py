@@ -57,6 +57,7 @@ from cloudlet.surfaces.shardlyn import instance_power as sh_instance_power
 from cloudlet.surfaces.shardlyn import instances as sh_instances
 from cloudlet.surfaces.shardlyn import nodes as sh_nodes
 from cloudlet.surfaces.shardlyn import organizations as sh_organizations
+from cloudlet.surfaces.shardlyn import ssh as sh_ssh
 from cloudlet.surfaces.shardlyn import tokens as sh_tokens
 from cloudlet.surfaces.shardlyn import users as sh_users
 from cloudlet.surfaces.wayscloud import catalog as wc_catalog
@@ -95,7 +96,7 @@ def install(app: FastAPI, runtime: Runtime) -> None:
     docs.install(app)
     # No two routers' paths overlap; route_index has FastAPI try only the routers a path can belong to.
     for module in (primary_me, sh_health, sh_auth, sh_users, sh_tokens, sh_organizations, sh_admin, sh_billing,
-                   sh_images, sh_admin_catalog, primary_tokens, primary_team, primary_catalog, primary_wallet,
+                   sh_images, sh_admin_catalog, sh_ssh, primary_tokens, primary_team, primary_catalog, primary_wallet,
                    primary_billing, primary_agent, cp_general, cp_account, cp_catalog, cp_billing, wc_catalog,
                    sh_nodes, primary_instances, cp_vps, wc_vps, sh_instances, sh_instance_logs, ex_workloads,
                    primary_power, cp_vps_power, wc_vps_power, sh_instance_power,

@@ -31,6 +31,8 @@ PUBLIC_ENDPOINTS: frozenset[tuple[str, str]] = frozenset({
     ("GET", "/v1/auth/bootstrap/status"),
     ("POST", "/v1/auth/bootstrap"),
     ("POST", "/v1/auth/mfa/challenge"),
+    # Shardlyn: the SSH CA's public key is public (servers and users configure trust with it)
+    ("GET", "/v1/ssh/ca-public-key"),
     # a new hypervisor node presents its single-use registration token instead of a credential
     ("POST", "/v1/nodes/register"),
     # the VNC websocket: its URL carries a one-time console token (issued by GET /api/instances/{id}/vnc to a

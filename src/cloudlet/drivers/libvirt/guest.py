@@ -7,6 +7,9 @@ libvirt alone.
 
 from __future__ import annotations
 
+import base64
+import json
+import posixpath
 import secrets
 import socket
 import tempfile
@@ -14,6 +17,7 @@ import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 from xml.etree import ElementTree
 
@@ -69,7 +73,9 @@ LOCAL_HOSTS = {"", "localhost", "127.0.0.1", "::1"}
 # an internal snapshot of a running guest with its memory, so a disk-only one of a running guest holds memory too
 WITH_MEMORY, DISK_ONLY = "cloudlet: memory and disk", "cloudlet: disk"
 RESIZE_SHUTDOWN_SECONDS = 60.0  # a reboot that applies new hardware waits this long for the guest to stop
-AGENT_SECONDS = 5  # how long one guest-ping waits for the agent
+AGENT_SECONDS = 5  # how long one guest agent command waits for its answer
+AGENT_EXEC_SECONDS = 20.0  # how long a program run inside the guest through its agent may take
+AGENT_CHUNK = 1 << 20  # bytes per guest-file-write
 # the agent is not (yet) there: no channel, nobody listening on it, the guest not running
 _NO_AGENT = {libvirt.VIR_ERR_AGENT_UNRESPONSIVE, libvirt.VIR_ERR_ARGUMENT_UNSUPPORTED,
              libvirt.VIR_ERR_OPERATION_INVALID, libvirt.VIR_ERR_AGENT_UNSYNCED}
@@ -419,6 +425,49 @@ class LibvirtDriver:
             if error.get_error_code() in _NO_AGENT:
                 raise GuestFailed(f"the guest agent of {name} did not answer: {error.get_error_message()}") from None
             raise host.translate(error) from None
+
+    def _agent(self, domain: libvirt.virDomain, execute: str, arguments: dict[str, object]) -> Any:
+        """One guest agent command's answer; GuestFailed when the agent is not there or refuses."""
+        request = json.dumps({"execute": execute, "arguments": arguments})
+        try:
+            answer = libvirt_qemu.qemuAgentCommand(domain, request, AGENT_SECONDS, 0)
+        except libvirt.libvirtError as error:
+            if error.get_error_code() in _NO_AGENT | {libvirt.VIR_ERR_INTERNAL_ERROR}:  # the agent's own refusals
+                raise GuestFailed(f"the guest agent did not do {execute}: {error.get_error_message()}") from None
+            raise host.translate(error) from None
+        return json.loads(answer)["return"]
+
+    def _agent_run(self, domain: libvirt.virDomain, argv: list[str], timeout: float = AGENT_EXEC_SECONDS) -> None:
+        """Run a program inside the guest through its agent (guest-exec) and wait for it to succeed."""
+        started = self._agent(domain, "guest-exec", {"path": argv[0], "arg": argv[1:], "capture-output": True})
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self._agent(domain, "guest-exec-status", {"pid": started["pid"]})
+            if status.get("exited"):
+                break
+            if time.monotonic() > deadline:
+                raise GuestFailed(f"{argv[0]} did not finish inside the guest within {timeout:g} s")
+            time.sleep(0.05)
+        if status.get("exitcode", 1) != 0:
+            error = base64.b64decode(status.get("err-data", "")).decode(errors="replace").strip()
+            raise GuestFailed(f"{' '.join(argv)} failed inside the guest: {error[-500:] or status.get('exitcode')}")
+
+    def write_guest_file(self, name: str, path: str, data: bytes, mode: int) -> None:
+        """guest-file-open/write/close into a file beside path, then chmod, chown and an atomic mv."""
+        if not path.startswith("/") or "\0" in path:
+            raise GuestFailed(f"{path!r} is not an absolute path")
+        domain = self._domain(name)
+        aside = f"{path}.cloudlet-new"
+        self._agent_run(domain, ["/bin/mkdir", "-p", posixpath.dirname(path)])
+        handle = self._agent(domain, "guest-file-open", {"path": aside, "mode": "w"})
+        try:
+            for start in range(0, len(data), AGENT_CHUNK):
+                chunk = base64.b64encode(data[start:start + AGENT_CHUNK]).decode()
+                self._agent(domain, "guest-file-write", {"handle": handle, "buf-b64": chunk})
+        finally:
+            self._agent(domain, "guest-file-close", {"handle": handle})
+        self._agent_run(domain, ["/bin/sh", "-c", 'chmod "$1" "$2" && chown 0:0 "$2" && mv -f "$2" "$3"', "sh",
+                                 f"{mode:o}", aside, path])
 
     def ssh_banner(self, name: str, address: str, timeout: float) -> str | None:
         """Connect from this host to the guest's port 22 until its SSH server greets; a remote node's guests
