@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(python3 python3-venv python3-dev python3-pip gcc make pkg-config ca-certificates curl)
+DEBIAN_PACKAGES=(python3 python3-venv python3-dev python3-pip gcc make pkg-config ca-certificates curl
+                 openssh-client)  # ssh-keygen writes the SSH CA's revocation list
 # the hypervisor and the guest-image tools, without recommends (the same list as src/cloudlet/nodes/prepare.py);
 # libvirt-dev must be in before pip builds libvirt-python
 NODE_PACKAGES=(qemu-system-x86 qemu-utils libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev

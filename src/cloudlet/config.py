@@ -104,6 +104,12 @@ class Settings(BaseSettings):
     ssh_certificate_max_hours: int = Field(default=24, ge=1)
     # cron of the round that gives running guests the CA's current keys and revocation list through their agent
     ssh_trust_push_schedule: str = "*/15 * * * * *"
+    # files of a server reached through its guest agent: a download, an upload or a zip is at most files_max_bytes,
+    # a file read or written as text (JSON) at most files_content_max_bytes, a listing at most files_list_max entries
+    files_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
+    files_content_max_bytes: int = Field(default=1024 * 1024, ge=1)
+    files_list_max: int = Field(default=1000, ge=1)
+    files_zip_max_files: int = Field(default=10_000, ge=1)
     # the Debian archive `cloudlet images build debian-12` installs packages from (a local mirror works offline)
     image_mirror: str = "http://deb.debian.org/debian"
     # backups go to data_dir/backups unless a bucket is set: then to that S3-compatible bucket (AWS, MinIO, Ceph...)

@@ -15,8 +15,10 @@ import hashlib
 import io
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import httpx
 import paramiko
@@ -24,6 +26,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from cloudlet.auth.models import User
 from cloudlet.catalog import service as catalog
 from cloudlet.catalog.defaults import IMAGE_TEMPLATES
 from cloudlet.config import Settings
@@ -31,8 +34,12 @@ from cloudlet.drivers.libvirt.guest import LibvirtDriver
 from cloudlet.images import debian
 from cloudlet.images import service as images
 from cloudlet.images.models import ImageSource
+from cloudlet.kit import clock
 from cloudlet.networking import service as networking
 from cloudlet.networking.schemas import IpPoolUpdate
+from cloudlet.projects.schemas import Actor
+from cloudlet.sshca import service as sshca
+from cloudlet.sshca.schemas import CertificateCreate
 from cloudlet.surfaces.deps import Runtime
 from tests.cloud import REGION
 from tests.e2e.test_instances_libvirt import (
@@ -46,6 +53,7 @@ from tests.e2e.test_instances_libvirt import (
     status_of,
     tiny_image,
 )
+from tests.helpers import Person
 from tests.integration.test_worker import wait_for
 
 pytestmark = [pytest.mark.long(seconds=360), pytest.mark.engines("sqlite")]
@@ -105,6 +113,16 @@ def new_key() -> tuple[paramiko.Ed25519Key, str]:
     return paramiko.Ed25519Key.from_private_key(io.StringIO(pem)), public.decode() + " customer@laptop"
 
 
+def certified(http: httpx.Client, **body: Any) -> tuple[paramiko.Ed25519Key, str]:
+    """A fresh key, not in any authorized_keys, with a certificate the CA signed for it as the body asks; and the
+    certificate's id."""
+    key, public = new_key()
+    signed = http.post("/v1/ssh/certificate", json={"public_key": public} | body)
+    assert signed.status_code == 200, signed.text
+    key.load_certificate(signed.json()["certificate"])
+    return key, signed.json()["id"]
+
+
 def ssh(address: str, command: str, **credentials: object) -> str:
     """Run command as root on the guest over SSH; its output (the command must succeed)."""
     with paramiko.SSHClient() as connection:
@@ -115,6 +133,45 @@ def ssh(address: str, command: str, **credentials: object) -> str:
         output = stdout.read().decode()
         assert stdout.channel.recv_exit_status() == 0, stderr.read().decode()
         return output
+
+
+def expired_certificate(runtime: Runtime, person: Person) -> paramiko.Ed25519Key:
+    """A fresh key with a certificate for root that the CA signed (in this process, on the cluster's database and
+    secret) three hours ago, valid for one."""
+    key, public = new_key()
+    with clock.travel(timedelta(hours=-3)), runtime.db.session() as session:
+        user = session.get(User, person.user.id)
+        assert user is not None
+        signer = SimpleNamespace(user=user, user_id=user.id, project_scope=None)
+        signed = sshca.sign_certificate(session, runtime.settings, cast(Actor, signer), person.project_id,
+                                        CertificateCreate(public_key=public, principals=["root"], validity_hours=1))
+    key.load_certificate(signed.certificate)
+    return key
+
+
+def check_certificates(runtime: Runtime, person: Person, http: httpx.Client, url: str, address: str,
+                       certificate: tuple[paramiko.Ed25519Key, str]) -> None:
+    """A certificate of the CA logs in as a login it names; one that does not name it, one of another customer,
+    an expired one and (within a minute, through the guest agent) a revoked one are refused."""
+    key, certificate_id = certificate
+    assert ssh(address, "whoami", pkey=key).strip() == "root"
+    with pytest.raises(paramiko.AuthenticationException):
+        ssh(address, "whoami", pkey=certified(http, principals=["deploy"])[0])  # root is not among its principals
+    with client(url, customer(runtime)) as stranger, pytest.raises(paramiko.AuthenticationException):
+        ssh(address, "whoami", pkey=certified(stranger, principals=["root"])[0])  # another customer's
+    with pytest.raises(paramiko.AuthenticationException):
+        ssh(address, "whoami", pkey=expired_certificate(runtime, person))
+    revoked = http.post(f"/v1/ssh/certificates/{certificate_id}/revoke")
+    assert revoked.status_code == 200, revoked.text
+
+    def refused() -> bool:
+        try:
+            ssh(address, "whoami", pkey=key)
+        except paramiko.AuthenticationException:
+            return True
+        return False
+
+    wait_for(refused, "the revocation to reach the running guest", seconds=60)
 
 
 def settled(http: httpx.Client, instance_id: str) -> dict[str, Any]:
@@ -135,6 +192,7 @@ def test_a_debian_server_is_reached_over_ssh_and_its_password_reset_upgrade_and_
     person = customer(runtime)
     key, public = new_key()
     with client(url, person) as http:
+        certificate = certified(http, principals=["root"])  # signed before the servers: their seeds trust the CA
         saved = http.post("/api/ssh-keys", json={"name": "laptop", "public_key": public})
         assert saved.status_code == 201, saved.text
         body = order(runtime, person, "deb-1.example.com") | {"os_template_id": debian_template,
@@ -153,6 +211,7 @@ def test_a_debian_server_is_reached_over_ssh_and_its_password_reset_upgrade_and_
                      seconds=DEBIAN_BOOT_SECONDS)
         assert ssh(second["main_ip"], "hostname -f; cat /root/.ssh/authorized_keys", pkey=key).splitlines() == [
             "deb-2.example.com", public]
+        check_certificates(runtime, person, http, url, second["main_ip"], certificate)
         http.request("DELETE", f"/api/instances/{second['id']}", json={"mode": "immediate"})
         address = server["main_ip"]
         facts = ssh(address, "hostname; hostname -f; cat /root/.ssh/authorized_keys; "

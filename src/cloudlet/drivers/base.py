@@ -105,6 +105,34 @@ class GuestNetwork:
             ipaddress.ip_interface(self.address6)
 
 
+class GuestPathKind(StrEnum):
+    """What a path inside a guest names."""
+
+    FILE = "file"
+    DIRECTORY = "directory"
+    SYMLINK = "symlink"
+    OTHER = "other"  # a device, socket or pipe
+
+
+class GuestPath(NamedTuple):
+    """One entry of a guest's file system, as the guest reports it (a symlink is not followed)."""
+
+    name: str
+    kind: GuestPathKind
+    size: int
+    mode: int  # permission bits
+    modified: datetime
+
+
+class GuestLocation(NamedTuple):
+    """Where a path leads inside a guest: the path with every symlink resolved and what is there (None: nothing),
+    and what the path itself names, its last part not followed (a symlink is itself)."""
+
+    real: str
+    found: GuestPath | None
+    entry: GuestPath | None
+
+
 KEY_ID_PATTERN = re.compile(r"^[A-Za-z0-9:*_.-]+$")  # shell patterns the principals command may safely hold
 
 
@@ -417,6 +445,36 @@ class HypervisorDriver(Protocol):
         permissions mode, owned by root) through its guest agent. Idempotent; the file is written aside and
         renamed over the old one, so the guest never reads half of it. Raises GuestFailed when the guest is not
         running or its agent does not answer or refuses, GuestNotFound."""
+        ...
+
+    def locate_guest_path(self, name: str, path: str) -> GuestLocation:
+        """Where an absolute path leads inside the running guest (symlinks resolved, as `realpath -m`), what is
+        there, and what the path itself is (lstat). Read-only. Raises GuestFailed when the guest is not running or
+        its agent does not answer."""
+        ...
+
+    def list_guest_dir(self, name: str, path: str, limit: int) -> tuple[list[GuestPath], bool]:
+        """The entries of a directory inside the running guest, by name, at most limit of them, and whether
+        there were more. Read-only. Raises GuestFailed (not a directory, no agent), GuestNotFound."""
+        ...
+
+    def read_guest_file(self, name: str, path: str, limit: int) -> bytes:
+        """The content of a regular file inside the running guest. Read-only. Raises GuestFailed when it is
+        larger than limit bytes, not a readable regular file, or the agent does not answer; GuestNotFound."""
+        ...
+
+    def make_guest_dir(self, name: str, path: str) -> None:
+        """Make a directory (and its parents) inside the running guest. Idempotent. Raises GuestFailed."""
+        ...
+
+    def move_guest_path(self, name: str, source: str, target: str) -> None:
+        """Rename source to target inside the running guest (target must not be a non-empty directory; the
+        caller checks what is there first). Raises GuestFailed, GuestNotFound."""
+        ...
+
+    def remove_guest_path(self, name: str, path: str) -> None:
+        """Remove a file, symlink or directory (with everything in it) inside the running guest. Idempotent:
+        nothing there is no error. Raises GuestFailed, GuestNotFound."""
         ...
 
     def ssh_banner(self, name: str, address: str, timeout: float) -> str | None:

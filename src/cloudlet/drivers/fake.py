@@ -22,7 +22,9 @@ from cloudlet.drivers.base import (
     ConsoleOutput,
     GuestFailed,
     GuestInfo,
+    GuestLocation,
     GuestNotFound,
+    GuestPath,
     GuestReady,
     GuestSpec,
     GuestState,
@@ -34,6 +36,7 @@ from cloudlet.drivers.base import (
     history_output,
 )
 from cloudlet.drivers.fake_console import FakeConsoles, FakeSerial
+from cloudlet.drivers.fake_files import FakeFiles
 from cloudlet.drivers.libvirt.domain_xml import spec_digest
 from cloudlet.drivers.libvirt.storage import qcow2_virtual_size
 from cloudlet.drivers.seed import parse_ready, ready_line
@@ -52,7 +55,7 @@ class _Guest:
     boots: int = 0
     seed: GuestSpec | None = None  # what its seed disk holds; None until write_seed succeeds
     passwords: dict[str, str] = field(default_factory=dict)  # what set_password set inside the running guest
-    files: dict[str, tuple[bytes, int]] = field(default_factory=dict)  # what write_guest_file wrote: data, mode
+    files: FakeFiles = field(default_factory=FakeFiles)  # what its agent wrote and made
     booted: GuestSpec | None = None  # the spec whose vCPUs and memory the running machine was started with
     disk: bytes = b""  # what its disk holds (tests write it with write_disk)
     snapshots: dict[str, _FakeSnapshot] = field(default_factory=dict)
@@ -218,23 +221,55 @@ class FakeDriver:
         """What set_password last set for user in the guest (for tests)."""
         return self._guest(name).passwords.get(user)
 
+    def _agent_files(self, name: str) -> FakeFiles:
+        guest = self._guest(name)
+        if guest.state != GuestState.RUNNING:
+            raise GuestFailed(f"guest {name} is not running: its agent cannot reach its files")
+        return guest.files
+
     def write_guest_file(self, name: str, path: str, data: bytes, mode: int) -> None:
         """The running guest's agent keeps the file."""
-        if not path.startswith("/"):
-            raise GuestFailed(f"{path!r} is not an absolute path")
         with self._lock:
-            guest = self._guest(name)
-            if guest.state != GuestState.RUNNING:
-                raise GuestFailed(f"guest {name} is not running: its agent cannot write a file")
-            guest.files[path] = (data, mode)
+            self._agent_files(name).write(path, data, mode)
+
+    def locate_guest_path(self, name: str, path: str) -> GuestLocation:
+        """What the running guest has at path (the fake has no symlinks)."""
+        with self._lock:
+            return self._agent_files(name).locate(path)
+
+    def list_guest_dir(self, name: str, path: str, limit: int) -> tuple[list[GuestPath], bool]:
+        """A directory of the running guest."""
+        with self._lock:
+            return self._agent_files(name).listing(path, limit)
+
+    def read_guest_file(self, name: str, path: str, limit: int) -> bytes:
+        """A file of the running guest."""
+        with self._lock:
+            return self._agent_files(name).read(path, limit)
+
+    def make_guest_dir(self, name: str, path: str) -> None:
+        """A directory made in the running guest."""
+        with self._lock:
+            self._agent_files(name).mkdir(path)
+
+    def move_guest_path(self, name: str, source: str, target: str) -> None:
+        """A path renamed in the running guest."""
+        with self._lock:
+            self._agent_files(name).move(source, target)
+
+    def remove_guest_path(self, name: str, path: str) -> None:
+        """A path removed in the running guest."""
+        with self._lock:
+            self._agent_files(name).remove(path)
 
     def seeded(self, name: str) -> GuestSpec | None:
         """The spec the guest's seed disk was last written from (for tests)."""
         return self._guest(name).seed
 
     def guest_file(self, name: str, path: str) -> tuple[bytes, int] | None:
-        """What write_guest_file last wrote at path in the guest, with its mode (for tests)."""
-        return self._guest(name).files.get(path)
+        """What the guest's agent last wrote at path, with its mode (for tests)."""
+        found = self._guest(name).files.files.get(path)
+        return None if found is None else (found[0], found[1])
 
     def ssh_banner(self, name: str, address: str, timeout: float) -> str | None:
         """A running guest answers at the address its seed gave it."""

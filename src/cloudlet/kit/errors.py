@@ -60,6 +60,13 @@ class Conflict(CloudletError):
     code = "CONFLICT"
 
 
+class TooLarge(CloudletError):
+    """Something the request names or carries is larger than a limit allows."""
+
+    status = 413
+    code = "TOO_LARGE"
+
+
 class Gone(CloudletError):
     """The thing existed but is no longer usable (expired, cancelled, accepted)."""
 

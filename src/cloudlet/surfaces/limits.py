@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from starlette.datastructures import Headers
@@ -32,18 +33,23 @@ class BodySizeLimit:
     the counting receive, and a body over the cap is never read further.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int, render: Callable[[str], Renderer]) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, render: Callable[[str], Renderer], *,
+                 larger: tuple[re.Pattern[str], int] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.render = render
+        self.larger = larger  # paths (file uploads) whose bodies may be this large instead
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        cap = self.max_bytes
+        if self.larger is not None and self.larger[0].match(scope["path"]):
+            cap = self.larger[1]
         declared = Headers(scope=scope).get("content-length", "")
-        if is_number(declared) and int(declared) > self.max_bytes:
-            await self._refuse(scope, send)
+        if is_number(declared) and int(declared) > cap:
+            await self._refuse(scope, send, cap)
             return
         received = 0
         started = False
@@ -53,8 +59,8 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise BodyTooLarge(self.max_bytes)
+                if received > cap:
+                    raise BodyTooLarge(cap)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -69,10 +75,10 @@ class BodySizeLimit:
             # Raised where no exception handler sees it (a middleware reading the body): answer here.
             if started:
                 raise
-            await self._refuse(scope, send)
+            await self._refuse(scope, send, cap)
 
-    async def _refuse(self, scope: Scope, send: Send) -> None:
-        problem = Problem(413, "PAYLOAD_TOO_LARGE", too_large_message(self.max_bytes))
+    async def _refuse(self, scope: Scope, send: Send, cap: int) -> None:
+        problem = Problem(413, "PAYLOAD_TOO_LARGE", too_large_message(cap))
         response = self.render(scope["path"])(problem)
         # The rest of the body stays unread: the connection cannot carry another request after it.
         response.headers["Connection"] = "close"

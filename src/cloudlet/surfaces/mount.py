@@ -51,6 +51,7 @@ from cloudlet.surfaces.shardlyn import health as sh_health
 from cloudlet.surfaces.shardlyn import images as sh_images
 from cloudlet.surfaces.shardlyn import instance_backups as sh_instance_backups
 from cloudlet.surfaces.shardlyn import instance_console as sh_instance_console
+from cloudlet.surfaces.shardlyn import instance_files as sh_instance_files
 from cloudlet.surfaces.shardlyn import instance_logs as sh_instance_logs
 from cloudlet.surfaces.shardlyn import instance_metrics as sh_instance_metrics
 from cloudlet.surfaces.shardlyn import instance_power as sh_instance_power
@@ -102,9 +103,11 @@ def install(app: FastAPI, runtime: Runtime) -> None:
                    primary_power, cp_vps_power, wc_vps_power, sh_instance_power,
                    primary_metrics, cp_vps_status, wc_vps_status, sh_instance_metrics, operator_metrics,
                    primary_console, cp_vps_console, sh_instance_console, cp_vps_snapshots, sh_instance_backups,
+                   sh_instance_files,
                    primary_rebuild, primary_copies, cp_vps_rebuild, primary_admin_actions):
         app.include_router(module.router)
     route_index.install(app)
-    app.add_middleware(BodySizeLimit, max_bytes=runtime.settings.max_body_bytes, render=error_renderer)
+    uploads = (sh_instance_files.UPLOAD_PATHS, sh_instance_files.upload_cap(runtime.settings))
+    app.add_middleware(BodySizeLimit, max_bytes=runtime.settings.max_body_bytes, render=error_renderer, larger=uploads)
     app.add_middleware(SecurityHeaders, settings=runtime.settings)
     app.add_middleware(RequestBookkeeping, runtime=runtime)

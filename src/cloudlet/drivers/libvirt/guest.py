@@ -33,7 +33,10 @@ from cloudlet.drivers.base import (
     ConsoleOutput,
     GuestFailed,
     GuestInfo,
+    GuestLocation,
     GuestNotFound,
+    GuestPath,
+    GuestPathKind,
     GuestReady,
     GuestSpec,
     GuestState,
@@ -75,7 +78,22 @@ WITH_MEMORY, DISK_ONLY = "cloudlet: memory and disk", "cloudlet: disk"
 RESIZE_SHUTDOWN_SECONDS = 60.0  # a reboot that applies new hardware waits this long for the guest to stop
 AGENT_SECONDS = 5  # how long one guest agent command waits for its answer
 AGENT_EXEC_SECONDS = 20.0  # how long a program run inside the guest through its agent may take
-AGENT_CHUNK = 1 << 20  # bytes per guest-file-write
+AGENT_CHUNK = 1 << 20  # bytes per guest-file-write and guest-file-read
+# the real path, then what the path itself is and what the real path is (kind, size, mode, mtime), NUL-ended
+LOCATE_SCRIPT = """real=$(realpath -m -- "$1") || exit 2
+printf '%s\\0' "$real"
+stat -c '%F\t%s\t%a\t%Y' -- "$1" 2>/dev/null | tr -d '\\n'
+printf '\\0'
+stat -c '%F\t%s\t%a\t%Y' -- "$real" 2>/dev/null | tr -d '\\n'
+printf '\\0'
+"""
+# a directory's entries, each "name TAB kind TAB size TAB mode TAB mtime" and a NUL, by name, LIMIT of them
+LIST_SCRIPT = """[ -d "$1" ] || { echo "$1 is not a directory" >&2; exit 1; }
+find "$1" -mindepth 1 -maxdepth 1 -printf '%f\t%y\t%s\t%m\t%T@\\0' | LC_ALL=C sort -z | head -z -n LIMIT
+"""
+_KINDS = {"regular file": GuestPathKind.FILE, "regular empty file": GuestPathKind.FILE,
+          "directory": GuestPathKind.DIRECTORY, "symbolic link": GuestPathKind.SYMLINK}
+_FIND_KINDS = {"f": GuestPathKind.FILE, "d": GuestPathKind.DIRECTORY, "l": GuestPathKind.SYMLINK}
 # the agent is not (yet) there: no channel, nobody listening on it, the guest not running
 _NO_AGENT = {libvirt.VIR_ERR_AGENT_UNRESPONSIVE, libvirt.VIR_ERR_ARGUMENT_UNSUPPORTED,
              libvirt.VIR_ERR_OPERATION_INVALID, libvirt.VIR_ERR_AGENT_UNSYNCED}
@@ -437,8 +455,10 @@ class LibvirtDriver:
             raise host.translate(error) from None
         return json.loads(answer)["return"]
 
-    def _agent_run(self, domain: libvirt.virDomain, argv: list[str], timeout: float = AGENT_EXEC_SECONDS) -> None:
-        """Run a program inside the guest through its agent (guest-exec) and wait for it to succeed."""
+    def _agent_run(self, domain: libvirt.virDomain, argv: list[str], timeout: float = AGENT_EXEC_SECONDS,
+                   *, ok: frozenset[int] = frozenset({0})) -> tuple[int, bytes]:
+        """Run a program inside the guest through its agent (guest-exec) and wait for it; its exit status (one of
+        ok, else GuestFailed with what it wrote to stderr) and its output."""
         started = self._agent(domain, "guest-exec", {"path": argv[0], "arg": argv[1:], "capture-output": True})
         deadline = time.monotonic() + timeout
         while True:
@@ -448,9 +468,18 @@ class LibvirtDriver:
             if time.monotonic() > deadline:
                 raise GuestFailed(f"{argv[0]} did not finish inside the guest within {timeout:g} s")
             time.sleep(0.05)
-        if status.get("exitcode", 1) != 0:
+        code = int(status.get("exitcode", -1))
+        if code not in ok:
             error = base64.b64decode(status.get("err-data", "")).decode(errors="replace").strip()
-            raise GuestFailed(f"{' '.join(argv)} failed inside the guest: {error[-500:] or status.get('exitcode')}")
+            raise GuestFailed(f"inside the guest: {error[-500:] or f'{argv[0]} exited with {code}'}")
+        return code, base64.b64decode(status.get("out-data", ""))
+
+    def _shell(self, name: str, script: str, *args: str, ok: frozenset[int] = frozenset({0})) -> tuple[int, bytes]:
+        """Run a fixed shell script inside the running guest with args as its positional parameters."""
+        for arg in args:
+            if not arg.startswith("/") or "\0" in arg:
+                raise GuestFailed(f"{arg!r} is not an absolute path")
+        return self._agent_run(self._domain(name), ["/bin/sh", "-c", script, "sh", *args], ok=ok)
 
     def write_guest_file(self, name: str, path: str, data: bytes, mode: int) -> None:
         """guest-file-open/write/close into a file beside path, then chmod, chown and an atomic mv."""
@@ -468,6 +497,66 @@ class LibvirtDriver:
             self._agent(domain, "guest-file-close", {"handle": handle})
         self._agent_run(domain, ["/bin/sh", "-c", 'chmod "$1" "$2" && chown 0:0 "$2" && mv -f "$2" "$3"', "sh",
                                  f"{mode:o}", aside, path])
+
+    def locate_guest_path(self, name: str, path: str) -> GuestLocation:
+        """realpath -m, then stat of the path itself and of where it leads (empty: nothing there)."""
+        _code, out = self._shell(name, LOCATE_SCRIPT, path)
+        real, itself, found = out.decode(errors="surrogateescape").split("\0")[:3]
+
+        def entry(facts: str, at: str) -> GuestPath | None:
+            if not facts:
+                return None
+            kind, size, mode, modified = facts.split("\t")
+            return GuestPath(posixpath.basename(at) or "/", _KINDS.get(kind, GuestPathKind.OTHER), int(size),
+                             int(mode, 8), datetime.fromtimestamp(int(modified), UTC))
+
+        return GuestLocation(real, entry(found, real), entry(itself, path))
+
+    def list_guest_dir(self, name: str, path: str, limit: int) -> tuple[list[GuestPath], bool]:
+        """find -maxdepth 1 with one NUL-ended record per entry, sorted by name, limit + 1 of them."""
+        _code, out = self._shell(name, LIST_SCRIPT.replace("LIMIT", str(limit + 1)), path)
+        entries = []
+        for record in out.decode(errors="surrogateescape").split("\0"):
+            if not record:
+                continue
+            entry, kind, size, mode, modified = record.rsplit("\t", 4)
+            entries.append(GuestPath(entry, _FIND_KINDS.get(kind, GuestPathKind.OTHER), int(size), int(mode, 8),
+                                     datetime.fromtimestamp(float(modified), UTC)))
+        return entries[:limit], len(entries) > limit
+
+    def read_guest_file(self, name: str, path: str, limit: int) -> bytes:
+        """guest-file-open/read/close, a megabyte at a time, never past limit + 1 bytes."""
+        if not path.startswith("/") or "\0" in path:
+            raise GuestFailed(f"{path!r} is not an absolute path")
+        domain = self._domain(name)
+        handle = self._agent(domain, "guest-file-open", {"path": path, "mode": "r"})
+        chunks: list[bytes] = []
+        taken = 0
+        try:
+            while taken <= limit:
+                read = self._agent(domain, "guest-file-read", {"handle": handle, "count": AGENT_CHUNK})
+                chunk = base64.b64decode(read.get("buf-b64", ""))
+                chunks.append(chunk)
+                taken += len(chunk)
+                if read.get("eof") or not chunk:
+                    break
+        finally:
+            self._agent(domain, "guest-file-close", {"handle": handle})
+        if taken > limit:
+            raise GuestFailed(f"{path} is larger than {limit} bytes")
+        return b"".join(chunks)
+
+    def make_guest_dir(self, name: str, path: str) -> None:
+        """mkdir -p."""
+        self._shell(name, 'mkdir -p -- "$1"', path)
+
+    def move_guest_path(self, name: str, source: str, target: str) -> None:
+        """mv -T: the target is never a directory the source moves into."""
+        self._shell(name, 'mv -T -- "$1" "$2"', source, target)
+
+    def remove_guest_path(self, name: str, path: str) -> None:
+        """rm -rf."""
+        self._shell(name, 'rm -rf -- "$1"', path)
 
     def ssh_banner(self, name: str, address: str, timeout: float) -> str | None:
         """Connect from this host to the guest's port 22 until its SSH server greets; a remote node's guests
