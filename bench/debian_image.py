@@ -10,7 +10,8 @@ with the packages cached in /var/lib/cloudlet/cache) and prints how long that to
   from process start to the SSH server's greeting there.
 - driver: the same guest built by the libvirt driver on this machine's libvirtd (define, seed, start, as the
   build workflow's tasks do) on the isolated bridge, timed from define to the greeting on the guest's address
-  (the node holds the pool's gateway); then the guest agent's password reset, timed.
+  (the node holds the pool's gateway); then the guest agent's password reset, and a 16 MiB file written and read
+  back through the agent (throughput).
 
 Overhead = driver p50 - bare p50 (the issue's aim: within 5 s). Everything it makes is removed at the end; guest
 traffic stays on the isolated bridge or QEMU's restricted user network.
@@ -19,6 +20,7 @@ traffic stays on the isolated bridge or QEMU's restricted user network.
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import statistics
 import subprocess
@@ -26,6 +28,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import NamedTuple
 
 from cloudlet.config import Settings
 from cloudlet.drivers.base import GuestNetwork, GuestSpec
@@ -82,9 +85,23 @@ def bare_boot(image: Path, work: Path) -> float:
         overlay.unlink(missing_ok=True)
 
 
-def driver_boot(driver: LibvirtDriver, volume: str) -> tuple[float, float, float]:
-    """Seconds from define to the SSH greeting through the libvirt driver, then to the agent's first answer after
-    that, and for a password reset through the agent."""
+FILE_BYTES = 16 * 1024 * 1024
+
+
+class DriverRun(NamedTuple):
+    """Seconds from define to SSH and to the agent's first answer, for a password reset, and file throughput
+    through the agent (MiB/s)."""
+
+    boot: float
+    agent: float
+    reset: float
+    write: float
+    read: float
+
+
+def driver_boot(driver: LibvirtDriver, volume: str) -> DriverRun:
+    """A guest through the libvirt driver: boot to SSH, the agent, a password reset, a 16 MiB file written and read
+    back through the agent."""
     spec = GuestSpec(name=f"bench-deb-{uuid.uuid4().hex[:6]}", image=volume, vcpus=1, memory_mib=1024, disk_gib=25,
                      hostname="deb.example.com", root_password="Bench-pass-2026", instance_id=uuid.uuid4().hex,
                      network=GuestNetwork(address=ADDRESS, gateway=GATEWAY))
@@ -100,7 +117,17 @@ def driver_boot(driver: LibvirtDriver, volume: str) -> tuple[float, float, float
         agent = time.monotonic() - began
         reset = time.monotonic()
         driver.set_password(spec.name, "root", "Another-pass-2026")
-        return boot, agent, time.monotonic() - reset
+        reset_seconds = time.monotonic() - reset
+        blob = os.urandom(FILE_BYTES)
+        began = time.monotonic()
+        driver.write_guest_file(spec.name, "/root/bench.bin", blob, 0o600)
+        written = time.monotonic() - began
+        began = time.monotonic()
+        if driver.read_guest_file(spec.name, "/root/bench.bin", FILE_BYTES) != blob:
+            raise RuntimeError("the file read back through the agent differs")
+        read = time.monotonic() - began
+        mib = FILE_BYTES / 2**20
+        return DriverRun(boot, agent, reset_seconds, mib / written, mib / read)
     finally:
         driver.destroy_guest(spec.name)
 
@@ -125,21 +152,22 @@ def main() -> None:
         driver.serve_gateways(frozenset({GATEWAY}))
         volume = f"bench-deb-{uuid.uuid4().hex[:6]}"
         driver.import_image(volume, image)
-        bare, through, agent, reset = [], [], [], []
+        bare: list[float] = []
+        runs: list[DriverRun] = []
         try:
             for _ in range(args.runs):
                 bare.append(bare_boot(image, work))
-                boot, answered, reset_seconds = driver_boot(driver, volume)
-                through.append(boot)
-                agent.append(answered)
-                reset.append(reset_seconds)
+                runs.append(driver_boot(driver, volume))
         finally:
             driver.delete_image(volume)
+        through, agent, reset = [r.boot for r in runs], [r.agent for r in runs], [r.reset for r in runs]
         print(f"boot to SSH, bare QEMU (TCG): p50 {statistics.median(bare):.1f} s  {[round(b, 1) for b in bare]}")
         print(f"boot to SSH, libvirt driver: p50 {statistics.median(through):.1f} s  {[round(b, 1) for b in through]}")
         print(f"overhead: {statistics.median(through) - statistics.median(bare):+.1f} s (aim: within 5 s)")
         print(f"guest agent answering: p50 {statistics.median(agent):.1f} s after define")
         print(f"password reset through the agent: p50 {statistics.median(reset) * 1000:.0f} ms")
+        print(f"a 16 MiB file through the agent: write p50 {statistics.median(r.write for r in runs):.1f} MiB/s, "
+              f"read p50 {statistics.median(r.read for r in runs):.1f} MiB/s")
         print(f"(bridge {host.NETWORK_NAME} holds {sorted(host.bridge_addresses())})")
 
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import io
+import os
 import uuid
+import zipfile
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -174,6 +176,38 @@ def check_certificates(runtime: Runtime, person: Person, http: httpx.Client, url
     wait_for(refused, "the revocation to reach the running guest", seconds=60)
 
 
+def check_files(http: httpx.Client, instance_id: str, address: str, key: paramiko.Ed25519Key) -> None:
+    """Files through the guest agent: an upload read back over SSH and through the API, a move, a zip, a symbolic
+    link that leaves the root refused, a recursive delete."""
+    files = f"/v1/instances/{instance_id}/files"
+    blob = os.urandom(1024 * 1024)
+    uploaded = http.post(f"{files}/upload", data={"path": "/srv/app"}, timeout=120,
+                         files=[("files", ("blob.bin", blob, "application/octet-stream")),
+                                ("files", ("hello.txt", b"hello from cloudlet\n", "text/plain"))])
+    assert uploaded.status_code == 201, uploaded.text
+    assert ssh(address, "sha256sum /srv/app/blob.bin | cut -d' ' -f1; stat -c %a /srv/app/hello.txt",
+               pkey=key).split() == [hashlib.sha256(blob).hexdigest(), "644"]
+    assert http.get(f"{files}/download", params={"path": "/srv/app/blob.bin"}, timeout=120).content == blob
+    assert http.get(f"{files}/content", params={"path": "/etc/hostname"}).json()["content"] == "deb-2\n"
+    assert http.post(f"{files}/mkdir", json={"path": "/srv/app/sub"}).status_code == 201
+    moved = http.post(f"{files}/move", json={"from": "hello.txt", "to": "sub/hello.txt", "root": "/srv/app"})
+    assert moved.status_code == 200, moved.text
+    ssh(address, "ln -s /etc /srv/app/etc-link", pkey=key)
+    listing = {e["name"]: e["type"] for e in http.get(files, params={"path": "/srv/app"}).json()["entries"]}
+    assert listing == {"blob.bin": "file", "etc-link": "symlink", "sub": "directory"}
+    escaped = http.get(f"{files}/content", params={"root": "/srv/app", "path": "etc-link/hostname"})
+    assert escaped.status_code == 400 and "symbolic link" in escaped.json()["error"], escaped.text
+    archive = http.get(f"{files}/download-zip", params={"path": "/srv/app"}, timeout=120)
+    assert archive.status_code == 200, archive.text
+    with zipfile.ZipFile(io.BytesIO(archive.content)) as opened:
+        assert sorted(opened.namelist()) == ["blob.bin", "sub/", "sub/hello.txt"]  # the link is left out
+        assert opened.read("sub/hello.txt") == b"hello from cloudlet\n" and opened.read("blob.bin") == blob
+    assert http.delete(files, params={"path": "/srv/app/sub"}).status_code == 409  # not empty
+    assert http.delete(files, params={"path": "/srv/app/sub", "recursive": "true"}).status_code == 204
+    assert http.delete(files, params={"path": "/srv/app/etc-link"}).status_code == 204  # the link, not /etc
+    assert ssh(address, "ls -A /srv/app; test -d /etc && echo etc-kept", pkey=key).split() == ["blob.bin", "etc-kept"]
+
+
 def settled(http: httpx.Client, instance_id: str) -> dict[str, Any]:
     """Wait until the server runs with no action holding it; its newest action, which must have succeeded."""
     def check() -> bool:
@@ -212,6 +246,7 @@ def test_a_debian_server_is_reached_over_ssh_and_its_password_reset_upgrade_and_
         assert ssh(second["main_ip"], "hostname -f; cat /root/.ssh/authorized_keys", pkey=key).splitlines() == [
             "deb-2.example.com", public]
         check_certificates(runtime, person, http, url, second["main_ip"], certificate)
+        check_files(http, second["id"], second["main_ip"], key)
         http.request("DELETE", f"/api/instances/{second['id']}", json={"mode": "immediate"})
         address = server["main_ip"]
         facts = ssh(address, "hostname; hostname -f; cat /root/.ssh/authorized_keys; "

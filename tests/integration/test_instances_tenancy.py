@@ -27,7 +27,12 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/vps/{vps_id}/reinstall"): {"template_id": 1},
     ("POST", "/api/v1/vps/{vps_id}/upgrade"): {"plan_id": 1, "reboot": False},
     ("POST", "/api/instances/{instance_id}/snapshots"): {"name": "snap_1"},
+    ("PUT", "/v1/instances/{instance_id}/files/content"): {"path": "/etc/motd", "content": "taken over"},
+    ("POST", "/v1/instances/{instance_id}/files/mkdir"): {"path": "/srv/x"},
+    ("POST", "/v1/instances/{instance_id}/files/move"): {"from": "/etc/motd", "to": "/etc/motd.old"},
 }
+QUERIES: dict[str, dict[str, str]] = {"/files": {"path": "/etc/motd"}}  # endpoints that need a path get one
+UPLOADS = {("POST", "/v1/instances/{instance_id}/files/upload")}  # a multipart body
 
 
 def instance_routes(cloud: Cloud) -> list[tuple[str, str]]:
@@ -61,7 +66,12 @@ def test_another_projects_instance_is_404_on_every_endpoint_of_every_surface(clo
     leaks = []
     for method, template in routes:
         for ident in (body["id"], str(numeric)):
-            answer = other.request(method, fill(template, ident), json=BODIES.get((method, template)))
+            params = next((q for part, q in QUERIES.items() if part in template), None)
+            if (method, template) in UPLOADS:
+                answer = other.post(fill(template, ident), files=[("files", ("x", b"x", "text/plain"))])
+            else:
+                answer = other.request(method, fill(template, ident), json=BODIES.get((method, template)),
+                                       params=params)
             # 426: the HTTP face of a websocket endpoint, which answers so before reading any instance
             # (the websockets themselves refuse other tenants: tests/integration/test_console.py)
             if answer.status_code not in (404, 426):

@@ -442,9 +442,9 @@ class HypervisorDriver(Protocol):
 
     def write_guest_file(self, name: str, path: str, data: bytes, mode: int) -> None:
         """Replace the file at the absolute path inside the running guest with data (parent directories made,
-        permissions mode, owned by root) through its guest agent. Idempotent; the file is written aside and
-        renamed over the old one, so the guest never reads half of it. Raises GuestFailed when the guest is not
-        running or its agent does not answer or refuses, GuestNotFound."""
+        permissions mode, owned as the file it replaces, by root when new) through its guest agent. Idempotent;
+        the file is written aside and renamed over the old one, so the guest never reads half of it. Raises
+        GuestFailed when the guest is not running or its agent does not answer or refuses, GuestNotFound."""
         ...
 
     def locate_guest_path(self, name: str, path: str) -> GuestLocation:

@@ -4,8 +4,8 @@ delete, download one file or a directory as a zip, upload.
 Every path is taken relative to a root the caller names ("/" by default): `..` that would climb out of it is
 refused, and so is a path whose symbolic links lead out of it (resolved inside the guest). Sizes are bounded
 by settings (files_max_bytes, files_content_max_bytes) and a listing by files_list_max entries. A server that
-is not running, or whose image has no guest agent, answers 409. Files are written as root, mode kept when the
-file existed (0644 otherwise).
+is not running, or whose image has no guest agent, answers 409. A file written keeps its mode when the
+file existed (0644 otherwise) and its owner (root otherwise).
 """
 
 from __future__ import annotations

@@ -50,7 +50,8 @@ Renderer = Callable[[Problem], JSONResponse]
 
 
 def _field_name(loc: tuple[object, ...]) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    # the first part says where the input was (a field may itself be called "path", as a file's is)
+    parts = [str(p) for p in (loc[1:] if loc and loc[0] in ("body", "query", "path", "header") else loc)]
     return ".".join(parts) or "body"
 
 

@@ -6,9 +6,9 @@ from pydantic import BaseModel, Field
 
 from cloudlet.instances.models import InstanceStatus
 from cloudlet.instances.schemas import CreatedInstance, CurrentAction, DeletionRead, InstanceRead
-from cloudlet.kit.errors import Invalid
-from cloudlet.kit.ids import id_or_key, parse_id
+from cloudlet.kit.ids import id_or_key
 from cloudlet.kit.serial import IsoSeconds
+from cloudlet.surfaces.shardlyn.organization_schemas import chosen_organization
 
 
 def _ref(value: int | str) -> int | str:
@@ -37,12 +37,7 @@ class ShardlynInstanceCreate(BaseModel):
 
     def organization(self, default: int) -> int:
         """The organization (project) the instance goes into."""
-        if self.organization_id is None:
-            return default
-        found = parse_id(str(self.organization_id))
-        if found is None:
-            raise Invalid("organization_id", "organization_id must be the id of one of your organizations.")
-        return found
+        return chosen_organization(self.organization_id, default)
 
     def plan_ref(self) -> int | str:
         """The plan by id or code."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from cloudlet.kit.errors import NotFound
+from cloudlet.kit.errors import Invalid, NotFound
 from cloudlet.kit.ids import parse_id
 from cloudlet.kit.serial import IsoSeconds
 from cloudlet.projects.models import ProjectType, Role
@@ -29,6 +29,16 @@ def path_id(raw: str, what: str) -> int:
     found = parse_id(raw)
     if found is None:
         raise NotFound(what, raw)
+    return found
+
+
+def chosen_organization(organization_id: int | str | None, default: int) -> int:
+    """The organization (project) a request's optional `organization_id` names, else the default."""
+    if organization_id is None:
+        return default
+    found = parse_id(str(organization_id))
+    if found is None:
+        raise Invalid("organization_id", "organization_id must be the id of one of your organizations.")
     return found
 
 

@@ -30,12 +30,12 @@ from pydantic import BaseModel, Field
 
 from cloudlet.auth.caller import Caller
 from cloudlet.kit.errors import Invalid
-from cloudlet.kit.ids import parse_id
 from cloudlet.kit.serial import IsoSeconds
 from cloudlet.sshca import service as sshca
 from cloudlet.sshca.models import CaKeyState
 from cloudlet.sshca.schemas import CaKeyRead, CaPublicKeys, CertificateCreate, CertificateRead
 from cloudlet.surfaces.deps import AdminCaller, AppSettings, DbSession, requires
+from cloudlet.surfaces.shardlyn.organization_schemas import chosen_organization
 from cloudlet.tokens.abilities import Ability
 
 router = APIRouter(prefix="/v1/ssh", tags=["shardlyn"])
@@ -54,12 +54,7 @@ class ShardlynCertificateCreate(CertificateCreate):
         """The organization (project) whose servers the certificate opens."""
         if self.node_id is not None:
             raise Invalid("node_id", "Certificates open customers' servers, not hypervisor nodes: leave node_id out.")
-        if self.organization_id is None:
-            return default
-        found = parse_id(str(self.organization_id))
-        if found is None:
-            raise Invalid("organization_id", "organization_id must be the id of one of your organizations.")
-        return found
+        return chosen_organization(self.organization_id, default)
 
 
 class ShardlynCertificate(BaseModel):
