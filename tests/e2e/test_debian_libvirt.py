@@ -1,11 +1,14 @@
 """Debian 12 servers, ordered like a customer orders them on two surfaces, are reached over SSH as on any real
-cloud; a password reset (through the guest agent), an upgrade and a reinstall are checked from inside over SSH.
+cloud: with the customer's key, the root password, and certificates of Cloudlet's SSH CA (and refused with one
+that names another login, belongs to another customer, has expired, or was revoked while the server ran); a
+password reset (through the guest agent), files through the agent, a new initramfs, an upgrade and a reinstall
+are checked from inside over SSH.
 
 The image is built from Debian's archive by `cloudlet images build debian-12`'s own code once per machine and
-recipe (cached by the digest of its recipe and mirror), imported into this machine's libvirt pool, and
-registered with what it can do. The guest boots under TCG from its own disk (about a minute and a half on
-two cores) and is reached over the node's bridge, which holds the gateway of the region's pool: the test
-logs in from the node to the guest's own address with the customer's key and with the root password.
+recipe (cached by the digest of its recipe and mirror, with the package list it got; a second build must get
+the same), imported into this machine's libvirt pool, and registered with what it can do. The guest boots
+under TCG from its own disk (about a minute and a half on two cores) and is reached over the node's bridge,
+which holds the gateway of the region's pool: the test logs in from the node to the guest's own address.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import io
+import json
 import os
 import uuid
 import zipfile
@@ -79,11 +83,30 @@ def debian_image() -> Path:
     path = images_dir / f"debian-12-{recipe}.qcow2"
     with (images_dir / "debian-12.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not path.exists():
-            for old in images_dir.glob("debian-12-*.qcow2"):
+        if not path.exists() or not packages_of(path).exists():
+            for old in images_dir.glob("debian-12-*"):
                 old.unlink()
-            debian.build_debian("debian-12", settings.image_mirror, cache, path)
+            built = debian.build_debian("debian-12", settings.image_mirror, cache, path)
+            packages_of(path).write_text(json.dumps(built.packages))
     return path
+
+
+def packages_of(image: Path) -> Path:
+    """Where the packages a cached image was built with are kept."""
+    return image.with_suffix(".packages.json")
+
+
+def test_a_second_build_installs_the_same_packages(debian_image: Path, tmp_path: Path) -> None:
+    """Building twice from one mirror gives the same package set, package for package and version for version
+    (the second build stops short of the disk, which holds nothing more)."""
+    settings = Settings()
+    release = debian.DEBIAN_RELEASES["debian-12"]
+    root = tmp_path / "root"
+    debian.bootstrap(release, settings.image_mirror, root, settings.data_dir / "cache" / f"debs-{release}")
+    again = debian.configure(root)
+    first = json.loads(packages_of(debian_image).read_text())
+    assert {"openssh-server", "cloud-init", "qemu-guest-agent", "systemd-sysv"} <= {p.split()[0] for p in again}
+    assert again == first
 
 
 @pytest.fixture
@@ -125,13 +148,13 @@ def certified(http: httpx.Client, **body: Any) -> tuple[paramiko.Ed25519Key, str
     return key, signed.json()["id"]
 
 
-def ssh(address: str, command: str, **credentials: object) -> str:
-    """Run command as root on the guest over SSH; its output (the command must succeed)."""
+def ssh(address: str, command: str, *, seconds: float = SSH_SECONDS, **credentials: object) -> str:
+    """Run command as root on the guest over SSH within seconds; its output (the command must succeed)."""
     with paramiko.SSHClient() as connection:
         connection.set_missing_host_key_policy(paramiko.AutoAddPolicy())  # a guest built for this test
         connection.connect(address, username="root", timeout=SSH_SECONDS, banner_timeout=SSH_SECONDS,
                            auth_timeout=SSH_SECONDS, allow_agent=False, look_for_keys=False, **credentials)
-        _stdin, stdout, stderr = connection.exec_command(command, timeout=SSH_SECONDS)
+        _stdin, stdout, stderr = connection.exec_command(command, timeout=seconds)
         output = stdout.read().decode()
         assert stdout.channel.recv_exit_status() == 0, stderr.read().decode()
         return output
@@ -274,6 +297,13 @@ def test_a_debian_server_is_reached_over_ssh_and_its_password_reset_upgrade_and_
         assert ssh(address, "cat /proc/sys/kernel/random/boot_id", password=new) == booted_at
         with pytest.raises(paramiko.AuthenticationException):
             ssh(address, "whoami", password=PASSWORD)
+        # a new initramfs, as a kernel update makes one, reaches the boot partition SYSLINUX reads (the image's
+        # hook); the upgrade's reboot below boots from it
+        boot_files = "md5sum < /boot/cloudlet/initrd.img"
+        before = ssh(address, boot_files, pkey=key)
+        ssh(address, "update-initramfs -u -k $(uname -r) >/dev/null 2>&1 && "
+                     "cmp /boot/initrd.img-$(uname -r) /boot/cloudlet/initrd.img", pkey=key, seconds=300)
+        assert ssh(address, boot_files, pkey=key) != before
         # an upgrade with a reboot: the guest counts the new vCPUs and memory, and its root filesystem grew
         with runtime.db.session(write=False) as session:
             bigger = catalog.get_plan(session, "scout-2")  # 2 vCPU, 4 GiB, 60 GiB

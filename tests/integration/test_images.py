@@ -183,3 +183,12 @@ def test_only_administrators_see_the_images_registry(api: Api, runtime: Runtime,
     assert api.get("/v1/admin/images").status_code == 401
     with runtime.db.session(write=False) as session:
         assert images.get_image(session, image.id).id == image.id
+
+
+def test_a_debian_build_that_fails_leaves_no_half_image(tmp_path: Path) -> None:
+    from cloudlet.images.debian import build_debian
+
+    target = tmp_path / "images" / "debian-12.qcow2"
+    with pytest.raises(RuntimeError, match="mmdebstrap"):
+        build_debian("debian-12", "http://127.0.0.1:9/debian", tmp_path / "cache", target)  # nothing listens there
+    assert list(target.parent.iterdir()) == []  # no image, no partial file, no build tree

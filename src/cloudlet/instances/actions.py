@@ -26,12 +26,7 @@ from cloudlet.projects.schemas import Actor, Permission
 
 
 def projects_in_reach(session: Session, actor: Actor, project_id: int | None = None) -> list[int]:
-    if project_id is not None:
-        projects.require_membership(session, actor.user_id, project_id, fence=actor.project_scope)
-        return [project_id]
-    if actor.project_scope is not None:
-        return [actor.project_scope]
-    return [project.id for _membership, project in projects.memberships(session, actor.user_id)]
+    return projects.in_reach(session, actor, project_id)
 
 
 def instance_of(session: Session, actor: Actor, ident: int | str, *, lock: bool = False,

@@ -235,11 +235,11 @@ def upload(session: Session, drivers: nodes.Drivers, settings: Settings, actor: 
             raise Invalid("files", f"{name!r} is not a file name (no '/', at most 255 characters).")
     guest = _guest(session, drivers, actor, ident, root)
     place = _path(guest, directory)
-    make_dir_at(guest, place)
+    _make_dir(guest, place)
     return [_write(guest, posixpath.join(place, name), data) for name, data in files]
 
 
-def make_dir_at(guest: _Guest, place: str) -> GuestLocation:
+def _make_dir(guest: _Guest, place: str) -> GuestLocation:
     """Make a directory (and parents) in the guest; what is there now."""
     located = _locate(guest, place)
     if located.found is not None and located.found.kind is not GuestPathKind.DIRECTORY:
@@ -255,7 +255,7 @@ def make_dir(session: Session, drivers: nodes.Drivers, actor: Actor, ident: int 
     """Make a directory and its parents (nothing changes when it exists)."""
     guest = _guest(session, drivers, actor, ident, root)
     place = _path(guest, path)
-    found = make_dir_at(guest, place).found
+    found = _make_dir(guest, place).found
     if found is None:
         raise Conflict(f"{place} was made but is gone again.", code="GUEST_AGENT_FAILED")
     return FileEntry.of(place, found)

@@ -11,7 +11,7 @@ transaction, and its digest recorded only once its agent wrote both files.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
 from dbos import DBOS
@@ -41,7 +41,7 @@ class TrustReport(BaseModel):
     failed: dict[str, str] = {}
 
 
-class _Due(BaseModel):
+class _Due(NamedTuple):
     instance_id: int
     guest_name: str
     node_uri: str
@@ -55,7 +55,7 @@ def push_all(db: Database, drivers: nodes.Drivers) -> TrustReport:
         due, skipped = [], []
         for row in repository.behind_on_ssh_trust(session, files.digest):
             if actions.image_capabilities(session, row) >= TRUSTING and row.node_id in uris:
-                due.append(_Due(instance_id=row.id, guest_name=row.guest_name, node_uri=uris[row.node_id]))
+                due.append(_Due(row.id, row.guest_name, uris[row.node_id]))
             else:  # nothing to give a guest that does not trust the CA; not asked again until the files change
                 skipped.append(row.id)
     report = TrustReport(digest=files.digest)

@@ -110,6 +110,17 @@ def projects_of(session: Session, actor: Actor) -> list[ProjectRoleRead]:
     return [_role_read(m, p) for m, p in rows]
 
 
+def in_reach(session: Session, actor: Actor, project_id: int | None = None) -> list[int]:
+    """The ids of the projects the actor may act in (the fenced one for a fenced credential), or of the one named,
+    once the actor is found a member of it."""
+    if project_id is not None:
+        require_membership(session, actor.user_id, project_id, fence=actor.project_scope)
+        return [project_id]
+    if actor.project_scope is not None:
+        return [actor.project_scope]
+    return [project.id for _membership, project in memberships(session, actor.user_id)]
+
+
 def _enter(session: Session, actor: Actor, project_id: int, *, lock: bool = False) -> tuple[Membership, Project]:
     fence = actor.project_scope
     found = None if fence is not None and fence != project_id else \

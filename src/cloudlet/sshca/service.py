@@ -165,20 +165,14 @@ def sign_certificate(session: Session, settings: Settings, actor: Actor, project
     return _read(row, ca)
 
 
-def _reach(session: Session, actor: Actor) -> list[int]:
-    if actor.project_scope is not None:
-        return [actor.project_scope]
-    return [project.id for _membership, project in projects.memberships(session, actor.user_id)]
-
-
 def list_certificates(session: Session, actor: Actor) -> list[CertificateRead]:
     """The certificates of the caller's projects, newest first."""
-    return [_read(row, ca) for row, ca in repository.certificates(session, _reach(session, actor))]
+    return [_read(row, ca) for row, ca in repository.certificates(session, projects.in_reach(session, actor))]
 
 
 def _certificate(session: Session, actor: Actor, ident: str, *, lock: bool = False) -> tuple[SshCertificate, SshCaKey]:
     found = repository.certificate(session, ident, lock=lock)
-    if found is None or found[0].project_id not in _reach(session, actor):
+    if found is None or found[0].project_id not in projects.in_reach(session, actor):
         raise NotFound("certificate", ident)
     return found
 

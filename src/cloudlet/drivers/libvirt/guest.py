@@ -97,6 +97,13 @@ printf '\\0'
 LIST_SCRIPT = """[ -d "$1" ] || { echo "$1 is not a directory" >&2; exit 1; }
 find "$1" -mindepth 1 -maxdepth 1 -printf '%f\t%y\t%s\t%m\t%T@\\0' | LC_ALL=C sort -z | head -z -n LIMIT
 """
+
+
+def _check_absolute(path: str) -> None:
+    if not path.startswith("/") or "\0" in path:
+        raise GuestFailed(f"{path!r} is not an absolute path")
+
+
 _KINDS = {"regular file": GuestPathKind.FILE, "regular empty file": GuestPathKind.FILE,
           "directory": GuestPathKind.DIRECTORY, "symbolic link": GuestPathKind.SYMLINK}
 _FIND_KINDS = {"f": GuestPathKind.FILE, "d": GuestPathKind.DIRECTORY, "l": GuestPathKind.SYMLINK}
@@ -462,10 +469,9 @@ class LibvirtDriver:
             raise host.translate(error) from None
         return json.loads(answer)["return"]
 
-    def _agent_run(self, domain: libvirt.virDomain, argv: list[str], timeout: float = AGENT_EXEC_SECONDS,
-                   *, ok: frozenset[int] = frozenset({0})) -> tuple[int, bytes]:
-        """Run a program inside the guest through its agent (guest-exec) and wait for it; its exit status (one of
-        ok, else GuestFailed with what it wrote to stderr) and its output."""
+    def _agent_run(self, domain: libvirt.virDomain, argv: list[str], timeout: float = AGENT_EXEC_SECONDS) -> bytes:
+        """Run a program inside the guest through its agent (guest-exec), wait for it to succeed, and give its
+        output; GuestFailed with what it wrote to stderr when it fails."""
         started = self._agent(domain, "guest-exec", {"path": argv[0], "arg": argv[1:], "capture-output": True})
         deadline = time.monotonic() + timeout
         while True:
@@ -476,17 +482,16 @@ class LibvirtDriver:
                 raise GuestFailed(f"{argv[0]} did not finish inside the guest within {timeout:g} s")
             time.sleep(0.05)
         code = int(status.get("exitcode", -1))
-        if code not in ok:
+        if code != 0:
             error = base64.b64decode(status.get("err-data", "")).decode(errors="replace").strip()
             raise GuestFailed(f"inside the guest: {error[-500:] or f'{argv[0]} exited with {code}'}")
-        return code, base64.b64decode(status.get("out-data", ""))
+        return base64.b64decode(status.get("out-data", ""))
 
-    def _shell(self, name: str, script: str, *args: str, ok: frozenset[int] = frozenset({0})) -> tuple[int, bytes]:
-        """Run a fixed shell script inside the running guest with args as its positional parameters."""
-        for arg in args:
-            if not arg.startswith("/") or "\0" in arg:
-                raise GuestFailed(f"{arg!r} is not an absolute path")
-        return self._agent_run(self._domain(name), ["/bin/sh", "-c", script, "sh", *args], ok=ok)
+    def _shell(self, name: str, script: str, *paths: str) -> bytes:
+        """Run a fixed shell script inside the running guest with absolute paths as its positional parameters."""
+        for path in paths:
+            _check_absolute(path)
+        return self._agent_run(self._domain(name), ["/bin/sh", "-c", script, "sh", *paths])
 
     @contextmanager
     def _agent_file(self, domain: libvirt.virDomain, path: str, mode: str) -> Iterator[int]:
@@ -502,8 +507,7 @@ class LibvirtDriver:
 
     def write_guest_file(self, name: str, path: str, data: bytes, mode: int) -> None:
         """guest-file-open/write/close into a file beside path, then chmod, chown and an atomic mv."""
-        if not path.startswith("/") or "\0" in path:
-            raise GuestFailed(f"{path!r} is not an absolute path")
+        _check_absolute(path)
         domain = self._domain(name)
         aside = f"{path}.cloudlet-new"
         self._agent_run(domain, ["/bin/mkdir", "-p", posixpath.dirname(path)])
@@ -517,7 +521,7 @@ class LibvirtDriver:
 
     def locate_guest_path(self, name: str, path: str) -> GuestLocation:
         """realpath -m, then stat of the path itself and of where it leads (empty: nothing there)."""
-        _code, out = self._shell(name, LOCATE_SCRIPT, path)
+        out = self._shell(name, LOCATE_SCRIPT, path)
         real, itself, found = out.decode(errors="surrogateescape").split("\0")[:3]
 
         def entry(facts: str, at: str) -> GuestPath | None:
@@ -531,7 +535,7 @@ class LibvirtDriver:
 
     def list_guest_dir(self, name: str, path: str, limit: int) -> tuple[list[GuestPath], bool]:
         """find -maxdepth 1 with one NUL-ended record per entry, sorted by name, limit + 1 of them."""
-        _code, out = self._shell(name, LIST_SCRIPT.replace("LIMIT", str(limit + 1)), path)
+        out = self._shell(name, LIST_SCRIPT.replace("LIMIT", str(limit + 1)), path)
         entries = []
         for record in out.decode(errors="surrogateescape").split("\0"):
             if not record:
@@ -543,8 +547,7 @@ class LibvirtDriver:
 
     def read_guest_file(self, name: str, path: str, limit: int) -> bytes:
         """guest-file-open/read/close, a megabyte at a time, never past limit + 1 bytes."""
-        if not path.startswith("/") or "\0" in path:
-            raise GuestFailed(f"{path!r} is not an absolute path")
+        _check_absolute(path)
         domain = self._domain(name)
         chunks: list[bytes] = []
         taken = 0
