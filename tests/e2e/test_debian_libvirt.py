@@ -1,7 +1,7 @@
 """Debian 12 servers, ordered like a customer orders them on two surfaces, are reached over SSH as on any real
 cloud: with the customer's key, the root password, and certificates of Cloudlet's SSH CA (and refused with one
 that names another login, belongs to another customer, has expired, or was revoked while the server ran); a
-password reset (through the guest agent), files through the agent, a new initramfs, an upgrade and a reinstall
+password reset (through the guest agent), files through the agent, the kernel hook, an upgrade and a reinstall
 are checked from inside over SSH.
 
 The image is built from Debian's archive by `cloudlet images build debian-12`'s own code once per machine and
@@ -148,13 +148,13 @@ def certified(http: httpx.Client, **body: Any) -> tuple[paramiko.Ed25519Key, str
     return key, signed.json()["id"]
 
 
-def ssh(address: str, command: str, *, seconds: float = SSH_SECONDS, **credentials: object) -> str:
-    """Run command as root on the guest over SSH within seconds; its output (the command must succeed)."""
+def ssh(address: str, command: str, **credentials: object) -> str:
+    """Run command as root on the guest over SSH; its output (the command must succeed)."""
     with paramiko.SSHClient() as connection:
         connection.set_missing_host_key_policy(paramiko.AutoAddPolicy())  # a guest built for this test
         connection.connect(address, username="root", timeout=SSH_SECONDS, banner_timeout=SSH_SECONDS,
                            auth_timeout=SSH_SECONDS, allow_agent=False, look_for_keys=False, **credentials)
-        _stdin, stdout, stderr = connection.exec_command(command, timeout=seconds)
+        _stdin, stdout, stderr = connection.exec_command(command, timeout=SSH_SECONDS)
         output = stdout.read().decode()
         assert stdout.channel.recv_exit_status() == 0, stderr.read().decode()
         return output
@@ -297,13 +297,12 @@ def test_a_debian_server_is_reached_over_ssh_and_its_password_reset_upgrade_and_
         assert ssh(address, "cat /proc/sys/kernel/random/boot_id", password=new) == booted_at
         with pytest.raises(paramiko.AuthenticationException):
             ssh(address, "whoami", password=PASSWORD)
-        # a new initramfs, as a kernel update makes one, reaches the boot partition SYSLINUX reads (the image's
-        # hook); the upgrade's reboot below boots from it
-        boot_files = "md5sum < /boot/cloudlet/initrd.img"
-        before = ssh(address, boot_files, pkey=key)
-        ssh(address, "update-initramfs -u -k $(uname -r) >/dev/null 2>&1 && "
-                     "cmp /boot/initrd.img-$(uname -r) /boot/cloudlet/initrd.img", pkey=key, seconds=300)
-        assert ssh(address, boot_files, pkey=key) != before
+        # the image's kernel hook (run by a kernel update or a new initramfs) puts the kernel and initramfs on the
+        # partition SYSLINUX boots from; the upgrade's reboot below boots what it put there
+        ssh(address, "rm /boot/cloudlet/vmlinuz /boot/cloudlet/initrd.img && "
+                     "/etc/kernel/postinst.d/zz-cloudlet-boot $(uname -r) && "
+                     "cmp /boot/vmlinuz-$(uname -r) /boot/cloudlet/vmlinuz && "
+                     "cmp /boot/initrd.img-$(uname -r) /boot/cloudlet/initrd.img", pkey=key)
         # an upgrade with a reboot: the guest counts the new vCPUs and memory, and its root filesystem grew
         with runtime.db.session(write=False) as session:
             bigger = catalog.get_plan(session, "scout-2")  # 2 vCPU, 4 GiB, 60 GiB
