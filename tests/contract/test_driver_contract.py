@@ -21,8 +21,12 @@ from cloudlet.drivers.base import (
     BOOT_SEPARATOR,
     CONSOLE_HISTORY_BYTES,
     HISTORY_DROPPED,
+    AddressFirewall,
     ConsoleClosed,
     ConsoleOutput,
+    FirewallAction,
+    FirewallProtocol,
+    FirewallRuleSpec,
     GuestFailed,
     GuestInfo,
     GuestNetwork,
@@ -138,6 +142,26 @@ def test_the_node_holds_the_gateways_it_serves_and_its_guest_answers_there(
             break
         assert time.monotonic() < deadline, f"the guest did not answer at {address}: {neighbours!r}"
         time.sleep(0.2)
+
+
+def test_address_firewalls_replace_each_other_whole(driver: HypervisorDriver) -> None:
+    address = SPEC.network.address.split("/")[0] if SPEC.network else ""
+    wall = AddressFirewall(address, default_in=FirewallAction.BLOCK,
+                           rules=(FirewallRuleSpec(FirewallAction.ALLOW, FirewallProtocol.TCP, ports=(22, 22)),))
+    driver.apply_firewalls([wall])
+    if isinstance(driver, FakeDriver):
+        assert driver.firewalls == {address: wall}
+    else:  # the node's own table (packets through it: tests/integration/test_firewall_packets.py)
+        listed = subprocess.run(["nft", "list", "table", "inet", "cloudlet"], capture_output=True, text=True,
+                                timeout=30, check=True).stdout
+        assert f"{address} : jump in_0" in listed and "th dport 22 counter packets 0 bytes 0 accept" in listed
+    driver.apply_firewalls([])
+    if isinstance(driver, FakeDriver):
+        assert driver.firewalls == {}
+    else:
+        listed = subprocess.run(["nft", "list", "table", "inet", "cloudlet"], capture_output=True, text=True,
+                                timeout=30, check=True).stdout
+        assert "jump" not in listed
 
 
 def test_the_agent_and_the_ssh_server_are_asked_from_the_node(driver: HypervisorDriver, guest: str) -> None:

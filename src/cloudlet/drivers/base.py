@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -131,6 +132,60 @@ class GuestLocation(NamedTuple):
     real: str
     found: GuestPath | None
     entry: GuestPath | None
+
+
+class FirewallAction(StrEnum):
+    """What a firewall rule or policy does with a packet."""
+
+    ALLOW = "allow"
+    BLOCK = "block"
+
+
+class FirewallProtocol(StrEnum):
+    """The protocols a firewall rule matches."""
+
+    TCP = "tcp"
+    UDP = "udp"
+    ICMP = "icmp"  # ICMP for an IPv4 address, ICMPv6 for an IPv6 one
+    ANY = "any"
+
+
+@dataclass(frozen=True)
+class FirewallRuleSpec:
+    """One rule of an address's inbound firewall: packets from source (any when None) to ports (a range, any when
+    None; TCP and UDP only) are allowed or blocked."""
+
+    action: FirewallAction
+    protocol: FirewallProtocol
+    source: str | None = None  # a CIDR of the address's family
+    ports: tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        if self.source is not None:
+            ipaddress.ip_network(self.source)
+        if self.ports is not None:
+            low, high = self.ports
+            if not 1 <= low <= high <= 65535:
+                raise ValueError(f"port range {low}-{high} is not within 1-65535")
+            if self.protocol not in (FirewallProtocol.TCP, FirewallProtocol.UDP):
+                raise ValueError("ports are matched for tcp and udp only")
+
+
+@dataclass(frozen=True)
+class AddressFirewall:
+    """The firewall of one guest address: its inbound rules in order (the first that matches decides), then the
+    default policies of each direction. Replies to allowed traffic always pass."""
+
+    address: str
+    default_in: FirewallAction = FirewallAction.ALLOW
+    default_out: FirewallAction = FirewallAction.ALLOW
+    rules: tuple[FirewallRuleSpec, ...] = ()
+
+    def __post_init__(self) -> None:
+        address = ipaddress.ip_address(self.address)
+        for rule in self.rules:
+            if rule.source is not None and ipaddress.ip_network(rule.source, strict=False).version != address.version:
+                raise ValueError(f"source {rule.source} is not of {self.address}'s family")
 
 
 KEY_ID_PATTERN = re.compile(r"^[A-Za-z0-9:*_.-]+$")  # shell patterns the principals command may safely hold
@@ -353,6 +408,12 @@ class HypervisorDriver(Protocol):
     def delete_image(self, name: str) -> None:
         """Remove base image `name`. A missing image is fine; guests already built keep working
         only if the driver's overlays do not depend on it, so callers delete unused images only."""
+        ...
+
+    def apply_firewalls(self, firewalls: Sequence[AddressFirewall]) -> None:
+        """Make these the only address firewalls of the node's guests, enforced in the node's kernel on the path
+        to and from each guest, whatever the guest does. All at once: on failure (GuestFailed) the firewalls
+        before stay whole. Idempotent."""
         ...
 
     def serve_gateways(self, gateways: frozenset[str]) -> None:

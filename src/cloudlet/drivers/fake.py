@@ -9,7 +9,7 @@ from __future__ import annotations
 import subprocess
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +17,7 @@ from pathlib import Path
 from cloudlet.drivers.base import (
     SNAPSHOT_PATTERN,
     VNC_PASSWORD_MAX,
+    AddressFirewall,
     BootEvent,
     Capabilities,
     ConsoleOutput,
@@ -84,6 +85,7 @@ class FakeDriver:
         self._lock = threading.Lock()
         self._consoles = FakeConsoles()  # real VNC servers on 127.0.0.1 and getty-like serial lines
         self.gateways: set[str] = set()  # what serve_gateways was given
+        self.firewalls: dict[str, AddressFirewall] = {}  # what apply_firewalls was given last, by address
 
     def _guest(self, name: str) -> _Guest:
         guest = self._guests.get(name)
@@ -112,6 +114,11 @@ class FakeDriver:
         guest.state = GuestState.RUNNING
         guest.booted = guest.spec
         guest.boots += 1
+
+    def apply_firewalls(self, firewalls: Sequence[AddressFirewall]) -> None:
+        """Record the address firewalls the node enforces."""
+        with self._lock:
+            self.firewalls = {firewall.address: firewall for firewall in firewalls}
 
     def serve_gateways(self, gateways: frozenset[str]) -> None:
         """Record the gateways the node's network holds."""

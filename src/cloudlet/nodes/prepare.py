@@ -16,13 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cloudlet.drivers.libvirt import host
+from cloudlet.drivers.libvirt import firewall, host
 from cloudlet.images import build
 from cloudlet.nodes.service import facts_dir
 
 HYPERVISOR_PACKAGES = (
     "qemu-system-x86", "qemu-utils", "libvirt-daemon", "libvirt-daemon-driver-qemu", "libvirt-clients",
-    "libvirt-dev", "pkg-config", "iptables", "dnsmasq-base",
+    "libvirt-dev", "pkg-config", "iptables", "dnsmasq-base", "nftables",
 )
 IMAGE_PACKAGES = ("syslinux", "syslinux-common", "mtools", "dosfstools", "fdisk", "cpio", "mmdebstrap", "e2fsprogs")
 QEMU_CONF = Path("/etc/libvirt/qemu.conf")
@@ -188,6 +188,7 @@ def prepare_node(data_dir: Path, *, install: bool = True, reprobe: bool = False,
     done.libvirtd_started = start_libvirtd(restart=changed)
     if done.libvirtd_started:
         say("libvirtd started")
+    firewall.bridge_to_ip_hooks()  # guests' address firewalls filter bridged traffic in the IP hooks
     pool_dir = data_dir / "pool"
     conn = host.connect()
     try:

@@ -15,7 +15,7 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +30,7 @@ import structlog
 from cloudlet.drivers.base import (
     SNAPSHOT_PATTERN,
     VNC_PASSWORD_MAX,
+    AddressFirewall,
     BootEvent,
     Capabilities,
     ConsoleOutput,
@@ -49,7 +50,7 @@ from cloudlet.drivers.base import (
     history_after_boot,
     history_output,
 )
-from cloudlet.drivers.libvirt import host, network, storage
+from cloudlet.drivers.libvirt import firewall, host, network, storage
 from cloudlet.drivers.libvirt.console import LibvirtSerial
 from cloudlet.drivers.libvirt.domain_xml import (
     DOMAIN_PREFIX,
@@ -226,6 +227,15 @@ class LibvirtDriver:
         log.write_bytes(b"")
 
     # -- images
+
+    def apply_firewalls(self, firewalls: Sequence[AddressFirewall]) -> None:
+        """Replace the `inet cloudlet` nftables table (drivers/libvirt/firewall.py). A remote node's kernel is out
+        of reach from here: its own agent will apply them (issue 15), so this says so rather than pretend."""
+        if not is_local(self.uri):
+            raise GuestFailed(f"firewalls of the remote node {self.uri} are applied by its node agent, which does "
+                              "not exist yet")
+        firewall.bridge_to_ip_hooks()
+        firewall.apply(firewalls)
 
     def serve_gateways(self, gateways: frozenset[str]) -> None:
         """Add the missing gateways to the isolated bridge of this host, as host addresses. A remote node's

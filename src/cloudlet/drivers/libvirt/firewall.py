@@ -1,0 +1,97 @@
+"""Guests' address firewalls in the node's kernel: one nftables table, `inet cloudlet`, replaced whole and at once.
+
+Guests are bridged, so the node asks the bridge to hand its IPv4 and IPv6 frames to the IP hooks
+(`net.bridge.bridge-nf-call-iptables` and `-ip6tables`, br_netfilter): the forward hook then sees every packet
+to and from a guest with connection tracking, whatever the guest does. Verdict maps send a packet to the chain
+of its source address (the outbound policy: blocked, or on to the next step) and then of its destination
+address (inbound rules, then the inbound policy), one lookup each however many addresses the node holds.
+Replies to allowed traffic pass (conntrack), and so does IPv6 neighbour discovery; ARP is not IP and is never
+filtered. Each rule counts its hits.
+
+The script starts by declaring and deleting the table, so `nft -f` swaps the old rule set for the new one in
+a single transaction: a packet meets either the old rules or the new, never a half-written table.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+from cloudlet.drivers.base import AddressFirewall, FirewallAction, FirewallProtocol, FirewallRuleSpec, GuestFailed
+
+TABLE = "cloudlet"
+NFT_SECONDS = 30.0
+BRIDGE_SYSCTLS = ("bridge-nf-call-iptables", "bridge-nf-call-ip6tables")
+_VERDICT = {FirewallAction.ALLOW: "accept", FirewallAction.BLOCK: "drop"}
+_NEIGHBOUR_DISCOVERY = "icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-advert } accept"
+
+
+def _rule(rule: FirewallRuleSpec, version: int) -> str:
+    parts = []
+    if rule.source is not None:
+        parts.append(f"{'ip' if version == 4 else 'ip6'} saddr {ipaddress.ip_network(rule.source, strict=False)}")
+    if rule.protocol is FirewallProtocol.ICMP:
+        parts.append("meta l4proto icmp" if version == 4 else "meta l4proto ipv6-icmp")
+    elif rule.protocol is not FirewallProtocol.ANY:
+        parts.append(f"meta l4proto {rule.protocol.value}")
+    if rule.ports is not None:
+        low, high = rule.ports
+        parts.append(f"th dport {low}" if low == high else f"th dport {low}-{high}")
+    return " ".join([*parts, "counter", _VERDICT[rule.action]])
+
+
+def ruleset(firewalls: Sequence[AddressFirewall]) -> str:
+    """The nft script that makes the table hold exactly these firewalls."""
+    inbound: dict[int, list[str]] = {4: [], 6: []}
+    outbound: dict[int, list[str]] = {4: [], 6: []}
+    chains = []
+    for number, firewall in enumerate(firewalls):
+        version = ipaddress.ip_address(firewall.address).version
+        inbound[version].append(f"{firewall.address} : jump in_{number}")
+        outbound[version].append(f"{firewall.address} : jump out_{number}")
+        first = ["ct state established,related accept", "ct state invalid drop"]
+        if version == 6:
+            first.append(_NEIGHBOUR_DISCOVERY)
+        rules = [_rule(rule, version) for rule in firewall.rules]
+        chains.append(_chain(f"in_{number}", [*first, *rules, f"counter {_VERDICT[firewall.default_in]}"]))
+        # allowed out goes on to the destination's own chain (another guest of this node may have one)
+        out = "counter return" if firewall.default_out is FirewallAction.ALLOW else "counter drop"
+        chains.append(_chain(f"out_{number}", [*first, out]))
+    dispatch = ["type filter hook forward priority filter; policy accept;"]
+    for version, family in ((4, "ip"), (6, "ip6")):
+        if inbound[version]:
+            dispatch.append(f"{family} saddr vmap {{ {', '.join(outbound[version])} }}")
+            dispatch.append(f"{family} daddr vmap {{ {', '.join(inbound[version])} }}")
+    body = "\n".join([_chain("forward", dispatch), *chains])
+    return f"table inet {TABLE}\ndelete table inet {TABLE}\ntable inet {TABLE} {{\n{body}\n}}\n"
+
+
+def _chain(name: str, lines: list[str]) -> str:
+    return f"  chain {name} {{\n" + "".join(f"    {line}\n" for line in lines) + "  }"
+
+
+def bridge_to_ip_hooks(proc_sys: Path = Path("/proc/sys/net/bridge")) -> None:
+    """Have bridges hand IPv4 and IPv6 frames to the IP hooks (br_netfilter), where the table filters them."""
+    for name in BRIDGE_SYSCTLS:
+        setting = proc_sys / name
+        if not setting.exists():
+            raise GuestFailed(f"{setting} does not exist: this kernel has no br_netfilter, so bridged guests "
+                              "cannot be filtered")
+        if setting.read_text().strip() != "1":
+            setting.write_text("1\n")
+
+
+def apply(firewalls: Sequence[AddressFirewall], *, namespace: str | None = None) -> None:
+    """Replace the table with these firewalls in one transaction (in a network namespace, for tests)."""
+    command = ["nft", "-f", "-"]
+    if namespace is not None:
+        command = ["ip", "netns", "exec", namespace, *command]
+    try:
+        done = subprocess.run(command, input=ruleset(firewalls), capture_output=True, text=True,  # noqa: S603
+                              timeout=NFT_SECONDS, check=False)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise GuestFailed(f"nft could not apply the firewall: {error}") from error
+    if done.returncode != 0:
+        raise GuestFailed(f"nft refused the firewall: {done.stderr.strip()[-1000:]}")
