@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import NamedTuple
 
-from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from cloudlet.config import Settings
@@ -26,46 +25,13 @@ from cloudlet.drivers.base import DriverError, GuestLocation, GuestPath, GuestPa
 from cloudlet.images.models import ImageCapability
 from cloudlet.instances import actions
 from cloudlet.instances.models import InstanceStatus
+from cloudlet.instances.schemas import FileContent, FileEntry, FileListing
 from cloudlet.kit.errors import Conflict, Invalid, NotFound, TooLarge
 from cloudlet.nodes import service as nodes
 from cloudlet.projects.schemas import Actor
 
 MAX_PATH = 4096
 NEW_FILE_MODE = 0o644
-
-
-class FileEntry(BaseModel):
-    """One file, directory or link of a server."""
-
-    name: str
-    path: str
-    type: GuestPathKind
-    size: int
-    mode: str  # permission bits in octal, e.g. "0644"
-    modified_at: str  # ISO 8601 with Z
-
-    @classmethod
-    def of(cls, path: str, found: GuestPath) -> FileEntry:
-        """Render what the guest reported at path."""
-        return cls(name=found.name, path=path, type=found.kind, size=found.size, mode=f"{found.mode:04o}",
-                   modified_at=found.modified.isoformat(timespec="seconds").replace("+00:00", "Z"))
-
-
-class FileListing(BaseModel):
-    """A directory's entries by name; truncated when it held more than the listing limit."""
-
-    path: str
-    entries: list[FileEntry]
-    truncated: bool
-
-
-class FileContent(BaseModel):
-    """A file's content: text as is when it is UTF-8, else base64."""
-
-    path: str
-    content: str
-    encoding: str  # "utf-8" or "base64"
-    size: int
 
 
 class Download(NamedTuple):

@@ -9,6 +9,7 @@ from typing import NamedTuple
 from pydantic import BaseModel, ConfigDict, Field
 
 from cloudlet.backups.schemas import BackupRead, SnapshotRead
+from cloudlet.drivers.base import GuestPath, GuestPathKind
 from cloudlet.instances.models import ActionStatus, InstanceStatus, TaskStatus
 
 CREATE_TASKS = ("validate_resources", "allocate_ip", "create_vm", "configure_hardware", "apply_cloud_init",
@@ -280,3 +281,40 @@ class BackupStarted(BaseModel):
 
     backup: BackupRead
     action: ActionRead
+
+
+# --- files of a running server (files.py) --------------------------------------------------------
+
+
+class FileEntry(BaseModel):
+    """One file, directory or link of a server."""
+
+    name: str
+    path: str
+    type: GuestPathKind
+    size: int
+    mode: str  # permission bits in octal, e.g. "0644"
+    modified_at: str  # ISO 8601 with Z
+
+    @classmethod
+    def of(cls, path: str, found: GuestPath) -> FileEntry:
+        """Render what the guest reported at path."""
+        return cls(name=found.name, path=path, type=found.kind, size=found.size, mode=f"{found.mode:04o}",
+                   modified_at=found.modified.isoformat(timespec="seconds").replace("+00:00", "Z"))
+
+
+class FileListing(BaseModel):
+    """A directory's entries by name; truncated when it held more than the listing limit."""
+
+    path: str
+    entries: list[FileEntry]
+    truncated: bool
+
+
+class FileContent(BaseModel):
+    """A file's content: text as is when it is UTF-8, else base64."""
+
+    path: str
+    content: str
+    encoding: str  # "utf-8" or "base64"
+    size: int

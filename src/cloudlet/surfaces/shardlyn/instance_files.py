@@ -34,7 +34,7 @@ from pydantic import BaseModel, Field
 from cloudlet.auth.caller import Caller
 from cloudlet.config import Settings
 from cloudlet.instances import files
-from cloudlet.instances.files import FileContent, FileEntry, FileListing
+from cloudlet.instances.schemas import FileContent, FileEntry, FileListing
 from cloudlet.kit.errors import Invalid
 from cloudlet.surfaces.deps import AppRuntime, AppSettings, DbSession, requires
 from cloudlet.surfaces.shardlyn.instance_schemas import instance_ident
