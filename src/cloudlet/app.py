@@ -25,6 +25,7 @@ from cloudlet.kit.ratelimit import RateLimiter
 from cloudlet.mail.service import Mailer
 from cloudlet.metrics import workflows as metrics_workflows
 from cloudlet.nodes import workflows as node_workflows
+from cloudlet.shield import workflows as shield_workflows
 from cloudlet.surfaces.deps import Runtime
 from cloudlet.webhooks import workflows as webhook_workflows
 from cloudlet.worker import Worker
@@ -61,7 +62,8 @@ def create_worker(settings: Settings | None = None, runtime: Runtime | None = No
                              *instance_workflows.schedules(runtime.settings),
                              *metrics_workflows.schedules(runtime.settings),
                              *instance_copies.schedules(runtime.settings),
-                             *ssh_trust.schedules(runtime.settings)])
+                             *ssh_trust.schedules(runtime.settings),
+                             *shield_workflows.schedules(runtime.settings)])
 
 
 TELEMETRY_OFF: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}

@@ -104,6 +104,10 @@ class Settings(BaseSettings):
     ssh_certificate_max_hours: int = Field(default=24, ge=1)
     # cron of the round that gives running guests the CA's current keys and revocation list through their agent
     ssh_trust_push_schedule: str = "*/15 * * * * *"
+    # Shield: rules an address's firewall holds at most, and how often every node gets its table again when
+    # what it should enforce changed (a push it missed, a new guest)
+    shield_rules_per_ip: int = Field(default=500, ge=1)
+    shield_reconcile_schedule: str = "*/10 * * * * *"
     # files of a server reached through its guest agent: a download, an upload or a zip is at most files_max_bytes,
     # a file read or written as text (JSON) at most files_content_max_bytes, a listing at most files_list_max entries
     files_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1)

@@ -22,6 +22,7 @@ from cloudlet.metrics.models import InstanceCounters, MetricPoint
 from cloudlet.networking.models import IpAllocation, IpPool, ReverseDns
 from cloudlet.nodes.models import Node, NodeRegistrationToken, NodeReservation
 from cloudlet.projects.models import Invitation, MemberPermission, Membership, Project
+from cloudlet.shield.models import AddressFirewallRow, FirewallRule
 from cloudlet.sshca.models import SshCaKey, SshCertificate
 from cloudlet.surfaces.idempotency import IdempotencyRecord
 from cloudlet.tokens.models import ApiToken, TokenUsage
@@ -30,6 +31,7 @@ from cloudlet.webhooks.models import WebhookDelivery
 __all__ = [
     "Action",
     "ActionTask",
+    "AddressFirewallRow",
     "ApiToken",
     "AuditEntry",
     "Backup",
@@ -38,6 +40,7 @@ __all__ = [
     "ConsoleTicket",
     "Event",
     "ExchangeRate",
+    "FirewallRule",
     "IdempotencyRecord",
     "Image",
     "Instance",

@@ -210,6 +210,17 @@ def guest_spec(session: Session, settings: Settings, instance_id: int) -> GuestS
                      ssh_trust=sshca.guest_trust(session, row.project_id) if trusts_ca else None)
 
 
+def node_of(session: Session, uuid: str) -> int | None:
+    """The node an instance is placed on (None before placement, or for no such instance)."""
+    row = repository.instance(session, uuid)
+    return None if row is None or row.status is InstanceStatus.DELETED else row.node_id
+
+
+def placed_on(session: Session, node_id: int) -> list[str]:
+    """The public ids of the instances that have a guest on a node."""
+    return [row.uuid for row in repository.on_node(session, node_id)]
+
+
 # --- SSH keys ------------------------------------------------------------------------------------
 
 

@@ -91,6 +91,11 @@ def of_owner(session: Session, owner: str) -> list[IpAllocation]:
                                 .order_by(IpAllocation.id)))
 
 
+def by_id(session: Session, allocation_id: int) -> IpAllocation | None:
+    """One allocation by its id."""
+    return session.get(IpAllocation, allocation_id)
+
+
 def by_address(session: Session, address: str) -> IpAllocation | None:
     """The allocation of one address, if it is allocated."""
     return session.scalars(select(IpAllocation).where(IpAllocation.address == address)).first()

@@ -20,6 +20,7 @@ class IpFamily(enum.StrEnum):
 class Allocation(BaseModel):
     """An address held by an owner (an instance id), with its network's prefix and gateway."""
 
+    id: int  # the allocation's own id (Shield's "IP record" id)
     address: str
     family: IpFamily
     prefix_length: int

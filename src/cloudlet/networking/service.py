@@ -79,7 +79,7 @@ def _owner(owner: str) -> str:
 
 def _read(row: IpAllocation, pool: IpPoolRead, rdns: str | None) -> Allocation:
     net = ipaddress.ip_network(pool.cidr)
-    return Allocation(address=row.address, family=_family(row.address), prefix_length=net.prefixlen,
+    return Allocation(id=row.id, address=row.address, family=_family(row.address), prefix_length=net.prefixlen,
                       gateway=pool.gateway, pool_id=row.pool_id, owner=row.instance_id or "", rdns=rdns,
                       reverse_pointer=ipaddress.ip_address(row.address).reverse_pointer)
 
@@ -143,6 +143,14 @@ def release(session: Session, owner: str) -> list[str]:
 def allocations(session: Session, owner: str) -> list[Allocation]:
     """The addresses owner holds, oldest first."""
     return _reads(session, repository.of_owner(session, owner.strip()))
+
+
+def allocation_by_id(session: Session, allocation_id: int) -> Allocation:
+    """One allocated address by its record's id; NotFound when no address has it."""
+    row = repository.by_id(session, allocation_id)
+    if row is None:
+        raise NotFound("IP record", allocation_id)
+    return _reads(session, [row])[0]
 
 
 def _allocated(session: Session, address: str) -> IpAllocation:

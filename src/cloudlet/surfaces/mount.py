@@ -38,6 +38,7 @@ from cloudlet.surfaces.primary import me as primary_me
 from cloudlet.surfaces.primary import metrics as primary_metrics
 from cloudlet.surfaces.primary import power as primary_power
 from cloudlet.surfaces.primary import rebuild as primary_rebuild
+from cloudlet.surfaces.primary import shield as primary_shield
 from cloudlet.surfaces.primary import team as primary_team
 from cloudlet.surfaces.primary import tokens as primary_tokens
 from cloudlet.surfaces.primary import wallet as primary_wallet
@@ -98,7 +99,8 @@ def install(app: FastAPI, runtime: Runtime) -> None:
     # No two routers' paths overlap; route_index has FastAPI try only the routers a path can belong to.
     for module in (primary_me, sh_health, sh_auth, sh_users, sh_tokens, sh_organizations, sh_admin, sh_billing,
                    sh_images, sh_admin_catalog, sh_ssh, primary_tokens, primary_team, primary_catalog, primary_wallet,
-                   primary_billing, primary_agent, cp_general, cp_account, cp_catalog, cp_billing, wc_catalog,
+                   primary_billing, primary_agent, primary_shield, cp_general, cp_account, cp_catalog, cp_billing,
+                   wc_catalog,
                    sh_nodes, primary_instances, cp_vps, wc_vps, sh_instances, sh_instance_logs, ex_workloads,
                    primary_power, cp_vps_power, wc_vps_power, sh_instance_power,
                    primary_metrics, cp_vps_status, wc_vps_status, sh_instance_metrics, operator_metrics,

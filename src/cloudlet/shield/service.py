@@ -1,0 +1,270 @@
+"""Shield: every address of a customer's servers is an IP record with a firewall (inbound rules in priority order,
+default policies), enforced by the address's node (drivers' apply_firewalls) and shown `pending` until it is.
+
+A change bumps the firewall's revision and queues its node (session.info[CHANGED_NODES]); once the request
+commits, a workflow gives the node its whole table (shield/workflows.py), and a scheduled round gives every
+node its table again whenever what it should enforce changed since (a node that missed a push, a new guest).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+
+from sqlalchemy.orm import Session
+
+from cloudlet.config import Settings
+from cloudlet.drivers.base import AddressFirewall, FirewallAction, FirewallProtocol, FirewallRuleSpec
+from cloudlet.instances import service as instances
+from cloudlet.instances.schemas import InstanceRead
+from cloudlet.kit import clock
+from cloudlet.kit.errors import Conflict, Invalid, NotFound
+from cloudlet.networking import service as networking
+from cloudlet.networking.schemas import Allocation
+from cloudlet.projects.schemas import Actor
+from cloudlet.shield import repository
+from cloudlet.shield.models import AddressFirewallRow, FirewallRule
+from cloudlet.shield.schemas import (
+    IpProfileRead,
+    IpRecordRead,
+    Policy,
+    PolicyUpdate,
+    PushState,
+    RuleCreate,
+    RuleRead,
+    RuleUpdate,
+)
+
+CHANGED_NODES = "cloudlet_shield_nodes"  # session.info key: the nodes whose firewalls this transaction changed
+PRIORITY_STEP = 10
+_PORTED = (FirewallProtocol.TCP, FirewallProtocol.UDP)
+
+
+# --- reading -----------------------------------------------------------------------------------------------
+
+
+def _state(row: AddressFirewallRow | None, revision: int | None = None) -> tuple[PushState, str | None]:
+    """Whether the node enforces the firewall (as of revision, or its latest)."""
+    if row is None:
+        return PushState.ACTIVE, None
+    wanted = row.revision if revision is None else revision
+    if row.applied_revision >= wanted:
+        return PushState.ACTIVE, None
+    if row.push_error:
+        return PushState.ERROR, row.push_error
+    return PushState.PENDING, None
+
+
+def _rule_read(rule: FirewallRule, row: AddressFirewallRow) -> RuleRead:
+    return RuleRead(id=rule.id, priority=rule.priority, action=rule.action, protocol=rule.protocol,
+                    src_cidr=rule.src_cidr, dst_port=rule.port_from,
+                    dst_port_end=rule.port_to if rule.port_to != rule.port_from else None,
+                    status=_state(row, rule.revision)[0], created_at=rule.created_at, updated_at=rule.updated_at)
+
+
+def _profile(allocation: Allocation, instance: InstanceRead, row: AddressFirewallRow | None,
+             rules: list[FirewallRule]) -> IpProfileRead:
+    state, error = _state(row)
+    policy = Policy(default_in=row.default_in if row else FirewallAction.ALLOW,
+                    default_out=row.default_out if row else FirewallAction.ALLOW)
+    version = ipaddress.ip_address(allocation.address).version
+    return IpProfileRead(id=allocation.id, ip=allocation.address, version=version, instance_id=instance.uuid,
+                         instance_name=instance.name, rdns=allocation.rdns, rules_count=len(rules), policy=policy,
+                         status=state, error=error,
+                         rules=[_rule_read(rule, row) for rule in rules] if row else [])
+
+
+def _record(session: Session, actor: Actor, allocation_id: int) -> tuple[Allocation, InstanceRead]:
+    try:
+        allocation = networking.allocation_by_id(session, allocation_id)
+        if not allocation.owner:
+            raise NotFound("IP record", allocation_id)
+        return allocation, instances.get_instance(session, actor, allocation.owner)
+    except NotFound:
+        raise NotFound("IP record", allocation_id) from None
+
+
+def list_ips(session: Session, actor: Actor) -> list[IpRecordRead]:
+    """Every address of the actor's servers with its firewall's summary, by server, oldest address first."""
+    held = [(allocation, instance) for instance in instances.list_instances(session, actor).items
+            for allocation in networking.allocations(session, instance.uuid)]
+    rows = repository.firewalls(session, [allocation.id for allocation, _ in held])
+    rules = repository.rules(session, [row.id for row in rows.values()])
+    found = []
+    for allocation, instance in held:
+        row = rows.get(allocation.id)
+        profile = _profile(allocation, instance, row, rules[row.id] if row else [])
+        found.append(IpRecordRead(**profile.model_dump(exclude={"rules"})))
+    return found
+
+
+def get_ip(session: Session, actor: Actor, allocation_id: int) -> IpProfileRead:
+    """One address with its policy and rules."""
+    allocation, instance = _record(session, actor, allocation_id)
+    row = repository.firewall(session, allocation_id)
+    return _profile(allocation, instance, row, repository.rules(session, [row.id])[row.id] if row else [])
+
+
+# --- changing ----------------------------------------------------------------------------------------------
+
+
+def _changing(session: Session, allocation: Allocation, instance: InstanceRead) -> AddressFirewallRow:
+    """The address's firewall, made or locked, at its next revision; its node queued for a push."""
+    row = repository.firewall(session, allocation.id, lock=True)
+    if row is None:
+        row = AddressFirewallRow(allocation_id=allocation.id, revision=1, applied_revision=0, push_error="",
+                                 created_at=clock.now())
+        repository.add(session, row)
+    else:
+        row.revision += 1
+        row.push_error = ""
+    node = instances.node_of(session, instance.uuid)
+    if node is not None:
+        session.info.setdefault(CHANGED_NODES, []).append(node)
+    return row
+
+
+def _source(text: str | None, version: int) -> str:
+    if text is None or not text.strip():
+        return "0.0.0.0/0" if version == 4 else "::/0"
+    try:
+        network = ipaddress.ip_network(text.strip())
+    except ValueError:
+        raise Invalid("src_cidr", f"{text!r} is not a network in CIDR form (for example 203.0.113.0/24, with no "
+                                  "bits set past the prefix).", code="INVALID_CIDR") from None
+    if network.version != version:
+        raise Invalid("src_cidr", f"{network} is IPv{network.version}; this address is IPv{version}.",
+                      code="INVALID_CIDR")
+    return str(network)
+
+
+def _ports(protocol: FirewallProtocol, start: int | None, end: int | None) -> tuple[int | None, int | None]:
+    if start is None:
+        if end is not None:
+            raise Invalid("dst_port_end", "dst_port_end needs dst_port.", code="INVALID_PORT")
+        return None, None
+    if protocol not in _PORTED:
+        raise Invalid("dst_port", "Ports are matched for tcp and udp only.", code="INVALID_PORT")
+    if end is not None and end < start:
+        raise Invalid("dst_port_end", "dst_port_end must not be below dst_port.", code="INVALID_PORT")
+    return start, end if end is not None else start
+
+
+def _check_duplicate(session: Session, row: AddressFirewallRow, rule: FirewallRule) -> None:
+    for other in repository.rules(session, [row.id])[row.id]:
+        same = (other.action, other.protocol, other.src_cidr, other.port_from, other.port_to) == (
+            rule.action, rule.protocol, rule.src_cidr, rule.port_from, rule.port_to)
+        if same and other.id != rule.id:
+            raise Conflict(f"The address has this rule already (rule {other.id}).", code="RULE_EXISTS")
+
+
+def add_rule(session: Session, settings: Settings, actor: Actor, allocation_id: int, data: RuleCreate) -> RuleRead:
+    """Add an inbound rule; its node enforces it shortly (`pending` until then)."""
+    allocation, instance = _record(session, actor, allocation_id)
+    version = ipaddress.ip_address(allocation.address).version
+    source = _source(data.src_cidr, version)
+    start, end = _ports(data.protocol, data.dst_port, data.dst_port_end)
+    row = _changing(session, allocation, instance)
+    existing = repository.rules(session, [row.id])[row.id]
+    if len(existing) >= settings.shield_rules_per_ip:
+        raise Conflict(f"An address has at most {settings.shield_rules_per_ip} rules.", code="RULE_LIMIT")
+    priority = data.priority if data.priority is not None else (
+        max((rule.priority for rule in existing), default=0) + PRIORITY_STEP)
+    rule = FirewallRule(firewall_id=row.id, priority=priority, action=data.action, protocol=data.protocol,
+                        src_cidr=source, port_from=start, port_to=end, revision=row.revision,
+                        created_at=clock.now(), updated_at=clock.now())
+    _check_duplicate(session, row, rule)
+    repository.add(session, rule)
+    return _rule_read(rule, row)
+
+
+def _own_rule(session: Session, actor: Actor, allocation_id: int,
+              rule_id: int) -> tuple[Allocation, InstanceRead, FirewallRule]:
+    allocation, instance = _record(session, actor, allocation_id)
+    row = repository.firewall(session, allocation_id)
+    rule = repository.rule(session, row.id, rule_id) if row is not None else None
+    if rule is None:
+        raise NotFound("rule", rule_id)
+    return allocation, instance, rule
+
+
+def update_rule(session: Session, actor: Actor, allocation_id: int, rule_id: int, data: RuleUpdate) -> RuleRead:
+    """Change a rule: the fields given replace the rule's."""
+    allocation, instance, rule = _own_rule(session, actor, allocation_id, rule_id)
+    given = data.model_fields_set
+    protocol = data.protocol if data.protocol is not None else rule.protocol
+    keeps_ports = "dst_port" not in given and "dst_port_end" not in given
+    start, end = (rule.port_from, rule.port_to) if keeps_ports and (protocol in _PORTED or rule.port_from is None) \
+        else _ports(protocol, data.dst_port if "dst_port" in given else rule.port_from,
+                    data.dst_port_end if "dst_port_end" in given else None)
+    source = _source(data.src_cidr, ipaddress.ip_address(allocation.address).version) if "src_cidr" in given \
+        else rule.src_cidr
+    row = _changing(session, allocation, instance)
+    rule.action = data.action if data.action is not None else rule.action
+    rule.protocol, rule.src_cidr, rule.port_from, rule.port_to = protocol, source, start, end
+    rule.priority = data.priority if data.priority is not None else rule.priority
+    rule.revision, rule.updated_at = row.revision, clock.now()
+    _check_duplicate(session, row, rule)
+    session.flush()
+    return _rule_read(rule, row)
+
+
+def delete_rule(session: Session, actor: Actor, allocation_id: int, rule_id: int) -> None:
+    """Remove a rule; its node stops enforcing it shortly."""
+    allocation, instance, rule = _own_rule(session, actor, allocation_id, rule_id)
+    _changing(session, allocation, instance)
+    repository.delete(session, rule)
+
+
+def set_policy(session: Session, actor: Actor, allocation_id: int, data: PolicyUpdate) -> IpProfileRead:
+    """Set the default policies (replies to allowed traffic always pass)."""
+    allocation, instance = _record(session, actor, allocation_id)
+    row = _changing(session, allocation, instance)
+    row.default_in = data.default_in or row.default_in or FirewallAction.ALLOW
+    row.default_out = data.default_out or row.default_out or FirewallAction.ALLOW
+    session.flush()
+    return _profile(allocation, instance, row, repository.rules(session, [row.id])[row.id])
+
+
+# --- what a node enforces ----------------------------------------------------------------------------------
+
+
+def _spec(rule: FirewallRule) -> FirewallRuleSpec:
+    ports = (rule.port_from, rule.port_to or rule.port_from) if rule.port_from is not None else None
+    source = None if rule.src_cidr.endswith("/0") else rule.src_cidr
+    return FirewallRuleSpec(rule.action, rule.protocol, source, ports)
+
+
+def node_firewalls(session: Session, node_id: int) -> tuple[list[AddressFirewall], dict[int, int]]:
+    """What a node must enforce (the firewalls of the addresses of its guests that have one), and the revision of
+    each firewall that makes it up."""
+    allocations = [a for uuid in instances.placed_on(session, node_id) for a in networking.allocations(session, uuid)]
+    rows = repository.firewalls(session, [a.id for a in allocations])
+    rules = repository.rules(session, [row.id for row in rows.values()])
+    found, revisions = [], {}
+    for allocation in allocations:
+        row = rows.get(allocation.id)
+        if row is None:
+            continue
+        found.append(AddressFirewall(allocation.address, row.default_in, row.default_out,
+                                     tuple(_spec(rule) for rule in rules[row.id])))
+        revisions[row.id] = row.revision
+    return found, revisions
+
+
+def record_push(session: Session, revisions: dict[int, int], error: str | None) -> None:
+    """Note what a push gave the node (each firewall at its revision then), or why the node refused it."""
+    for row in repository.firewalls_by_id(session, list(revisions)):
+        if error is None:
+            row.applied_revision = max(row.applied_revision, revisions[row.id])
+            row.pushed_at = clock.now()
+            if row.applied_revision >= row.revision:
+                row.push_error = ""
+        elif row.revision == revisions[row.id]:
+            row.push_error = error[:2000]
+    session.flush()
+
+
+def changed_nodes(session: Session) -> Sequence[int]:
+    """The nodes this transaction changed a firewall of (for tests and the push)."""
+    return list(session.info.get(CHANGED_NODES, []))

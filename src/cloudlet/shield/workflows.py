@@ -1,0 +1,99 @@
+"""Nodes get their firewall tables: at once after a change commits (a workflow per changed node), and on a schedule
+(CLOUDLET_SHIELD_RECONCILE_SCHEDULE) whenever what a node should enforce differs from what this process last
+gave it, which covers a push that failed or was missed and a guest built since. The node is asked outside any
+transaction; what it took (or why it refused) is recorded after.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+import structlog
+from dbos import DBOS
+
+from cloudlet import worker
+from cloudlet.config import Settings
+from cloudlet.drivers.base import DriverError
+from cloudlet.kit.db import Database
+from cloudlet.nodes import service as nodes
+from cloudlet.shield import service
+
+log = structlog.get_logger(__name__)
+
+SCHEDULE_NAME = "cloudlet-shield-reconcile"
+_given: dict[int, str] = {}  # node id -> digest of the table this process last gave it
+
+
+def apply_node(db: Database, drivers: nodes.Drivers, node_id: int, *, unless_same: bool = False) -> str | None:
+    """Give a node its whole firewall table; why it refused, or None. With unless_same, a node already given
+    this same table by this process is left alone."""
+    with db.session(write=False) as session:
+        firewalls, revisions = service.node_firewalls(session, node_id)
+        uri = nodes.get_node(session, node_id).uri
+    digest = hashlib.sha256(repr(firewalls).encode()).hexdigest()
+    if unless_same and _given.get(node_id) == digest:
+        return None
+    error = None
+    try:
+        drivers.connect(uri).apply_firewalls(firewalls)
+        _given[node_id] = digest
+    except DriverError as refused:
+        error = str(refused) or type(refused).__name__
+        _given.pop(node_id, None)
+        log.warning("firewall push refused", node_id=node_id, error=error)
+    with db.session() as session:
+        service.record_push(session, revisions, error)
+    return error
+
+
+@DBOS.step(name="cloudlet.shield.apply_node")
+def apply_step(node_id: int) -> str | None:
+    """Give one node its table."""
+    running = worker.current()
+    return apply_node(running.db, running.drivers, node_id)
+
+
+@DBOS.workflow(name="cloudlet.shield.push")
+def push_run(node_id: int) -> None:
+    """Push a changed firewall's node its table."""
+    apply_step(node_id)
+
+
+def start(queued: Iterable[int]) -> None:
+    """Start a push for each node a committed change queued, at once, in this process's worker."""
+    for node_id in sorted(set(queued)):
+        DBOS.start_workflow(push_run, node_id)
+
+
+@DBOS.step(name="cloudlet.shield.reconcile_nodes")
+def reconcile_step() -> list[int]:
+    """Give every node whose table should change its table; the nodes given one."""
+    running = worker.current()
+    with running.db.session(write=False) as session:
+        node_ids = [target.id for target in nodes.node_targets(session)]
+    given = []
+    for node_id in node_ids:
+        before = _given.get(node_id)
+        apply_node(running.db, running.drivers, node_id, unless_same=True)
+        if _given.get(node_id) != before:
+            given.append(node_id)
+    return given
+
+
+@DBOS.workflow(name="cloudlet.shield.reconcile")
+def reconcile_run(scheduled_at: datetime, _context: Any) -> None:
+    """One tick of the schedule."""
+    given = reconcile_step()
+    if given:
+        log.info("firewall tables given", scheduled_at=scheduled_at.isoformat(), nodes=given)
+
+
+def schedules(settings: Settings) -> list[worker.Schedule]:
+    """The reconciliation schedule the worker applies at start."""
+    return [worker.Schedule(SCHEDULE_NAME, reconcile_run, settings.shield_reconcile_schedule)]
+
+
+worker.start_after_commit(service.CHANGED_NODES, start, "firewall push")

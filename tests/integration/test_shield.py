@@ -1,0 +1,146 @@
+"""Shield's per-address firewall on the primary surface: IP records of the caller's servers, rules and policy,
+each change pushed to the server's node (the fake's) and shown `pending` until the node has it; bad input,
+limits, tenancy and scopes; a node that refuses leaves the change in `error` with its reason."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from cloudlet.drivers.base import AddressFirewall, FirewallAction, FirewallProtocol, FirewallRuleSpec, GuestFailed
+from tests.cloud import Cloud, WrappedDriver, wait_for
+from tests.helpers import make_user, mint_token
+from tests.integration.test_instances import order, running
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    return {"shield_rules_per_ip": 3}
+
+
+def served(cloud: Cloud) -> tuple[httpx.Client, dict[str, Any], str]:
+    """A client, its running server's IP record, and that record's URL."""
+    client = cloud.client()
+    server = running(client, client.post("/api/instances", json=order(cloud)).json()["id"])
+    [record] = client.get("/api/shield/ips").json()
+    assert record["ip"] == server["main_ip"]
+    return client, record, f"/api/shield/ips/{record['id']}"
+
+
+def enforced(cloud: Cloud, client: httpx.Client, url: str) -> AddressFirewall:
+    """Wait until the node enforces the record's latest change; what it enforces."""
+    wait_for(lambda: client.get(url).json()["status"] == "active")
+    ip = client.get(url).json()["ip"]
+    return cloud.driver.firewalls[ip]
+
+
+def test_a_rule_is_recorded_pending_and_enforced_by_the_node(cloud: Cloud) -> None:
+    client, record, url = served(cloud)
+    assert (record["version"], record["rules_count"], record["status"]) == (4, 0, "active")
+    assert record["policy"] == {"default_in": "allow", "default_out": "allow"}
+    assert record["instance_id"] and record["instance_name"] == "web-1"
+    added = client.post(f"{url}/rules", json={"action": "allow", "protocol": "tcp", "src_cidr": "198.51.100.0/24",
+                                              "dst_port": 22})
+    assert added.status_code == 201, added.text
+    rule = added.json()
+    assert (rule["status"], rule["priority"], rule["dst_port"], rule["dst_port_end"]) == ("pending", 10, 22, None)
+    policy = client.put(f"{url}/policy", json={"default_in": "block"})
+    assert policy.status_code == 200 and policy.json()["policy"] == {"default_in": "block", "default_out": "allow"}
+    assert enforced(cloud, client, url) == AddressFirewall(record["ip"], FirewallAction.BLOCK, FirewallAction.ALLOW, (
+        FirewallRuleSpec(FirewallAction.ALLOW, FirewallProtocol.TCP, "198.51.100.0/24", (22, 22)),))
+    profile = client.get(url).json()
+    assert [(r["id"], r["status"]) for r in profile["rules"]] == [(rule["id"], "active")]
+
+    web = client.post(f"{url}/rules", json={"action": "allow", "protocol": "udp", "dst_port": 6000,
+                                            "dst_port_end": 6010, "priority": 5}).json()
+    changed = client.put(f"{url}/rules/{rule['id']}", json={"action": "block"})
+    assert changed.status_code == 200 and changed.json()["action"] == "block"
+    assert enforced(cloud, client, url).rules == (  # priority order: the lowest first
+        FirewallRuleSpec(FirewallAction.ALLOW, FirewallProtocol.UDP, None, (6000, 6010)),
+        FirewallRuleSpec(FirewallAction.BLOCK, FirewallProtocol.TCP, "198.51.100.0/24", (22, 22)))
+    assert client.delete(f"{url}/rules/{web['id']}").status_code == 204
+    assert [r.protocol for r in enforced(cloud, client, url).rules] == [FirewallProtocol.TCP]
+    assert client.get("/api/shield/ips").json()[0]["rules_count"] == 1
+
+
+@pytest.mark.parametrize(("body", "says"), [
+    ({"action": "allow", "protocol": "tcp", "src_cidr": "198.51.100.5/24"}, "CIDR"),
+    ({"action": "allow", "protocol": "tcp", "src_cidr": "not-a-network"}, "CIDR"),
+    ({"action": "allow", "protocol": "tcp", "src_cidr": "2001:db8::/32"}, "IPv6"),
+    ({"action": "allow", "protocol": "any", "dst_port": 22}, "tcp and udp only"),
+    ({"action": "allow", "protocol": "icmp", "dst_port": 22}, "tcp and udp only"),
+    ({"action": "allow", "protocol": "tcp", "dst_port": 90, "dst_port_end": 80}, "below dst_port"),
+    ({"action": "allow", "protocol": "tcp", "dst_port_end": 80}, "needs dst_port"),
+    ({"action": "allow", "protocol": "tcp", "dst_port": 0}, "dst_port"),
+    ({"action": "allow", "protocol": "tcp", "dst_port": 70000}, "dst_port"),
+    ({"action": "allow", "protocol": "sctp"}, "protocol"),
+    ({"action": "deny", "protocol": "tcp"}, "action"),
+    ({"protocol": "tcp"}, "action"),
+])
+def test_bad_rules_are_422_and_change_nothing(cloud: Cloud, body: dict[str, Any], says: str) -> None:
+    client, _record, url = served(cloud)
+    refused = client.post(f"{url}/rules", json=body)
+    assert refused.status_code == 422, refused.text
+    assert says in refused.text
+    assert client.get(url).json()["rules"] == [] and cloud.driver.firewalls == {}
+
+
+def test_duplicates_and_the_limit_per_address_are_409(cloud: Cloud) -> None:
+    client, _record, url = served(cloud)
+    rule = {"action": "allow", "protocol": "tcp", "dst_port": 443}
+    assert client.post(f"{url}/rules", json=rule).status_code == 201
+    again = client.post(f"{url}/rules", json=rule | {"src_cidr": "0.0.0.0/0"})  # the same rule, written out
+    assert again.status_code == 409 and "already" in again.json()["message"]
+    for port in (80, 8080):
+        assert client.post(f"{url}/rules", json=rule | {"dst_port": port}).status_code == 201
+    over = client.post(f"{url}/rules", json=rule | {"dst_port": 9090})
+    assert over.status_code == 409 and "at most 3 rules" in over.json()["message"]
+    assert client.get(url).json()["rules_count"] == 3
+
+
+def test_another_projects_record_is_404_and_scopes_hold(cloud: Cloud) -> None:
+    client, _record, url = served(cloud)
+    rule = client.post(f"{url}/rules", json={"action": "allow", "protocol": "any"}).json()
+    stranger = cloud.client(make_user(cloud.runtime, "eve@example.com"))
+    assert stranger.get("/api/shield/ips").json() == []
+    answers = [stranger.get(url), stranger.post(f"{url}/rules", json={"action": "block", "protocol": "any"}),
+               stranger.put(f"{url}/rules/{rule['id']}", json={"action": "block"}),
+               stranger.delete(f"{url}/rules/{rule['id']}"),
+               stranger.put(f"{url}/policy", json={"default_in": "block"}),
+               client.get("/api/shield/ips/999999"), client.put(f"{url}/rules/999999", json={"action": "block"})]
+    assert [a.status_code for a in answers] == [404] * 7
+    reader = cloud.api.as_(mint_token(cloud.runtime, cloud.customer, "shield:read"))
+    assert reader.get(url).status_code == 200
+    assert reader.post(f"{url}/rules", json={"action": "block", "protocol": "any"}).status_code == 403
+    assert client.get(url).json()["rules"][0]["action"] == "allow"
+
+
+def test_a_node_that_refuses_leaves_the_change_in_error_until_it_takes_it(
+        cloud: Cloud, node_driver: Callable[[Any], None]) -> None:
+    client, _record, url = served(cloud)
+
+    def refuse(firewalls: Any) -> None:
+        raise GuestFailed("nft refused the firewall: Error: Could not process rule")
+
+    node_driver(WrappedDriver(cloud.driver, apply_firewalls=refuse))
+    client.post(f"{url}/rules", json={"action": "block", "protocol": "tcp", "dst_port": 25})
+    wait_for(lambda: client.get(url).json()["status"] == "error")
+    profile = client.get(url).json()
+    assert "nft refused" in profile["error"] and profile["rules"][0]["status"] == "error"
+    node_driver(cloud.driver)
+    client.put(f"{url}/policy", json={"default_out": "block"})  # the next change pushes the whole set again
+    assert enforced(cloud, client, url).default_out is FirewallAction.BLOCK
+    assert client.get(url).json()["rules"][0]["status"] == "active"
+
+
+def test_the_firewall_goes_with_the_server(cloud: Cloud) -> None:
+    client, record, url = served(cloud)
+    client.post(f"{url}/rules", json={"action": "block", "protocol": "any"})
+    enforced(cloud, client, url)
+    deleted = client.request("DELETE", f"/api/instances/{record['instance_id']}", json={"mode": "immediate"})
+    assert deleted.status_code in (200, 202), deleted.text
+    wait_for(lambda: record["ip"] not in cloud.driver.firewalls, timeout=60)  # the reconciler's next round
+    assert client.get(url).status_code == 404 and client.get("/api/shield/ips").json() == []
