@@ -40,6 +40,7 @@ from cloudlet.drivers.base import (
 )
 from cloudlet.drivers.fake import FakeDriver
 from cloudlet.drivers.seed import parse_ready
+from tests import node_table
 from tests.contract.conftest import IMAGE, leftovers
 from tests.rfb import RfbRefused, ServerInit, handshake, over_socket
 
@@ -148,6 +149,12 @@ def test_address_firewalls_replace_each_other_whole(driver: HypervisorDriver) ->
     address = SPEC.network.address.split("/")[0] if SPEC.network else ""
     wall = AddressFirewall(address, default_in=FirewallAction.BLOCK,
                            rules=(FirewallRuleSpec(FirewallAction.ALLOW, FirewallProtocol.TCP, ports=(22, 22)),))
+    with node_table.held():
+        check_firewalls(driver, address, wall)
+
+
+def check_firewalls(driver: HypervisorDriver, address: str, wall: AddressFirewall) -> None:
+    """Apply one firewall, read it back, apply none."""
     driver.apply_firewalls([wall])
     if isinstance(driver, FakeDriver):
         assert driver.firewalls == {address: wall}

@@ -98,8 +98,9 @@ def wire() -> Iterator[Wire]:
             for address in addresses:
                 run("ip", "-n", namespace, "addr", "add", f"{address}/24", "dev", f"fw{end}{tag}")
             run("ip", "-n", namespace, "link", "set", f"fw{end}{tag}", "up")
-        run("ip", "netns", "exec", found.bridge, "sysctl", "-q", "-w", "net.bridge.bridge-nf-call-iptables=1",
-            "net.bridge.bridge-nf-call-ip6tables=1")  # what bridge_to_ip_hooks does on a node
+        # what bridge_to_ip_hooks does on a node (sysctls are the namespace's own)
+        run("ip", "netns", "exec", found.bridge, "sh", "-c", "echo 1 > /proc/sys/net/bridge/bridge-nf-call-iptables; "
+            "echo 1 > /proc/sys/net/bridge/bridge-nf-call-ip6tables")
         listener = subprocess.Popen(["ip", "netns", "exec", found.guest, sys.executable, "-c", LISTENER],
                                     stdout=subprocess.PIPE, text=True)
         assert listener.stdout is not None and listener.stdout.readline().strip() == "listening"

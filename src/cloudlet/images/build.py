@@ -223,6 +223,9 @@ umount /mnt/seed
 # before READY: a shutdown asked for right after READY would otherwise go unheard
 for i in 1 2 3 4 5 6 7 8 9 10; do ls /dev/input/event* >/dev/null 2>&1 && break; sleep 0.1; done
 acpid -l /dev/null
+# two small TCP services (what firewall tests knock on): each connection gets one line
+nc -ll -p 8080 -e echo hi8080 >/dev/null 2>&1 &
+nc -ll -p 9090 -e echo hi9090 >/dev/null 2>&1 &
 echo "CLOUDLET_READY instance-id=$iid hostname=$(hostname) address=${addr%%/*} keys=$keys password=$pwset"
 """
 

@@ -7,6 +7,7 @@ transaction; what it took (or why it refused) is recorded after.
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -25,16 +26,38 @@ log = structlog.get_logger(__name__)
 
 SCHEDULE_NAME = "cloudlet-shield-reconcile"
 _given: dict[int, str] = {}  # node id -> digest of the table this process last gave it
+_locks: dict[int, threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+def _digest(firewalls: object) -> str:
+    return hashlib.sha256(repr(firewalls).encode()).hexdigest()
+
+
+# A node this process has not given anything is taken to hold no firewall: a worker that starts with nothing to
+# enforce leaves the node's table alone (another control plane's tests may share this node's kernel)
+_NOTHING = _digest([])
+
+
+def _node_lock(node_id: int) -> threading.Lock:
+    with _locks_guard:
+        return _locks.setdefault(node_id, threading.Lock())
 
 
 def apply_node(db: Database, drivers: nodes.Drivers, node_id: int, *, unless_same: bool = False) -> str | None:
     """Give a node its whole firewall table; why it refused, or None. With unless_same, a node already given
-    this same table by this process is left alone."""
+    this same table by this process is left alone. One push per node at a time in this process, each reading
+    the table when its turn comes: an older table never lands after a newer one."""
+    with _node_lock(node_id):
+        return _apply_node(db, drivers, node_id, unless_same=unless_same)
+
+
+def _apply_node(db: Database, drivers: nodes.Drivers, node_id: int, *, unless_same: bool) -> str | None:
     with db.session(write=False) as session:
         firewalls, revisions = service.node_firewalls(session, node_id)
         uri = nodes.get_node(session, node_id).uri
-    digest = hashlib.sha256(repr(firewalls).encode()).hexdigest()
-    if unless_same and _given.get(node_id) == digest:
+    digest = _digest(firewalls)
+    if unless_same and _given.get(node_id, _NOTHING) == digest:
         return None
     error = None
     try:
@@ -76,9 +99,9 @@ def reconcile_step() -> list[int]:
         node_ids = [target.id for target in nodes.node_targets(session)]
     given = []
     for node_id in node_ids:
-        before = _given.get(node_id)
+        before = _given.get(node_id, _NOTHING)
         apply_node(running.db, running.drivers, node_id, unless_same=True)
-        if _given.get(node_id) != before:
+        if _given.get(node_id, _NOTHING) != before:
             given.append(node_id)
     return given
 

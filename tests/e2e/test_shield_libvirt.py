@@ -1,0 +1,138 @@
+"""Shield with real packets: a customer's rules, set through the API, are enforced by this machine's kernel on the
+path to a real guest. A test host in a network namespace of its own, plugged into the guests' isolated bridge
+with a documentation address of the region's pool that no guest is given, knocks on the tiny guest's two TCP
+services (ports 8080 and 9090, each answering one line)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import textwrap
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from cloudlet.drivers.libvirt import host
+from cloudlet.drivers.libvirt.guest import LibvirtDriver
+from cloudlet.networking import service as networking
+from cloudlet.networking.schemas import IpPoolUpdate
+from cloudlet.surfaces.deps import Runtime
+from tests import node_table
+from tests.cloud import REGION
+from tests.e2e.test_instances_libvirt import GuestCluster, client, cluster, customer, node, order, status_of, tiny_image
+from tests.integration.test_worker import wait_for
+
+pytestmark = [pytest.mark.long(seconds=120), pytest.mark.engines("sqlite")]
+
+__all__ = ["cluster", "node", "tiny_image"]
+
+TEST_HOST = "203.0.113.250"
+# the other e2e tests (each with a database of its own) hand out addresses of the same range on the same bridge:
+# this test's guest takes one of 203.0.113.200-207, and the test host's lies in a reserved block
+RESERVED = ["203.0.113.0/25", "203.0.113.128/26", "203.0.113.192/29", "203.0.113.208/28", "203.0.113.224/27"]
+BOOT_SECONDS = 180
+KNOCK = textwrap.dedent("""
+    import socket, sys
+    try:
+        with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2) as c:
+            c.settimeout(2)
+            sys.exit(0 if c.recv(16).startswith(b"hi") else 1)
+    except OSError:
+        sys.exit(1)
+""")
+
+
+@pytest.fixture
+def test_host() -> Iterator[str]:
+    """A network namespace on the guests' bridge holding TEST_HOST; its name."""
+    tag = uuid.uuid4().hex[:6]
+    namespace, outside = f"e2e-fw-{tag}", f"fwt{tag}"
+
+    def run(*command: str) -> None:
+        subprocess.run(command, check=True, capture_output=True, timeout=30)
+
+    try:
+        run("ip", "netns", "add", namespace)
+        run("ip", "link", "add", outside, "type", "veth", "peer", "name", "eth0", "netns", namespace)
+        run("ip", "link", "set", outside, "master", host.NETWORK_NAME, "up")
+        run("ip", "-n", namespace, "addr", "add", f"{TEST_HOST}/24", "dev", "eth0")
+        run("ip", "-n", namespace, "link", "set", "eth0", "up")
+        yield namespace
+    finally:
+        subprocess.run(["ip", "link", "del", outside], capture_output=True, timeout=30, check=False)
+        subprocess.run(["ip", "netns", "del", namespace], capture_output=True, timeout=30, check=False)
+
+
+def answers(namespace: str, address: str, port: int) -> bool:
+    """Whether the guest's service at address:port answers the test host."""
+    knock = subprocess.run(["ip", "netns", "exec", namespace, sys.executable, "-c", KNOCK, address, str(port)],
+                           capture_output=True, timeout=30, check=False)
+    return knock.returncode == 0
+
+
+def policy_drops() -> int:
+    """Packets the inbound policy of the node's only address firewall has dropped (its chain's last rule)."""
+    listed = subprocess.run(["nft", "list", "chain", "inet", "cloudlet", "in_0"], capture_output=True, text=True,
+                            timeout=30, check=True).stdout
+    found = re.findall(r"^\s*counter packets (\d+) bytes \d+ drop$", listed, re.MULTILINE)
+    assert found, listed
+    return int(found[-1])
+
+
+def settled(http: httpx.Client, url: str) -> dict[str, Any]:
+    """The IP record once the node enforces its latest change."""
+    wait_for(lambda: http.get(url).json()["status"] == "active", "the node to enforce the change", seconds=30)
+    found: dict[str, Any] = http.get(url).json()
+    return found
+
+
+def test_rules_and_policy_set_through_the_api_hold_in_the_kernel(
+        runtime: Runtime, node: LibvirtDriver, cluster: GuestCluster, test_host: str) -> None:
+    with runtime.db.session() as session:
+        for pool in networking.list_pools(session, REGION):
+            networking.update_pool(session, pool.id, IpPoolUpdate(reserved=RESERVED))
+    _process, url = cluster.serve()
+    person = customer(runtime)
+    with client(url, person) as http:
+        server = http.post("/api/instances", json=order(runtime, person, "fw-1.example.com")).json()
+        wait_for(lambda: status_of(http, server["id"]) == "running", "the guest to run", seconds=BOOT_SECONDS)
+        address = http.get(f"/api/instances/{server['id']}").json()["main_ip"]
+        wait_for(lambda: answers(test_host, address, 8080), "the guest's service to answer", seconds=60)
+        [record] = http.get("/api/shield/ips").json()
+        ip = f"/api/shield/ips/{record['id']}"
+        with node_table.held():
+            assert answers(test_host, address, 9090)
+            web = {"action": "allow", "protocol": "tcp", "dst_port": 8080}
+            assert http.post(f"{ip}/rules", json=web).status_code == 201
+            assert http.put(f"{ip}/policy", json={"default_in": "block"}).status_code == 200
+            settled(http, ip)
+            assert answers(test_host, address, 8080) and not answers(test_host, address, 9090)
+
+            blocked = http.post(f"{ip}/rules", json={"action": "block", "protocol": "any", "priority": 1,
+                                                     "src_cidr": f"{TEST_HOST}/32"})
+            assert blocked.status_code == 201, blocked.text
+            settled(http, ip)
+            assert not answers(test_host, address, 8080)  # the first rule now: this source is blocked
+
+            assert http.delete(f"{ip}/rules/{blocked.json()['id']}").status_code == 204
+            settled(http, ip)
+            assert answers(test_host, address, 8080)
+
+            # the firewall is the node's, not the guest's: it holds through a reboot (its policy counter shows that
+            # the refusal was the firewall's, not a service still starting)
+            restarted = http.post(f"/api/instances/{server['id']}/power/restart")
+            assert restarted.status_code in (200, 202), restarted.text
+            wait_for(lambda: answers(test_host, address, 8080), "the guest back after its restart", seconds=120)
+            before = policy_drops()
+            assert not answers(test_host, address, 9090)
+            assert policy_drops() > before
+
+            assert http.put(f"{ip}/policy", json={"default_in": "allow"}).status_code == 200
+            settled(http, ip)
+            wait_for(lambda: answers(test_host, address, 9090), "port 9090 to answer once allowed", seconds=30)
+        http.request("DELETE", f"/api/instances/{server['id']}", json={"mode": "immediate"})
+        wait_for(lambda: status_of(http, server["id"]) == "gone", "the deletion", seconds=60)
