@@ -156,12 +156,16 @@ def test_address_firewalls_replace_each_other_whole(driver: HypervisorDriver) ->
 def check_firewalls(driver: HypervisorDriver, address: str, wall: AddressFirewall) -> None:
     """Apply one firewall, read it back, apply none."""
     driver.apply_firewalls([wall])
+    assert driver.firewalls_in_force([wall]) and not driver.firewalls_in_force([])
     if isinstance(driver, FakeDriver):
         assert driver.firewalls == {address: wall}
+        driver.firewalls = {}  # behind its back
     else:  # the node's own table (packets through it: tests/integration/test_firewall_packets.py)
         listed = subprocess.run(["nft", "list", "table", "inet", "cloudlet"], capture_output=True, text=True,
                                 timeout=30, check=True).stdout
         assert f"{address} : jump in_0" in listed and "dport 22 counter packets 0 bytes 0 accept" in listed
+        subprocess.run(["nft", "flush", "table", "inet", "cloudlet"], timeout=30, check=True)  # behind its back
+    assert not driver.firewalls_in_force([wall])
     driver.apply_firewalls([])
     if isinstance(driver, FakeDriver):
         assert driver.firewalls == {}

@@ -1,7 +1,8 @@
 """Shield with real packets: a customer's rules, set through the API, are enforced by this machine's kernel on the
 path to a real guest. A test host in a network namespace of its own, plugged into the guests' isolated bridge
 with a documentation address of the region's pool that no guest is given, knocks on the tiny guest's two TCP
-services (ports 8080 and 9090, each answering one line)."""
+services (ports 8080 and 9090, each answering one line). The table holds through a guest reboot and is
+written again after it is flushed behind Cloudlet's back."""
 
 from __future__ import annotations
 
@@ -74,10 +75,15 @@ def answers(namespace: str, address: str, port: int) -> bool:
     return knock.returncode == 0
 
 
+def table() -> str:
+    """The node's firewall table as nft lists it."""
+    return subprocess.run(["nft", "list", "table", "inet", "cloudlet"], capture_output=True, text=True, timeout=30,
+                          check=True).stdout
+
+
 def policy_drops() -> int:
     """Packets the inbound policy of the node's only address firewall has dropped (its chain's last rule)."""
-    listed = subprocess.run(["nft", "list", "chain", "inet", "cloudlet", "in_0"], capture_output=True, text=True,
-                            timeout=30, check=True).stdout
+    listed = table().split("chain in_0", 1)[1].split("}", 1)[0]
     found = re.findall(r"^\s*counter packets (\d+) bytes \d+ drop$", listed, re.MULTILINE)
     assert found, listed
     return int(found[-1])
@@ -95,6 +101,7 @@ def test_rules_and_policy_set_through_the_api_hold_in_the_kernel(
     with runtime.db.session() as session:
         for pool in networking.list_pools(session, REGION):
             networking.update_pool(session, pool.id, IpPoolUpdate(reserved=RESERVED))
+    cluster.extra = {"CLOUDLET_SHIELD_RECONCILE_SCHEDULE": "* * * * * *"}
     _process, url = cluster.serve()
     person = customer(runtime)
     with client(url, person) as http:
@@ -131,8 +138,15 @@ def test_rules_and_policy_set_through_the_api_hold_in_the_kernel(
             assert not answers(test_host, address, 9090)
             assert policy_drops() > before
 
+            # a table flushed behind Cloudlet's back is written again by the reconciler (every second here)
+            subprocess.run(["nft", "flush", "table", "inet", "cloudlet"], capture_output=True, timeout=30, check=True)
+            wait_for(lambda: "jump in_0" in table(), "the reconciler to write the table again", seconds=30)
+            before = policy_drops()
+            assert not answers(test_host, address, 9090) and policy_drops() > before
+
             assert http.put(f"{ip}/policy", json={"default_in": "allow"}).status_code == 200
             settled(http, ip)
             wait_for(lambda: answers(test_host, address, 9090), "port 9090 to answer once allowed", seconds=30)
-        http.request("DELETE", f"/api/instances/{server['id']}", json={"mode": "immediate"})
-        wait_for(lambda: status_of(http, server["id"]) == "gone", "the deletion", seconds=60)
+            http.request("DELETE", f"/api/instances/{server['id']}", json={"mode": "immediate"})
+            wait_for(lambda: status_of(http, server["id"]) == "gone", "the deletion", seconds=60)
+            wait_for(lambda: "jump" not in table(), "the address's firewall to leave the node", seconds=30)

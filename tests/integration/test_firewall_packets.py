@@ -168,3 +168,15 @@ def test_a_table_nft_refuses_leaves_the_one_before(wire: Wire, monkeypatch: pyte
     with pytest.raises(GuestFailed, match="nft refused"):
         wire.apply(AddressFirewall(GUEST, default_in=FirewallAction.BLOCK, rules=(allow(FirewallProtocol.TCP, 9090),)))
     assert wire.reaches("tcp", HOST, GUEST, 8080) and not wire.reaches("tcp", HOST, GUEST, 9090)
+
+
+def test_the_table_is_recognised_until_it_is_changed_behind_its_back(wire: Wire) -> None:
+    walls = [AddressFirewall(GUEST, default_in=FirewallAction.BLOCK, rules=(allow(FirewallProtocol.TCP, 8080),))]
+    wire.apply(*walls)
+    assert firewall.live_mark(namespace=wire.bridge) == firewall.mark(walls)
+    assert firewall.live_mark(namespace=wire.bridge) != firewall.mark([])
+    run("ip", "netns", "exec", wire.bridge, "nft", "flush", "table", "inet", "cloudlet")  # rules gone, table kept
+    assert firewall.live_mark(namespace=wire.bridge) != firewall.mark(walls)
+    assert wire.reaches("tcp", HOST, GUEST, 9090)  # nothing filters now: what the reconciler must notice
+    run("ip", "netns", "exec", wire.bridge, "nft", "delete", "table", "inet", "cloudlet")
+    assert firewall.live_mark(namespace=wire.bridge) is None

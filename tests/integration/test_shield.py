@@ -18,7 +18,7 @@ from tests.integration.test_instances import order, running
 
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:
-    return {"shield_rules_per_ip": 3}
+    return {"shield_rules_per_ip": 3, "shield_reconcile_schedule": "* * * * * *"}
 
 
 def served(cloud: Cloud) -> tuple[httpx.Client, dict[str, Any], str]:
@@ -144,3 +144,11 @@ def test_the_firewall_goes_with_the_server(cloud: Cloud) -> None:
     assert deleted.status_code in (200, 202), deleted.text
     wait_for(lambda: record["ip"] not in cloud.driver.firewalls, timeout=60)  # the reconciler's next round
     assert client.get(url).status_code == 404 and client.get("/api/shield/ips").json() == []
+
+
+def test_a_table_changed_behind_cloudlets_back_is_written_again(cloud: Cloud) -> None:
+    client, _record, url = served(cloud)
+    client.post(f"{url}/rules", json={"action": "block", "protocol": "tcp", "dst_port": 23})
+    wall = enforced(cloud, client, url)
+    cloud.driver.firewalls = {}  # as if the node restarted, or someone flushed its table
+    wait_for(lambda: cloud.driver.firewalls == {wall.address: wall})  # the reconciler's next round

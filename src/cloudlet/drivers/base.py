@@ -416,6 +416,12 @@ class HypervisorDriver(Protocol):
         before stay whole. Idempotent."""
         ...
 
+    def firewalls_in_force(self, firewalls: Sequence[AddressFirewall]) -> bool:
+        """Whether the node's kernel enforces exactly these firewalls now, as apply_firewalls left them: False when
+        its table is missing or was changed behind Cloudlet's back. Read-only. Raises GuestFailed when the node
+        cannot say."""
+        ...
+
     def serve_gateways(self, gateways: frozenset[str]) -> None:
         """Hold these gateway addresses ("203.0.113.1", "2001:db8::1") on the node's side of the guests' network,
         so that the guests of every address pool it serves reach it (each guest's own address is routed to that

@@ -120,6 +120,11 @@ class FakeDriver:
         with self._lock:
             self.firewalls = {firewall.address: firewall for firewall in firewalls}
 
+    def firewalls_in_force(self, firewalls: Sequence[AddressFirewall]) -> bool:
+        """Whether what apply_firewalls recorded is these firewalls (a test may change it behind Cloudlet's back)."""
+        with self._lock:
+            return self.firewalls == {firewall.address: firewall for firewall in firewalls}
+
     def serve_gateways(self, gateways: frozenset[str]) -> None:
         """Record the gateways the node's network holds."""
         with self._lock:

@@ -1,7 +1,8 @@
 """Nodes get their firewall tables: at once after a change commits (a workflow per changed node), and on a schedule
 (CLOUDLET_SHIELD_RECONCILE_SCHEDULE) whenever what a node should enforce differs from what this process last
-gave it, which covers a push that failed or was missed and a guest built since. The node is asked outside any
-transaction; what it took (or why it refused) is recorded after.
+gave it (a push that failed or was missed, a guest built since) or the node's kernel no longer holds what it
+was given (a node restarted, a table flushed or edited behind Cloudlet's back: the drift is logged). The node
+is asked outside any transaction; what it took (or why it refused) is recorded after.
 """
 
 from __future__ import annotations
@@ -57,11 +58,17 @@ def _apply_node(db: Database, drivers: nodes.Drivers, node_id: int, *, unless_sa
         firewalls, revisions = service.node_firewalls(session, node_id)
         uri = nodes.get_node(session, node_id).uri
     digest = _digest(firewalls)
-    if unless_same and _given.get(node_id, _NOTHING) == digest:
+    same = unless_same and _given.get(node_id, _NOTHING) == digest
+    if same and (node_id not in _given or not firewalls):  # nothing of ours to keep in force there
         return None
     error = None
     try:
-        drivers.connect(uri).apply_firewalls(firewalls)
+        driver = drivers.connect(uri)
+        if same:  # written again only if the node's kernel no longer holds what it was given
+            if driver.firewalls_in_force(firewalls):
+                return None
+            log.warning("firewall table drifted; written again", node_id=node_id)
+        driver.apply_firewalls(firewalls)
         _given[node_id] = digest
     except DriverError as refused:
         error = str(refused) or type(refused).__name__

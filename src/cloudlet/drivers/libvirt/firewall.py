@@ -8,16 +8,24 @@ address (inbound rules, then the inbound policy), one lookup each however many a
 Replies to allowed traffic pass (conntrack), and so does IPv6 neighbour discovery; ARP is not IP and is never
 filtered. Each rule counts its hits.
 
+The table's comment carries the digest of its script, and a node's table is "in force" when that digest and its
+number of rules are what Cloudlet wrote: a table deleted, flushed or edited behind Cloudlet's back is not, and
+the reconciler writes it again.
+
 The script starts by declaring and deleting the table, so `nft -f` swaps the old rule set for the new one in
 a single transaction: a packet meets either the old rules or the new, never a half-written table.
 """
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
+import json
+import re
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 from cloudlet.drivers.base import AddressFirewall, FirewallAction, FirewallProtocol, FirewallRuleSpec, GuestFailed
 
@@ -42,8 +50,15 @@ def _rule(rule: FirewallRuleSpec, version: int) -> str:
     return " ".join([*parts, "counter", _VERDICT[rule.action]])
 
 
-def ruleset(firewalls: Sequence[AddressFirewall]) -> str:
-    """The nft script that makes the table hold exactly these firewalls."""
+class TableMark(NamedTuple):
+    """What identifies a table Cloudlet wrote: the digest of its script (kept as the table's comment) and how
+    many rules it has."""
+
+    digest: str
+    rules: int
+
+
+def _body(firewalls: Sequence[AddressFirewall]) -> tuple[str, int]:
     inbound: dict[int, list[str]] = {4: [], 6: []}
     outbound: dict[int, list[str]] = {4: [], 6: []}
     chains = []
@@ -65,7 +80,45 @@ def ruleset(firewalls: Sequence[AddressFirewall]) -> str:
             dispatch.append(f"{family} saddr vmap {{ {', '.join(outbound[version])} }}")
             dispatch.append(f"{family} daddr vmap {{ {', '.join(inbound[version])} }}")
     body = "\n".join([_chain("forward", dispatch), *chains])
-    return f"table inet {TABLE}\ndelete table inet {TABLE}\ntable inet {TABLE} {{\n{body}\n}}\n"
+    return body, sum(line.startswith("    ") and not line.startswith("    type ") for line in body.splitlines())
+
+
+def mark(firewalls: Sequence[AddressFirewall]) -> TableMark:
+    """How the table holding exactly these firewalls is recognised."""
+    body, rules = _body(firewalls)
+    return TableMark(hashlib.sha256(body.encode()).hexdigest()[:32], rules)
+
+
+def ruleset(firewalls: Sequence[AddressFirewall]) -> str:
+    """The nft script that makes the table hold exactly these firewalls (its mark in the table's comment)."""
+    body, _rules = _body(firewalls)
+    comment = f'  comment "cloudlet {mark(firewalls).digest}"'
+    return f"table inet {TABLE}\ndelete table inet {TABLE}\ntable inet {TABLE} {{\n{comment}\n{body}\n}}\n"
+
+
+def _nft(namespace: str | None, *args: str) -> subprocess.CompletedProcess[str]:
+    command = ["nft", *args]
+    if namespace is not None:
+        command = ["ip", "netns", "exec", namespace, *command]
+    try:
+        return subprocess.run(command, capture_output=True, text=True, timeout=NFT_SECONDS,  # noqa: S603
+                              check=False)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise GuestFailed(f"nft could not read the firewall table: {error}") from error
+
+
+def live_mark(*, namespace: str | None = None) -> TableMark | None:
+    """The mark of the table the kernel holds now: its comment's digest and its rule count (rules flushed, added
+    or removed behind Cloudlet's back change the count); None when there is no table."""
+    listed = _nft(namespace, "list", "table", "inet", TABLE)
+    if listed.returncode != 0:
+        return None
+    found = re.search(r'^\s*comment "cloudlet (\w+)"', listed.stdout, re.MULTILINE)
+    as_json = _nft(namespace, "-j", "list", "table", "inet", TABLE)
+    if found is None or as_json.returncode != 0:
+        return None
+    objects = json.loads(as_json.stdout).get("nftables", [])
+    return TableMark(found.group(1), sum("rule" in item for item in objects))
 
 
 def _chain(name: str, lines: list[str]) -> str:

@@ -231,11 +231,19 @@ class LibvirtDriver:
     def apply_firewalls(self, firewalls: Sequence[AddressFirewall]) -> None:
         """Replace the `inet cloudlet` nftables table (drivers/libvirt/firewall.py). A remote node's kernel is out
         of reach from here: its own agent will apply them (issue 15), so this says so rather than pretend."""
+        self._local_firewall()
+        firewall.bridge_to_ip_hooks()
+        firewall.apply(firewalls)
+
+    def firewalls_in_force(self, firewalls: Sequence[AddressFirewall]) -> bool:
+        """Compare the mark of the node's table (its comment's digest and its rule count) with these firewalls'."""
+        self._local_firewall()
+        return firewall.live_mark() == firewall.mark(firewalls)
+
+    def _local_firewall(self) -> None:
         if not is_local(self.uri):
             raise GuestFailed(f"firewalls of the remote node {self.uri} are applied by its node agent, which does "
                               "not exist yet")
-        firewall.bridge_to_ip_hooks()
-        firewall.apply(firewalls)
 
     def serve_gateways(self, gateways: frozenset[str]) -> None:
         """Add the missing gateways to the isolated bridge of this host, as host addresses. A remote node's
