@@ -157,13 +157,15 @@ def check_firewalls(driver: HypervisorDriver, address: str, wall: AddressFirewal
     """Apply one firewall, read it back, apply none."""
     driver.apply_firewalls([wall])
     assert driver.firewalls_in_force([wall]) and not driver.firewalls_in_force([])
+    counted = driver.firewall_hits()[address]  # one rule and the policy, counted by the node
+    assert len(counted.rules) == 1 and all(packets >= 0 for packets, _bytes in (*counted.rules, counted.policy))
     if isinstance(driver, FakeDriver):
         assert driver.firewalls == {address: wall}
         driver.firewalls = {}  # behind its back
     else:  # the node's own table (packets through it: tests/integration/test_firewall_packets.py)
         listed = subprocess.run(["nft", "list", "table", "inet", "cloudlet"], capture_output=True, text=True,
                                 timeout=30, check=True).stdout
-        assert f"{address} : jump in_0" in listed and "dport 22 counter packets 0 bytes 0 accept" in listed
+        assert f"{address} : jump in4_" in listed and "dport 22 counter packets 0 bytes 0 accept" in listed
         subprocess.run(["nft", "flush", "table", "inet", "cloudlet"], timeout=30, check=True)  # behind its back
     assert not driver.firewalls_in_force([wall])
     driver.apply_firewalls([])

@@ -180,3 +180,13 @@ def test_the_table_is_recognised_until_it_is_changed_behind_its_back(wire: Wire)
     assert wire.reaches("tcp", HOST, GUEST, 9090)  # nothing filters now: what the reconciler must notice
     run("ip", "netns", "exec", wire.bridge, "nft", "delete", "table", "inet", "cloudlet")
     assert firewall.live_mark(namespace=wire.bridge) is None
+
+
+def test_each_rule_and_the_policy_count_what_they_matched(wire: Wire) -> None:
+    wire.apply(AddressFirewall(GUEST, default_in=FirewallAction.BLOCK, rules=(
+        allow(FirewallProtocol.TCP, 8080), allow(FirewallProtocol.UDP, 5353))))
+    assert firewall.hits(namespace=wire.bridge)[GUEST].rules == ((0, 0), (0, 0))
+    assert wire.reaches("tcp", HOST, GUEST, 8080) and not wire.reaches("tcp", HOST, GUEST, 9090)
+    counted = firewall.hits(namespace=wire.bridge)[GUEST]
+    assert counted.rules[0][0] == 1 and counted.rules[1] == (0, 0)  # one SYN let in; replies are not counted
+    assert counted.policy[0] >= 1  # the SYN to 9090 (and its retries) refused by the policy

@@ -10,7 +10,14 @@ from typing import Any
 import httpx
 import pytest
 
-from cloudlet.drivers.base import AddressFirewall, FirewallAction, FirewallProtocol, FirewallRuleSpec, GuestFailed
+from cloudlet.drivers.base import (
+    AddressFirewall,
+    FirewallAction,
+    FirewallHits,
+    FirewallProtocol,
+    FirewallRuleSpec,
+    GuestFailed,
+)
 from tests.cloud import Cloud, WrappedDriver, wait_for
 from tests.helpers import make_user, mint_token
 from tests.integration.test_instances import order, running
@@ -130,6 +137,7 @@ def test_a_node_that_refuses_leaves_the_change_in_error_until_it_takes_it(
     wait_for(lambda: client.get(url).json()["status"] == "error")
     profile = client.get(url).json()
     assert "nft refused" in profile["error"] and profile["rules"][0]["status"] == "error"
+    assert profile["rules"][0]["hits"] is None and profile["policy_hits"] is None  # not the table it asked for
     node_driver(cloud.driver)
     client.put(f"{url}/policy", json={"default_out": "block"})  # the next change pushes the whole set again
     assert enforced(cloud, client, url).default_out is FirewallAction.BLOCK
@@ -152,3 +160,15 @@ def test_a_table_changed_behind_cloudlets_back_is_written_again(cloud: Cloud) ->
     wall = enforced(cloud, client, url)
     cloud.driver.firewalls = {}  # as if the node restarted, or someone flushed its table
     wait_for(lambda: cloud.driver.firewalls == {wall.address: wall})  # the reconciler's next round
+
+
+def test_the_profile_shows_what_each_rule_and_the_policy_matched(cloud: Cloud) -> None:
+    client, record, url = served(cloud)
+    assert client.post(f"{url}/rules", json={"action": "allow", "protocol": "tcp", "dst_port": 22}).status_code == 201
+    enforced(cloud, client, url)
+    zero = client.get(url).json()
+    assert zero["rules"][0]["hits"] == {"packets": 0, "bytes": 0} and zero["policy_hits"] == {"packets": 0, "bytes": 0}
+    cloud.driver.hits[record["ip"]] = FirewallHits(((7, 420),), (3, 180))
+    counted = client.get(url).json()
+    assert counted["rules"][0]["hits"] == {"packets": 7, "bytes": 420}
+    assert counted["policy_hits"] == {"packets": 3, "bytes": 180}

@@ -188,6 +188,14 @@ class AddressFirewall:
                 raise ValueError(f"source {rule.source} is not of {self.address}'s family")
 
 
+class FirewallHits(NamedTuple):
+    """What an address's inbound rules (in their order) and its inbound policy have matched since its node's table
+    was last written: (packets, bytes) each."""
+
+    rules: tuple[tuple[int, int], ...]
+    policy: tuple[int, int]
+
+
 KEY_ID_PATTERN = re.compile(r"^[A-Za-z0-9:*_.-]+$")  # shell patterns the principals command may safely hold
 
 
@@ -420,6 +428,11 @@ class HypervisorDriver(Protocol):
         """Whether the node's kernel enforces exactly these firewalls now, as apply_firewalls left them: False when
         its table is missing or was changed behind Cloudlet's back. Read-only. Raises GuestFailed when the node
         cannot say."""
+        ...
+
+    def firewall_hits(self) -> dict[str, FirewallHits]:
+        """By address, what each rule and the inbound policy of the firewalls apply_firewalls last wrote have
+        matched since (the node's own counters). Read-only. Raises GuestFailed when the node cannot say."""
         ...
 
     def serve_gateways(self, gateways: frozenset[str]) -> None:

@@ -21,6 +21,7 @@ from cloudlet.drivers.base import (
     BootEvent,
     Capabilities,
     ConsoleOutput,
+    FirewallHits,
     GuestFailed,
     GuestInfo,
     GuestLocation,
@@ -86,6 +87,7 @@ class FakeDriver:
         self._consoles = FakeConsoles()  # real VNC servers on 127.0.0.1 and getty-like serial lines
         self.gateways: set[str] = set()  # what serve_gateways was given
         self.firewalls: dict[str, AddressFirewall] = {}  # what apply_firewalls was given last, by address
+        self.hits: dict[str, FirewallHits] = {}  # what firewall_hits says of an address, when a test sets it
 
     def _guest(self, name: str) -> _Guest:
         guest = self._guests.get(name)
@@ -124,6 +126,12 @@ class FakeDriver:
         """Whether what apply_firewalls recorded is these firewalls (a test may change it behind Cloudlet's back)."""
         with self._lock:
             return self.firewalls == {firewall.address: firewall for firewall in firewalls}
+
+    def firewall_hits(self) -> dict[str, FirewallHits]:
+        """Counters a test set (`hits`), else zero for every rule and policy of the firewalls recorded."""
+        with self._lock:
+            return {address: self.hits.get(address, FirewallHits(tuple((0, 0) for _ in wall.rules), (0, 0)))
+                    for address, wall in self.firewalls.items()}
 
     def serve_gateways(self, gateways: frozenset[str]) -> None:
         """Record the gateways the node's network holds."""

@@ -49,8 +49,16 @@ class PolicyUpdate(BaseModel):
     default_out: FirewallAction | None = None
 
 
+class Hits(BaseModel):
+    """What a rule or policy matched since its node's table was last written."""
+
+    packets: int
+    bytes: int
+
+
 class RuleRead(BaseModel):
-    """An inbound rule and whether its node enforces it yet."""
+    """An inbound rule, whether its node enforces it yet, and what it matched (in an address's profile, while the
+    node enforces the address's latest change and answers)."""
 
     id: int
     priority: int
@@ -62,6 +70,7 @@ class RuleRead(BaseModel):
     status: PushState
     created_at: IsoMillis
     updated_at: IsoMillis
+    hits: Hits | None = None
 
 
 class Policy(BaseModel):
@@ -87,6 +96,7 @@ class IpRecordRead(BaseModel):
 
 
 class IpProfileRead(IpRecordRead):
-    """An address with its rules."""
+    """An address with its rules, and what its inbound policy matched (as for rules' hits)."""
 
     rules: list[RuleRead]
+    policy_hits: Hits | None = None

@@ -14,17 +14,19 @@ from collections.abc import Sequence
 from sqlalchemy.orm import Session
 
 from cloudlet.config import Settings
-from cloudlet.drivers.base import AddressFirewall, FirewallAction, FirewallProtocol, FirewallRuleSpec
+from cloudlet.drivers.base import AddressFirewall, DriverError, FirewallAction, FirewallProtocol, FirewallRuleSpec
 from cloudlet.instances import service as instances
 from cloudlet.instances.schemas import InstanceRead
 from cloudlet.kit import clock
 from cloudlet.kit.errors import Conflict, Invalid, NotFound
 from cloudlet.networking import service as networking
 from cloudlet.networking.schemas import Allocation
+from cloudlet.nodes import service as nodes
 from cloudlet.projects.schemas import Actor
 from cloudlet.shield import repository
 from cloudlet.shield.models import AddressFirewallRow, FirewallRule
 from cloudlet.shield.schemas import (
+    Hits,
     IpProfileRead,
     IpRecordRead,
     Policy,
@@ -98,11 +100,24 @@ def list_ips(session: Session, actor: Actor) -> list[IpRecordRead]:
     return found
 
 
-def get_ip(session: Session, actor: Actor, allocation_id: int) -> IpProfileRead:
-    """One address with its policy and rules."""
+def get_ip(session: Session, drivers: nodes.Drivers, actor: Actor, allocation_id: int) -> IpProfileRead:
+    """One address with its policy and rules, and what each matched when its node enforces the latest change."""
     allocation, instance = _record(session, actor, allocation_id)
     row = repository.firewall(session, allocation_id)
-    return _profile(allocation, instance, row, repository.rules(session, [row.id])[row.id] if row else [])
+    profile = _profile(allocation, instance, row, repository.rules(session, [row.id])[row.id] if row else [])
+    node_id = instances.node_of(session, instance.uuid)
+    if row is None or profile.status is not PushState.ACTIVE or node_id is None:
+        return profile
+    try:
+        counted = drivers.connect(nodes.get_node(session, node_id).uri).firewall_hits().get(allocation.address)
+    except DriverError:
+        return profile  # the figures are a courtesy: a node that does not answer now leaves them out
+    if counted is None or len(counted.rules) != len(profile.rules):
+        return profile
+    rules = [rule.model_copy(update={"hits": Hits(packets=p, bytes=b)})
+             for rule, (p, b) in zip(profile.rules, counted.rules, strict=True)]
+    return profile.model_copy(update={"rules": rules,
+                                      "policy_hits": Hits(packets=counted.policy[0], bytes=counted.policy[1])})
 
 
 # --- changing ----------------------------------------------------------------------------------------------

@@ -27,13 +27,32 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from cloudlet.drivers.base import AddressFirewall, FirewallAction, FirewallProtocol, FirewallRuleSpec, GuestFailed
+from cloudlet.drivers.base import (
+    AddressFirewall,
+    FirewallAction,
+    FirewallHits,
+    FirewallProtocol,
+    FirewallRuleSpec,
+    GuestFailed,
+)
 
 TABLE = "cloudlet"
 NFT_SECONDS = 30.0
 BRIDGE_SYSCTLS = ("bridge-nf-call-iptables", "bridge-nf-call-ip6tables")
 _VERDICT = {FirewallAction.ALLOW: "accept", FirewallAction.BLOCK: "drop"}
 _NEIGHBOUR_DISCOVERY = "icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-advert } accept"
+
+
+def chain_key(address: str) -> str:
+    """What names an address's chains: "4_203_0_113_5" for 203.0.113.5, "6_2001_db8__5" for 2001:db8::5."""
+    found = ipaddress.ip_address(address)
+    return f"{found.version}_" + str(found).replace(".", "_").replace(":", "_")
+
+
+def address_of(key: str) -> str:
+    """The address a chain key names."""
+    version, rest = key.split("_", 1)
+    return rest.replace("_", "." if version == "4" else ":")
 
 
 def _rule(rule: FirewallRuleSpec, version: int) -> str:
@@ -62,18 +81,19 @@ def _body(firewalls: Sequence[AddressFirewall]) -> tuple[str, int]:
     inbound: dict[int, list[str]] = {4: [], 6: []}
     outbound: dict[int, list[str]] = {4: [], 6: []}
     chains = []
-    for number, firewall in enumerate(firewalls):
+    for firewall in firewalls:
         version = ipaddress.ip_address(firewall.address).version
-        inbound[version].append(f"{firewall.address} : jump in_{number}")
-        outbound[version].append(f"{firewall.address} : jump out_{number}")
+        key = chain_key(firewall.address)
+        inbound[version].append(f"{firewall.address} : jump in{key}")
+        outbound[version].append(f"{firewall.address} : jump out{key}")
         first = ["ct state established,related accept", "ct state invalid drop"]
         if version == 6:
             first.append(_NEIGHBOUR_DISCOVERY)
         rules = [_rule(rule, version) for rule in firewall.rules]
-        chains.append(_chain(f"in_{number}", [*first, *rules, f"counter {_VERDICT[firewall.default_in]}"]))
+        chains.append(_chain(f"in{key}", [*first, *rules, f"counter {_VERDICT[firewall.default_in]}"]))
         # allowed out goes on to the destination's own chain (another guest of this node may have one)
         out = "counter return" if firewall.default_out is FirewallAction.ALLOW else "counter drop"
-        chains.append(_chain(f"out_{number}", [*first, out]))
+        chains.append(_chain(f"out{key}", [*first, out]))
     dispatch = ["type filter hook forward priority filter; policy accept;"]
     for version, family in ((4, "ip"), (6, "ip6")):
         if inbound[version]:
@@ -148,3 +168,22 @@ def apply(firewalls: Sequence[AddressFirewall], *, namespace: str | None = None)
         raise GuestFailed(f"nft could not apply the firewall: {error}") from error
     if done.returncode != 0:
         raise GuestFailed(f"nft refused the firewall: {done.stderr.strip()[-1000:]}")
+
+
+def hits(*, namespace: str | None = None) -> dict[str, FirewallHits]:
+    """What each address's inbound rules (in order) and inbound policy have matched since the table was written,
+    read from the rules' counters; nothing when there is no table."""
+    listed = _nft(namespace, "-j", "list", "table", "inet", TABLE)
+    if listed.returncode != 0:
+        return {}
+    counted: dict[str, list[tuple[int, int]]] = {}
+    for item in json.loads(listed.stdout).get("nftables", []):
+        rule = item.get("rule")
+        if rule is None or not rule.get("chain", "").startswith("in"):
+            continue
+        for expression in rule.get("expr", []):
+            if "counter" in expression:
+                counter = expression["counter"]
+                counted.setdefault(rule["chain"], []).append((int(counter["packets"]), int(counter["bytes"])))
+    return {address_of(chain.removeprefix("in")): FirewallHits(tuple(pairs[:-1]), pairs[-1])
+            for chain, pairs in counted.items() if pairs}

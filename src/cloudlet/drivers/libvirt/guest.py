@@ -34,6 +34,7 @@ from cloudlet.drivers.base import (
     BootEvent,
     Capabilities,
     ConsoleOutput,
+    FirewallHits,
     GuestFailed,
     GuestInfo,
     GuestLocation,
@@ -239,6 +240,11 @@ class LibvirtDriver:
         """Compare the mark of the node's table (its comment's digest and its rule count) with these firewalls'."""
         self._local_firewall()
         return firewall.live_mark() == firewall.mark(firewalls)
+
+    def firewall_hits(self) -> dict[str, FirewallHits]:
+        """The counters of the node's table, by address."""
+        self._local_firewall()
+        return firewall.hits()
 
     def _local_firewall(self) -> None:
         if not is_local(self.uri):

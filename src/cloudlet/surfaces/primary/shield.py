@@ -12,9 +12,11 @@ IpRecord = {"id" (the IP record id), "ip", "version", "instance_id", "instance_n
 "policy": {"default_in", "default_out"}, "status" ("active", "pending" until the server's node enforces the
 latest change, "error" with "error" saying why)}; Rule = {"id", "priority" (lowest decides first), "action",
 "protocol" ("tcp", "udp", "icmp" as an extension, "any"), "src_cidr", "dst_port", "dst_port_end", "status",
-"created_at", "updated_at"}. Rules filter inbound traffic; replies to allowed traffic always pass. Bad CIDRs,
-ports and protocols are 422; a duplicate rule or one past the limit per address (500) 409; another project's
-address 404. Scopes as the reference assigns them: shield:read to read, shield:write to change.
+"created_at", "updated_at", "hits": {"packets", "bytes"}}; the profile also gives "policy_hits". Hits are
+what the node's kernel counted since it last wrote the address's table, given while the node enforces the
+latest change and answers (null otherwise). Rules filter inbound traffic; replies to allowed traffic always
+pass. Bad CIDRs, ports and protocols are 422; a duplicate rule or one past the limit per address (500) 409;
+another project's address 404. Scopes as the reference assigns them: shield:read to read, shield:write to change.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from fastapi import APIRouter, Response
 from cloudlet.auth.caller import Caller
 from cloudlet.shield import service as shield
 from cloudlet.shield.schemas import IpProfileRead, IpRecordRead, PolicyUpdate, RuleCreate, RuleRead, RuleUpdate
-from cloudlet.surfaces.deps import AppSettings, DbSession, requires
+from cloudlet.surfaces.deps import AppRuntime, AppSettings, DbSession, requires
 from cloudlet.surfaces.params import PathId
 from cloudlet.tokens.abilities import Ability
 
@@ -43,9 +45,9 @@ def list_ips(caller: Reader, db: DbSession) -> list[IpRecordRead]:
 
 
 @router.get("/ips/{ip_id}", response_model=IpProfileRead, summary="Get an IP record")
-def get_ip(ip_id: PathId, caller: Reader, db: DbSession) -> IpProfileRead:
-    """One address with its rules and policy."""
-    return shield.get_ip(db, caller, ip_id)
+def get_ip(ip_id: PathId, caller: Reader, db: DbSession, runtime: AppRuntime) -> IpProfileRead:
+    """One address with its rules and policy, and what each matched."""
+    return shield.get_ip(db, runtime.drivers, caller, ip_id)
 
 
 @router.post("/ips/{ip_id}/rules", response_model=RuleRead, status_code=201, summary="Add a rule")
