@@ -16,6 +16,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -50,6 +52,35 @@ def settle(client: httpx.Client, instance_id: str, wanted: str, timeout: float) 
     raise RuntimeError(f"the instance was not {wanted} within {timeout:.0f} s")
 
 
+@contextmanager
+def one_server(name: str, timeout: float) -> Iterator[tuple[httpx.Client, str]]:
+    """One `cloudlet serve` (SQLite, embedded worker) on this machine's libvirt node with one running server of
+    the tiny image: a client of its owner and the server's id. Everything is removed after."""
+    image_name = f"bench-{uuid.uuid4().hex[:8]}"
+    ids: list[str] = []
+    with tempfile.TemporaryDirectory(prefix=f"cloudlet-bench-{name}-") as tmp:
+        root = Path(tmp)
+        (root / "data").mkdir()
+        env = server_env(root / "data", None)
+        image = build_tiny(DEFAULT_CACHE, root / "tiny.qcow2")
+        try:
+            with server(root / "data", env) as running:
+                order = set_up(running.base, env, image_name, image, 1)
+                headers = {"Authorization": f"Bearer {order.token}"}
+                with httpx.Client(base_url=running.base, headers=headers, timeout=30) as client:
+                    made = _ok(client.post("/api/instances", json={
+                        "name": name, "hostname": f"{name}.example.com", "project_id": order.project_id,
+                        "package_id": order.package_id, "category": order.category,
+                        "os_template_id": order.template_id, "os_name": "tiny", "billing_cycle": "monthly"}),
+                        "creating the server")
+                    ids.append(made["id"])
+                    settle(client, made["id"], "running", timeout)
+                    yield client, made["id"]
+                    ids = delete_all(running.base, order.token, ids)
+        finally:
+            _remove_from_node(ids, image_name)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Build one server and time its power actions."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
@@ -62,35 +93,14 @@ def main(argv: list[str] | None = None) -> None:
         return
     print(f"Power: each action to its stable state, one real TCG guest ({os.cpu_count()} cores; load average "
           f"{', '.join(f'{n:.1f}' for n in os.getloadavg())})", flush=True)
-    image_name = f"bench-{uuid.uuid4().hex[:8]}"
     times: dict[str, list[float]] = {}
-    ids: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="cloudlet-bench-power-") as tmp:
-        root = Path(tmp)
-        (root / "data").mkdir()
-        env = server_env(root / "data", None)
-        image = build_tiny(DEFAULT_CACHE, root / "tiny.qcow2")
-        try:
-            with server(root / "data", env) as running:
-                order = set_up(running.base, env, image_name, image, 1)
-                headers = {"Authorization": f"Bearer {order.token}"}
-                with httpx.Client(base_url=running.base, headers=headers, timeout=30) as client:
-                    made = _ok(client.post("/api/instances", json={
-                        "name": "power", "hostname": "power.example.com", "project_id": order.project_id,
-                        "package_id": order.package_id, "category": order.category,
-                        "os_template_id": order.template_id, "os_name": "tiny", "billing_cycle": "monthly"}),
-                        "creating the server")
-                    ids.append(made["id"])
-                    settle(client, made["id"], "running", args.timeout)
-                    for _ in range(args.rounds):
-                        for action, wanted in ACTIONS:
-                            sent = time.monotonic()
-                            _ok(client.post(f"/api/instances/{made['id']}/power/{action}"), action)
-                            settle(client, made["id"], wanted, args.timeout)
-                            times.setdefault(action, []).append(time.monotonic() - sent)
-                    ids = delete_all(running.base, order.token, ids)
-        finally:
-            _remove_from_node(ids, image_name)
+    with one_server("power", args.timeout) as (client, instance_id):
+        for _ in range(args.rounds):
+            for action, wanted in ACTIONS:
+                sent = time.monotonic()
+                _ok(client.post(f"/api/instances/{instance_id}/power/{action}"), action)
+                settle(client, instance_id, wanted, args.timeout)
+                times.setdefault(action, []).append(time.monotonic() - sent)
     print("  action     samples   p50 s   p95 s   mean s")
     for action, values in times.items():
         print(f"  {action:<10} {len(values):>7} {statistics.median(values):>7.2f} {percentile(values, 95):>7.2f} "

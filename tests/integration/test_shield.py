@@ -54,6 +54,7 @@ def test_a_rule_is_recorded_pending_and_enforced_by_the_node(cloud: Cloud) -> No
     assert added.status_code == 201, added.text
     rule = added.json()
     assert (rule["status"], rule["priority"], rule["dst_port"], rule["dst_port_end"]) == ("pending", 10, 22, None)
+    assert rule["created_at"].endswith("Z") and len(rule["created_at"]) == len("2026-12-07T06:00:00.000Z")
     policy = client.put(f"{url}/policy", json={"default_in": "block"})
     assert policy.status_code == 200 and policy.json()["policy"] == {"default_in": "block", "default_out": "allow"}
     assert enforced(cloud, client, url) == AddressFirewall(record["ip"], FirewallAction.BLOCK, FirewallAction.ALLOW, (

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -83,6 +85,12 @@ def try_insert(session: Session, pool_id: int, address: str, owner: str) -> IpAl
     except IntegrityError:
         return None
     return row
+
+
+def of_owners(session: Session, owners: Sequence[str]) -> list[IpAllocation]:
+    """The allocations these owners hold, oldest first."""
+    return list(session.scalars(select(IpAllocation).where(IpAllocation.instance_id.in_(owners))
+                                .order_by(IpAllocation.id)))
 
 
 def of_owner(session: Session, owner: str) -> list[IpAllocation]:

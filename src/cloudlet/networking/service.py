@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
@@ -151,6 +152,11 @@ def allocation_by_id(session: Session, allocation_id: int) -> Allocation:
     if row is None:
         raise NotFound("IP record", allocation_id)
     return _reads(session, [row])[0]
+
+
+def allocations_of(session: Session, owners: Sequence[str]) -> list[Allocation]:
+    """The addresses these owners hold, oldest first, in one query (whatever their number)."""
+    return _reads(session, repository.of_owners(session, [owner.strip() for owner in owners])) if owners else []
 
 
 def _allocated(session: Session, address: str) -> IpAllocation:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
 from cloudlet.drivers.base import FirewallAction, FirewallProtocol
-from cloudlet.kit.serial import IsoMillis
 
 PORT = Field(default=None, ge=1, le=65535)
 
@@ -68,8 +69,8 @@ class RuleRead(BaseModel):
     dst_port: int | None
     dst_port_end: int | None
     status: PushState
-    created_at: IsoMillis
-    updated_at: IsoMillis
+    created_at: datetime
+    updated_at: datetime
     hits: Hits | None = None
 
 
@@ -98,5 +99,5 @@ class IpRecordRead(BaseModel):
 class IpProfileRead(IpRecordRead):
     """An address with its rules, and what its inbound policy matched (as for rules' hits)."""
 
-    rules: list[RuleRead]
+    rules: Sequence[RuleRead]  # a Sequence, so that a surface may render its rules as a subclass
     policy_hits: Hits | None = None

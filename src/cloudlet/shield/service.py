@@ -87,9 +87,10 @@ def _record(session: Session, actor: Actor, allocation_id: int) -> tuple[Allocat
 
 
 def list_ips(session: Session, actor: Actor) -> list[IpRecordRead]:
-    """Every address of the actor's servers with its firewall's summary, by server, oldest address first."""
-    held = [(allocation, instance) for instance in instances.list_instances(session, actor).items
-            for allocation in networking.allocations(session, instance.uuid)]
+    """Every address of the actor's servers with its firewall's summary, oldest address first."""
+    servers = {instance.uuid: instance for instance in instances.list_instances(session, actor).items}
+    held = [(allocation, servers[allocation.owner])
+            for allocation in networking.allocations_of(session, list(servers))]
     rows = repository.firewalls(session, [allocation.id for allocation, _ in held])
     rules = repository.rules(session, [row.id for row in rows.values()])
     found = []
@@ -253,7 +254,7 @@ def _spec(rule: FirewallRule) -> FirewallRuleSpec:
 def node_firewalls(session: Session, node_id: int) -> tuple[list[AddressFirewall], dict[int, int]]:
     """What a node must enforce (the firewalls of the addresses of its guests that have one), and the revision of
     each firewall that makes it up."""
-    allocations = [a for uuid in instances.placed_on(session, node_id) for a in networking.allocations(session, uuid)]
+    allocations = networking.allocations_of(session, instances.placed_on(session, node_id))
     rows = repository.firewalls(session, [a.id for a in allocations])
     rules = repository.rules(session, [row.id for row in rows.values()])
     found, revisions = [], {}

@@ -21,11 +21,13 @@ another project's address 404. Scopes as the reference assigns them: shield:read
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Response
 
 from cloudlet.auth.caller import Caller
+from cloudlet.kit.serial import IsoMillis
 from cloudlet.shield import service as shield
 from cloudlet.shield.schemas import IpProfileRead, IpRecordRead, PolicyUpdate, RuleCreate, RuleRead, RuleUpdate
 from cloudlet.surfaces.deps import AppRuntime, AppSettings, DbSession, requires
@@ -33,6 +35,19 @@ from cloudlet.surfaces.params import PathId
 from cloudlet.tokens.abilities import Ability
 
 router = APIRouter(prefix="/api/shield", tags=["primary"])
+
+
+class PrimaryRule(RuleRead):
+    """A rule, its times in the primary surface's form."""
+
+    created_at: IsoMillis
+    updated_at: IsoMillis
+
+
+class PrimaryIpProfile(IpProfileRead):
+    """An IP record with its rules."""
+
+    rules: Sequence[PrimaryRule]
 
 Reader = Annotated[Caller, requires(Ability.SHIELD_READ)]
 Writer = Annotated[Caller, requires(Ability.SHIELD_WRITE)]
@@ -44,19 +59,19 @@ def list_ips(caller: Reader, db: DbSession) -> list[IpRecordRead]:
     return shield.list_ips(db, caller)
 
 
-@router.get("/ips/{ip_id}", response_model=IpProfileRead, summary="Get an IP record")
+@router.get("/ips/{ip_id}", response_model=PrimaryIpProfile, summary="Get an IP record")
 def get_ip(ip_id: PathId, caller: Reader, db: DbSession, runtime: AppRuntime) -> IpProfileRead:
     """One address with its rules and policy, and what each matched."""
     return shield.get_ip(db, runtime.drivers, caller, ip_id)
 
 
-@router.post("/ips/{ip_id}/rules", response_model=RuleRead, status_code=201, summary="Add a rule")
+@router.post("/ips/{ip_id}/rules", response_model=PrimaryRule, status_code=201, summary="Add a rule")
 def add_rule(ip_id: PathId, body: RuleCreate, caller: Writer, db: DbSession, settings: AppSettings) -> RuleRead:
     """Add an inbound rule; it shows `pending` until the server's node enforces it."""
     return shield.add_rule(db, settings, caller, ip_id, body)
 
 
-@router.put("/ips/{ip_id}/rules/{rule_id}", response_model=RuleRead, summary="Update a rule")
+@router.put("/ips/{ip_id}/rules/{rule_id}", response_model=PrimaryRule, summary="Update a rule")
 def update_rule(ip_id: PathId, rule_id: PathId, body: RuleUpdate, caller: Writer, db: DbSession) -> RuleRead:
     """Change a rule."""
     return shield.update_rule(db, caller, ip_id, rule_id, body)
@@ -69,7 +84,7 @@ def delete_rule(ip_id: PathId, rule_id: PathId, caller: Writer, db: DbSession) -
     return Response(status_code=204)
 
 
-@router.put("/ips/{ip_id}/policy", response_model=IpProfileRead, summary="Set the default policies")
+@router.put("/ips/{ip_id}/policy", response_model=PrimaryIpProfile, summary="Set the default policies")
 def set_policy(ip_id: PathId, body: PolicyUpdate, caller: Writer, db: DbSession) -> IpProfileRead:
     """Set default_in and default_out."""
     return shield.set_policy(db, caller, ip_id, body)
