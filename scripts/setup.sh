@@ -9,7 +9,7 @@ DEBIAN_PACKAGES=(python3 python3-venv python3-dev python3-pip gcc make pkg-confi
 # the hypervisor and the guest-image tools, without recommends (the same list as src/cloudlet/nodes/prepare.py);
 # libvirt-dev must be in before pip builds libvirt-python
 NODE_PACKAGES=(qemu-system-x86 qemu-utils libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev
-               iptables dnsmasq-base nftables syslinux syslinux-common mtools dosfstools fdisk cpio mmdebstrap e2fsprogs)
+               iproute2 iptables dnsmasq-base nftables syslinux syslinux-common mtools dosfstools fdisk cpio mmdebstrap e2fsprogs)
 EXTRAS="${CLOUDLET_SETUP_EXTRAS:-}"   # "dev" for the test tools
 
 # install_missing "what" [apt-get options] -- packages: install those not installed yet

@@ -22,7 +22,7 @@ from cloudlet.nodes.service import facts_dir
 
 HYPERVISOR_PACKAGES = (
     "qemu-system-x86", "qemu-utils", "libvirt-daemon", "libvirt-daemon-driver-qemu", "libvirt-clients",
-    "libvirt-dev", "pkg-config", "iptables", "dnsmasq-base", "nftables",
+    "libvirt-dev", "pkg-config", "iproute2", "iptables", "dnsmasq-base", "nftables",
 )
 IMAGE_PACKAGES = ("syslinux", "syslinux-common", "mtools", "dosfstools", "fdisk", "cpio", "mmdebstrap", "e2fsprogs")
 QEMU_CONF = Path("/etc/libvirt/qemu.conf")
