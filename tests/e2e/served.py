@@ -23,7 +23,16 @@ from cloudlet.surfaces.deps import Runtime
 from tests.cloud import prepare_cloud
 from tests.conftest import make_settings
 from tests.contract.conftest import _libvirt_driver, leftovers
-from tests.e2e.test_instances_libvirt import BOOT_SECONDS, GuestCluster, client, customer, guest_name, order, status_of
+from tests.e2e.test_instances_libvirt import (
+    BOOT_SECONDS,
+    DELETION_SECONDS,
+    GuestCluster,
+    client,
+    customer,
+    guest_name,
+    order,
+    status_of,
+)
 from tests.helpers import Person, mint_token
 from tests.integration.test_worker import wait_for
 
@@ -80,7 +89,7 @@ def served_guest(tmp_path_factory: pytest.TempPathFactory, tiny_image: Path, hos
                     runtime=runtime)
         with client(url, person) as http:
             http.request("DELETE", f"/api/instances/{uid}", json={"mode": "immediate"})
-            wait_for(lambda: status_of(http, uid) == "gone", "the deletion", seconds=60)
+            wait_for(lambda: status_of(http, uid) == "gone", "the deletion", seconds=DELETION_SECONDS)
         with pytest.raises(GuestNotFound):
             node.state(name)
         assert leftovers(node, name) == []

@@ -20,6 +20,7 @@ from cloudlet.surfaces.deps import Runtime
 from tests.e2e import serial_reading
 from tests.e2e.test_instances_libvirt import (
     BOOT_SECONDS,
+    DELETION_SECONDS,
     PASSWORD,
     GuestCluster,
     client,
@@ -151,5 +152,5 @@ def test_vnc_and_serial_consoles_of_a_real_guest(runtime: Runtime, node: Libvirt
 
         deleted = http.request("DELETE", f"/api/instances/{server['id']}", json={"mode": "immediate"})
         assert deleted.status_code == 200, deleted.text
-        wait_for(lambda: status_of(http, server["id"]) == "gone", "the deletion", seconds=60)
+        wait_for(lambda: status_of(http, server["id"]) == "gone", "the deletion", seconds=DELETION_SECONDS)
         assert guest not in {g.name for g in node.list_guests()}

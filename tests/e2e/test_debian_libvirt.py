@@ -49,6 +49,7 @@ from cloudlet.sshca.schemas import CertificateCreate
 from cloudlet.surfaces.deps import Runtime
 from tests.cloud import REGION
 from tests.e2e.test_instances_libvirt import (
+    DELETION_SECONDS,
     PASSWORD,
     GuestCluster,
     client,
@@ -324,4 +325,4 @@ def test_a_debian_server_is_reached_over_ssh_and_its_password_reset_upgrade_and_
         assert ssh(address, "whoami", password=new).strip() == "root"
 
         http.request("DELETE", f"/api/instances/{server['id']}", json={"mode": "immediate"})
-        wait_for(lambda: status_of(http, server["id"]) == "gone", "the deletion", seconds=60)
+        wait_for(lambda: status_of(http, server["id"]) == "gone", "the deletion", seconds=DELETION_SECONDS)

@@ -34,6 +34,9 @@ pytestmark = pytest.mark.long(seconds=170)
 
 BOOT_SECONDS = 180  # a TCG boot takes ~5 s alone; several at once on two cores take longer
 PASSWORD = "Guest-pass-2026"
+# a deletion removes the guest's volumes, and the node's pool waits out another test's volume job (an image
+# upload, a backup) for up to a minute before it does (drivers/libvirt/storage.py refresh)
+DELETION_SECONDS = 180
 
 
 class GuestCluster(Cluster):
@@ -176,7 +179,7 @@ def test_a_server_is_built_with_its_hostname_password_and_key_reconciled_and_del
 
         deleted = http.request("DELETE", f"/api/instances/{server['id']}", json={"mode": "immediate"})
         assert deleted.status_code == 200 and deleted.json()["refund_cents"] > 0
-        wait_for(lambda: status_of(http, server["id"]) == "gone", "the deletion", seconds=60)
+        wait_for(lambda: status_of(http, server["id"]) == "gone", "the deletion", seconds=DELETION_SECONDS)
         assert name not in {g.name for g in node.list_guests()} and leftovers(node, name) == []
         refunds = [e for e in http.get("/api/wallet/transactions").json()["data"] if e["kind"] == "refund"]
         assert [e["amount_cents"] for e in refunds] == [deleted.json()["refund_cents"]]
@@ -211,7 +214,7 @@ def test_a_worker_killed_while_the_guest_boots_is_replaced_and_the_build_finishe
         name = guest_name(runtime, server["id"])
         assert [g.name for g in node.list_guests()].count(name) == 1
         http.request("DELETE", f"/api/instances/{server['id']}", json={"mode": "immediate"})
-        wait_for(lambda: status_of(http, server["id"]) == "gone", "the deletion", seconds=60)
+        wait_for(lambda: status_of(http, server["id"]) == "gone", "the deletion", seconds=DELETION_SECONDS)
 
 
 @pytest.mark.engines("sqlite")  # the clean-up and refund on PostgreSQL are in tests/integration/test_instances.py
@@ -279,7 +282,7 @@ def test_servers_ordered_on_cyberpanel_wayscloud_and_shardlyn_run_and_go_on_each
         assert http.request("DELETE", f"/api/instances/{uuids['wayscloud']}",
                             json={"mode": "immediate"}).status_code == 200
         for instance_id in uuids.values():
-            wait_for(lambda i=instance_id: status_of(http, i) == "gone", "the deletion", seconds=60)
+            wait_for(lambda i=instance_id: status_of(http, i) == "gone", "the deletion", seconds=DELETION_SECONDS)
         assert not names & {g.name for g in node.list_guests()}
         assert all(leftovers(node, name) == [] for name in names)
         refunds = [e for e in http.get("/api/wallet/transactions").json()["data"] if e["kind"] == "refund"]

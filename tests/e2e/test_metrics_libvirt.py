@@ -18,6 +18,7 @@ from cloudlet.drivers.libvirt.guest import LibvirtDriver
 from cloudlet.surfaces.deps import Runtime
 from tests.e2e.test_instances_libvirt import (
     BOOT_SECONDS,
+    DELETION_SECONDS,
     GuestCluster,
     client,
     cluster,
@@ -99,4 +100,4 @@ def test_a_real_guests_counters_reach_every_surface_and_prometheus(
             wait_for(cpu_moved, "the guest's CPU time to grow between samples", seconds=30)
         finally:
             http.request("DELETE", f"/api/instances/{server['id']}", json={"mode": "immediate"})
-            wait_for(lambda: status_of(http, server["id"]) == "gone", "the deletion", seconds=60)
+            wait_for(lambda: status_of(http, server["id"]) == "gone", "the deletion", seconds=DELETION_SECONDS)

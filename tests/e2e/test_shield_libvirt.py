@@ -23,7 +23,17 @@ from cloudlet.networking.schemas import IpPoolUpdate
 from cloudlet.surfaces.deps import Runtime
 from tests import node_table
 from tests.cloud import REGION
-from tests.e2e.test_instances_libvirt import GuestCluster, client, cluster, customer, node, order, status_of, tiny_image
+from tests.e2e.test_instances_libvirt import (
+    DELETION_SECONDS,
+    GuestCluster,
+    client,
+    cluster,
+    customer,
+    node,
+    order,
+    status_of,
+    tiny_image,
+)
 from tests.integration.test_worker import wait_for
 
 pytestmark = [pytest.mark.long(seconds=120), pytest.mark.engines("sqlite")]
@@ -146,5 +156,5 @@ def test_rules_and_policy_set_through_the_api_hold_in_the_kernel(
             settled(http, ip)
             wait_for(lambda: answers(test_host, address, 9090), "port 9090 to answer once allowed", seconds=30)
             http.request("DELETE", f"/api/instances/{server['id']}", json={"mode": "immediate"})
-            wait_for(lambda: status_of(http, server["id"]) == "gone", "the deletion", seconds=60)
+            wait_for(lambda: status_of(http, server["id"]) == "gone", "the deletion", seconds=DELETION_SECONDS)
             wait_for(lambda: "jump" not in table(), "the address's firewall to leave the node", seconds=30)

@@ -25,6 +25,7 @@ from tests.e2e import serial_reading
 from tests.e2e.test_console_libvirt import vps_id
 from tests.e2e.test_instances_libvirt import (
     BOOT_SECONDS,
+    DELETION_SECONDS,
     PASSWORD,
     GuestCluster,
     client,
@@ -204,7 +205,7 @@ def test_a_real_guest_gets_its_disk_back_from_snapshots_and_backups_on_two_surfa
         stored = runtime.settings.data_dir / "backups"
         deleted = asked(lambda: http.request("DELETE", f"/api/instances/{uid}", json={"mode": "immediate"}))
         assert deleted.status_code == 200, deleted.text
-        wait_for(lambda: status_of(http, uid) == "gone", "the deletion", seconds=60)
+        wait_for(lambda: status_of(http, uid) == "gone", "the deletion", seconds=DELETION_SECONDS)
         assert guest not in {g.name for g in node.list_guests()}
         wait_for(lambda: not any(p.is_file() for p in stored.rglob("*")), "the backup to leave the store", seconds=60)
 
