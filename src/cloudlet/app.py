@@ -25,6 +25,7 @@ from cloudlet.kit.ratelimit import RateLimiter
 from cloudlet.mail.service import Mailer
 from cloudlet.metrics import workflows as metrics_workflows
 from cloudlet.nodes import workflows as node_workflows
+from cloudlet.shield import bandwidth_workflows
 from cloudlet.shield import workflows as shield_workflows
 from cloudlet.surfaces.deps import Runtime
 from cloudlet.webhooks import workflows as webhook_workflows
@@ -55,7 +56,7 @@ def create_worker(settings: Settings | None = None, runtime: Runtime | None = No
     register_procedures()
     return Worker(runtime.settings, runtime.db, drivers=runtime.drivers,
                   queues=[billing_workflows.QUEUE, webhook_workflows.QUEUE, action_runner.QUEUE,
-                          metrics_workflows.QUEUE],
+                          metrics_workflows.QUEUE, bandwidth_workflows.QUEUE],
                   schedules=[*billing_workflows.schedules(runtime.settings),
                              *webhook_workflows.schedules(runtime.settings),
                              *node_workflows.schedules(runtime.settings),
@@ -63,7 +64,8 @@ def create_worker(settings: Settings | None = None, runtime: Runtime | None = No
                              *metrics_workflows.schedules(runtime.settings),
                              *instance_copies.schedules(runtime.settings),
                              *ssh_trust.schedules(runtime.settings),
-                             *shield_workflows.schedules(runtime.settings)])
+                             *shield_workflows.schedules(runtime.settings),
+                             *bandwidth_workflows.schedules(runtime.settings)])
 
 
 TELEMETRY_OFF: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}

@@ -6,7 +6,7 @@ import secrets
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, IPvAnyNetwork, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -108,6 +108,23 @@ class Settings(BaseSettings):
     # what it should enforce changed (a push it missed, a new guest)
     shield_rules_per_ip: int = Field(default=500, ge=1)
     shield_reconcile_schedule: str = "*/10 * * * * *"
+    # visibility: how often every node's counters of what reached each address are sampled, and the MMDB files
+    # (MaxMind GeoLite2 or DB-IP lite, country and ASN) that name where a source address is; without one, the
+    # countries and ASN views say so
+    shield_visibility_schedule: str = "* * * * *"
+    geoip_country_db: Path | None = None
+    geoip_asn_db: Path | None = None
+    # bandwidth: a server that used up its plan's monthly transfer (bandwidth_gb) is warned once at
+    # transfer_warn_percent of it, then held at transfer_throttle_mbit until the month (UTC) ends; the round that
+    # counts and caps (and gives every guest its plan's cap) runs on transfer_quota_schedule
+    transfer_warn_percent: int = Field(default=80, ge=1, le=100)
+    transfer_throttle_mbit: int = Field(default=10, ge=1, le=1_000_000)
+    transfer_quota_schedule: str = "*/30 * * * * *"
+    # a node's own firewall (Shardlyn's /v1/nodes/{id}/firewall/rules): the addresses the control plane reaches
+    # nodes from, kept open on their SSH and libvirt ports whatever the rules say (empty: for a remote node, the
+    # source address of this machine's route to it), and how often each node's table is checked and repaired
+    node_firewall_control_sources: list[IPvAnyNetwork] = Field(default_factory=list)
+    node_firewall_reconcile_schedule: str = "*/10 * * * * *"
     # files of a server reached through its guest agent: a download, an upload or a zip is at most files_max_bytes,
     # a file read or written as text (JSON) at most files_content_max_bytes, a listing at most files_list_max entries
     files_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1)

@@ -20,7 +20,7 @@ from cloudlet.kit.db import Base
 from cloudlet.mail.models import OutboxMessage
 from cloudlet.metrics.models import InstanceCounters, MetricPoint
 from cloudlet.networking.models import IpAllocation, IpPool, ReverseDns
-from cloudlet.nodes.models import Node, NodeRegistrationToken, NodeReservation
+from cloudlet.nodes.models import Node, NodeFirewallRule, NodeRegistrationToken, NodeReservation
 from cloudlet.projects.models import Invitation, MemberPermission, Membership, Project
 from cloudlet.shield.models import AddressFirewallRow, FirewallRule
 from cloudlet.sshca.models import SshCaKey, SshCertificate
@@ -53,6 +53,7 @@ __all__ = [
     "Membership",
     "MetricPoint",
     "Node",
+    "NodeFirewallRule",
     "NodeRegistrationToken",
     "NodeReservation",
     "OsTemplate",

@@ -35,6 +35,8 @@ from cloudlet.drivers.base import (
     GuestState,
     HypervisorDriver,
     ImageNotFound,
+    NodeFirewall,
+    NodeRuleSpec,
     SerialConsole,
     VncEndpoint,
 )
@@ -175,6 +177,32 @@ def check_firewalls(driver: HypervisorDriver, address: str, wall: AddressFirewal
         listed = subprocess.run(["nft", "list", "table", "inet", "cloudlet"], capture_output=True, text=True,
                                 timeout=30, check=True).stdout
         assert "jump" not in listed
+
+
+def test_the_node_firewall_is_written_whole_and_goes_with_its_last_rule(driver: HypervisorDriver) -> None:
+    # allow rules only: on the libvirt half this is this machine's own input hook (packets: tests/integration/
+    # test_node_firewall_packets.py, in a namespace)
+    wall = NodeFirewall((NodeRuleSpec(FirewallAction.ALLOW, FirewallProtocol.TCP, "198.51.100.0/24", (2222, 2222)),),
+                        control_sources=("192.0.2.10/32",), control_ports=(22,))
+    with node_table.held():
+        try:
+            driver.apply_node_firewall(wall)
+            assert driver.node_firewall_in_force(wall) and not driver.node_firewall_in_force(NodeFirewall())
+            if isinstance(driver, FakeDriver):
+                assert driver.node_firewall == wall
+                driver.node_firewall = None  # behind its back
+            else:
+                listed = subprocess.run(["nft", "list", "table", "inet", "cloudlet_node"], capture_output=True,
+                                        text=True, timeout=30, check=True).stdout
+                assert "hook input" in listed and "dport 2222 counter packets 0 bytes 0 accept" in listed
+                subprocess.run(["nft", "flush", "table", "inet", "cloudlet_node"], timeout=30, check=True)
+            assert not driver.node_firewall_in_force(wall)
+        finally:
+            driver.apply_node_firewall(NodeFirewall())
+    assert driver.node_firewall_in_force(NodeFirewall())
+    if not isinstance(driver, FakeDriver):
+        assert subprocess.run(["nft", "list", "table", "inet", "cloudlet_node"], capture_output=True,
+                              timeout=30, check=False).returncode != 0
 
 
 def test_the_agent_and_the_ssh_server_are_asked_from_the_node(driver: HypervisorDriver, guest: str) -> None:

@@ -1,8 +1,9 @@
 """Shield with real packets: a customer's rules, set through the API, are enforced by this machine's kernel on the
 path to a real guest. A test host in a network namespace of its own, plugged into the guests' isolated bridge
 with a documentation address of the region's pool that no guest is given, knocks on the tiny guest's two TCP
-services (ports 8080 and 9090, each answering one line). The table holds through a guest reboot and is
-written again after it is flushed behind Cloudlet's back."""
+services (ports 8080 and 9090, each answering one line). What reached the guest is ranked by source (placed by
+a GeoIP database of the test's) and port, a rate-limited source is cut at its limit, the table holds through a
+guest reboot and is written again after it is flushed behind Cloudlet's back."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import sys
 import textwrap
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -34,6 +36,7 @@ from tests.e2e.test_instances_libvirt import (
     status_of,
     tiny_image,
 )
+from tests.geoip import write_databases
 from tests.integration.test_worker import wait_for
 
 pytestmark = [pytest.mark.long(seconds=120), pytest.mark.engines("sqlite")]
@@ -84,6 +87,31 @@ def answers(namespace: str, address: str, port: int) -> bool:
     return knock.returncode == 0
 
 
+TRIES = textwrap.dedent("""
+    import socket, sys, time
+    address, port, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+    answered = tried = 0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        tried += 1
+        try:
+            with socket.create_connection((address, port), timeout=0.4) as c:
+                c.settimeout(2)
+                answered += c.recv(16).startswith(b"hi")
+        except OSError:
+            pass
+    print(answered, tried)
+""")
+
+
+def tries(namespace: str, address: str, port: int, *, seconds: float) -> tuple[int, int]:
+    """New connections to the guest's service, one after another for so many seconds: (answered, tried)."""
+    done = subprocess.run(["ip", "netns", "exec", namespace, sys.executable, "-c", TRIES, address, str(port),
+                           str(seconds)], capture_output=True, text=True, timeout=60, check=True)
+    answered, tried = done.stdout.split()
+    return int(answered), int(tried)
+
+
 def table() -> str:
     """The node's firewall table as nft lists it."""
     return subprocess.run(["nft", "list", "table", "inet", "cloudlet"], capture_output=True, text=True, timeout=30,
@@ -103,11 +131,14 @@ def settled(http: httpx.Client, url: str) -> dict[str, Any]:
 
 
 def test_rules_and_policy_set_through_the_api_hold_in_the_kernel(
-        runtime: Runtime, node: LibvirtDriver, cluster: GuestCluster, test_host: str) -> None:
+        runtime: Runtime, node: LibvirtDriver, cluster: GuestCluster, test_host: str, tmp_path: Path) -> None:
     with runtime.db.session() as session:
         for pool in networking.list_pools(session, REGION):
             networking.update_pool(session, pool.id, IpPoolUpdate(reserved=RESERVED))
-    cluster.extra = {"CLOUDLET_SHIELD_RECONCILE_SCHEDULE": "* * * * * *"}
+    country_db, asn_db = write_databases(tmp_path)
+    cluster.extra = {"CLOUDLET_SHIELD_RECONCILE_SCHEDULE": "* * * * * *",
+                     "CLOUDLET_SHIELD_VISIBILITY_SCHEDULE": "* * * * * *",
+                     "CLOUDLET_GEOIP_COUNTRY_DB": str(country_db), "CLOUDLET_GEOIP_ASN_DB": str(asn_db)}
     _process, url = cluster.serve()
     person = customer(runtime)
     with client(url, person) as http:
@@ -126,6 +157,35 @@ def test_rules_and_policy_set_through_the_api_hold_in_the_kernel(
             assert answers(test_host, address, 8080) and not answers(test_host, address, 9090)
             profile = http.get(ip).json()  # what the node's kernel counted: the allowed SYN, the refused ones
             assert profile["rules"][0]["hits"]["packets"] >= 1 and profile["policy_hits"]["packets"] >= 1
+
+            # what reached the address, sampled from the kernel's counters every second here, ranked, and placed
+            # by the test's GeoIP databases (203.0.113.0/24 is "JP", AS64501)
+            for _ in range(12):
+                assert answers(test_host, address, 8080)
+            wait_for(lambda: any(item["ip"] == TEST_HOST and item["packets"] >= 12 * 3 for item in
+                                 http.get(f"{ip}/visibility/top-ips").json()["items"]),
+                     "the sampler to count the test host", seconds=30)
+            top = http.get(f"{ip}/visibility/top-ips").json()["items"][0]
+            assert (top["ip"], top["country"], top["asn"]) == (TEST_HOST, "JP", 64501)
+            assert http.get(f"{ip}/visibility/countries").json()["items"][0]["country"] == "JP"
+            assert http.get(f"{ip}/visibility/top-asns").json()["items"][0]["asn"] == 64501
+            ports = http.get(f"{ip}/visibility/ports").json()["items"]
+            assert (ports[0]["protocol"], ports[0]["port"]) == ("tcp", 8080)
+            assert any(point["pps"] > 0 for point in http.get(f"{ip}/visibility/pps").json()["points"])
+            assert any((item["ip"], item["port"]) == (TEST_HOST, 9090)  # the policy refused 9090 above
+                       for item in http.get(f"{ip}/visibility/dropped").json()["items"])
+
+            # a source over its rate limit is cut: 1 new connection a second to 9090, tried for 4 seconds
+            limited = http.post(f"{ip}/rules", json={"action": "allow", "protocol": "tcp", "dst_port": 9090,
+                                                     "rate_limit": 1})
+            assert limited.status_code == 201, limited.text
+            settled(http, ip)
+            answered, tried = tries(test_host, address, 9090, seconds=4.0)
+            assert 1 <= answered <= 1 + 4 + 1 < tried, (answered, tried)  # its burst, then one a second
+            limit_drops = firewall.traffic()[address].dropped
+            assert limit_drops[(TEST_HOST, "tcp", 9090)].packets >= tried - answered
+            assert http.delete(f"{ip}/rules/{limited.json()['id']}").status_code == 204
+            settled(http, ip)
 
             blocked = http.post(f"{ip}/rules", json={"action": "block", "protocol": "any", "priority": 1,
                                                      "src_cidr": f"{TEST_HOST}/32"})

@@ -14,7 +14,15 @@ from dataclasses import dataclass
 
 import pytest
 
-from cloudlet.drivers.base import AddressFirewall, FirewallAction, FirewallProtocol, FirewallRuleSpec, GuestFailed
+from cloudlet.drivers.base import (
+    AddressFirewall,
+    FirewallAction,
+    FirewallProtocol,
+    FirewallRuleSpec,
+    GuestFailed,
+    RateLimit,
+    RateUnit,
+)
 from cloudlet.drivers.libvirt import firewall
 
 GUEST, HOST, OTHER = "198.51.100.20", "198.51.100.10", "198.51.100.11"
@@ -190,3 +198,66 @@ def test_each_rule_and_the_policy_count_what_they_matched(wire: Wire) -> None:
     counted = firewall.hits(namespace=wire.bridge)[GUEST]
     assert counted.rules[0][0] == 1 and counted.rules[1] == (0, 0)  # one SYN let in; replies are not counted
     assert counted.policy[0] >= 1  # the SYN to 9090 (and its retries) refused by the policy
+
+
+def test_the_first_rule_that_matches_decides_among_overlapping_rules(wire: Wire) -> None:
+    wide_block = FirewallRuleSpec(FirewallAction.BLOCK, FirewallProtocol.TCP, None, (8000, 9000))
+    wire.apply(AddressFirewall(GUEST, rules=(allow(FirewallProtocol.TCP, 8080, f"{HOST}/32"), wide_block)))
+    assert wire.reaches("tcp", HOST, GUEST, 8080) and not wire.reaches("tcp", OTHER, GUEST, 8080)
+    wire.apply(AddressFirewall(GUEST, rules=(wide_block, allow(FirewallProtocol.TCP, 8080, f"{HOST}/32"))))
+    assert not wire.reaches("tcp", HOST, GUEST, 8080)
+
+
+def test_hundreds_of_rules_are_one_lookup_each_run(wire: Wire) -> None:
+    blocked = [FirewallRuleSpec(FirewallAction.BLOCK, FirewallProtocol.ANY, f"192.0.2.{n}/32") for n in range(1, 250)]
+    ports = [FirewallRuleSpec(FirewallAction.BLOCK, FirewallProtocol.UDP, None, (n, n)) for n in range(20000, 20250)]
+    wire.apply(AddressFirewall(GUEST, default_in=FirewallAction.BLOCK,
+                               rules=(*blocked, *ports, allow(FirewallProtocol.TCP, 8080))))
+    listed = subprocess.run(["ip", "netns", "exec", wire.bridge, "nft", "list", "chain", "inet", "cloudlet",
+                             "in4_198_51_100_20"], capture_output=True, text=True, timeout=30, check=True).stdout
+    # 500 rules in two runs (a packet from 192.0.2.5 to UDP 20001 meets a rule of each): two lookups
+    assert listed.count("vmap @m4_198_51_100_20_") == 2
+    assert wire.reaches("tcp", HOST, GUEST, 8080) and not wire.reaches("tcp", HOST, GUEST, 9090)
+    assert firewall.hits(namespace=wire.bridge)[GUEST].rules[-1][0] == 1
+
+
+BURST = textwrap.dedent("""
+    import socket, sys, concurrent.futures
+    source, target, port, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    def connect(_):
+        try:
+            with socket.create_connection((target, port), timeout=0.8, source_address=(source, 0)) as c:
+                return c.recv(16).startswith(b"hi")
+        except OSError:
+            return False
+    with concurrent.futures.ThreadPoolExecutor(count) as pool:
+        print(sum(pool.map(connect, range(count))))
+""")
+
+
+def test_a_rate_limited_source_is_cut_at_its_limit_and_others_are_not(wire: Wire) -> None:
+    limited = FirewallRuleSpec(FirewallAction.ALLOW, FirewallProtocol.TCP, None, (8080, 8080),
+                               RateLimit(3, RateUnit.CONNECTIONS))
+    wire.apply(AddressFirewall(GUEST, default_in=FirewallAction.BLOCK, rules=(limited,)))
+    burst = subprocess.run(["ip", "netns", "exec", wire.host, sys.executable, "-c", BURST, HOST, GUEST, "8080", "20"],
+                           capture_output=True, text=True, timeout=60, check=True)
+    answered = int(burst.stdout)
+    assert 3 <= answered <= 6  # the burst of 3, and at most what 3 a second adds while the attempts last
+    assert wire.reaches("tcp", OTHER, GUEST, 8080)  # another source has a limit of its own
+    dropped = firewall.traffic(namespace=wire.bridge)[GUEST].dropped
+    assert dropped[(HOST, "tcp", 8080)].packets >= 20 - answered
+
+
+def test_what_reached_an_address_is_counted_by_source_and_port(wire: Wire) -> None:
+    wire.apply(AddressFirewall(GUEST, rules=(FirewallRuleSpec(FirewallAction.BLOCK, FirewallProtocol.TCP, None,
+                                                              (9090, 9090)),)))
+    for _ in range(3):
+        assert wire.reaches("tcp", HOST, GUEST, 8080)
+    assert wire.reaches("udp", OTHER, GUEST, 5353)
+    assert not wire.reaches("tcp", OTHER, GUEST, 9090)
+    seen = firewall.traffic(namespace=wire.bridge)[GUEST]
+    assert seen.sources[HOST].packets >= 3 * 3  # SYN, ACK, FIN (at least) of three connections
+    assert seen.sources[HOST].bytes > seen.sources[OTHER].bytes > 0
+    assert seen.ports[("tcp", 8080)].packets >= 9 and seen.ports[("udp", 5353)].packets == 1
+    assert seen.total.packets >= sum(counted.packets for counted in seen.sources.values())
+    assert (HOST, "tcp", 8080) not in seen.dropped and seen.dropped[(OTHER, "tcp", 9090)].packets >= 1

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,6 +34,7 @@ from cloudlet.kit.ids import digest
 from cloudlet.surfaces.deps import Runtime
 from cloudlet.tokens import repository as token_rows
 from tests.cloud import Cloud, credit
+from tests.geoip import write_databases
 from tests.helpers import make_user, mint_token
 from tests.integration.test_instances import order
 
@@ -55,9 +57,11 @@ EXCLUDED = {
 
 
 @pytest.fixture
-def settings_overrides() -> dict[str, Any]:
-    """GitHub sign-in configured against nothing (see GITHUB)."""
-    return dict(GITHUB)
+def settings_overrides(tmp_path: Path) -> dict[str, Any]:
+    """GitHub sign-in configured against nothing (see GITHUB), and GeoIP databases (else Shield's country and
+    ASN views answer 501 Not Configured)."""
+    country_db, asn_db = write_databases(tmp_path)
+    return dict(GITHUB) | {"geoip_country_db": country_db, "geoip_asn_db": asn_db}
 
 
 class Admin:

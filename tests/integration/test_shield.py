@@ -17,6 +17,8 @@ from cloudlet.drivers.base import (
     FirewallProtocol,
     FirewallRuleSpec,
     GuestFailed,
+    RateLimit,
+    RateUnit,
 )
 from tests.cloud import Cloud, WrappedDriver, wait_for
 from tests.helpers import make_user, mint_token
@@ -173,3 +175,29 @@ def test_the_profile_shows_what_each_rule_and_the_policy_matched(cloud: Cloud) -
     counted = client.get(url).json()
     assert counted["rules"][0]["hits"] == {"packets": 7, "bytes": 420}
     assert counted["policy_hits"] == {"packets": 3, "bytes": 180}
+
+
+def test_an_allow_rule_may_limit_each_sources_rate(cloud: Cloud) -> None:
+    client, _record, url = served(cloud)
+    limited = client.post(f"{url}/rules", json={"action": "allow", "protocol": "tcp", "dst_port": 80,
+                                                "rate_limit": 20})
+    assert limited.status_code == 201, limited.text
+    assert (limited.json()["rate_limit"], limited.json()["rate_unit"]) == (20, "connections")
+    packets = client.post(f"{url}/rules", json={"action": "allow", "protocol": "udp", "dst_port": 53,
+                                                "rate_limit": 500, "rate_unit": "packets"}).json()
+    tcp, udp = FirewallProtocol.TCP, FirewallProtocol.UDP
+    assert enforced(cloud, client, url).rules == (
+        FirewallRuleSpec(FirewallAction.ALLOW, tcp, None, (80, 80), RateLimit(20, RateUnit.CONNECTIONS)),
+        FirewallRuleSpec(FirewallAction.ALLOW, udp, None, (53, 53), RateLimit(500, RateUnit.PACKETS)))
+    for body, says in (({"action": "block", "protocol": "tcp", "rate_limit": 5}, "Only an allow rule"),
+                       ({"action": "allow", "protocol": "tcp", "rate_unit": "packets"}, "needs rate_limit"),
+                       ({"action": "allow", "protocol": "tcp", "rate_limit": 0}, "rate_limit"),
+                       ({"action": "allow", "protocol": "tcp", "rate_limit": 5, "rate_unit": "bytes"}, "rate_unit")):
+        refused = client.post(f"{url}/rules", json=body)
+        assert refused.status_code == 422 and says in refused.text, refused.text
+    blocked = client.put(f"{url}/rules/{packets['id']}", json={"action": "block"})  # a limit it cannot keep
+    assert blocked.status_code == 422 and "Only an allow rule" in blocked.text
+    lifted = client.put(f"{url}/rules/{packets['id']}", json={"action": "block", "rate_limit": None})
+    assert lifted.status_code == 200 and (lifted.json()["rate_limit"], lifted.json()["rate_unit"]) == (None, None)
+    assert enforced(cloud, client, url).rules[1] == FirewallRuleSpec(FirewallAction.BLOCK, FirewallProtocol.UDP,
+                                                                     None, (53, 53))

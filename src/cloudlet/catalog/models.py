@@ -69,7 +69,8 @@ class Plan(Base):
     vcpu: Mapped[int] = mapped_column(Integer)
     ram_mb: Mapped[int] = mapped_column(Integer)
     disk_gb: Mapped[int] = mapped_column(Integer)
-    bandwidth_gb: Mapped[int] = mapped_column(Integer)
+    bandwidth_gb: Mapped[int] = mapped_column(Integer)  # the monthly transfer included (0: not counted)
+    bandwidth_mbit: Mapped[int | None] = mapped_column(Integer)  # the NIC's cap each way; None: uncapped
     monthly_price: Mapped[int] = mapped_column(BigInteger)  # minor units of USD
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     sort_order: Mapped[int] = mapped_column(Integer, default=0)

@@ -19,6 +19,7 @@ Code = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z
 Currency = Annotated[str, Field(min_length=3, max_length=3, pattern=r"^[A-Za-z]{3}$")]
 Bps = Annotated[int, Field(ge=0, le=money.BPS, description="Basis points: 1000 = 10%.")]
 MinorAmount = Annotated[int, Field(ge=0, le=10**15, description="Minor units of USD (cents).")]
+MAX_BANDWIDTH_MBIT = 1_000_000  # as drivers.base allows: past any NIC, within libvirt's 32-bit kilobytes per second
 MajorAmount = Annotated[Decimal, Field(ge=0, le=10**13, description='Major units of USD as a string, e.g. "6.00".')]
 
 
@@ -132,6 +133,8 @@ class PlanCreate(BaseModel):
     ram_mb: int = Field(ge=64, le=16 * 1024 * 1024)
     disk_gb: int = Field(ge=1, le=1024 * 1024)
     bandwidth_gb: int = Field(default=0, ge=0, le=10**9)
+    bandwidth_mbit: int | None = Field(default=None, ge=1, le=MAX_BANDWIDTH_MBIT,
+                                       description="The server's network cap each way in Mbit/s; null: none.")
     monthly_price_cents: MinorAmount | None = None
     monthly_price: MajorAmount | None = None
     is_active: bool = True
@@ -157,6 +160,8 @@ class PlanUpdate(BaseModel):
     ram_mb: int | None = Field(default=None, ge=64, le=16 * 1024 * 1024)
     disk_gb: int | None = Field(default=None, ge=1, le=1024 * 1024)
     bandwidth_gb: int | None = Field(default=None, ge=0, le=10**9)
+    bandwidth_mbit: int | None = Field(default=None, ge=1, le=MAX_BANDWIDTH_MBIT,
+                                       description="The network cap in Mbit/s; null lifts it.")
     monthly_price_cents: MinorAmount | None = None
     monthly_price: MajorAmount | None = None
     is_active: bool | None = None
@@ -185,6 +190,7 @@ class PlanRead(BaseModel):
     ram_mb: int
     disk_gb: int
     bandwidth_gb: int
+    bandwidth_mbit: int | None = None
     monthly_price_cents: int
     monthly_price: str  # "6.00", USD
     hourly_price: str  # "0.0082", USD

@@ -49,6 +49,7 @@ from cloudlet.kit.errors import Conflict, Invalid, NotFound
 from cloudlet.kit.ids import is_number
 
 BASE = money.BASE_CURRENCY
+NULLABLE_PLAN_FIELDS = frozenset({"bandwidth_mbit"})  # null lifts the cap
 
 
 # ---- regions -------------------------------------------------------------------------------------
@@ -164,7 +165,7 @@ def delete_category(session: Session, category_id: int) -> None:
 def _plan_read(plan: Plan) -> PlanRead:
     return PlanRead(
         id=plan.id, code=plan.code, name=plan.name, category=plan.category.code, vcpu=plan.vcpu,
-        ram_mb=plan.ram_mb, disk_gb=plan.disk_gb, bandwidth_gb=plan.bandwidth_gb,
+        ram_mb=plan.ram_mb, disk_gb=plan.disk_gb, bandwidth_gb=plan.bandwidth_gb, bandwidth_mbit=plan.bandwidth_mbit,
         monthly_price_cents=plan.monthly_price, monthly_price=money.format_amount(plan.monthly_price, BASE),
         hourly_price=money.format_hourly(plan.monthly_price, BASE), is_active=plan.is_active,
         regions=[r.code for r in plan.regions], sort_order=plan.sort_order,
@@ -215,7 +216,8 @@ def create_plan(session: Session, data: PlanCreate) -> PlanRead:
     assert data.monthly_price_cents is not None  # the schema turned either spelling into cents  # noqa: S101
     plan = Plan(code=data.code, name=data.name, category=_category_by_code(session, data.category), vcpu=data.vcpu,
                 ram_mb=data.ram_mb, disk_gb=data.disk_gb, bandwidth_gb=data.bandwidth_gb,
-                monthly_price=data.monthly_price_cents, is_active=data.is_active, sort_order=data.sort_order,
+                bandwidth_mbit=data.bandwidth_mbit, monthly_price=data.monthly_price_cents, is_active=data.is_active,
+                sort_order=data.sort_order,
                 regions=_plan_regions(session, data.regions))
     return _plan_read(repository.insert(session, plan))
 
@@ -224,7 +226,7 @@ def update_plan(session: Session, plan_id: int, data: PlanUpdate) -> PlanRead:
     """Change a plan. A new price applies to new orders and renewals; instances keep what they paid."""
     plan = _plan(session, plan_id)
     for key, value in data.model_dump(exclude_unset=True, exclude={"monthly_price", "monthly_price_cents"}).items():
-        if value is None:
+        if value is None and key not in NULLABLE_PLAN_FIELDS:
             raise Invalid(key, f"The {key} field cannot be null.")
         if key == "category":
             plan.category = _category_by_code(session, value)

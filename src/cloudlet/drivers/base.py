@@ -18,6 +18,7 @@ from typing import Literal, NamedTuple, Protocol
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 HOSTNAME_PATTERN = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*$")
 SNAPSHOT_PATTERN = re.compile(r"^[A-Za-z0-9_]{1,64}$")  # CyberPanel's rule; also safe in XML and paths
+MAX_BANDWIDTH_MBIT = 1_000_000  # 1 Tbit/s: a cap past any NIC, and within libvirt's 32-bit kilobytes per second
 
 
 class DriverError(Exception):
@@ -150,25 +151,48 @@ class FirewallProtocol(StrEnum):
     ANY = "any"
 
 
+def _check_match(source: str | None, protocol: FirewallProtocol, ports: tuple[int, int] | None) -> None:
+    """ValueError unless source is a CIDR (or None) and ports a range of 1-65535 on TCP or UDP (or None)."""
+    if source is not None:
+        ipaddress.ip_network(source)
+    if ports is not None:
+        low, high = ports
+        if not 1 <= low <= high <= 65535:
+            raise ValueError(f"port range {low}-{high} is not within 1-65535")
+        if protocol not in (FirewallProtocol.TCP, FirewallProtocol.UDP):
+            raise ValueError("ports are matched for tcp and udp only")
+
+
+class RateUnit(StrEnum):
+    """What a rule's per-source rate limit counts."""
+
+    PACKETS = "packets"
+    CONNECTIONS = "connections"  # new connections (TCP handshakes, new UDP flows)
+
+
+class RateLimit(NamedTuple):
+    """At most `per_second` packets or new connections a second from each source address."""
+
+    per_second: int
+    unit: RateUnit
+
+
 @dataclass(frozen=True)
 class FirewallRuleSpec:
     """One rule of an address's inbound firewall: packets from source (any when None) to ports (a range, any when
-    None; TCP and UDP only) are allowed or blocked."""
+    None; TCP and UDP only) are allowed or blocked. An allow rule may limit each source's rate: what exceeds it
+    is dropped, whichever rule decides the packet."""
 
     action: FirewallAction
     protocol: FirewallProtocol
     source: str | None = None  # a CIDR of the address's family
     ports: tuple[int, int] | None = None
+    rate_limit: RateLimit | None = None
 
     def __post_init__(self) -> None:
-        if self.source is not None:
-            ipaddress.ip_network(self.source)
-        if self.ports is not None:
-            low, high = self.ports
-            if not 1 <= low <= high <= 65535:
-                raise ValueError(f"port range {low}-{high} is not within 1-65535")
-            if self.protocol not in (FirewallProtocol.TCP, FirewallProtocol.UDP):
-                raise ValueError("ports are matched for tcp and udp only")
+        if self.rate_limit is not None and (self.action is not FirewallAction.ALLOW or self.rate_limit.per_second < 1):
+            raise ValueError("a rate limit is at least 1 a second, on an allow rule")
+        _check_match(self.source, self.protocol, self.ports)
 
 
 @dataclass(frozen=True)
@@ -188,12 +212,65 @@ class AddressFirewall:
                 raise ValueError(f"source {rule.source} is not of {self.address}'s family")
 
 
+class Counted(NamedTuple):
+    """Packets and bytes a kernel counter has seen."""
+
+    packets: int
+    bytes: int
+
+
+class AddressTraffic(NamedTuple):
+    """What reached one guest address, from the kernel's counters since its node's table was last written: all
+    inbound packets; by source address and by (protocol, destination port) for TCP and UDP, each for the sources
+    and ports seen lately (an entry unseen for a while is forgotten); and a sample of what the firewall dropped,
+    by (source, protocol, destination port). `table` tells the writings of the node's table apart (counters
+    start from zero at each)."""
+
+    table: int
+    total: Counted
+    sources: dict[str, Counted]
+    ports: dict[tuple[str, int], Counted]
+    dropped: dict[tuple[str, str, int], Counted]
+
+
 class FirewallHits(NamedTuple):
     """What an address's inbound rules (in their order) and its inbound policy have matched since its node's table
     was last written: (packets, bytes) each."""
 
     rules: tuple[tuple[int, int], ...]
     policy: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class NodeRuleSpec:
+    """One rule of a node's own inbound firewall: packets to the node from source (any when None; IPv4 or IPv6)
+    of protocol (ICMP means ICMP and ICMPv6 when source is any) to ports (a range, any when None; TCP and UDP
+    only) are allowed or blocked."""
+
+    action: FirewallAction
+    protocol: FirewallProtocol
+    source: str | None = None  # a CIDR
+    ports: tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        _check_match(self.source, self.protocol, self.ports)
+
+
+@dataclass(frozen=True)
+class NodeFirewall:
+    """A node's own inbound firewall (its input hook, not its guests' traffic): loopback, replies and IPv6
+    neighbour discovery pass first, then the control plane's addresses on the node's management ports (TCP),
+    then the rules in order (the first that matches decides); whatever no rule matches passes."""
+
+    rules: tuple[NodeRuleSpec, ...] = ()
+    control_sources: tuple[str, ...] = ()  # addresses or CIDRs the control plane reaches the node from
+    control_ports: tuple[int, ...] = ()  # the TCP ports it reaches the node on (SSH, libvirt)
+
+    def __post_init__(self) -> None:
+        for source in self.control_sources:
+            ipaddress.ip_network(source, strict=False)
+        if not all(1 <= port <= 65535 for port in self.control_ports):
+            raise ValueError("a control port is within 1-65535")
 
 
 KEY_ID_PATTERN = re.compile(r"^[A-Za-z0-9:*_.-]+$")  # shell patterns the principals command may safely hold
@@ -231,6 +308,7 @@ class GuestSpec:
     network: GuestNetwork | None = None
     instance_id: str = ""  # NoCloud instance-id; defaults to name
     ssh_trust: GuestSshTrust | None = None
+    bandwidth_mbit: int | None = None  # the NIC's cap each way (Mbit/s); None: uncapped (see set_bandwidth)
 
     def __post_init__(self) -> None:
         if not NAME_PATTERN.match(self.name):
@@ -244,6 +322,8 @@ class GuestSpec:
                 raise ValueError("an SSH key is a single line without quotes")
         if self.root_password is not None and "\n" in self.root_password:
             raise ValueError("a root password is a single line")
+        if self.bandwidth_mbit is not None and not 1 <= self.bandwidth_mbit <= MAX_BANDWIDTH_MBIT:
+            raise ValueError(f"a bandwidth cap is 1 to {MAX_BANDWIDTH_MBIT} Mbit/s")
         if not self.instance_id:
             object.__setattr__(self, "instance_id", self.name)
 
@@ -435,6 +515,38 @@ class HypervisorDriver(Protocol):
         matched since (the node's own counters). Read-only. Raises GuestFailed when the node cannot say."""
         ...
 
+    def firewall_traffic(self) -> dict[str, AddressTraffic]:
+        """By address of the firewalls apply_firewalls last wrote, what reached it (the node's own counters).
+        Read-only. Raises GuestFailed when the node cannot say."""
+        ...
+
+    def set_bandwidth(self, name: str, mbit: int | None) -> None:
+        """Cap the guest's NIC at mbit Mbit/s each way (to the guest and from it), or lift its cap (None); the
+        node's kernel shapes the traffic on the guest's side of the node (its tap), whatever the guest does.
+
+        A running guest's traffic is shaped at once, and the cap stays through restarts, reboots and a resize
+        until it is changed again (define_guest gives a new guest spec.bandwidth_mbit). Idempotent. Nothing to
+        clean up: a failed call leaves the cap before. Raises GuestNotFound, GuestFailed when the node refuses.
+        """
+        ...
+
+    def bandwidth(self, name: str) -> int | None:
+        """The cap (Mbit/s) of the guest's NIC as the node holds it; None when uncapped. Read-only. Raises
+        GuestNotFound."""
+        ...
+
+    def apply_node_firewall(self, firewall: NodeFirewall) -> None:
+        """Make this the node's own inbound firewall, in the node's kernel, all at once: on failure (GuestFailed)
+        the firewall before stays whole. A firewall without rules removes the node's table (there is nothing to
+        enforce). Idempotent. Raises GuestFailed for a node whose kernel this control plane cannot write."""
+        ...
+
+    def node_firewall_in_force(self, firewall: NodeFirewall) -> bool:
+        """Whether the node's kernel holds exactly this firewall now, as apply_node_firewall left it: False when its
+        table is missing or was changed behind Cloudlet's back. Read-only. Raises GuestFailed when the node cannot
+        say."""
+        ...
+
     def serve_gateways(self, gateways: frozenset[str]) -> None:
         """Hold these gateway addresses ("203.0.113.1", "2001:db8::1") on the node's side of the guests' network,
         so that the guests of every address pool it serves reach it (each guest's own address is routed to that
@@ -446,12 +558,14 @@ class HypervisorDriver(Protocol):
 
     def define_guest(self, spec: GuestSpec) -> None:
         """Make the guest's disk (an overlay of spec.image grown to spec.disk_gib) and its definition
-        (vCPUs, memory, disk, NIC, logged serial console, VNC), without a seed and without starting it.
+        (vCPUs, memory, disk, NIC capped at spec.bandwidth_mbit, logged serial console, VNC), without a seed and
+        without starting it.
 
         Idempotent on spec.name: a guest already defined with the same spec is left alone, whatever its
-        power state; one with a different spec raises GuestFailed. A guest's spec is the one it was
-        defined with, or the one last given to write_seed. On failure, everything this call made (disk,
-        definition) is removed before raising. Raises ImageNotFound (leaving nothing behind) when
+        power state (but for its NIC's cap, which becomes spec.bandwidth_mbit: the cap is not part of what a
+        spec defines, set_bandwidth changes it); one with a different spec raises GuestFailed. A guest's spec
+        is the one it was defined with, or the one last given to write_seed. On failure, everything this call
+        made (disk, definition) is removed before raising. Raises ImageNotFound (leaving nothing behind) when
         spec.image is not on the node, GuestFailed when the disk is smaller than the image.
         """
         ...
@@ -478,7 +592,8 @@ class HypervisorDriver(Protocol):
 
         The disk grows at once (a running guest sees the bigger disk without a restart); vCPUs and memory
         apply at the guest's next boot: a start, or a reboot, which powers a guest whose hardware changed
-        off and on again. Idempotent: resizing to the size held changes nothing. Raises GuestNotFound,
+        off and on again; the NIC's cap becomes spec.bandwidth_mbit at once (set_bandwidth). Idempotent: resizing
+        to the size held changes nothing. Raises GuestNotFound,
         and GuestFailed (before anything is changed) when spec names another image or a smaller disk.
         A failure part way leaves a guest that a repeat of the same call finishes resizing.
         """

@@ -18,9 +18,11 @@ from cloudlet.drivers.base import (
     SNAPSHOT_PATTERN,
     VNC_PASSWORD_MAX,
     AddressFirewall,
+    AddressTraffic,
     BootEvent,
     Capabilities,
     ConsoleOutput,
+    Counted,
     FirewallHits,
     GuestFailed,
     GuestInfo,
@@ -33,6 +35,7 @@ from cloudlet.drivers.base import (
     GuestStats,
     ImageInfo,
     ImageNotFound,
+    NodeFirewall,
     VncEndpoint,
     history_after_boot,
     history_output,
@@ -61,6 +64,8 @@ class _Guest:
     booted: GuestSpec | None = None  # the spec whose vCPUs and memory the running machine was started with
     disk: bytes = b""  # what its disk holds (tests write it with write_disk)
     snapshots: dict[str, _FakeSnapshot] = field(default_factory=dict)
+    bandwidth_mbit: int | None = None  # its NIC's cap (set_bandwidth)
+    net_bytes: tuple[int, int] = (0, 0)  # (received, sent) by the guest since it started (tests add traffic)
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,9 @@ class FakeDriver:
         self.gateways: set[str] = set()  # what serve_gateways was given
         self.firewalls: dict[str, AddressFirewall] = {}  # what apply_firewalls was given last, by address
         self.hits: dict[str, FirewallHits] = {}  # what firewall_hits says of an address, when a test sets it
+        self.traffic: dict[str, AddressTraffic] = {}  # what firewall_traffic says of an address, when a test sets it
+        self.tables_written = 0
+        self.node_firewall: NodeFirewall | None = None  # the node's own table: None when it has none
 
     def _guest(self, name: str) -> _Guest:
         guest = self._guests.get(name)
@@ -113,6 +121,7 @@ class FakeDriver:
                            spec.root_password is not None)
         cls._fresh_console(guest, event)
         guest.console = ["fake firmware", "fake kernel", ready_line(ready)]
+        guest.net_bytes = (0, 0)  # a new QEMU process counts from zero
         guest.state = GuestState.RUNNING
         guest.booted = guest.spec
         guest.boots += 1
@@ -121,6 +130,7 @@ class FakeDriver:
         """Record the address firewalls the node enforces."""
         with self._lock:
             self.firewalls = {firewall.address: firewall for firewall in firewalls}
+            self.tables_written += 1
 
     def firewalls_in_force(self, firewalls: Sequence[AddressFirewall]) -> bool:
         """Whether what apply_firewalls recorded is these firewalls (a test may change it behind Cloudlet's back)."""
@@ -132,6 +142,22 @@ class FakeDriver:
         with self._lock:
             return {address: self.hits.get(address, FirewallHits(tuple((0, 0) for _ in wall.rules), (0, 0)))
                     for address, wall in self.firewalls.items()}
+
+    def firewall_traffic(self) -> dict[str, AddressTraffic]:
+        """What a test set (`traffic`), else nothing seen, for every address of the firewalls recorded."""
+        with self._lock:
+            return {address: self.traffic.get(address, AddressTraffic(self.tables_written, Counted(0, 0), {}, {}, {}))
+                    for address in self.firewalls}
+
+    def apply_node_firewall(self, firewall: NodeFirewall) -> None:
+        """Record the node's own firewall (none at all for one without rules, as the node's table goes)."""
+        with self._lock:
+            self.node_firewall = firewall if firewall.rules else None
+
+    def node_firewall_in_force(self, firewall: NodeFirewall) -> bool:
+        """Whether what apply_node_firewall recorded is this firewall (a test may change it behind its back)."""
+        with self._lock:
+            return self.node_firewall == (firewall if firewall.rules else None)
 
     def serve_gateways(self, gateways: frozenset[str]) -> None:
         """Record the gateways the node's network holds."""
@@ -167,13 +193,14 @@ class FakeDriver:
                 # compared as libvirt compares them: a new root password alone is not a different guest
                 if spec_digest(existing.spec) != spec_digest(spec):
                     raise GuestFailed(f"a different guest named {spec.name!r} already exists")
+                existing.bandwidth_mbit = spec.bandwidth_mbit
                 return
             image = self._images.get(spec.image)
             if image is None:
                 raise ImageNotFound(spec.image)
             if spec.disk_gib * GIB < image.virtual_size_bytes:
                 raise GuestFailed(f"the disk ({spec.disk_gib * GIB} bytes) is smaller than its image")
-            self._guests[spec.name] = _Guest(spec)
+            self._guests[spec.name] = _Guest(spec, bandwidth_mbit=spec.bandwidth_mbit)
 
     def write_seed(self, spec: GuestSpec) -> None:
         """Replace the guest's seed; its next boot (start or reboot) applies it."""
@@ -193,6 +220,7 @@ class FakeDriver:
             if spec.disk_gib < guest.spec.disk_gib:
                 raise GuestFailed(f"the disk of guest {spec.name!r} is {guest.spec.disk_gib} GiB; a disk cannot shrink")
             guest.spec = spec
+            guest.bandwidth_mbit = spec.bandwidth_mbit
             if guest.seed is not None:  # the seed disk keeps its content; only the definition it matches changed
                 guest.seed = replace(guest.seed, vcpus=spec.vcpus, memory_mib=spec.memory_mib, disk_gib=spec.disk_gib)
 
@@ -208,6 +236,22 @@ class FakeDriver:
             if not existed:
                 self.destroy_guest(spec.name)
             raise
+
+    def set_bandwidth(self, name: str, mbit: int | None) -> None:
+        """Record the NIC's cap."""
+        if mbit is not None and mbit < 1:
+            raise GuestFailed("a bandwidth cap is at least 1 Mbit/s")
+        with self._lock:
+            self._guest(name).bandwidth_mbit = mbit
+
+    def bandwidth(self, name: str) -> int | None:
+        """The NIC's cap as last set."""
+        return self._guest(name).bandwidth_mbit
+
+    def add_traffic(self, name: str, received: int, sent: int) -> None:
+        """Fake only: bytes the running guest received and sent, as its NIC's counters would count them."""
+        guest = self._guest(name)
+        guest.net_bytes = (guest.net_bytes[0] + received, guest.net_bytes[1] + sent)
 
     def hardware(self, name: str) -> GuestInfo:
         """The guest's vCPUs, memory and power state."""
@@ -378,7 +422,8 @@ class FakeDriver:
             memory_mib=held.memory_mib, memory_used_mib=held.memory_mib // 8 if running else None,
             disk_read_bytes=boots * 15_000_000 if running else 0, disk_write_bytes=0,
             disk_read_requests=boots * 500 if running else 0, disk_write_requests=0,
-            disk_capacity_bytes=spec.disk_gib * GIB, disk_allocation_bytes=200_704, net_rx_bytes=0, net_tx_bytes=0,
+            disk_capacity_bytes=spec.disk_gib * GIB, disk_allocation_bytes=200_704,
+            net_rx_bytes=guest.net_bytes[0] if running else 0, net_tx_bytes=guest.net_bytes[1] if running else 0,
             net_rx_packets=0, net_tx_packets=0,
         )
 

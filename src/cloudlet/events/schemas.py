@@ -19,6 +19,9 @@ class EventKind(enum.StrEnum):
     SUBSCRIPTION_ENDED = "subscription.ended"
     INSTANCE_DRIFTED = "instance.drifted"  # the reconciler found a guest not in the state the database said
     NODE_UNKNOWN_GUEST = "node.unknown_guest"  # a guest on a node that no instance owns (reported, never destroyed)
+    TRANSFER_WARNING = "instance.transfer_warning"  # a server passed the warning share of its monthly transfer
+    TRANSFER_THROTTLED = "instance.transfer_throttled"  # it used its monthly transfer up: throttled till month end
+    TRANSFER_RESTORED = "instance.transfer_restored"  # a new month: its plan's cap is back
 
 
 class EventRead(BaseModel):

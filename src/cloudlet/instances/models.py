@@ -74,6 +74,9 @@ class Instance(Base):
     status: Mapped[InstanceStatus] = mapped_column(enum_column(InstanceStatus), index=True)
     status_reason: Mapped[str] = mapped_column(String(2000), default="")
     locked_action_id: Mapped[int | None] = mapped_column(Integer)
+    # its plan's monthly transfer is used up: its NIC is held at CLOUDLET_TRANSFER_THROTTLE_MBIT until then (the
+    # next month's start), when the plan's cap comes back (shield/bandwidth.py)
+    throttled_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     delete_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)  # end_of_cycle deletion
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now, onupdate=clock.now)

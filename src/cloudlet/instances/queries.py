@@ -23,6 +23,7 @@ from cloudlet.instances import actions
 from cloudlet.instances.models import Action, ActionStatus, ActionTask, Instance, InstanceStatus
 from cloudlet.instances.schemas import (
     ActionRead,
+    BandwidthTarget,
     CurrentAction,
     InstancePage,
     InstanceRead,
@@ -241,6 +242,20 @@ def running_guests(session: Session) -> list[PlacedGuest]:
              .join(Node, Instance.node_id == Node.id)
              .where(Instance.status == InstanceStatus.RUNNING).order_by(Node.id, Instance.id))
     return [PlacedGuest(*row) for row in session.execute(query)]
+
+
+GUEST_HELD = (InstanceStatus.RUNNING, InstanceStatus.STOPPED, InstanceStatus.SUSPENDED)
+
+
+def bandwidth_targets(session: Session) -> list[BandwidthTarget]:
+    """Every server whose guest stands on a node and that no action holds, with its plan's cap and transfer and its
+    throttle, by node, in one statement: what the transfer quota round reads."""
+    query = (select(Node.id, Node.uri, Instance.id, Instance.uuid, Instance.name, Instance.project_id,
+                    Instance.guest_name, Plan.bandwidth_mbit, Plan.bandwidth_gb, Instance.throttled_until)
+             .join(Node, Instance.node_id == Node.id).join(Plan, Plan.id == Instance.plan_id)
+             .where(Instance.status.in_(GUEST_HELD), Instance.locked_action_id.is_(None))
+             .order_by(Node.id, Instance.id))
+    return [BandwidthTarget._make(row) for row in session.execute(query)]
 
 
 def status_counts(session: Session) -> list[tuple[str, int]]:

@@ -231,6 +231,22 @@ class PlacedGuest(NamedTuple):
     guest_name: str
 
 
+class BandwidthTarget(NamedTuple):
+    """A server with a guest on a node, its plan's network cap and monthly transfer, and whether it is throttled for
+    having used that transfer up (what the transfer quota round reads)."""
+
+    node_id: int
+    node_uri: str
+    instance_id: int
+    uuid: str
+    name: str
+    project_id: int
+    guest_name: str
+    plan_mbit: int | None
+    plan_transfer_gb: int
+    throttled_until: datetime | None
+
+
 class SeriesIdentity(BaseModel):
     """Who an instance is in the operators' /metrics labels."""
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 import secrets
 import string
 from collections import Counter
+from datetime import datetime
 from functools import lru_cache
 
 from sqlalchemy.orm import Session
 
+from cloudlet.catalog import service as catalog
 from cloudlet.config import Settings
 from cloudlet.drivers.base import HOSTNAME_PATTERN, DriverError, GuestNetwork, GuestNotFound, GuestSpec, GuestState
 from cloudlet.images.models import ImageCapability
@@ -207,7 +209,29 @@ def guest_spec(session: Session, settings: Settings, instance_id: int) -> GuestS
                      disk_gib=row.disk_gib, hostname=row.hostname,
                      root_password=unseal(settings, row.root_password) if row.root_password else None,
                      ssh_authorized_keys=tuple(row.ssh_keys), network=network, instance_id=row.uuid,
-                     ssh_trust=sshca.guest_trust(session, row.project_id) if trusts_ca else None)
+                     ssh_trust=sshca.guest_trust(session, row.project_id) if trusts_ca else None,
+                     bandwidth_mbit=network_cap(settings, catalog.get_plan(session, row.plan_id).bandwidth_mbit,
+                                                row.throttled_until))
+
+
+def network_cap(settings: Settings, plan_mbit: int | None, throttled_until: datetime | None) -> int | None:
+    """The cap a server's NIC should have now: the transfer throttle's until the month it was throttled in ends
+    (never above the plan's own cap), else its plan's."""
+    if throttled_until is not None and clock.now() < throttled_until:
+        return min(settings.transfer_throttle_mbit, plan_mbit or settings.transfer_throttle_mbit)
+    return plan_mbit
+
+
+def bandwidth_of(session: Session, instance_id: int) -> tuple[int | None, datetime | None]:
+    """A server's plan's network cap and until when the transfer throttle holds it (None: it does not)."""
+    row = actions.instance_row(session, instance_id)
+    return catalog.get_plan(session, row.plan_id).bandwidth_mbit, row.throttled_until
+
+
+def set_throttle(session: Session, instance_id: int, until: datetime | None) -> None:
+    """Hold a server's NIC at the transfer throttle until a moment (the next month's start), or (None) no more."""
+    actions.instance_row(session, instance_id, lock=True).throttled_until = until
+    session.flush()
 
 
 def node_of(session: Session, uuid: str) -> int | None:

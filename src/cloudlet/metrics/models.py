@@ -1,7 +1,8 @@
 """The metrics history of instances, and the last counters read from each guest.
 
 A guest reports cumulative counters (CPU time, bytes read and written, bytes received and sent);
-`InstanceCounters` keeps the last reading of each instance so the next one gives rates. A
+`InstanceCounters` keeps the last reading of each instance so the next one gives rates, and
+`MonthlyTransfer` the bytes each one received and sent per calendar month (UTC), kept past history. A
 `MetricPoint` is one point of history: rates over the interval it covers and gauges (memory, disk)
 at its time, either a raw sample or a 5-minute average of raw samples (see service.py for the
 downsampling and retention policy).
@@ -9,10 +10,10 @@ downsampling and retention policy).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer
+from sqlalchemy import BigInteger, Boolean, Date, Float, ForeignKey, Index, Integer
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cloudlet.kit.db import Base, UTCDateTime, enum_column
@@ -66,3 +67,15 @@ class InstanceCounters(Base):
     disk_write_bytes: Mapped[int] = mapped_column(BigInteger)
     net_rx_bytes: Mapped[int] = mapped_column(BigInteger)
     net_tx_bytes: Mapped[int] = mapped_column(BigInteger)
+
+
+class MonthlyTransfer(Base):
+    """The bytes an instance's guest received and sent in one calendar month (UTC), summed from the sampler's
+    readings (what history's raw points cover), kept after the points themselves are gone."""
+
+    __tablename__ = "monthly_transfer"
+
+    instance_id: Mapped[int] = mapped_column(ForeignKey("instances.id", ondelete="CASCADE"), primary_key=True)
+    month: Mapped[date] = mapped_column(Date, primary_key=True)  # its first day
+    rx_bytes: Mapped[int] = mapped_column(BigInteger, default=0)  # to the guest
+    tx_bytes: Mapped[int] = mapped_column(BigInteger, default=0)  # from the guest

@@ -7,12 +7,12 @@ instances.queries: no statement here touches the instances or nodes tables.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from cloudlet.metrics.models import InstanceCounters, MetricPoint, Resolution
+from cloudlet.metrics.models import InstanceCounters, MetricPoint, MonthlyTransfer, Resolution
 
 # --- history points -------------------------------------------------------------------------------
 
@@ -103,3 +103,23 @@ def counters_read_since(session: Session, since: datetime) -> list[InstanceCount
     """The kept counters of the guests read since `since`, by instance."""
     query = select(InstanceCounters).where(InstanceCounters.read_at >= since).order_by(InstanceCounters.instance_id)
     return list(session.scalars(query))
+
+
+# --- monthly transfer -----------------------------------------------------------------------------
+
+
+def transfers(session: Session, instance_ids: Iterable[int], month: date, *,
+              lock: bool = False) -> dict[int, MonthlyTransfer]:
+    """The transfer rows of these instances for one month (those that exist), locked for update when asked."""
+    ids = list(instance_ids)
+    if not ids:
+        return {}
+    query = select(MonthlyTransfer).where(MonthlyTransfer.instance_id.in_(ids), MonthlyTransfer.month == month)
+    if lock:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    return {row.instance_id: row for row in session.scalars(query)}
+
+
+def add_transfer(session: Session, row: MonthlyTransfer) -> None:
+    """Add a transfer row (written at the next flush)."""
+    session.add(row)

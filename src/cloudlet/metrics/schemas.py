@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import NamedTuple
 
@@ -223,3 +223,19 @@ class OperatorView(BaseModel):
     running_actions: int
     last_sample_at: datetime | None
     series: list[InstanceSeries]
+
+
+class Transfer(NamedTuple):
+    """What an instance's guest received and sent in one calendar month (UTC)."""
+
+    month: date  # its first day
+    rx_bytes: int
+    tx_bytes: int
+
+
+class NetRate(NamedTuple):
+    """An instance's network rates (bytes per second) over the sampler's newest interval, ending at `at`."""
+
+    at: datetime
+    rx_bps: float
+    tx_bps: float

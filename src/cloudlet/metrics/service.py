@@ -33,7 +33,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
@@ -45,7 +45,7 @@ from cloudlet.instances.schemas import Command
 from cloudlet.kit import clock
 from cloudlet.kit.errors import NotFound
 from cloudlet.metrics import repository
-from cloudlet.metrics.models import InstanceCounters, MetricPoint, Resolution
+from cloudlet.metrics.models import InstanceCounters, MetricPoint, MonthlyTransfer, Resolution
 from cloudlet.metrics.schemas import (
     Counters,
     GuestTarget,
@@ -55,11 +55,13 @@ from cloudlet.metrics.schemas import (
     InstanceSeries,
     LiveMetrics,
     MetricPointRead,
+    NetRate,
     OperatorView,
     Period,
     Rates,
     Reading,
     StatusCount,
+    Transfer,
 )
 from cloudlet.nodes import service as nodes
 from cloudlet.projects.schemas import Actor
@@ -182,6 +184,7 @@ def record(session: Session, readings: Sequence[Reading]) -> int:
     """
     kept = repository.counters(session, [r.instance_id for r in readings], lock=True)
     made: list[MetricPoint] = []
+    moved: dict[tuple[int, date], tuple[int, int]] = defaultdict(lambda: (0, 0))  # bytes by instance and month
     for instance_id, stats, now in readings:
         row = kept.get(instance_id)
         if row is not None and stats.sampled_at <= row.sampled_at:
@@ -192,6 +195,9 @@ def record(session: Session, readings: Sequence[Reading]) -> int:
             got = rates(Counters.of_row(row), Counters.of_stats(stats), stats.vcpus)
             if got is not None:
                 made.append(_point(instance_id, stats, got, now))
+                rx, tx = moved[(instance_id, month_of(now))]
+                moved[(instance_id, month_of(now))] = (rx + _delta(stats.net_rx_bytes, row.net_rx_bytes),
+                                                       tx + _delta(stats.net_tx_bytes, row.net_tx_bytes))
         if row is None:
             row = InstanceCounters(instance_id=instance_id)
             repository.add(session, row)
@@ -205,7 +211,46 @@ def record(session: Session, readings: Sequence[Reading]) -> int:
                                                                       stats.disk_write_bytes)
         row.net_rx_bytes, row.net_tx_bytes = stats.net_rx_bytes, stats.net_tx_bytes
     repository.add_points(session, made)
+    _count_transfer(session, moved)
     return len(made)
+
+
+def month_of(at: datetime) -> date:
+    """The first day of the calendar month (UTC) a moment falls in."""
+    return at.astimezone(UTC).date().replace(day=1)
+
+
+def _count_transfer(session: Session, moved: dict[tuple[int, date], tuple[int, int]]) -> None:
+    for month in {month for _, month in moved}:
+        ids = [instance_id for instance_id, at in moved if at == month]
+        rows = repository.transfers(session, ids, month, lock=True)
+        for instance_id in ids:
+            rx, tx = moved[(instance_id, month)]
+            row = rows.get(instance_id)
+            if row is None:
+                repository.add_transfer(session, MonthlyTransfer(instance_id=instance_id, month=month, rx_bytes=rx,
+                                                                 tx_bytes=tx))
+            else:
+                row.rx_bytes += rx
+                row.tx_bytes += tx
+    session.flush()
+
+
+def transfer(session: Session, instance_ids: Iterable[int], month: date) -> dict[int, Transfer]:
+    """What each of these instances received and sent in a month (zero for one the sampler never counted), in one
+    statement."""
+    ids = list(instance_ids)
+    rows = repository.transfers(session, ids, month)
+    return {instance_id: Transfer(month, rows[instance_id].rx_bytes, rows[instance_id].tx_bytes)
+            if instance_id in rows else Transfer(month, 0, 0) for instance_id in ids}
+
+
+def latest_rates(session: Session, instance_ids: Iterable[int], now: datetime) -> dict[int, NetRate]:
+    """The network rates of the sampler's newest point of each of these instances, in one statement; an
+    instance whose newest point is older than FRESH (stopped, or its node silent) is left out."""
+    return {instance_id: NetRate(point.at, point.net_rx_bps, point.net_tx_bps)
+            for instance_id, point in repository.latest_raw(session, instance_ids).items()
+            if point.at >= now - FRESH}
 
 
 def compact(session: Session, now: datetime) -> tuple[int, int]:

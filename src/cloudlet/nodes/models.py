@@ -15,8 +15,9 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, Integer, Numeric, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from cloudlet.drivers.base import FirewallAction, FirewallProtocol
 from cloudlet.kit import clock
-from cloudlet.kit.db import Base, UTCDateTime
+from cloudlet.kit.db import Base, UTCDateTime, enum_column
 
 
 class NodeStatus(StrEnum):
@@ -92,4 +93,22 @@ class NodeRegistrationToken(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     node_id: Mapped[int | None] = mapped_column(ForeignKey("nodes.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
+
+
+class NodeFirewallRule(Base):
+    """One rule of a node's own inbound firewall; the node's rules decide in the order they were added (by id)."""
+
+    __tablename__ = "node_firewall_rules"
+    __table_args__ = (CheckConstraint("port_from IS NULL OR (port_from >= 1 AND port_to >= port_from "
+                                      "AND port_to <= 65535)", name="port_range"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"), index=True)
+    action: Mapped[FirewallAction] = mapped_column(enum_column(FirewallAction))
+    protocol: Mapped[FirewallProtocol] = mapped_column(enum_column(FirewallProtocol))
+    source: Mapped[str | None] = mapped_column(String(64))  # a CIDR; None for any source
+    port_from: Mapped[int | None] = mapped_column(Integer)
+    port_to: Mapped[int | None] = mapped_column(Integer)
+    comment: Mapped[str] = mapped_column(String(255), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cloudlet.kit.db import Base
-from cloudlet.nodes.models import Node, NodeRegistrationToken, NodeReservation, NodeStatus
+from cloudlet.nodes.models import Node, NodeFirewallRule, NodeRegistrationToken, NodeReservation, NodeStatus
 
 Row = TypeVar("Row", bound=Base)
 
@@ -102,3 +102,15 @@ def token_by_digest(session: Session, token_digest: str, *, lock: bool = False) 
     if lock:
         query = query.with_for_update()
     return session.scalars(query).first()
+
+
+def firewall_rules(session: Session, node_id: int) -> list[NodeFirewallRule]:
+    """A node's own firewall rules, in the order they decide (the order they were added)."""
+    return list(session.scalars(select(NodeFirewallRule).where(NodeFirewallRule.node_id == node_id)
+                                .order_by(NodeFirewallRule.id)))
+
+
+def firewall_rule(session: Session, node_id: int, rule_id: int) -> NodeFirewallRule | None:
+    """One rule of a node's own firewall."""
+    return session.scalars(select(NodeFirewallRule).where(NodeFirewallRule.node_id == node_id,
+                                                          NodeFirewallRule.id == rule_id)).first()

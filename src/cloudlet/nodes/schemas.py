@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from cloudlet.drivers.base import FirewallAction, FirewallProtocol
 from cloudlet.nodes.models import NodeStatus
 
 REMOTE_SCHEMES = ("qemu+ssh", "qemu+tls")
@@ -203,3 +204,31 @@ class Reservation(BaseModel):
     holder: str
     created_at: datetime
     released_at: datetime | None = None
+
+
+class NodeFirewallRuleCreate(BaseModel):
+    """A rule of a node's own inbound firewall: packets to the node from `source` (a CIDR, IPv4 or IPv6; any when
+    left out) of `protocol` to `port`..`port_end` (tcp and udp only; any port when left out) are allowed or
+    blocked. Rules decide in the order they were added; what none matches passes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: FirewallAction
+    protocol: FirewallProtocol = FirewallProtocol.ANY
+    source: str | None = Field(default=None, max_length=64, description="A CIDR, IPv4 or IPv6; default: any.")
+    port: int | None = Field(default=None, ge=1, le=65535)
+    port_end: int | None = Field(default=None, ge=1, le=65535, description="With port: the last of a range.")
+    comment: str = Field(default="", max_length=255)
+
+
+class NodeFirewallRuleRead(BaseModel):
+    """A rule of a node's own inbound firewall (source null: any source)."""
+
+    id: int
+    action: FirewallAction
+    protocol: FirewallProtocol
+    source: str | None
+    port: int | None
+    port_end: int | None
+    comment: str
+    created_at: datetime

@@ -478,3 +478,9 @@ def accept_invitation(session: Session, actor: Actor, token: str) -> AcceptedInv
         session.flush()
     return AcceptedInvitation(project=ProjectRead.model_validate(project),
                               membership=MembershipRead.model_validate(membership))
+
+
+def owner_emails(session: Session, project_id: int) -> list[str]:
+    """The addresses of a project's owners (who hear of what happens to its servers)."""
+    return [user.email for member, user in repository.members_with_users(session, project_id)
+            if member.role is Role.OWNER]

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from cloudlet.shield.models import AddressFirewallRow, FirewallRule
+from cloudlet.shield.models import AddressFirewallRow, FirewallRule, TrafficSample
 
 
 def firewall(session: Session, allocation_id: int, *, lock: bool = False) -> AddressFirewallRow | None:
@@ -48,7 +49,7 @@ def add(session: Session, row: AddressFirewallRow | FirewallRule) -> None:
     session.flush()
 
 
-def delete(session: Session, row: FirewallRule) -> None:
+def remove(session: Session, row: FirewallRule) -> None:
     """Remove a rule."""
     session.delete(row)
     session.flush()
@@ -58,3 +59,35 @@ def firewalls_by_id(session: Session, firewall_ids: Sequence[int]) -> Sequence[A
     """These firewalls, locked for the change."""
     return session.scalars(select(AddressFirewallRow).where(AddressFirewallRow.id.in_(firewall_ids))
                            .with_for_update()).all()
+
+
+def add_samples(session: Session, samples: Sequence[TrafficSample]) -> None:
+    """Keep a reading's samples."""
+    session.add_all(samples)
+    session.flush()
+
+
+def prune_samples(session: Session, before: datetime) -> None:
+    """Forget samples taken before this."""
+    session.execute(delete(TrafficSample).where(TrafficSample.sampled_at < before))
+
+
+def ranked(session: Session, allocation_id: int, kind: str, since: datetime, *, by_packets: bool = False,
+           limit: int | None = None) -> list[tuple[str, int, int]]:
+    """(key, packets, bytes) of an address's samples of one kind since a time, summed by key, busiest first."""
+    packets, size = func.sum(TrafficSample.packets), func.sum(TrafficSample.bytes)
+    query = (select(TrafficSample.key, packets, size)
+             .where(TrafficSample.allocation_id == allocation_id, TrafficSample.kind == kind,
+                    TrafficSample.sampled_at >= since)
+             .group_by(TrafficSample.key)
+             .order_by(*((packets.desc(), size.desc()) if by_packets else (size.desc(), packets.desc())),
+                       TrafficSample.key)
+             .limit(limit))
+    return [(key, int(p), int(b)) for key, p, b in session.execute(query)]
+
+
+def samples(session: Session, allocation_id: int, kind: str, since: datetime) -> Sequence[TrafficSample]:
+    """An address's samples of one kind since a time, oldest first."""
+    return session.scalars(select(TrafficSample).where(
+        TrafficSample.allocation_id == allocation_id, TrafficSample.kind == kind, TrafficSample.sampled_at >= since)
+        .order_by(TrafficSample.sampled_at, TrafficSample.id)).all()

@@ -14,11 +14,21 @@ from collections.abc import Sequence
 from sqlalchemy.orm import Session
 
 from cloudlet.config import Settings
-from cloudlet.drivers.base import AddressFirewall, DriverError, FirewallAction, FirewallProtocol, FirewallRuleSpec
+from cloudlet.drivers.base import (
+    AddressFirewall,
+    DriverError,
+    FirewallAction,
+    FirewallProtocol,
+    FirewallRuleSpec,
+    RateLimit,
+    RateUnit,
+)
 from cloudlet.instances import service as instances
 from cloudlet.instances.schemas import InstanceRead
 from cloudlet.kit import clock
 from cloudlet.kit.errors import Conflict, Invalid, NotFound
+from cloudlet.kit.port_ranges import checked_range
+from cloudlet.metrics import service as metrics
 from cloudlet.networking import service as networking
 from cloudlet.networking.schemas import Allocation
 from cloudlet.nodes import service as nodes
@@ -26,6 +36,7 @@ from cloudlet.projects.schemas import Actor
 from cloudlet.shield import repository
 from cloudlet.shield.models import AddressFirewallRow, FirewallRule
 from cloudlet.shield.schemas import (
+    BandwidthNow,
     Hits,
     IpProfileRead,
     IpRecordRead,
@@ -61,7 +72,8 @@ def _rule_read(rule: FirewallRule, row: AddressFirewallRow) -> RuleRead:
     return RuleRead(id=rule.id, priority=rule.priority, action=rule.action, protocol=rule.protocol,
                     src_cidr=rule.src_cidr, dst_port=rule.port_from,
                     dst_port_end=rule.port_to if rule.port_to != rule.port_from else None,
-                    status=_state(row, rule.revision)[0], created_at=rule.created_at, updated_at=rule.updated_at)
+                    rate_limit=rule.rate_limit, rate_unit=rule.rate_unit, status=_state(row, rule.revision)[0],
+                    created_at=rule.created_at, updated_at=rule.updated_at)
 
 
 def _profile(allocation: Allocation, instance: InstanceRead, row: AddressFirewallRow | None,
@@ -76,7 +88,8 @@ def _profile(allocation: Allocation, instance: InstanceRead, row: AddressFirewal
                          rules=[_rule_read(rule, row) for rule in rules] if row else [])
 
 
-def _record(session: Session, actor: Actor, allocation_id: int) -> tuple[Allocation, InstanceRead]:
+def ip_record(session: Session, actor: Actor, allocation_id: int) -> tuple[Allocation, InstanceRead]:
+    """An address of the actor's servers and its server (another project's is not found)."""
     try:
         allocation = networking.allocation_by_id(session, allocation_id)
         if not allocation.owner:
@@ -93,17 +106,20 @@ def list_ips(session: Session, actor: Actor) -> list[IpRecordRead]:
             for allocation in networking.allocations_of(session, list(servers))]
     rows = repository.firewalls(session, [allocation.id for allocation, _ in held])
     rules = repository.rules(session, [row.id for row in rows.values()])
+    rates = metrics.latest_rates(session, [instance.id for instance in servers.values()], clock.now())
     found = []
     for allocation, instance in held:
         row = rows.get(allocation.id)
         profile = _profile(allocation, instance, row, rules[row.id] if row else [])
-        found.append(IpRecordRead(**profile.model_dump(exclude={"rules"})))
+        rate = rates.get(instance.id)
+        found.append(IpRecordRead(**profile.model_dump(exclude={"rules", "bandwidth"}), bandwidth=BandwidthNow(
+            in_bps=round(rate.rx_bps * 8, 1), out_bps=round(rate.tx_bps * 8, 1)) if rate else None))
     return found
 
 
 def get_ip(session: Session, drivers: nodes.Drivers, actor: Actor, allocation_id: int) -> IpProfileRead:
     """One address with its policy and rules, and what each matched when its node enforces the latest change."""
-    allocation, instance = _record(session, actor, allocation_id)
+    allocation, instance = ip_record(session, actor, allocation_id)
     row = repository.firewall(session, allocation_id)
     profile = _profile(allocation, instance, row, repository.rules(session, [row.id])[row.id] if row else [])
     node_id = instances.node_of(session, instance.uuid)
@@ -155,31 +171,36 @@ def _source(text: str | None, version: int) -> str:
 
 
 def _ports(protocol: FirewallProtocol, start: int | None, end: int | None) -> tuple[int | None, int | None]:
-    if start is None:
-        if end is not None:
-            raise Invalid("dst_port_end", "dst_port_end needs dst_port.", code="INVALID_PORT")
+    return checked_range(start, end, ported=protocol in _PORTED, field="dst_port", end_field="dst_port_end")
+
+
+def _rate(action: FirewallAction, per_second: int | None, unit: RateUnit | None) -> tuple[int | None, RateUnit | None]:
+    if per_second is None:
+        if unit is not None:
+            raise Invalid("rate_unit", "rate_unit needs rate_limit.", code="INVALID_RATE_LIMIT")
         return None, None
-    if protocol not in _PORTED:
-        raise Invalid("dst_port", "Ports are matched for tcp and udp only.", code="INVALID_PORT")
-    if end is not None and end < start:
-        raise Invalid("dst_port_end", "dst_port_end must not be below dst_port.", code="INVALID_PORT")
-    return start, end if end is not None else start
+    if action is not FirewallAction.ALLOW:
+        raise Invalid("rate_limit", "Only an allow rule has a rate limit: a block rule lets nothing through.",
+                      code="INVALID_RATE_LIMIT")
+    return per_second, unit or RateUnit.CONNECTIONS
 
 
 def _check_duplicate(session: Session, row: AddressFirewallRow, rule: FirewallRule) -> None:
     for other in repository.rules(session, [row.id])[row.id]:
-        same = (other.action, other.protocol, other.src_cidr, other.port_from, other.port_to) == (
-            rule.action, rule.protocol, rule.src_cidr, rule.port_from, rule.port_to)
+        same = (other.action, other.protocol, other.src_cidr, other.port_from, other.port_to, other.rate_limit,
+                other.rate_unit) == (rule.action, rule.protocol, rule.src_cidr, rule.port_from, rule.port_to,
+                                     rule.rate_limit, rule.rate_unit)
         if same and other.id != rule.id:
             raise Conflict(f"The address has this rule already (rule {other.id}).", code="RULE_EXISTS")
 
 
 def add_rule(session: Session, settings: Settings, actor: Actor, allocation_id: int, data: RuleCreate) -> RuleRead:
     """Add an inbound rule; its node enforces it shortly (`pending` until then)."""
-    allocation, instance = _record(session, actor, allocation_id)
+    allocation, instance = ip_record(session, actor, allocation_id)
     version = ipaddress.ip_address(allocation.address).version
     source = _source(data.src_cidr, version)
     start, end = _ports(data.protocol, data.dst_port, data.dst_port_end)
+    per_second, unit = _rate(data.action, data.rate_limit, data.rate_unit)
     row = _changing(session, allocation, instance)
     existing = repository.rules(session, [row.id])[row.id]
     if len(existing) >= settings.shield_rules_per_ip:
@@ -187,7 +208,8 @@ def add_rule(session: Session, settings: Settings, actor: Actor, allocation_id: 
     priority = data.priority if data.priority is not None else (
         max((rule.priority for rule in existing), default=0) + PRIORITY_STEP)
     rule = FirewallRule(firewall_id=row.id, priority=priority, action=data.action, protocol=data.protocol,
-                        src_cidr=source, port_from=start, port_to=end, revision=row.revision,
+                        src_cidr=source, port_from=start, port_to=end, rate_limit=per_second, rate_unit=unit,
+                        revision=row.revision,
                         created_at=clock.now(), updated_at=clock.now())
     _check_duplicate(session, row, rule)
     repository.add(session, rule)
@@ -196,7 +218,7 @@ def add_rule(session: Session, settings: Settings, actor: Actor, allocation_id: 
 
 def _own_rule(session: Session, actor: Actor, allocation_id: int,
               rule_id: int) -> tuple[Allocation, InstanceRead, FirewallRule]:
-    allocation, instance = _record(session, actor, allocation_id)
+    allocation, instance = ip_record(session, actor, allocation_id)
     row = repository.firewall(session, allocation_id)
     rule = repository.rule(session, row.id, rule_id) if row is not None else None
     if rule is None:
@@ -215,8 +237,12 @@ def update_rule(session: Session, actor: Actor, allocation_id: int, rule_id: int
                     data.dst_port_end if "dst_port_end" in given else None)
     source = _source(data.src_cidr, ipaddress.ip_address(allocation.address).version) if "src_cidr" in given \
         else rule.src_cidr
+    action = data.action if data.action is not None else rule.action
+    per_second = data.rate_limit if "rate_limit" in given else rule.rate_limit
+    per_second, unit = _rate(action, per_second, data.rate_unit if "rate_unit" in given
+                             else rule.rate_unit if per_second is not None else None)
     row = _changing(session, allocation, instance)
-    rule.action = data.action if data.action is not None else rule.action
+    rule.action, rule.rate_limit, rule.rate_unit = action, per_second, unit
     rule.protocol, rule.src_cidr, rule.port_from, rule.port_to = protocol, source, start, end
     rule.priority = data.priority if data.priority is not None else rule.priority
     rule.revision, rule.updated_at = row.revision, clock.now()
@@ -229,12 +255,12 @@ def delete_rule(session: Session, actor: Actor, allocation_id: int, rule_id: int
     """Remove a rule; its node stops enforcing it shortly."""
     allocation, instance, rule = _own_rule(session, actor, allocation_id, rule_id)
     _changing(session, allocation, instance)
-    repository.delete(session, rule)
+    repository.remove(session, rule)
 
 
 def set_policy(session: Session, actor: Actor, allocation_id: int, data: PolicyUpdate) -> IpProfileRead:
     """Set the default policies (replies to allowed traffic always pass)."""
-    allocation, instance = _record(session, actor, allocation_id)
+    allocation, instance = ip_record(session, actor, allocation_id)
     row = _changing(session, allocation, instance)
     row.default_in = data.default_in or row.default_in or FirewallAction.ALLOW
     row.default_out = data.default_out or row.default_out or FirewallAction.ALLOW
@@ -248,7 +274,8 @@ def set_policy(session: Session, actor: Actor, allocation_id: int, data: PolicyU
 def _spec(rule: FirewallRule) -> FirewallRuleSpec:
     ports = (rule.port_from, rule.port_to or rule.port_from) if rule.port_from is not None else None
     source = None if rule.src_cidr.endswith("/0") else rule.src_cidr
-    return FirewallRuleSpec(rule.action, rule.protocol, source, ports)
+    limit = RateLimit(rule.rate_limit, rule.rate_unit or RateUnit.CONNECTIONS) if rule.rate_limit else None
+    return FirewallRuleSpec(rule.action, rule.protocol, source, ports, limit)
 
 
 def node_firewalls(session: Session, node_id: int) -> tuple[list[AddressFirewall], dict[int, int]]:
@@ -266,6 +293,13 @@ def node_firewalls(session: Session, node_id: int) -> tuple[list[AddressFirewall
                                      tuple(_spec(rule) for rule in rules[row.id])))
         revisions[row.id] = row.revision
     return found, revisions
+
+
+def node_addresses(session: Session, node_id: int) -> dict[str, int]:
+    """The addresses whose firewalls a node holds, with their IP record (allocation) ids."""
+    allocations = networking.allocations_of(session, instances.placed_on(session, node_id))
+    rows = repository.firewalls(session, [allocation.id for allocation in allocations])
+    return {allocation.address: allocation.id for allocation in allocations if allocation.id in rows}
 
 
 def record_push(session: Session, revisions: dict[int, int], error: str | None) -> None:

@@ -2,7 +2,8 @@
 (CLOUDLET_SHIELD_RECONCILE_SCHEDULE) whenever what a node should enforce differs from what this process last
 gave it (a push that failed or was missed, a guest built since) or the node's kernel no longer holds what it
 was given (a node restarted, a table flushed or edited behind Cloudlet's back: the drift is logged). The node
-is asked outside any transaction; what it took (or why it refused) is recorded after.
+is asked outside any transaction; what it took (or why it refused) is recorded after. Another schedule
+(CLOUDLET_SHIELD_VISIBILITY_SCHEDULE) samples what reached each address (shield/visibility.py).
 """
 
 from __future__ import annotations
@@ -19,13 +20,15 @@ from dbos import DBOS
 from cloudlet import worker
 from cloudlet.config import Settings
 from cloudlet.drivers.base import DriverError
+from cloudlet.kit import clock
 from cloudlet.kit.db import Database
 from cloudlet.nodes import service as nodes
-from cloudlet.shield import service
+from cloudlet.shield import service, visibility
 
 log = structlog.get_logger(__name__)
 
 SCHEDULE_NAME = "cloudlet-shield-reconcile"
+VISIBILITY_SCHEDULE_NAME = "cloudlet-shield-visibility"
 _given: dict[int, str] = {}  # node id -> digest of the table this process last gave it
 _locks: dict[int, threading.Lock] = {}
 _locks_guard = threading.Lock()
@@ -121,9 +124,24 @@ def reconcile_run(scheduled_at: datetime, _context: Any) -> None:
         log.info("firewall tables given", scheduled_at=scheduled_at.isoformat(), nodes=given)
 
 
+@DBOS.step(name="cloudlet.shield.sample_traffic")
+def sample_step() -> int:
+    """Read every node's traffic counters now (shield/visibility.py); the samples kept."""
+    running = worker.current()
+    return visibility.sample(running.db, running.drivers, clock.now())
+
+
+@DBOS.workflow(name="cloudlet.shield.visibility")
+def visibility_run(scheduled_at: datetime, _context: Any) -> None:
+    """One tick of the visibility schedule."""
+    kept = sample_step()
+    log.debug("traffic sampled", scheduled_at=scheduled_at.isoformat(), samples=kept)
+
+
 def schedules(settings: Settings) -> list[worker.Schedule]:
-    """The reconciliation schedule the worker applies at start."""
-    return [worker.Schedule(SCHEDULE_NAME, reconcile_run, settings.shield_reconcile_schedule)]
+    """The reconciliation and visibility schedules the worker applies at start."""
+    return [worker.Schedule(SCHEDULE_NAME, reconcile_run, settings.shield_reconcile_schedule),
+            worker.Schedule(VISIBILITY_SCHEDULE_NAME, visibility_run, settings.shield_visibility_schedule)]
 
 
 worker.start_after_commit(service.CHANGED_NODES, start, "firewall push")

@@ -39,6 +39,8 @@ from cloudlet.surfaces.primary import metrics as primary_metrics
 from cloudlet.surfaces.primary import power as primary_power
 from cloudlet.surfaces.primary import rebuild as primary_rebuild
 from cloudlet.surfaces.primary import shield as primary_shield
+from cloudlet.surfaces.primary import shield_bandwidth as primary_shield_bandwidth
+from cloudlet.surfaces.primary import shield_visibility as primary_shield_visibility
 from cloudlet.surfaces.primary import team as primary_team
 from cloudlet.surfaces.primary import tokens as primary_tokens
 from cloudlet.surfaces.primary import wallet as primary_wallet
@@ -57,6 +59,7 @@ from cloudlet.surfaces.shardlyn import instance_logs as sh_instance_logs
 from cloudlet.surfaces.shardlyn import instance_metrics as sh_instance_metrics
 from cloudlet.surfaces.shardlyn import instance_power as sh_instance_power
 from cloudlet.surfaces.shardlyn import instances as sh_instances
+from cloudlet.surfaces.shardlyn import node_firewall as sh_node_firewall
 from cloudlet.surfaces.shardlyn import nodes as sh_nodes
 from cloudlet.surfaces.shardlyn import organizations as sh_organizations
 from cloudlet.surfaces.shardlyn import ssh as sh_ssh
@@ -100,8 +103,9 @@ def install(app: FastAPI, runtime: Runtime) -> None:
     for module in (primary_me, sh_health, sh_auth, sh_users, sh_tokens, sh_organizations, sh_admin, sh_billing,
                    sh_images, sh_admin_catalog, sh_ssh, primary_tokens, primary_team, primary_catalog, primary_wallet,
                    primary_billing, primary_agent, primary_shield, cp_general, cp_account, cp_catalog, cp_billing,
-                   wc_catalog,
-                   sh_nodes, primary_instances, cp_vps, wc_vps, sh_instances, sh_instance_logs, ex_workloads,
+                   wc_catalog, primary_shield_bandwidth, primary_shield_visibility,
+                   sh_nodes, sh_node_firewall,
+                   primary_instances, cp_vps, wc_vps, sh_instances, sh_instance_logs, ex_workloads,
                    primary_power, cp_vps_power, wc_vps_power, sh_instance_power,
                    primary_metrics, cp_vps_status, wc_vps_status, sh_instance_metrics, operator_metrics,
                    primary_console, cp_vps_console, sh_instance_console, cp_vps_snapshots, sh_instance_backups,

@@ -26,9 +26,11 @@ def domain_name(guest: str) -> str:
 
 
 def spec_digest(spec: GuestSpec) -> str:
-    """A digest of what defines the guest; the root password is left out so no hash of it is kept."""
+    """A digest of what defines the guest; the root password is left out so no hash of it is kept, and the NIC's
+    cap, which set_bandwidth changes on a guest that stays the same guest."""
     fields = asdict(spec)
     fields.pop("root_password")
+    fields.pop("bandwidth_mbit")
     fields["has_root_password"] = spec.root_password is not None
     return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
 

@@ -18,6 +18,10 @@ Where the reference is silent, Cloudlet chooses:
   server is removed in the background (its status is "deleting" until then). It needs vps:delete,
   which vps:write implies.
 - billing.last_billed is the subscription's start until the service tells the current period's.
+- Traffic and firewall: `plan.bandwidth_gb` is the plan's monthly transfer, the quota Shield counts the
+  server's traffic against (warned, then throttled: /api/shield/ips/{id}/bandwidth shows the month so far);
+  the reference gives a VPS no firewall or traffic fields, so Shield's rules and figures are on the primary
+  surface only.
 """
 
 from __future__ import annotations

@@ -59,6 +59,7 @@ class PackageRead(BaseModel):
     ram_mb: int
     storage: int  # GB
     bandwidth_gb: int
+    bandwidth_mbit: int | None  # an extension: the server's network cap each way (null: none)
     regions: list[str]
     monthly_price_cents: int
     monthly_price: str
@@ -74,7 +75,8 @@ class PackageRead(BaseModel):
         monthly_cents, list_cents = offer.monthly, offer.list_monthly
         return cls(id=plan.id, plan=plan.code, name=plan.name, category=plan.category, vcpu=plan.vcpu,
                    ram=(Decimal(plan.ram_mb) / 1024).normalize(), ram_mb=plan.ram_mb, storage=plan.disk_gb,
-                   bandwidth_gb=plan.bandwidth_gb, regions=plan.regions, monthly_price_cents=monthly_cents,
+                   bandwidth_gb=plan.bandwidth_gb, bandwidth_mbit=plan.bandwidth_mbit, regions=plan.regions,
+                   monthly_price_cents=monthly_cents,
                    monthly_price=money.format_amount(monthly_cents, currency),
                    hourly_price=money.format_hourly(monthly_cents, currency),
                    list_monthly_price_cents=list_cents, personalised=offer.personalised,

@@ -3,7 +3,9 @@
     GET    /api/shield/ips                       [IpRecord]: every address of the caller's servers
     GET    /api/shield/ips/{id}                  IpRecord + "rules": [Rule]
     POST   /api/shield/ips/{id}/rules            201 Rule: {"action", "protocol", "src_cidr", "dst_port"} and, as
-                                                 extensions, "dst_port_end" (a range) and "priority"
+                                                 extensions, "dst_port_end" (a range), "priority", and for an
+                                                 allow rule "rate_limit" (per source and second) with
+                                                 "rate_unit" ("connections", the default, or "packets")
     PUT    /api/shield/ips/{id}/rules/{ruleId}   Rule: the fields given replace the rule's
     DELETE /api/shield/ips/{id}/rules/{ruleId}   204
     PUT    /api/shield/ips/{id}/policy           IpRecord + rules: {"default_in", "default_out"}
@@ -11,7 +13,8 @@
 IpRecord = {"id" (the IP record id), "ip", "version", "instance_id", "instance_name", "rdns", "rules_count",
 "policy": {"default_in", "default_out"}, "status" ("active", "pending" until the server's node enforces the
 latest change, "error" with "error" saying why)}; Rule = {"id", "priority" (lowest decides first), "action",
-"protocol" ("tcp", "udp", "icmp" as an extension, "any"), "src_cidr", "dst_port", "dst_port_end", "status",
+"protocol" ("tcp", "udp", "icmp" as an extension, "any"), "src_cidr", "dst_port", "dst_port_end", "rate_limit",
+"rate_unit", "status",
 "created_at", "updated_at", "hits": {"packets", "bytes"}}; the profile also gives "policy_hits". Hits are
 what the node's kernel counted since it last wrote the address's table, given while the node enforces the
 latest change and answers (null otherwise). Rules filter inbound traffic; replies to allowed traffic always

@@ -20,6 +20,9 @@ instance has no node or its node does not answer: then the readings are null). B
 from the guest's start; rates and cpu percent cover the time since the sampler's last reading (a
 minute by default) or a fresh quarter-second one. History is raw samples up to 1h and 5-minute
 averages beyond. {id} is the instance's uuid or numeric id; another organization's instance is a 404.
+The network figures are the same NIC counters as Shield's bandwidth series on the primary surface (its
+/api/shield/ips/{id}/bandwidth, in bits rather than bytes); the reference gives an instance no firewall, and a
+node's own firewall is /v1/nodes/{id}/firewall/rules.
 """
 
 from __future__ import annotations

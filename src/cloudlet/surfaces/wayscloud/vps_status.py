@@ -15,6 +15,9 @@ Choices where the reference is silent:
   fresh quarter-second reading; `memory_usage_percent` is null without a balloon driver in the guest;
   `disk_usage_percent` is what the disk takes on the node against its size; network bytes are totals
   since the guest started.
+- Traffic: the network bytes are the same NIC counters whose rates Shield's bandwidth series shows
+  (/api/shield/ips/{id}/bandwidth, where the month's transfer and the plan's cap are too); the reference gives
+  a VPS no firewall, so Shield's rules are on the primary surface only.
 """
 
 from __future__ import annotations
