@@ -12,6 +12,7 @@ import sys
 import textwrap
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -59,9 +60,9 @@ KNOCK = textwrap.dedent("""
 """)
 
 
-@pytest.fixture
-def test_host() -> Iterator[str]:
-    """A network namespace on the guests' bridge holding TEST_HOST; its name."""
+@contextmanager
+def host_namespace(address: str) -> Iterator[str]:
+    """A network namespace on the guests' bridge holding address (a reserved one of the region's pool); its name."""
     tag = uuid.uuid4().hex[:6]
     namespace, outside = f"e2e-fw-{tag}", f"fwt{tag}"
 
@@ -72,12 +73,19 @@ def test_host() -> Iterator[str]:
         run("ip", "netns", "add", namespace)
         run("ip", "link", "add", outside, "type", "veth", "peer", "name", "eth0", "netns", namespace)
         run("ip", "link", "set", outside, "master", host.NETWORK_NAME, "up")
-        run("ip", "-n", namespace, "addr", "add", f"{TEST_HOST}/24", "dev", "eth0")
+        run("ip", "-n", namespace, "addr", "add", f"{address}/24", "dev", "eth0")
         run("ip", "-n", namespace, "link", "set", "eth0", "up")
         yield namespace
     finally:
         subprocess.run(["ip", "link", "del", outside], capture_output=True, timeout=30, check=False)
         subprocess.run(["ip", "netns", "del", namespace], capture_output=True, timeout=30, check=False)
+
+
+@pytest.fixture
+def test_host() -> Iterator[str]:
+    """The test host's namespace, holding TEST_HOST."""
+    with host_namespace(TEST_HOST) as namespace:
+        yield namespace
 
 
 def answers(namespace: str, address: str, port: int) -> bool:

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -328,9 +329,12 @@ class LibvirtDriver:
             storage.delete(pool, storage.disk_volume(spec.name))
             storage.delete(pool, storage.seed_volume(spec.name))
             storage.create_overlay(pool, spec.name, base, spec.disk_gib * GIB)
+            defined = spec if network.libvirt_can_cap() else replace(spec, bandwidth_mbit=None)
             with host.translated():
-                conn.defineXML(guest_xml(spec, domain_type=self.domain_type,
+                conn.defineXML(guest_xml(defined, domain_type=self.domain_type,
                                          console_log=self._console_log(spec.name)))
+            if defined.bandwidth_mbit != spec.bandwidth_mbit:
+                self.set_bandwidth(spec.name, spec.bandwidth_mbit)
         except BaseException:
             self.destroy_guest(spec.name)
             raise
@@ -412,8 +416,13 @@ class LibvirtDriver:
 
     def set_bandwidth(self, name: str, mbit: int | None) -> None:
         """Change the NIC's <bandwidth> through virDomainSetInterfaceParameters, in the persistent definition and,
-        while the guest runs, on its tap (libvirt rewrites the tap's tc qdiscs); see HypervisorDriver."""
+        while the guest runs, on its tap (libvirt rewrites the tap's tc qdiscs); see HypervisorDriver. On a
+        kernel without what libvirt's <bandwidth> needs, the cap is kept in the domain's metadata and shaped
+        on the tap by the driver, to the guest only (drivers/libvirt/network.py)."""
         domain = self._domain(name)
+        if not network.libvirt_can_cap():
+            self._shape(domain, mbit, keep=True)
+            return
         with host.translated():
             for _attempt in range(2):
                 active = bool(domain.isActive())
@@ -435,7 +444,32 @@ class LibvirtDriver:
         """The cap of the NIC's <bandwidth>: the live definition's while the guest runs, else the persistent one's."""
         domain = self._domain(name)
         with host.translated():
-            return network.bandwidth_of(domain.XMLDesc(0))
+            if network.libvirt_can_cap():
+                return network.bandwidth_of(domain.XMLDesc(0))
+            tap = network.tap_device(domain) if domain.isActive() else None
+            return network.shaped(tap) if tap is not None else self._kept_cap(domain)
+
+    @staticmethod
+    def _kept_cap(domain: libvirt.virDomain) -> int | None:
+        with host.translated():
+            try:
+                return network.cap_of_metadata(domain.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, network.CAP_NS,
+                                                                libvirt.VIR_DOMAIN_AFFECT_CONFIG))
+            except libvirt.libvirtError as error:
+                if error.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN_METADATA:
+                    return None
+                raise
+
+    def _shape(self, domain: libvirt.virDomain, mbit: int | None, *, keep: bool) -> None:
+        """Shape the running guest's tap at mbit (and, with keep, keep mbit in the definition for its starts)."""
+        with host.translated():
+            if keep:
+                element = network.cap_metadata(mbit) if mbit is not None else None
+                domain.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, element, "cloudletcap" if element else None,
+                                   network.CAP_NS, libvirt.VIR_DOMAIN_AFFECT_CONFIG)
+            tap = network.tap_device(domain) if domain.isActive() else None
+        if tap is not None:
+            network.shape(tap, mbit)
 
     def _hardware_pending(self, domain: libvirt.virDomain) -> bool:
         # a resize changes the persistent definition only; the running machine keeps what it started with
@@ -489,6 +523,8 @@ class LibvirtDriver:
                 raise GuestFailed(f"no seed written for guest {name!r}: write_seed must succeed before it starts")
             self._fresh_console(name, event)
             domain.create()
+        if not network.libvirt_can_cap() and (mbit := self._kept_cap(domain)) is not None:
+            self._shape(domain, mbit, keep=False)  # a new QEMU process has a new tap
 
     def wait_ready(self, name: str, timeout: float) -> GuestReady:
         """Wait for the CLOUDLET_READY line on the serial console; see HypervisorDriver.wait_ready."""

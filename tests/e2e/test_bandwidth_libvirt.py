@@ -1,0 +1,102 @@
+"""A plan's bandwidth cap with real packets: a test host in a network namespace on the guests' bridge sends a
+bulk transfer to a real tiny guest (its sink on port 7070 answers how many bytes came) and times it, capped at
+the plan's 8 Mbit/s and again once the operator lifts the plan's cap (the quota round gives the running guest
+its plan's cap within a second here). On a kernel without what libvirt's <bandwidth> needs, the driver shapes
+what goes to the guest itself (drivers/libvirt/network.py): that direction is what this measures."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from cloudlet.catalog import service as catalog
+from cloudlet.catalog.schemas import PlanUpdate
+from cloudlet.drivers.libvirt.guest import LibvirtDriver
+from cloudlet.networking import service as networking
+from cloudlet.networking.schemas import IpPoolUpdate
+from cloudlet.surfaces.deps import Runtime
+from tests.cloud import REGION
+from tests.e2e.test_instances_libvirt import (
+    DELETION_SECONDS,
+    GuestCluster,
+    client,
+    cluster,
+    customer,
+    guest_name,
+    node,
+    order,
+    status_of,
+    tiny_image,
+)
+from tests.e2e.test_shield_libvirt import BOOT_SECONDS, host_namespace
+from tests.integration.test_worker import wait_for
+
+pytestmark = [pytest.mark.long(seconds=120), pytest.mark.engines("sqlite")]
+
+__all__ = ["cluster", "node", "tiny_image"]
+
+TEST_HOST = "203.0.113.251"
+# this test's guest takes one of 203.0.113.208-215 (the Shield test's takes 200-207); the test host's is reserved
+RESERVED = ["203.0.113.0/25", "203.0.113.128/26", "203.0.113.192/28", "203.0.113.216/29", "203.0.113.224/27"]
+CAP_MBIT = 8
+SENT = 3_000_000  # bytes: 3 s at the cap
+SEND = textwrap.dedent("""
+    import socket, sys, time
+    address, size = sys.argv[1], int(sys.argv[2])
+    chunk = b"x" * 65536
+    with socket.create_connection((address, 7070), timeout=30) as c:
+        started = time.monotonic()
+        left = size
+        while left > 0:
+            left -= c.send(chunk[:min(left, len(chunk))])
+        c.shutdown(socket.SHUT_WR)
+        answer = b""
+        while (part := c.recv(64)):
+            answer += part
+        print(int(answer), time.monotonic() - started)
+""")
+
+
+def transfer_mbit(namespace: str, address: str) -> float:
+    """Send SENT bytes to the guest's sink; the rate the guest took them at, in Mbit/s."""
+    done = subprocess.run(["ip", "netns", "exec", namespace, sys.executable, "-c", SEND, address, str(SENT)],
+                          capture_output=True, text=True, timeout=120, check=True)
+    received, seconds = done.stdout.split()
+    assert int(received) == SENT
+    return SENT * 8 / float(seconds) / 1_000_000
+
+
+def test_the_plans_cap_holds_a_transfer_near_its_rate(runtime: Runtime, node: LibvirtDriver,
+                                                      cluster: GuestCluster) -> None:
+    with runtime.db.session() as session:
+        for pool in networking.list_pools(session, REGION):
+            networking.update_pool(session, pool.id, IpPoolUpdate(reserved=RESERVED))
+        plan = catalog.get_plan(session, "scout-1")
+        catalog.update_plan(session, plan.id, PlanUpdate(bandwidth_mbit=CAP_MBIT))
+    cluster.extra = {"CLOUDLET_TRANSFER_QUOTA_SCHEDULE": "* * * * * *"}
+    _process, url = cluster.serve()
+    person = customer(runtime)
+    with client(url, person) as http, host_namespace(TEST_HOST) as namespace:
+        server = http.post("/api/instances", json=order(runtime, person, "bw-1.example.com")).json()
+        wait_for(lambda: status_of(http, server["id"]) == "running", "the guest to run", seconds=BOOT_SECONDS)
+        address = http.get(f"/api/instances/{server['id']}").json()["main_ip"]
+        [record] = http.get("/api/shield/ips").json()
+        assert http.get(f"/api/shield/ips/{record['id']}/bandwidth").json()["cap_mbit"] == CAP_MBIT
+
+        capped = transfer_mbit(namespace, address)
+        assert 0.6 * CAP_MBIT <= capped <= 1.3 * CAP_MBIT, capped
+
+        with runtime.db.session() as session:
+            catalog.update_plan(session, plan.id, PlanUpdate(bandwidth_mbit=None))
+        name = guest_name(runtime, server["id"])
+        assert node.bandwidth(name) == CAP_MBIT
+        wait_for(lambda: node.bandwidth(name) is None, "the quota round to lift the guest's cap", seconds=30)
+        uncapped = transfer_mbit(namespace, address)
+        assert uncapped > 2 * CAP_MBIT, (capped, uncapped)
+        print(f"bulk transfer to the guest: {capped:.2f} Mbit/s capped at {CAP_MBIT}, {uncapped:.1f} uncapped")
+
+        http.request("DELETE", f"/api/instances/{server['id']}", json={"mode": "immediate"})
+        wait_for(lambda: status_of(http, server["id"]) == "gone", "the deletion", seconds=DELETION_SECONDS)
