@@ -216,7 +216,7 @@ def test_hundreds_of_rules_are_one_lookup_each_run(wire: Wire) -> None:
     listed = subprocess.run(["ip", "netns", "exec", wire.bridge, "nft", "list", "chain", "inet", "cloudlet",
                              "in4_198_51_100_20"], capture_output=True, text=True, timeout=30, check=True).stdout
     # 500 rules in two runs (a packet from 192.0.2.5 to UDP 20001 meets a rule of each): two lookups
-    assert listed.count("vmap @m4_198_51_100_20_") == 2
+    assert listed.count("vmap @m4_") == 2
     assert wire.reaches("tcp", HOST, GUEST, 8080) and not wire.reaches("tcp", HOST, GUEST, 9090)
     assert firewall.hits(namespace=wire.bridge)[GUEST].rules[-1][0] == 1
 

@@ -65,8 +65,9 @@ def _busiest(now: dict[Key, Counted], before: dict[Key, Counted] | None, top: in
                   )[:top]
 
 
-def _samples(allocation_id: int, now: AddressTraffic, before: tuple[AddressTraffic, datetime] | None,
-             at: datetime) -> list[TrafficSample]:
+def samples_between(allocation_id: int, now: AddressTraffic, before: tuple[AddressTraffic, datetime] | None,
+                    at: datetime) -> list[TrafficSample]:
+    """What reached an address between its previous reading (None: none this process took) and this one."""
     last = before[0] if before is not None and before[0].table == now.table else None
     seconds = (at - before[1]).total_seconds() if last is not None and before is not None else 0.0
     total = _since(now.total, last.total if last else None)
@@ -103,7 +104,7 @@ def sample_node(db: Database, drivers: nodes.Drivers, node_id: int, at: datetime
     for address, now in readings.items():
         allocation_id = addresses.get(address)
         if allocation_id is not None:
-            found.extend(_samples(allocation_id, now, _readings.get((uri, address)), at))
+            found.extend(samples_between(allocation_id, now, _readings.get((uri, address)), at))
             _readings[(uri, address)] = (now, at)
     with db.session() as session:
         repository.add_samples(session, found)

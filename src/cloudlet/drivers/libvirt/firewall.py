@@ -8,13 +8,15 @@ address (inbound rules, then the inbound policy), one lookup each however many a
 Replies to allowed traffic pass (conntrack), and so does IPv6 neighbour discovery; ARP is not IP and is never
 filtered.
 
-An address's rules are cut into runs of rules that no packet meets two of (drivers' order kept): each run is
-one verdict map keyed by source, protocol and destination port (interval elements), jumping to the rule's own
-chain, which counts its hits. A packet costs a lookup per run, not a comparison per rule: 500 rules that do not
-overlap are one lookup, and the first rule that matches still decides. A rule's per-source rate limit is a
-meter ahead of the rules (what exceeds it is dropped). Every inbound packet is counted, and dynamic sets with a
-counter per element keep what each source and each TCP/UDP port received and what the firewall dropped, by
-source and port (visibility: `traffic`); an element unseen for SEEN_FOR is forgotten.
+An address's rules are cut into runs of rules that no packet meets two of (drivers' order kept): the k-th runs
+of all the node's addresses make one interval verdict map of the family, keyed by destination, source, protocol
+and destination port, whose elements jump to each rule's own counting chain. A packet costs a lookup per run of
+its address, not a comparison per rule: 500 rules that do not overlap are one lookup, and the first rule that
+matches still decides. A rule's per-source rate limit is a meter ahead of the rules (what exceeds it is
+dropped). Dynamic sets with a counter per element, one of each kind per family for the whole node, keep what
+each address received in all, from each source and on each TCP/UDP port, and what its firewall dropped by
+source and port (visibility: `traffic`); an element unseen for SEEN_FOR is forgotten, and a set holds at most
+its size (SOURCES_KEPT and so on) for all the node's addresses together.
 
 The table's comment carries the digest of its script, and a node's table is "in force" when that digest and its
 number of rules are what Cloudlet wrote: a table deleted, flushed or edited behind Cloudlet's back is not, and
@@ -28,7 +30,7 @@ import ipaddress
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from cloudlet.drivers.base import (
     AddressFirewall,
@@ -63,24 +65,13 @@ def address_of(key: str) -> str:
 
 _ANY_SOURCE = {4: "0.0.0.0/0", 6: "::/0"}
 _ICMP = {4: 1, 6: 58}
+_PROTOCOL_NUMBERS = {FirewallProtocol.TCP: 6, FirewallProtocol.UDP: 17}
 _FAMILY = {4: "ip", 6: "ip6"}
 _KEY_TYPE = {4: "ipv4_addr", 6: "ipv6_addr"}
-SOURCES_KEPT = 8192  # the sources an address's visibility set holds; one unseen for SEEN_FOR is forgotten
-PORTS_KEPT = 1024
-DROPS_KEPT = 256
+# what the visibility sets of all a node's addresses hold at most; an element unseen for SEEN_FOR is forgotten
+SOURCES_KEPT, PORTS_KEPT, DROPS_KEPT, ADDRESSES_KEPT = 65536, 16384, 4096, 65536
 SEEN_FOR = "15m"
-
-
-class _Box(NamedTuple):
-    """What a rule matches, as the ranges of its map element: source, protocol, destination port."""
-
-    source: tuple[int, int]
-    protocol: tuple[int, int]
-    ports: tuple[int, int]
-
-    def meets(self, other: _Box) -> bool:
-        return all(low <= other_high and other_low <= high
-                   for (low, high), (other_low, other_high) in zip(self, other, strict=True))
+_ALL_PORTS = (1 << 65536) - 1
 
 
 def _protocols(rule: FirewallRuleSpec, version: int) -> tuple[int, int]:
@@ -90,33 +81,44 @@ def _protocols(rule: FirewallRuleSpec, version: int) -> tuple[int, int]:
     return number, number
 
 
-_PROTOCOL_NUMBERS = {FirewallProtocol.TCP: 6, FirewallProtocol.UDP: 17}
+class _Run:
+    """Rules that no packet meets two of, each with its map element's key. Two rules meet when their sources
+    overlap (CIDRs: one holds the other), their protocols do, and their ports do; the ports of the rules of one
+    source and protocol range are kept as a bit mask, so a run of hundreds of rules is checked quickly."""
+
+    def __init__(self) -> None:
+        self.rules: list[tuple[int, str]] = []
+        self._ports: dict[tuple[int, int], dict[tuple[int, int], int]] = {}  # protocols -> source -> ports
+
+    def takes(self, index: int, rule: FirewallRuleSpec, version: int) -> bool:
+        """Add the rule unless it meets one of the run's; whether it was added."""
+        network = ipaddress.ip_network(rule.source or _ANY_SOURCE[version], strict=False)
+        source = (int(network.network_address), int(network.broadcast_address))
+        protocols = _protocols(rule, version)
+        low, high = rule.ports or (0, 65535)
+        ports = _ALL_PORTS if (low, high) == (0, 65535) else ((1 << (high - low + 1)) - 1) << low
+        for (first, last), sources in self._ports.items():
+            if first <= protocols[1] and protocols[0] <= last:
+                for (start, end), taken in sources.items():
+                    if start <= source[1] and source[0] <= end and taken & ports:
+                        return False
+        by_source = self._ports.setdefault(protocols, {})
+        by_source[source] = by_source.get(source, 0) | ports
+        key = " . ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in (protocols, (low, high)))
+        self.rules.append((index, f"{network} . {key}"))
+        return True
 
 
-def _box(rule: FirewallRuleSpec, version: int) -> tuple[_Box, str]:
-    """The rule's ranges, and its map element's key."""
-    network = ipaddress.ip_network(rule.source or _ANY_SOURCE[version], strict=False)
-    protocols = _protocols(rule, version)
-    ports = rule.ports or (0, 65535)
-    box = _Box((int(network.network_address), int(network.broadcast_address)), protocols, ports)
-    key = " . ".join(f"{low}" if low == high else f"{low}-{high}" for low, high in (protocols, ports))
-    return box, f"{network} . {key}"
-
-
-def _chunks(rules: Sequence[FirewallRuleSpec], version: int) -> list[list[tuple[int, str]]]:
+def _runs(rules: Sequence[FirewallRuleSpec], version: int) -> list[_Run]:
     """The rules cut into runs, in order, where no two rules of a run match the same packet: a run is one map
     lookup that finds the one rule a packet meets, so the first rule that matches still decides, and a packet
     costs a lookup per run instead of a comparison per rule."""
-    chunks: list[list[tuple[int, str]]] = []
-    boxes: list[_Box] = []
+    runs: list[_Run] = []
     for index, rule in enumerate(rules):
-        box, key = _box(rule, version)
-        if not chunks or any(box.meets(other) for other in boxes):
-            chunks.append([])
-            boxes = []
-        chunks[-1].append((index, key))
-        boxes.append(box)
-    return chunks
+        if not runs or not runs[-1].takes(index, rule, version):
+            runs.append(_Run())
+            runs[-1].takes(index, rule, version)
+    return runs
 
 
 def _match(rule: FirewallRuleSpec, version: int) -> str:
@@ -145,25 +147,17 @@ class _Script:
     def declare(self, kind: str, name: str, *lines: str) -> None:
         self.parts.append(f"  {kind} {name} {{\n" + "".join(f"    {line}\n" for line in lines) + "  }")
 
-    def dynamic_set(self, name: str, key_type: str, size: int) -> None:
-        self.declare("set", name, f"type {key_type}; size {size}; flags dynamic,timeout; timeout {SEEN_FOR}; counter;")
 
-
-def _address(script: _Script, firewall: AddressFirewall) -> None:
-    """The chains, maps and sets of one address."""
+def _address(script: _Script, firewall: AddressFirewall, maps: list[list[str]]) -> None:
+    """The chains of one address; the elements of its runs join the family's maps (one a run)."""
     version = ipaddress.ip_address(firewall.address).version
-    key, family = chain_key(firewall.address), _FAMILY[version]
-    drop = f"update @drop{key} {{ {family} saddr . meta l4proto . th dport }} counter drop"
-    seen = [f'counter name "all{key}"', f"update @src{key} {{ {family} saddr }}",
-            f"meta l4proto {{ tcp, udp }} update @port{key} {{ meta l4proto . th dport }}"]
-    script.dynamic_set(f"src{key}", _KEY_TYPE[version], SOURCES_KEPT)
-    script.dynamic_set(f"port{key}", "inet_proto . inet_service", PORTS_KEPT)
-    script.dynamic_set(f"drop{key}", f"{_KEY_TYPE[version]} . inet_proto . inet_service", DROPS_KEPT)
-    script.declare("counter", f"all{key}")
+    key, family, v = chain_key(firewall.address), _FAMILY[version], version
+    drop = f"update @drop{v} {{ {family} daddr . {family} saddr . meta l4proto . th dport }} counter drop"
+    seen = [f"update @all{v} {{ {family} daddr }}", f"update @src{v} {{ {family} daddr . {family} saddr }}",
+            f"meta l4proto {{ tcp, udp }} update @port{v} {{ {family} daddr . meta l4proto . th dport }}"]
     limits = []
     for index, rule in enumerate(firewall.rules):
-        verdict = "counter accept" if rule.action is FirewallAction.ALLOW else drop
-        script.chain(f"r{key}_{index}", [verdict])
+        script.chain(f"r{key}_{index}", ["counter accept" if rule.action is FirewallAction.ALLOW else drop])
         if rule.rate_limit is not None:
             per_second, new_only = rule.rate_limit.per_second, rule.rate_limit.unit is RateUnit.CONNECTIONS
             limits.append(" ".join(filter(None, (_match(rule, version), "ct state new" if new_only else "",
@@ -172,12 +166,11 @@ def _address(script: _Script, firewall: AddressFirewall) -> None:
                 f"meter rate{key}_{index} size {SOURCES_KEPT} {{ {family} saddr limit rate over {per_second}/second "
                 f"burst {per_second} packets }} {drop}"])
     lookups = []
-    for number, chunk in enumerate(_chunks(firewall.rules, version)):
-        elements = ", ".join(f"{element} : jump r{key}_{index}" for index, element in chunk)
-        script.declare("map", f"m{key}_{number}",
-                       f"type {_KEY_TYPE[version]} . inet_proto . inet_service : verdict; flags interval;",
-                       f"elements = {{ {elements} }}")
-        lookups.append(f"{family} saddr . meta l4proto . th dport vmap @m{key}_{number}")
+    for number, run in enumerate(_runs(firewall.rules, version)):
+        if number == len(maps):
+            maps.append([])
+        maps[number].extend(f"{firewall.address} . {element} : jump r{key}_{index}" for index, element in run.rules)
+        lookups.append(f"{family} daddr . {family} saddr . meta l4proto . th dport vmap @m{v}_{number}")
     first = ["ct state established,related accept", "ct state invalid drop"]
     if version == 6:
         first.append(_NEIGHBOUR_DISCOVERY)
@@ -191,19 +184,32 @@ def _address(script: _Script, firewall: AddressFirewall) -> None:
 def _body(firewalls: Sequence[AddressFirewall]) -> tuple[str, int]:
     inbound: dict[int, list[str]] = {4: [], 6: []}
     outbound: dict[int, list[str]] = {4: [], 6: []}
+    maps: dict[int, list[list[str]]] = {4: [], 6: []}
     addresses = _Script()
     for firewall in firewalls:
         version = ipaddress.ip_address(firewall.address).version
         key = chain_key(firewall.address)
         inbound[version].append(f"{firewall.address} : jump in{key}")
         outbound[version].append(f"{firewall.address} : jump out{key}")
-        _address(addresses, firewall)
-    dispatch = ["type filter hook forward priority filter; policy accept;"]
-    for family_version, family in _FAMILY.items():
-        if inbound[family_version]:
-            dispatch.append(f"{family} saddr vmap {{ {', '.join(outbound[family_version])} }}")
-            dispatch.append(f"{family} daddr vmap {{ {', '.join(inbound[family_version])} }}")
+        _address(addresses, firewall, maps[version])
     script = _Script()
+    dispatch = ["type filter hook forward priority filter; policy accept;"]
+    for v, family in _FAMILY.items():
+        if not inbound[v]:
+            continue
+        dispatch.append(f"{family} saddr vmap {{ {', '.join(outbound[v])} }}")
+        dispatch.append(f"{family} daddr vmap {{ {', '.join(inbound[v])} }}")
+        address, source = _KEY_TYPE[v], _KEY_TYPE[v]
+        for name, key_type, size in ((f"all{v}", address, ADDRESSES_KEPT),
+                                     (f"src{v}", f"{address} . {source}", SOURCES_KEPT),
+                                     (f"port{v}", f"{address} . inet_proto . inet_service", PORTS_KEPT),
+                                     (f"drop{v}", f"{address} . {source} . inet_proto . inet_service", DROPS_KEPT)):
+            script.declare("set", name, f"type {key_type}; size {size}; flags dynamic,timeout; timeout {SEEN_FOR}; "
+                                        "counter;")
+        for number, elements in enumerate(maps[v]):
+            script.declare("map", f"m{v}_{number}",
+                           f"type {address} . {source} . inet_proto . inet_service : verdict; flags interval;",
+                           f"elements = {{ {', '.join(elements)} }}")
     script.chain("forward", dispatch)
     return "\n".join([*script.parts, *addresses.parts]), script.rules + addresses.rules
 
@@ -280,31 +286,33 @@ def hits(*, namespace: str | None = None) -> dict[str, FirewallHits]:
             for key, policy in policies.items()}
 
 
-def _value(value: Any) -> Any:
-    return value["concat"] if isinstance(value, dict) and "concat" in value else value
-
-
 def traffic(*, namespace: str | None = None) -> dict[str, AddressTraffic]:
-    """What reached each address since the table was written: its counter and its visibility sets."""
-    totals: dict[str, Counted] = {}
-    sets: dict[str, dict[Any, Counted]] = {}
+    """What reached each address since the table was written: its visibility sets' elements, by address."""
     table = 0
+    found: dict[str, AddressTraffic] = {}
+
+    def of(address: str) -> AddressTraffic:
+        return found.setdefault(str(address), AddressTraffic(table, Counted(0, 0), {}, {}, {}))
+
     for item in _objects(namespace):
         if "table" in item:
             table = int(item["table"]["handle"])  # a new handle each time the table is written
-        elif (counter := item.get("counter")) is not None and counter["name"].startswith("all"):
-            totals[counter["name"].removeprefix("all")] = _counted(counter)
-        elif (found := item.get("set")) is not None:
-            elements = sets.setdefault(found["name"], {})
-            for element in found.get("elem", []):
-                inner = element.get("elem", {})
-                if "counter" in inner:
-                    value = _value(inner["val"])
-                    elements[tuple(value) if isinstance(value, list) else value] = _counted(inner["counter"])
-    return {address_of(key): AddressTraffic(
-        table, total,
-        {str(source): counted for source, counted in sets.get(f"src{key}", {}).items()},
-        {(str(protocol), int(port)): counted for (protocol, port), counted in sets.get(f"port{key}", {}).items()},
-        {(str(source), str(protocol), int(port)): counted
-         for (source, protocol, port), counted in sets.get(f"drop{key}", {}).items()})
-        for key, total in totals.items()}
+        if (listed := item.get("set")) is None or listed["name"][:-1] not in ("all", "src", "port", "drop"):
+            continue
+        kind = listed["name"][:-1]
+        for element in listed.get("elem", []):
+            inner = element.get("elem", {})
+            if "counter" not in inner:
+                continue
+            counted, value = _counted(inner["counter"]), inner["val"]
+            parts = value["concat"] if isinstance(value, dict) and "concat" in value else [value]
+            seen = of(parts[0])
+            if kind == "all":
+                found[str(parts[0])] = seen._replace(total=counted)
+            elif kind == "src":
+                seen.sources[str(parts[1])] = counted
+            elif kind == "port":
+                seen.ports[(str(parts[1]), int(parts[2]))] = counted
+            else:
+                seen.dropped[(str(parts[1]), str(parts[2]), int(parts[3]))] = counted
+    return found
