@@ -6,6 +6,7 @@ import email
 import functools
 import os
 import shutil
+import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -157,6 +158,8 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settin
         "argon2_memory_kib": 1024,
         "public_url": "http://cloudlet.test",
         "usage_log_sync": True,
+        # the guests' firewall table of this test's control plane: many share this machine's kernel
+        "shield_table": f"cloudlet_t{uuid.uuid4().hex[:10]}",
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
@@ -334,6 +337,9 @@ def runtime(tmp_path: Path, database_url: str, settings_overrides: dict[str, Any
     finally:
         rt.mailer.close()
         rt.db.dispose()
+        if shutil.which("nft"):  # the firewall table its workers or server processes may have written
+            subprocess.run(["nft", "delete", "table", "inet", settings.shield_table], capture_output=True,
+                           timeout=30, check=False)
 
 
 @dataclass

@@ -24,6 +24,7 @@ from cloudlet.kit.db import Database
 from cloudlet.kit.ratelimit import RateLimiter
 from cloudlet.mail.service import Mailer
 from cloudlet.metrics import workflows as metrics_workflows
+from cloudlet.nodes import service as nodes
 from cloudlet.nodes import workflows as node_workflows
 from cloudlet.shield import bandwidth_workflows
 from cloudlet.shield import workflows as shield_workflows
@@ -47,7 +48,8 @@ def build_runtime(settings: Settings) -> Runtime:
     mailer = Mailer(db, settings)
     db.after_commit.append(mailer.on_commit)
     limiter = RateLimiter(settings.redis_url, prefix=settings.redis_prefix)
-    return Runtime(settings=settings, db=db, limiter=limiter, mailer=mailer)
+    return Runtime(settings=settings, db=db, limiter=limiter, mailer=mailer,
+                   drivers=nodes.libvirt_drivers(settings))
 
 
 def create_worker(settings: Settings | None = None, runtime: Runtime | None = None) -> Worker:

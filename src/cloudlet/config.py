@@ -108,6 +108,9 @@ class Settings(BaseSettings):
     # what it should enforce changed (a push it missed, a new guest)
     shield_rules_per_ip: int = Field(default=500, ge=1)
     shield_reconcile_schedule: str = "*/10 * * * * *"
+    # the nftables table (family inet) that holds the guests' firewalls on the local node; one control plane per
+    # node table (tests that share one kernel among many give each theirs)
+    shield_table: str = Field(default="cloudlet", pattern=r"^[a-z][a-z0-9_]{0,31}$")
     # visibility: how often every node's counters of what reached each address are sampled, and the MMDB files
     # (MaxMind GeoLite2 or DB-IP lite, country and ASN) that name where a source address is; without one, the
     # countries and ASN views say so

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,7 +35,8 @@ def server_env(tmp_path: Path, database_url: str) -> dict[str, str]:
     if facts.exists():
         shutil.copy(facts, data_dir / NODE_FILE)
     env = {**os.environ, "CLOUDLET_DATA_DIR": str(data_dir), "CLOUDLET_DATABASE_URL": database_url,
-           "CLOUDLET_ARGON2_MEMORY_KIB": "8192", "CLOUDLET_ARGON2_TIME_COST": "1"}
+           "CLOUDLET_ARGON2_MEMORY_KIB": "8192", "CLOUDLET_ARGON2_TIME_COST": "1",
+           "CLOUDLET_SHIELD_TABLE": f"cloudlet_s{uuid.uuid4().hex[:10]}"}  # many servers share this kernel
     env.pop("CLOUDLET_REDIS_URL", None)
     return env
 
@@ -64,3 +66,5 @@ def server(tmp_path: Path, server_env: dict[str, str]) -> Iterator[str]:
         process.terminate()
         process.wait(timeout=10)
         log.close()
+        subprocess.run(["nft", "delete", "table", "inet", env["CLOUDLET_SHIELD_TABLE"]], capture_output=True,
+                       timeout=30, check=False)

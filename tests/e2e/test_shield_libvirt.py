@@ -24,7 +24,6 @@ from cloudlet.drivers.libvirt.guest import LibvirtDriver
 from cloudlet.networking import service as networking
 from cloudlet.networking.schemas import IpPoolUpdate
 from cloudlet.surfaces.deps import Runtime
-from tests import node_table
 from tests.cloud import REGION
 from tests.e2e.test_instances_libvirt import (
     DELETION_SECONDS,
@@ -120,15 +119,15 @@ def tries(namespace: str, address: str, port: int, *, seconds: float) -> tuple[i
     return int(answered), int(tried)
 
 
-def table() -> str:
-    """The node's firewall table as nft lists it."""
-    return subprocess.run(["nft", "list", "table", "inet", "cloudlet"], capture_output=True, text=True, timeout=30,
+def table(name: str) -> str:
+    """The node's firewall table (this test's control plane's) as nft lists it."""
+    return subprocess.run(["nft", "list", "table", "inet", name], capture_output=True, text=True, timeout=30,
                           check=True).stdout
 
 
-def policy_drops(address: str) -> int:
+def policy_drops(name: str, address: str) -> int:
     """Packets the inbound policy of the address's firewall has dropped, by the node's counter."""
-    return firewall.hits()[address].policy[0]
+    return firewall.hits(table=name)[address].policy[0]
 
 
 def settled(http: httpx.Client, url: str) -> dict[str, Any]:
@@ -143,6 +142,7 @@ def test_rules_and_policy_set_through_the_api_hold_in_the_kernel(
     with runtime.db.session() as session:
         for pool in networking.list_pools(session, REGION):
             networking.update_pool(session, pool.id, IpPoolUpdate(reserved=RESERVED))
+    name = runtime.settings.shield_table  # the guests' firewall table of this test's control plane
     country_db, asn_db = write_databases(tmp_path)
     cluster.extra = {"CLOUDLET_SHIELD_RECONCILE_SCHEDULE": "* * * * * *",
                      "CLOUDLET_SHIELD_VISIBILITY_SCHEDULE": "* * * * * *",
@@ -156,73 +156,73 @@ def test_rules_and_policy_set_through_the_api_hold_in_the_kernel(
         wait_for(lambda: answers(test_host, address, 8080), "the guest's service to answer", seconds=60)
         [record] = http.get("/api/shield/ips").json()
         ip = f"/api/shield/ips/{record['id']}"
-        with node_table.held():
-            assert answers(test_host, address, 9090)
-            web = {"action": "allow", "protocol": "tcp", "dst_port": 8080}
-            assert http.post(f"{ip}/rules", json=web).status_code == 201
-            assert http.put(f"{ip}/policy", json={"default_in": "block"}).status_code == 200
-            settled(http, ip)
-            assert answers(test_host, address, 8080) and not answers(test_host, address, 9090)
-            profile = http.get(ip).json()  # what the node's kernel counted: the allowed SYN, the refused ones
-            assert profile["rules"][0]["hits"]["packets"] >= 1 and profile["policy_hits"]["packets"] >= 1
+        assert answers(test_host, address, 9090)
+        web = {"action": "allow", "protocol": "tcp", "dst_port": 8080}
+        assert http.post(f"{ip}/rules", json=web).status_code == 201
+        assert http.put(f"{ip}/policy", json={"default_in": "block"}).status_code == 200
+        settled(http, ip)
+        assert answers(test_host, address, 8080) and not answers(test_host, address, 9090)
+        profile = http.get(ip).json()  # what the node's kernel counted: the allowed SYN, the refused ones
+        assert profile["rules"][0]["hits"]["packets"] >= 1 and profile["policy_hits"]["packets"] >= 1
 
-            # what reached the address, sampled from the kernel's counters every second here, ranked, and placed
-            # by the test's GeoIP databases (203.0.113.0/24 is "JP", AS64501)
-            for _ in range(12):
-                assert answers(test_host, address, 8080)
-            wait_for(lambda: any(item["ip"] == TEST_HOST and item["packets"] >= 12 * 3 for item in
-                                 http.get(f"{ip}/visibility/top-ips").json()["items"]),
-                     "the sampler to count the test host", seconds=30)
-            top = http.get(f"{ip}/visibility/top-ips").json()["items"][0]
-            assert (top["ip"], top["country"], top["asn"]) == (TEST_HOST, "JP", 64501)
-            assert http.get(f"{ip}/visibility/countries").json()["items"][0]["country"] == "JP"
-            assert http.get(f"{ip}/visibility/top-asns").json()["items"][0]["asn"] == 64501
-            ports = http.get(f"{ip}/visibility/ports").json()["items"]
-            assert (ports[0]["protocol"], ports[0]["port"]) == ("tcp", 8080)
-            assert any(point["pps"] > 0 for point in http.get(f"{ip}/visibility/pps").json()["points"])
-            assert any((item["ip"], item["port"]) == (TEST_HOST, 9090)  # the policy refused 9090 above
-                       for item in http.get(f"{ip}/visibility/dropped").json()["items"])
-
-            # a source over its rate limit is cut: 1 new connection a second to 9090, tried for 4 seconds
-            limited = http.post(f"{ip}/rules", json={"action": "allow", "protocol": "tcp", "dst_port": 9090,
-                                                     "rate_limit": 1})
-            assert limited.status_code == 201, limited.text
-            settled(http, ip)
-            answered, tried = tries(test_host, address, 9090, seconds=4.0)
-            assert 1 <= answered <= 1 + 4 + 1 < tried, (answered, tried)  # its burst, then one a second
-            limit_drops = firewall.traffic()[address].dropped
-            assert limit_drops[(TEST_HOST, "tcp", 9090)].packets >= tried - answered
-            assert http.delete(f"{ip}/rules/{limited.json()['id']}").status_code == 204
-            settled(http, ip)
-
-            blocked = http.post(f"{ip}/rules", json={"action": "block", "protocol": "any", "priority": 1,
-                                                     "src_cidr": f"{TEST_HOST}/32"})
-            assert blocked.status_code == 201, blocked.text
-            settled(http, ip)
-            assert not answers(test_host, address, 8080)  # the first rule now: this source is blocked
-
-            assert http.delete(f"{ip}/rules/{blocked.json()['id']}").status_code == 204
-            settled(http, ip)
+        # what reached the address, sampled from the kernel's counters every second here, ranked, and placed
+        # by the test's GeoIP databases (203.0.113.0/24 is "JP", AS64501)
+        for _ in range(12):
             assert answers(test_host, address, 8080)
+        wait_for(lambda: any(item["ip"] == TEST_HOST and item["packets"] >= 12 * 3 for item in
+                             http.get(f"{ip}/visibility/top-ips").json()["items"]),
+                 "the sampler to count the test host", seconds=30)
+        top = http.get(f"{ip}/visibility/top-ips").json()["items"][0]
+        assert (top["ip"], top["country"], top["asn"]) == (TEST_HOST, "JP", 64501)
+        assert http.get(f"{ip}/visibility/countries").json()["items"][0]["country"] == "JP"
+        assert http.get(f"{ip}/visibility/top-asns").json()["items"][0]["asn"] == 64501
+        ports = http.get(f"{ip}/visibility/ports").json()["items"]
+        assert (ports[0]["protocol"], ports[0]["port"]) == ("tcp", 8080)
+        assert any(point["pps"] > 0 for point in http.get(f"{ip}/visibility/pps").json()["points"])
+        assert any((item["ip"], item["port"]) == (TEST_HOST, 9090)  # the policy refused 9090 above
+                   for item in http.get(f"{ip}/visibility/dropped").json()["items"])
 
-            # the firewall is the node's, not the guest's: it holds through a reboot (its policy counter shows that
-            # the refusal was the firewall's, not a service still starting)
-            restarted = http.post(f"/api/instances/{server['id']}/power/restart")
-            assert restarted.status_code in (200, 202), restarted.text
-            wait_for(lambda: answers(test_host, address, 8080), "the guest back after its restart", seconds=120)
-            before = policy_drops(address)
-            assert not answers(test_host, address, 9090)
-            assert policy_drops(address) > before
+        # a source over its rate limit is cut: 1 new connection a second to 9090, tried for 4 seconds
+        limited = http.post(f"{ip}/rules", json={"action": "allow", "protocol": "tcp", "dst_port": 9090,
+                                                 "rate_limit": 1})
+        assert limited.status_code == 201, limited.text
+        settled(http, ip)
+        answered, tried = tries(test_host, address, 9090, seconds=4.0)
+        assert 1 <= answered <= 1 + 4 + 1 < tried, (answered, tried)  # its burst, then one a second
+        limit_drops = firewall.traffic(table=name)[address].dropped
+        assert limit_drops[(TEST_HOST, "tcp", 9090)].packets >= tried - answered
+        assert http.delete(f"{ip}/rules/{limited.json()['id']}").status_code == 204
+        settled(http, ip)
 
-            # a table flushed behind Cloudlet's back is written again by the reconciler (every second here)
-            subprocess.run(["nft", "flush", "table", "inet", "cloudlet"], capture_output=True, timeout=30, check=True)
-            wait_for(lambda: address in firewall.hits(), "the reconciler to write the table again", seconds=30)
-            before = policy_drops(address)
-            assert not answers(test_host, address, 9090) and policy_drops(address) > before
+        blocked = http.post(f"{ip}/rules", json={"action": "block", "protocol": "any", "priority": 1,
+                                                 "src_cidr": f"{TEST_HOST}/32"})
+        assert blocked.status_code == 201, blocked.text
+        settled(http, ip)
+        assert not answers(test_host, address, 8080)  # the first rule now: this source is blocked
 
-            assert http.put(f"{ip}/policy", json={"default_in": "allow"}).status_code == 200
-            settled(http, ip)
-            wait_for(lambda: answers(test_host, address, 9090), "port 9090 to answer once allowed", seconds=30)
-            http.request("DELETE", f"/api/instances/{server['id']}", json={"mode": "immediate"})
-            wait_for(lambda: status_of(http, server["id"]) == "gone", "the deletion", seconds=DELETION_SECONDS)
-            wait_for(lambda: "jump" not in table(), "the address's firewall to leave the node", seconds=30)
+        assert http.delete(f"{ip}/rules/{blocked.json()['id']}").status_code == 204
+        settled(http, ip)
+        assert answers(test_host, address, 8080)
+
+        # the firewall is the node's, not the guest's: it holds through a reboot (its policy counter shows that
+        # the refusal was the firewall's, not a service still starting)
+        restarted = http.post(f"/api/instances/{server['id']}/power/restart")
+        assert restarted.status_code in (200, 202), restarted.text
+        wait_for(lambda: answers(test_host, address, 8080), "the guest back after its restart", seconds=120)
+        before = policy_drops(name, address)
+        assert not answers(test_host, address, 9090)
+        assert policy_drops(name, address) > before
+
+        # a table flushed behind Cloudlet's back is written again by the reconciler (every second here)
+        subprocess.run(["nft", "flush", "table", "inet", name], capture_output=True, timeout=30, check=True)
+        wait_for(lambda: address in firewall.hits(table=name), "the reconciler to write the table again",
+                 seconds=30)
+        before = policy_drops(name, address)
+        assert not answers(test_host, address, 9090) and policy_drops(name, address) > before
+
+        assert http.put(f"{ip}/policy", json={"default_in": "allow"}).status_code == 200
+        settled(http, ip)
+        wait_for(lambda: answers(test_host, address, 9090), "port 9090 to answer once allowed", seconds=30)
+        http.request("DELETE", f"/api/instances/{server['id']}", json={"mode": "immediate"})
+        wait_for(lambda: status_of(http, server["id"]) == "gone", "the deletion", seconds=DELETION_SECONDS)
+        wait_for(lambda: "jump" not in table(name), "the address's firewall to leave the node", seconds=30)

@@ -67,7 +67,8 @@ class Cluster:
                "CLOUDLET_DATABASE_URL": self.database_url, "CLOUDLET_SECRET_KEY": self.runtime.settings.jwt_secret,
                "CLOUDLET_ARGON2_MEMORY_KIB": "8192", "CLOUDLET_ARGON2_TIME_COST": "1",
                "CLOUDLET_BILLING_SCHEDULE": "* * * * * *",  # a tick a second
-               "CLOUDLET_LOG_LEVEL": "debug", "CLOUDLET_LOG_JSON": "true", "PYTHONUNBUFFERED": "1"}
+               "CLOUDLET_LOG_LEVEL": "debug", "CLOUDLET_LOG_JSON": "true", "PYTHONUNBUFFERED": "1",
+               "CLOUDLET_SHIELD_TABLE": self.runtime.settings.shield_table}  # removed with the runtime
         for name in ("CLOUDLET_REDIS_URL", "CLOUDLET_WORKER_ID", "CLOUDLET_WORKER_DATABASE_URL"):
             env.pop(name, None)
         return env

@@ -11,6 +11,7 @@ racing for the last room therefore serialise on the node row and the second sees
 from __future__ import annotations
 
 import atexit
+import functools
 import os
 import shutil
 import socket
@@ -61,20 +62,26 @@ TWO_PLACES = Decimal("0.01")
 DriverFactory = Callable[[str], HypervisorDriver]
 
 
-def libvirt_driver(uri: str) -> HypervisorDriver:
-    """A LibvirtDriver connected to uri, one per URI per process (raises NodeUnreachable when libvirtd does not
-    answer); a dropped connection is reopened by the driver itself."""
+def libvirt_driver(uri: str, firewall_table: str = "cloudlet") -> HypervisorDriver:
+    """A LibvirtDriver connected to uri that keeps the guests' firewalls in firewall_table, one per URI and table
+    per process (raises NodeUnreachable when libvirtd does not answer); a dropped connection is reopened by the
+    driver itself."""
     with _drivers_lock:
-        found = _libvirt_drivers.get(uri)
+        found = _libvirt_drivers.get((uri, firewall_table))
         if found is None:
             from cloudlet.drivers.libvirt.guest import LibvirtDriver  # libvirt is needed only where nodes run
 
-            found = _libvirt_drivers[uri] = LibvirtDriver(uri)
+            found = _libvirt_drivers[(uri, firewall_table)] = LibvirtDriver(uri, firewall_table=firewall_table)
         return found
 
 
+def libvirt_drivers(settings: Settings) -> Drivers:
+    """The libvirt drivers of a runtime with these settings."""
+    return Drivers(functools.partial(libvirt_driver, firewall_table=settings.shield_table))
+
+
 _drivers_lock = threading.Lock()
-_libvirt_drivers: dict[str, HypervisorDriver] = {}
+_libvirt_drivers: dict[tuple[str, str], HypervisorDriver] = {}
 
 
 @atexit.register

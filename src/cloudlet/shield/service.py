@@ -279,8 +279,8 @@ def _spec(rule: FirewallRule) -> FirewallRuleSpec:
 
 
 def node_firewalls(session: Session, node_id: int) -> tuple[list[AddressFirewall], dict[int, int]]:
-    """What a node must enforce (the firewalls of the addresses of its guests that have one), and the revision of
-    each firewall that makes it up."""
+    """What a node must enforce: a firewall for every address of its guests (one its owner never changed allows
+    everything, and is there to be counted), and the revision of each changed firewall that makes it up."""
     allocations = networking.allocations_of(session, instances.placed_on(session, node_id))
     rows = repository.firewalls(session, [a.id for a in allocations])
     rules = repository.rules(session, [row.id for row in rows.values()])
@@ -288,6 +288,7 @@ def node_firewalls(session: Session, node_id: int) -> tuple[list[AddressFirewall
     for allocation in allocations:
         row = rows.get(allocation.id)
         if row is None:
+            found.append(AddressFirewall(allocation.address))
             continue
         found.append(AddressFirewall(allocation.address, row.default_in, row.default_out,
                                      tuple(_spec(rule) for rule in rules[row.id])))
@@ -296,10 +297,9 @@ def node_firewalls(session: Session, node_id: int) -> tuple[list[AddressFirewall
 
 
 def node_addresses(session: Session, node_id: int) -> dict[str, int]:
-    """The addresses whose firewalls a node holds, with their IP record (allocation) ids."""
+    """The addresses of a node's guests (each has its firewall there), with their IP record (allocation) ids."""
     allocations = networking.allocations_of(session, instances.placed_on(session, node_id))
-    rows = repository.firewalls(session, [allocation.id for allocation in allocations])
-    return {allocation.address: allocation.id for allocation in allocations if allocation.id in rows}
+    return {allocation.address: allocation.id for allocation in allocations}
 
 
 def record_push(session: Session, revisions: dict[int, int], error: str | None) -> None:

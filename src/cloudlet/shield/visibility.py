@@ -9,7 +9,7 @@ time a node's table is written, so a reading of a table written since the previo
 first reading this process takes of a table counts everything since it was written, and its interval is
 unknown, so it gives no rate. Samples are kept a day.
 
-An address is counted while its node holds its firewall: once its owner set any rule or policy.
+Every address of a node's guests is counted (each has its firewall in the node's table, rules or none).
 """
 
 from __future__ import annotations

@@ -219,15 +219,15 @@ def mark(firewalls: Sequence[AddressFirewall]) -> nft.TableMark:
     return nft.mark_of(*_body(firewalls))
 
 
-def ruleset(firewalls: Sequence[AddressFirewall]) -> str:
+def ruleset(firewalls: Sequence[AddressFirewall], table: str = TABLE) -> str:
     """The nft script that makes the table hold exactly these firewalls (its mark in the table's comment)."""
-    return nft.script(TABLE, _body(firewalls)[0])
+    return nft.script(table, _body(firewalls)[0])
 
 
-def live_mark(*, namespace: str | None = None) -> nft.TableMark | None:
+def live_mark(*, table: str = TABLE, namespace: str | None = None) -> nft.TableMark | None:
     """The mark of the table the kernel holds now (rules flushed, added or removed behind Cloudlet's back change
     it); None when there is no table."""
-    return nft.live_mark(TABLE, namespace=namespace)
+    return nft.live_mark(table, namespace=namespace)
 
 
 def bridge_to_ip_hooks(proc_sys: Path = Path("/proc/sys/net/bridge")) -> None:
@@ -241,14 +241,14 @@ def bridge_to_ip_hooks(proc_sys: Path = Path("/proc/sys/net/bridge")) -> None:
             setting.write_text("1\n")
 
 
-def apply(firewalls: Sequence[AddressFirewall], *, namespace: str | None = None) -> None:
+def apply(firewalls: Sequence[AddressFirewall], *, table: str = TABLE, namespace: str | None = None) -> None:
     """Replace the table with these firewalls in one transaction (in a network namespace, for tests)."""
-    nft.write(ruleset(firewalls), namespace=namespace)
+    nft.write(ruleset(firewalls, table), namespace=namespace)
 
 
-def _objects(namespace: str | None) -> list[dict[str, Any]]:
+def _objects(table: str, namespace: str | None) -> list[dict[str, Any]]:
     """The table's objects as nft lists them (JSON); none when there is no table."""
-    return nft.listed(TABLE, namespace=namespace) or []
+    return nft.listed(table, namespace=namespace) or []
 
 
 def _counted(counter: dict[str, Any]) -> Counted:
@@ -264,12 +264,12 @@ def _rule_counter(rule: dict[str, Any]) -> Counted:
 _RULE_CHAIN = re.compile(r"^([rl])(\d_\w+)_(\d+)$")
 
 
-def hits(*, namespace: str | None = None) -> dict[str, FirewallHits]:
+def hits(*, table: str = TABLE, namespace: str | None = None) -> dict[str, FirewallHits]:
     """What each address's inbound rules (in order) and inbound policy have matched since the table was written,
     read from the rules' counters (a rate-limited rule's drops included); nothing when there is no table."""
     rules: dict[str, dict[int, tuple[int, int]]] = {}
     policies: dict[str, Counted] = {}
-    for item in _objects(namespace):
+    for item in _objects(table, namespace):
         rule = item.get("rule")
         if rule is None:
             continue
@@ -286,17 +286,17 @@ def hits(*, namespace: str | None = None) -> dict[str, FirewallHits]:
             for key, policy in policies.items()}
 
 
-def traffic(*, namespace: str | None = None) -> dict[str, AddressTraffic]:
+def traffic(*, table: str = TABLE, namespace: str | None = None) -> dict[str, AddressTraffic]:
     """What reached each address since the table was written: its visibility sets' elements, by address."""
-    table = 0
+    written = 0
     found: dict[str, AddressTraffic] = {}
 
     def of(address: str) -> AddressTraffic:
-        return found.setdefault(str(address), AddressTraffic(table, Counted(0, 0), {}, {}, {}))
+        return found.setdefault(str(address), AddressTraffic(written, Counted(0, 0), {}, {}, {}))
 
-    for item in _objects(namespace):
+    for item in _objects(table, namespace):
         if "table" in item:
-            table = int(item["table"]["handle"])  # a new handle each time the table is written
+            written = int(item["table"]["handle"])  # a new handle each time the table is written
         if (listed := item.get("set")) is None or listed["name"][:-1] not in ("all", "src", "port", "drop"):
             continue
         kind = listed["name"][:-1]

@@ -160,8 +160,9 @@ class LibvirtDriver:
     """The hypervisor driver for one libvirt node."""
 
     def __init__(self, uri: str = host.LOCAL_URI, *, domain_type: str | None = None,
-                 console_dir: Path | None = None) -> None:
+                 console_dir: Path | None = None, firewall_table: str = firewall.TABLE) -> None:
         self.uri = uri
+        self.firewall_table = firewall_table  # the nftables table of the guests' firewalls (inet family)
         self._conn: libvirt.virConnect | None = None
         self._lock = threading.Lock()
         node_dir = host.pool_path(self._connection()).parent
@@ -233,26 +234,27 @@ class LibvirtDriver:
     # -- images
 
     def apply_firewalls(self, firewalls: Sequence[AddressFirewall]) -> None:
-        """Replace the `inet cloudlet` nftables table (drivers/libvirt/firewall.py). A remote node's kernel is out
-        of reach from here: its own agent will apply them (issue 15), so this says so rather than pretend."""
+        """Replace the nftables table firewall_table (`inet cloudlet`: drivers/libvirt/firewall.py). A remote
+        node's kernel is out of reach from here: its own agent will apply them (issue 15), so this says so rather
+        than pretend."""
         self._local_firewall()
         firewall.bridge_to_ip_hooks()
-        firewall.apply(firewalls)
+        firewall.apply(firewalls, table=self.firewall_table)
 
     def firewalls_in_force(self, firewalls: Sequence[AddressFirewall]) -> bool:
         """Compare the mark of the node's table (its comment's digest and its rule count) with these firewalls'."""
         self._local_firewall()
-        return firewall.live_mark() == firewall.mark(firewalls)
+        return firewall.live_mark(table=self.firewall_table) == firewall.mark(firewalls)
 
     def firewall_hits(self) -> dict[str, FirewallHits]:
         """The counters of the node's table, by address."""
         self._local_firewall()
-        return firewall.hits()
+        return firewall.hits(table=self.firewall_table)
 
     def firewall_traffic(self) -> dict[str, AddressTraffic]:
         """What the node's table counted, by address (its visibility sets and counters)."""
         self._local_firewall()
-        return firewall.traffic()
+        return firewall.traffic(table=self.firewall_table)
 
     def apply_node_firewall(self, firewall: NodeFirewall) -> None:
         """Replace the node's own `inet cloudlet_node` table (drivers/libvirt/node_firewall.py); a remote node's

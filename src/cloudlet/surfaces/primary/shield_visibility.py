@@ -14,8 +14,8 @@ counters, sampled every minute (shield/visibility.py): `total` counts every inbo
 rank each reading's busiest sources and ports (up to 20), `share` is of the bytes ranked. `period` is one of the
 metrics endpoints' (5m to 24h; another is a 422); `by` ranks by bytes (default) or packets. Country and ASN come
 from the operator's MMDB files (CLOUDLET_GEOIP_COUNTRY_DB, CLOUDLET_GEOIP_ASN_DB): without the one a view needs,
-top-asns and countries answer 501 saying so, and top-ips gives null for what it cannot name. An address is
-counted once its node holds its firewall (it has any rule or policy). Every view needs analytics:read, as the
+top-asns and countries answer 501 saying so, and top-ips gives null for what it cannot name. Every address of a
+server is counted, rules or none. Every view needs analytics:read, as the
 reference assigns it; another project's address is a 404.
 """
 
