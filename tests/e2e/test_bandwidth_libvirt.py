@@ -86,13 +86,13 @@ def test_the_plans_cap_holds_a_transfer_near_its_rate(runtime: Runtime, node: Li
         [record] = http.get("/api/shield/ips").json()
         assert http.get(f"/api/shield/ips/{record['id']}/bandwidth").json()["cap_mbit"] == CAP_MBIT
 
+        name = guest_name(runtime, server["id"])
+        assert node.bandwidth(name) == CAP_MBIT
         capped = transfer_mbit(namespace, address)
         assert 0.6 * CAP_MBIT <= capped <= 1.3 * CAP_MBIT, capped
 
         with runtime.db.session() as session:
             catalog.update_plan(session, plan.id, PlanUpdate(bandwidth_mbit=None))
-        name = guest_name(runtime, server["id"])
-        assert node.bandwidth(name) == CAP_MBIT
         wait_for(lambda: node.bandwidth(name) is None, "the quota round to lift the guest's cap", seconds=30)
         uncapped = transfer_mbit(namespace, address)
         assert uncapped > 2 * CAP_MBIT, (capped, uncapped)

@@ -172,7 +172,8 @@ def test_a_table_nft_refuses_leaves_the_one_before(wire: Wire, monkeypatch: pyte
     wire.apply(AddressFirewall(GUEST, default_in=FirewallAction.BLOCK, rules=(allow(FirewallProtocol.TCP, 8080),)))
     written = firewall.ruleset
     # a script nft rejects halfway through (past the deletion of the old table): one transaction, nothing applied
-    monkeypatch.setattr(firewall, "ruleset", lambda walls: written(walls).replace("counter drop", "counter dorp"))
+    monkeypatch.setattr(firewall, "ruleset",
+                        lambda walls, table: written(walls, table).replace("counter drop", "counter dorp"))
     with pytest.raises(GuestFailed, match="nft refused"):
         wire.apply(AddressFirewall(GUEST, default_in=FirewallAction.BLOCK, rules=(allow(FirewallProtocol.TCP, 9090),)))
     assert wire.reaches("tcp", HOST, GUEST, 8080) and not wire.reaches("tcp", HOST, GUEST, 9090)

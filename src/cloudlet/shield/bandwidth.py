@@ -197,6 +197,9 @@ def _one(db: Database, settings: Settings, driver: HypervisorDriver, target: Ban
         log.warning("transfer quota: cap not set", instance=target.uuid, error=str(error))
         return
     quota = target.plan_transfer_gb * GB
+    warn = quota and used * 100 >= quota * settings.transfer_warn_percent and throttled_until is None
+    if not changed and not warn:
+        return  # nothing to record: no transaction
     notice = TransferNotice(instance_id=target.uuid, name=target.name, month=f"{metrics.month_of(now):%Y-%m}",
                             total_bytes=used, quota_bytes=quota,
                             used_percent=round(100 * used / quota, 2) if quota else 0.0)
@@ -214,7 +217,6 @@ def _one(db: Database, settings: Settings, driver: HypervisorDriver, target: Ban
             _tell(session, EventKind.TRANSFER_THROTTLED, target,
                   notice.model_copy(update={"throttle_mbit": mbit, "until": throttled_until}),
                   f"used its monthly transfer and is limited to {mbit} Mbit/s until the month ends")
-        warn = quota and used * 100 >= quota * settings.transfer_warn_percent and throttled_until is None
         if warn and not events.recorded_since(session, EventKind.TRANSFER_WARNING, _subject(target), month_start):
             report.warned += 1
             _tell(session, EventKind.TRANSFER_WARNING, target, notice,

@@ -100,6 +100,8 @@ def sample_node(db: Database, drivers: nodes.Drivers, node_id: int, at: datetime
     except DriverError as error:
         log.warning("traffic counters not read", node_id=node_id, error=str(error))
         return 0
+    for gone in [key for key in _readings if key[0] == uri and key[1] not in readings]:
+        del _readings[gone]  # an address the node no longer holds
     found: list[TrafficSample] = []
     for address, now in readings.items():
         allocation_id = addresses.get(address)
