@@ -22,6 +22,7 @@ from cloudlet.kit import clock
 from cloudlet.mail import service as mail
 from cloudlet.metrics.workflows import sample_all
 from cloudlet.shield import bandwidth
+from cloudlet.shield import workflows as shield_workflows
 from cloudlet.shield.bandwidth_workflows import SCHEDULE_NAME, schedules
 from tests.cloud import Cloud
 from tests.helpers import make_user, mint_token
@@ -192,3 +193,19 @@ def test_an_unlimited_plan_is_never_throttled_and_the_round_is_scheduled(cloud: 
     assert (transfer["state"], transfer["quota_bytes"], transfer["used_percent"]) == ("unlimited", None, None)
     assert cloud.driver.bandwidth(guest_of(cloud)) is None
     assert [s.name for s in schedules(cloud.runtime.settings)] == [SCHEDULE_NAME]
+
+
+def test_the_nodes_firewall_carries_each_servers_cap_for_what_it_sends(cloud: Cloud) -> None:
+    # where a node cannot cap a NIC both ways, its firewall table polices what the guest sends (the libvirt driver
+    # drops the figure where libvirt's <bandwidth> does it): the table is given every address's cap, and a new one
+    # when the plan's changes (the reconciler's round, run here by hand)
+    plan_is(cloud, bandwidth_mbit=40)
+    _client, _server, record = served(cloud)
+
+    def pushed() -> int | None:
+        shield_workflows.apply_node(cloud.runtime.db, cloud.runtime.settings, cloud.runtime.drivers, cloud.node_id)
+        return cloud.driver.firewalls[record["ip"]].out_mbit
+
+    assert pushed() == 40
+    plan_is(cloud, bandwidth_mbit=None)
+    assert pushed() is None

@@ -204,6 +204,8 @@ class AddressFirewall:
     default_in: FirewallAction = FirewallAction.ALLOW
     default_out: FirewallAction = FirewallAction.ALLOW
     rules: tuple[FirewallRuleSpec, ...] = ()
+    out_mbit: int | None = None  # the guest's NIC cap: what the guest sends beyond it is dropped, where the node
+    # cannot shape its NIC's traffic both ways (drivers/libvirt/network.py); None: no cap
 
     def __post_init__(self) -> None:
         address = ipaddress.ip_address(self.address)

@@ -226,8 +226,10 @@ acpid -l /dev/null
 # two small TCP services (what firewall tests knock on): each connection gets one line
 nc -ll -p 8080 -e echo hi8080 >/dev/null 2>&1 &
 nc -ll -p 9090 -e echo hi9090 >/dev/null 2>&1 &
-# and a sink (what bandwidth tests send to): it reads a connection to its end, then answers how many bytes came
+# a sink and a source (what bandwidth tests time): 7070 reads a connection to its end, then answers how many
+# bytes came; 7071 sends 46 x 64 KiB of zeros and closes
 nc -ll -p 7070 -e wc -c >/dev/null 2>&1 &
+nc -ll -p 7071 -e sh -c 'dd if=/dev/zero bs=65536 count=46 2>/dev/null' >/dev/null 2>&1 &
 echo "CLOUDLET_READY instance-id=$iid hostname=$(hostname) address=${addr%%/*} keys=$keys password=$pwset"
 """
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Integer, Row, Select, Subquery, and_, bindparam, func, select
@@ -256,6 +257,13 @@ def bandwidth_targets(session: Session) -> list[BandwidthTarget]:
              .where(Instance.status.in_(GUEST_HELD), Instance.locked_action_id.is_(None))
              .order_by(Node.id, Instance.id))
     return [BandwidthTarget._make(row) for row in session.execute(query)]
+
+
+def plan_caps(session: Session, uuids: Iterable[str]) -> list[tuple[str, int | None, datetime | None]]:
+    """(uuid, plan's network cap, transfer throttle's end) of these servers, in one statement."""
+    query = (select(Instance.uuid, Plan.bandwidth_mbit, Instance.throttled_until)
+             .join(Plan, Plan.id == Instance.plan_id).where(Instance.uuid.in_(list(uuids))))
+    return [(uuid, mbit, until) for uuid, mbit, until in session.execute(query)]
 
 
 def status_counts(session: Session) -> list[tuple[str, int]]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import secrets
 import string
 from collections import Counter
+from collections.abc import Iterable
 from datetime import datetime
 from functools import lru_cache
 
@@ -220,6 +221,12 @@ def network_cap(settings: Settings, plan_mbit: int | None, throttled_until: date
     if throttled_until is not None and clock.now() < throttled_until:
         return min(settings.transfer_throttle_mbit, plan_mbit or settings.transfer_throttle_mbit)
     return plan_mbit
+
+
+def network_caps(session: Session, settings: Settings, uuids: Iterable[str]) -> dict[str, int]:
+    """The cap each of these servers' NICs should have now (network_cap), for those that have one."""
+    caps = {uuid: network_cap(settings, mbit, until) for uuid, mbit, until in queries.plan_caps(session, uuids)}
+    return {uuid: cap for uuid, cap in caps.items() if cap is not None}
 
 
 def bandwidth_of(session: Session, instance_id: int) -> tuple[int | None, datetime | None]:

@@ -278,20 +278,24 @@ def _spec(rule: FirewallRule) -> FirewallRuleSpec:
     return FirewallRuleSpec(rule.action, rule.protocol, source, ports, limit)
 
 
-def node_firewalls(session: Session, node_id: int) -> tuple[list[AddressFirewall], dict[int, int]]:
+def node_firewalls(session: Session, settings: Settings, node_id: int) -> tuple[list[AddressFirewall], dict[int, int]]:
     """What a node must enforce: a firewall for every address of its guests (one its owner never changed allows
-    everything, and is there to be counted), and the revision of each changed firewall that makes it up."""
-    allocations = networking.allocations_of(session, instances.placed_on(session, node_id))
+    everything, and is there to be counted), with its server's NIC cap, and the revision of each changed firewall
+    that makes it up."""
+    servers = instances.placed_on(session, node_id)
+    allocations = networking.allocations_of(session, servers)
+    caps = instances.network_caps(session, settings, servers)
     rows = repository.firewalls(session, [a.id for a in allocations])
     rules = repository.rules(session, [row.id for row in rows.values()])
     found, revisions = [], {}
     for allocation in allocations:
         row = rows.get(allocation.id)
+        cap = caps.get(allocation.owner or "")
         if row is None:
-            found.append(AddressFirewall(allocation.address))
+            found.append(AddressFirewall(allocation.address, out_mbit=cap))
             continue
         found.append(AddressFirewall(allocation.address, row.default_in, row.default_out,
-                                     tuple(_spec(rule) for rule in rules[row.id])))
+                                     tuple(_spec(rule) for rule in rules[row.id]), cap))
         revisions[row.id] = row.revision
     return found, revisions
 

@@ -48,17 +48,19 @@ def _node_lock(node_id: int) -> threading.Lock:
         return _locks.setdefault(node_id, threading.Lock())
 
 
-def apply_node(db: Database, drivers: nodes.Drivers, node_id: int, *, unless_same: bool = False) -> str | None:
+def apply_node(db: Database, settings: Settings, drivers: nodes.Drivers, node_id: int, *,
+               unless_same: bool = False) -> str | None:
     """Give a node its whole firewall table; why it refused, or None. With unless_same, a node already given
     this same table by this process is left alone. One push per node at a time in this process, each reading
     the table when its turn comes: an older table never lands after a newer one."""
     with _node_lock(node_id):
-        return _apply_node(db, drivers, node_id, unless_same=unless_same)
+        return _apply_node(db, settings, drivers, node_id, unless_same=unless_same)
 
 
-def _apply_node(db: Database, drivers: nodes.Drivers, node_id: int, *, unless_same: bool) -> str | None:
+def _apply_node(db: Database, settings: Settings, drivers: nodes.Drivers, node_id: int, *,
+                unless_same: bool) -> str | None:
     with db.session(write=False) as session:
-        firewalls, revisions = service.node_firewalls(session, node_id)
+        firewalls, revisions = service.node_firewalls(session, settings, node_id)
         uri = nodes.get_node(session, node_id).uri
     digest = _digest(firewalls)
     same = unless_same and _given.get(node_id, _NOTHING) == digest
@@ -86,7 +88,7 @@ def _apply_node(db: Database, drivers: nodes.Drivers, node_id: int, *, unless_sa
 def apply_step(node_id: int) -> str | None:
     """Give one node its table."""
     running = worker.current()
-    return apply_node(running.db, running.drivers, node_id)
+    return apply_node(running.db, running.settings, running.drivers, node_id)
 
 
 @DBOS.workflow(name="cloudlet.shield.push")
@@ -110,7 +112,7 @@ def reconcile_step() -> list[int]:
     given = []
     for node_id in node_ids:
         before = _given.get(node_id, _NOTHING)
-        apply_node(running.db, running.drivers, node_id, unless_same=True)
+        apply_node(running.db, running.settings, running.drivers, node_id, unless_same=True)
         if _given.get(node_id, _NOTHING) != before:
             given.append(node_id)
     return given

@@ -176,9 +176,14 @@ def _address(script: _Script, firewall: AddressFirewall, maps: list[list[str]]) 
         first.append(_NEIGHBOUR_DISCOVERY)
     policy = "counter accept" if firewall.default_in is FirewallAction.ALLOW else drop
     script.chain(f"in{key}", [*seen, *limits, *first, *lookups, policy])
+    # what the guest sends past its cap is dropped first, replies included (they are what it sends); nft's limit
+    # holds a second's worth plus the burst, so a transfer's first second goes at line rate, then at the cap
+    police = [] if firewall.out_mbit is None else [
+        f"limit rate over {firewall.out_mbit * 125} kbytes/second burst {max(16, firewall.out_mbit * 125 // 10)} "
+        "kbytes counter drop"]
     # allowed out goes on to the destination's own chain (another guest of this node may have one)
     out = "counter return" if firewall.default_out is FirewallAction.ALLOW else "counter drop"
-    script.chain(f"out{key}", [*first, out])
+    script.chain(f"out{key}", [*police, *first, out])
 
 
 def _body(firewalls: Sequence[AddressFirewall]) -> tuple[str, int]:

@@ -239,12 +239,20 @@ class LibvirtDriver:
         than pretend."""
         self._local_firewall()
         firewall.bridge_to_ip_hooks()
-        firewall.apply(firewalls, table=self.firewall_table)
+        firewall.apply(self._policed(firewalls), table=self.firewall_table)
 
     def firewalls_in_force(self, firewalls: Sequence[AddressFirewall]) -> bool:
         """Compare the mark of the node's table (its comment's digest and its rule count) with these firewalls'."""
         self._local_firewall()
-        return firewall.live_mark(table=self.firewall_table) == firewall.mark(firewalls)
+        return firewall.live_mark(table=self.firewall_table) == firewall.mark(self._policed(firewalls))
+
+    @staticmethod
+    def _policed(firewalls: Sequence[AddressFirewall]) -> list[AddressFirewall]:
+        """The firewalls as this node's table holds them: where libvirt's <bandwidth> caps a guest's NIC both
+        ways, the table does not police what the guest sends (drivers/libvirt/network.py)."""
+        if not network.libvirt_can_cap():
+            return list(firewalls)
+        return [replace(wall, out_mbit=None) for wall in firewalls]
 
     def firewall_hits(self) -> dict[str, FirewallHits]:
         """The counters of the node's table, by address."""
