@@ -20,6 +20,7 @@ from cloudlet.drivers.base import (
     RateLimit,
     RateUnit,
 )
+from cloudlet.shield import workflows as shield_workflows
 from tests.cloud import Cloud, WrappedDriver, wait_for
 from tests.helpers import make_user, mint_token
 from tests.integration.test_instances import order, running
@@ -203,3 +204,27 @@ def test_an_allow_rule_may_limit_each_sources_rate(cloud: Cloud) -> None:
     assert lifted.status_code == 200 and (lifted.json()["rate_limit"], lifted.json()["rate_unit"]) == (None, None)
     assert enforced(cloud, client, url).rules[1] == FirewallRuleSpec(FirewallAction.BLOCK, FirewallProtocol.UDP,
                                                                      None, (53, 53))
+
+
+def test_a_node_that_refused_a_table_is_not_asked_for_it_again_each_round(
+        cloud: Cloud, node_driver: Callable[[Any], None]) -> None:
+    # a remote node (its agent does not exist yet) refuses every table: the round asks again after a minute, not
+    # every tick, while a change is pushed at once
+    client, _record, url = served(cloud)
+    asked: list[object] = []
+
+    def refuse(firewalls: Any) -> None:
+        asked.append(firewalls)
+        raise GuestFailed("firewalls of the remote node are applied by its node agent, which does not exist yet")
+
+    node_driver(WrappedDriver(cloud.driver, apply_firewalls=refuse))
+    client.post(f"{url}/rules", json={"action": "block", "protocol": "tcp", "dst_port": 25})
+    wait_for(lambda: client.get(url).json()["status"] == "error")
+    before = len(asked)
+    for _ in range(3):  # the round, as its schedule runs it
+        refused = shield_workflows.apply_node(cloud.runtime.db, cloud.runtime.settings, cloud.runtime.drivers,
+                                              cloud.node_id, unless_same=True)
+        assert refused is not None and "node agent" in refused
+    assert len(asked) == before
+    client.post(f"{url}/rules", json={"action": "block", "protocol": "tcp", "dst_port": 26})
+    wait_for(lambda: len(asked) > before)  # a change is pushed at once

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
+import weakref
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -30,6 +32,10 @@ log = structlog.get_logger(__name__)
 SCHEDULE_NAME = "cloudlet-shield-reconcile"
 VISIBILITY_SCHEDULE_NAME = "cloudlet-shield-visibility"
 _given: dict[int, str] = {}  # node id -> digest of the table this process last gave it
+# a node's driver -> node id -> (digest of the table it refused, when, why): the round does not ask again for a
+# while (a remote node, whose agent does not exist yet, refuses every table)
+_refused: weakref.WeakKeyDictionary[object, dict[int, tuple[str, float, str]]] = weakref.WeakKeyDictionary()
+REFUSED_RETRY_SECONDS = 60.0
 _locks: dict[int, threading.Lock] = {}
 _locks_guard = threading.Lock()
 
@@ -66,18 +72,25 @@ def _apply_node(db: Database, settings: Settings, drivers: nodes.Drivers, node_i
     same = unless_same and _given.get(node_id, _NOTHING) == digest
     if same and (node_id not in _given or not firewalls):  # nothing of ours to keep in force there
         return None
-    error = None
+    error, driver = None, None
     try:
         driver = drivers.connect(uri)
+        refused = _refused.get(driver, {}).get(node_id)
+        if unless_same and refused is not None and refused[0] == digest \
+                and time.monotonic() - refused[1] < REFUSED_RETRY_SECONDS:
+            return refused[2]  # the node refused this very table lately: a round asks again later, a change at once
         if same:  # written again only if the node's kernel no longer holds what it was given
             if driver.firewalls_in_force(firewalls):
                 return None
             log.warning("firewall table drifted; written again", node_id=node_id)
         driver.apply_firewalls(firewalls)
         _given[node_id] = digest
-    except DriverError as refused:
-        error = str(refused) or type(refused).__name__
+        _refused.get(driver, {}).pop(node_id, None)
+    except DriverError as failure:
+        error = str(failure) or type(failure).__name__
         _given.pop(node_id, None)
+        if driver is not None:
+            _refused.setdefault(driver, {})[node_id] = (digest, time.monotonic(), error)
         log.warning("firewall push refused", node_id=node_id, error=error)
     with db.session() as session:
         service.record_push(session, revisions, error)
