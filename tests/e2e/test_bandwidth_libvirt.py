@@ -4,8 +4,8 @@ source on port 7071), timing both, capped at the plan's 8 Mbit/s and again once 
 cap (the quota round gives the running guest its plan's cap within a second here). On a kernel without what
 libvirt's <bandwidth> needs, the driver shapes what goes to the guest with tbf and the node's firewall table
 polices what the guest sends (drivers/libvirt/network.py): a policer drops rather than queues, and TCP through it
-runs over the rate (9.3 to 11.6 Mbit/s at 8 here, more on a busier machine), hence the wider band that way; the
-uncapped download must still be more than twice the cap."""
+runs over the rate (9.3 to 11.6 Mbit/s at 8 here, 15.5 on a busy CI machine), hence the wide band that way; the
+uncapped download must still be more than four times the cap."""
 
 from __future__ import annotations
 
@@ -122,14 +122,14 @@ def test_the_plans_cap_holds_a_transfer_near_its_rate(runtime: Runtime, node: Li
         capped = transfer_mbit(namespace, address)
         assert 0.6 * CAP_MBIT <= capped <= 1.3 * CAP_MBIT, capped
         sent = download_mbit(namespace, address)  # what the guest sends: shaped by libvirt, or policed by nftables
-        assert 0.5 * CAP_MBIT <= sent <= 1.6 * CAP_MBIT, sent  # a policer: see above
+        assert 0.5 * CAP_MBIT <= sent <= 2.5 * CAP_MBIT, sent  # a policer: see above
 
         with runtime.db.session() as session:
             catalog.update_plan(session, plan.id, PlanUpdate(bandwidth_mbit=None))
         wait_for(lambda: node.bandwidth(name) is None, "the quota round to lift the guest's cap", seconds=30)
         uncapped = transfer_mbit(namespace, address)
         assert uncapped > 2 * CAP_MBIT, (capped, uncapped)
-        wait_for(lambda: download_mbit(namespace, address) > 2 * CAP_MBIT, "the firewall round to lift the guest's "
+        wait_for(lambda: download_mbit(namespace, address) > 4 * CAP_MBIT, "the firewall round to lift the guest's "
                  "outbound cap", seconds=30)
         print(f"bulk transfer to the guest: {capped:.2f} Mbit/s capped at {CAP_MBIT}, {uncapped:.1f} uncapped; "
               f"from it: {sent:.2f} capped")

@@ -15,6 +15,7 @@ Every address of a node's guests is counted (each has its firewall in the node's
 from __future__ import annotations
 
 import ipaddress
+import weakref
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import NamedTuple, TypeVar
@@ -49,7 +50,9 @@ KEPT_FOR = timedelta(hours=25)
 RANKED = 20
 ALL, SOURCE, PORT, DROPPED = "all", "source", "port", "dropped"
 
-_readings: dict[tuple[str, str], tuple[AddressTraffic, datetime]] = {}  # (node URI, address): the last reading
+# a node's driver -> address -> the last reading this process took of it
+_readings: weakref.WeakKeyDictionary[object, dict[str, tuple[AddressTraffic, datetime]]] = \
+    weakref.WeakKeyDictionary()
 Key = TypeVar("Key")
 
 
@@ -96,18 +99,20 @@ def sample_node(db: Database, drivers: nodes.Drivers, node_id: int, at: datetime
     if not addresses:
         return 0
     try:
-        readings = drivers.connect(uri).firewall_traffic()
+        driver = drivers.connect(uri)
+        readings = driver.firewall_traffic()
     except DriverError as error:
         log.warning("traffic counters not read", node_id=node_id, error=str(error))
         return 0
-    for gone in [key for key in _readings if key[0] == uri and key[1] not in readings]:
-        del _readings[gone]  # an address the node no longer holds
+    last = _readings.setdefault(driver, {})
+    for gone in [address for address in last if address not in readings]:
+        del last[gone]  # an address the node no longer holds
     found: list[TrafficSample] = []
     for address, now in readings.items():
         allocation_id = addresses.get(address)
         if allocation_id is not None:
-            found.extend(samples_between(allocation_id, now, _readings.get((uri, address)), at))
-            _readings[(uri, address)] = (now, at)
+            found.extend(samples_between(allocation_id, now, last.get(address), at))
+            last[address] = (now, at)
     with db.session() as session:
         repository.add_samples(session, found)
     return len(found)
