@@ -38,11 +38,6 @@ def rule(session: Session, firewall_id: int, rule_id: int) -> FirewallRule | Non
                                                       FirewallRule.id == rule_id)).first()
 
 
-def rule_count(session: Session, firewall_id: int) -> int:
-    """How many rules a firewall has."""
-    return session.scalar(select(func.count()).where(FirewallRule.firewall_id == firewall_id)) or 0
-
-
 def add(session: Session, row: AddressFirewallRow | FirewallRule) -> None:
     """Insert a row and give it its id."""
     session.add(row)

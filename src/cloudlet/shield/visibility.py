@@ -149,10 +149,10 @@ def top_sources(session: Session, geoip: GeoIp, actor: Actor, allocation_id: int
                 *, by_packets: bool = False) -> Ranking[SourceRead]:
     """The busiest source addresses in the period, with their country and ASN where the databases know them."""
     allocation_id, since, total = _window(session, actor, allocation_id, period, now)
-    ranked = repository.ranked(session, allocation_id, SOURCE, since, by_packets=by_packets, limit=RANKED)
-    whole = sum(size for _key, _packets, size in repository.ranked(session, allocation_id, SOURCE, since))
+    ranked = repository.ranked(session, allocation_id, SOURCE, since, by_packets=by_packets)
+    whole = sum(size for _key, _packets, size in ranked)
     items = []
-    for ip, packets, size in ranked:
+    for ip, packets, size in ranked[:RANKED]:
         country, system = geoip.country_of(ip), geoip.system_of(ip)
         items.append(SourceRead(ip=ip, packets=packets, bytes=size, share=_share(size, whole),
                                 country=country.code if country else None, asn=system.number if system else None))
@@ -207,10 +207,10 @@ def ports(session: Session, actor: Actor, allocation_id: int, period: Period, no
           by_packets: bool = False) -> Ranking[PortRead]:
     """The most-hit TCP and UDP destination ports of the address in the period."""
     allocation_id, since, total = _window(session, actor, allocation_id, period, now)
-    ranked = repository.ranked(session, allocation_id, PORT, since, by_packets=by_packets, limit=RANKED)
-    whole = sum(size for _key, _packets, size in repository.ranked(session, allocation_id, PORT, since))
+    ranked = repository.ranked(session, allocation_id, PORT, since, by_packets=by_packets)
+    whole = sum(size for _key, _packets, size in ranked)
     items = []
-    for key, packets, size in ranked:
+    for key, packets, size in ranked[:RANKED]:
         protocol, port = key.split("/")
         items.append(PortRead(protocol=protocol, port=int(port), packets=packets, bytes=size,
                               share=_share(size, whole)))
