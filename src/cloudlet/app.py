@@ -27,6 +27,7 @@ from cloudlet.metrics import workflows as metrics_workflows
 from cloudlet.nodes import service as nodes
 from cloudlet.nodes import workflows as node_workflows
 from cloudlet.shield import bandwidth_workflows
+from cloudlet.shield import push as shield_push
 from cloudlet.shield import workflows as shield_workflows
 from cloudlet.surfaces.deps import Runtime
 from cloudlet.webhooks import workflows as webhook_workflows
@@ -37,7 +38,7 @@ def register_procedures() -> None:
     """Tell the action engine how each command is carried out (idempotent; nothing registers on import)."""
     action_registry.register(*instance_build.PROCEDURES, *instance_deletion.PROCEDURES,
                              *instance_suspension.PROCEDURES, *instance_power.PROCEDURES,
-                             *instance_rebuild.PROCEDURES, *instance_copies.PROCEDURES)
+                             *instance_rebuild.PROCEDURES, *instance_copies.PROCEDURES, *shield_push.PROCEDURES)
     action_runner.use_work(instance_work.Work)
 
 

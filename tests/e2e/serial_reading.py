@@ -88,6 +88,7 @@ def from_log(read_text: Callable[[], str], poll_seconds: float = 0.05) -> Callab
 NAME_ATTEMPTS = 3
 NAME_ECHO_SECONDS = 20.0  # a typed name is echoed, and the password prompt follows, within this on a busy machine
 ENTER_AGAIN_SECONDS = 5.0  # Enter is pressed again when no login prompt came within this
+RETRY_PROMPT_SECONDS = 20.0  # a refused login prints its next prompt within this (login waits a few seconds first)
 
 
 def log_in(receive: Callable[[float], bytes | str], send: Callable[[bytes], None], password: str,
@@ -100,8 +101,10 @@ def log_in(receive: Callable[[float], bytes | str], send: Callable[[bytes], None
     typed next is read after that; but a getty that is just (re)starting (after a boot, or after the last
     session's shell exited) waits a moment and flushes its input, so a name typed then is lost and its
     prompt stays silent. As a person would, the name is typed again when a login prompt has been the last
-    thing printed for NAME_ECHO_SECONDS (a few times at most); the password is typed once, so a refused
-    one is reported.
+    thing printed for NAME_ECHO_SECONDS (a few times at most). A password prompt that stops half-printed
+    ("Pas") and stays so despite the nudge is answered as a person would: Enter, which login takes for a
+    wrong password, then the next prompt and the name again. The password is typed once a whole prompt
+    shows, and only once, so a refused one is reported.
     """
     deadline, before, found = time.monotonic() + seconds, "", False
     while not found and time.monotonic() < deadline:  # what a session's first moment carries can be lost
@@ -117,5 +120,9 @@ def log_in(receive: Callable[[float], bytes | str], send: Callable[[bytes], None
         if found:
             send(password.encode() + b"\r")
             return before, read_until(receive, send, answers, seconds)[1]
-        found = before.endswith("login: ")
+        found = before.endswith("login: ")  # the name was lost: type it again
+        if not found:  # stalled in the middle of the password prompt: Enter ends the attempt
+            send(b"\r")
+            found, seen = read_until(receive, send, ("login: ",), RETRY_PROMPT_SECONDS)
+            before += seen
     return before, ""

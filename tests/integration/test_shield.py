@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from cloudlet.actions import repository as action_repository
 from cloudlet.drivers.base import (
     AddressFirewall,
     FirewallAction,
@@ -148,6 +149,38 @@ def test_a_node_that_refuses_leaves_the_change_in_error_until_it_takes_it(
     client.put(f"{url}/policy", json={"default_out": "block"})  # the next change pushes the whole set again
     assert enforced(cloud, client, url).default_out is FirewallAction.BLOCK
     assert client.get(url).json()["rules"][0]["status"] == "active"
+
+
+def test_each_change_is_pushed_by_an_action_on_its_node(cloud: Cloud, node_driver: Callable[[Any], None]) -> None:
+    client, _record, url = served(cloud)
+    ops = cloud.api.as_(make_user(cloud.runtime, "ops@example.com", admin=True).token)
+
+    def pushes() -> list[dict[str, Any]]:
+        listed = ops.get("/api/admin/actions", params={"running": "false", "limit": 1000}).json()
+        return [action for action in listed if action["command"] == "firewall_push"]
+
+    client.post(f"{url}/rules", json={"action": "block", "protocol": "tcp", "dst_port": 23})
+    client.put(f"{url}/policy", json={"default_in": "block"})
+    enforced(cloud, client, url)
+    wait_for(lambda: [push["status"] for push in pushes()] == ["success", "success"])
+    newest, oldest = pushes()
+    assert newest["instance_id"] is None and newest["node_id"] is not None and oldest["node_id"] == newest["node_id"]
+    with cloud.runtime.db.session(write=False) as session:
+        tasks = [(t.name, t.status.value) for t in action_repository.tasks(session, newest["id"])]
+        detail = action_repository.tasks(session, oldest["id"])[0].detail
+    assert tasks == [("firewall_apply", "completed"), ("firewall_record", "completed")]
+    assert detail.startswith("the node enforces 1 addresses' firewalls")
+
+    def refuse(firewalls: Any) -> None:
+        raise GuestFailed("nft refused the firewall: Error: Could not process rule")
+
+    node_driver(WrappedDriver(cloud.driver, apply_firewalls=refuse))
+    client.post(f"{url}/rules", json={"action": "block", "protocol": "udp", "dst_port": 53})
+    wait_for(lambda: pushes()[0]["status"] == "error")
+    assert "nft refused" in pushes()[0]["error"] and len(pushes()) == 3
+    with cloud.runtime.db.session(write=False) as session:
+        failed = [(t.name, t.status.value) for t in action_repository.tasks(session, pushes()[0]["id"])]
+    assert failed == [("firewall_apply", "failed"), ("firewall_record", "pending")]
 
 
 def test_the_firewall_goes_with_the_server(cloud: Cloud) -> None:

@@ -1,7 +1,8 @@
 """Actions and their ordered tasks: every change to infrastructure, recorded step by step.
 
-An action has a command, a status (running, then success or error), progress 0-100, ordered tasks, start
-and finish times and an error. The tables keep their names from when they lived in instances/.
+An action works on an instance or on a node. It has a command, a status (running, then success or error),
+progress 0-100, ordered tasks, start and finish times and an error.
+The tables keep their names from when they lived in instances/.
 """
 
 from __future__ import annotations
@@ -35,12 +36,14 @@ class TaskStatus(StrEnum):
 
 
 class Action(Base):
-    """One change to an instance, carried out by the durable workflow named workflow_id."""
+    """One change to an instance, or to a node (a firewall push), carried out by the durable workflow named
+    workflow_id. An instance's action holds its instance (locked_action_id); a node's holds nothing."""
 
     __tablename__ = "actions"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    instance_id: Mapped[int] = mapped_column(ForeignKey("instances.id", ondelete="CASCADE"), index=True)
+    instance_id: Mapped[int | None] = mapped_column(ForeignKey("instances.id", ondelete="CASCADE"), index=True)
+    node_id: Mapped[int | None] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"), index=True)
     command: Mapped[str] = mapped_column(String(40))
     status: Mapped[ActionStatus] = mapped_column(enum_column(ActionStatus), index=True)
     progress: Mapped[int] = mapped_column(Integer, default=0)

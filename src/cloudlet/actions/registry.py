@@ -45,18 +45,22 @@ Conclusion = Callable[[W, str | None, str | None], None]
 class Procedure(Generic[W]):
     """How a command is carried out: its tasks in order, then one conclusion (success or clean-up).
 
-    `recorded` is the task list its actions show: the tasks, then the last one the conclusion records.
+    `recorded` is the task list its actions show: the tasks, then the last one the conclusion records. `work`
+    makes what its tasks work with, (database, settings, node drivers, action id, bound on each node call or
+    None); None for the engine's default (runner.use_work: an instance's).
     """
 
     command: str
     recorded: tuple[str, ...]
     tasks: tuple[Task[W], ...]
     conclude: Conclusion[W]
+    work: Callable[..., W] | None = None
 
 
 _lock = threading.Lock()
 PROCEDURES: dict[str, Procedure[Any]] = {}
 TASKS: dict[str, Task[Any]] = {}
+COMMAND_OF_TASK: dict[str, str] = {}
 
 
 def register(*procedures: Procedure[Any]) -> None:
@@ -70,6 +74,7 @@ def register(*procedures: Procedure[Any]) -> None:
             for step in procedure.tasks:  # a task's name is its key in every action: one function per name
                 if TASKS.setdefault(step.name, step) is not step:
                     raise RuntimeError(f"two different tasks are named {step.name!r}")
+                COMMAND_OF_TASK.setdefault(step.name, procedure.command)
 
 
 def procedure_of(command: str) -> Procedure[Any]:
@@ -86,3 +91,11 @@ def task_named(name: str) -> Task[Any]:
     if found is None:
         raise RuntimeError(f"no registered procedure has a task {name!r}")
     return found
+
+
+def procedure_of_task(name: str) -> Procedure[Any]:
+    """The procedure a registered task belongs to (the first registered, for a task several share)."""
+    found = COMMAND_OF_TASK.get(name)
+    if found is None:
+        raise RuntimeError(f"no registered procedure has a task {name!r}")
+    return procedure_of(found)

@@ -52,17 +52,19 @@ def use_work(factory: WorkFactory) -> None:
     _work_factory[:] = [factory]
 
 
-def work_for(db: Database, settings: Settings, drivers: Drivers, action_id: int,
+def work_for(procedure: registry.Procedure[Any], db: Database, settings: Settings, drivers: Drivers, action_id: int,
              call_seconds: float | None = None) -> Any:
-    """The work of an action, made by the chosen factory."""
+    """The work of an action of procedure, made by the procedure's factory or else the chosen one."""
+    if procedure.work is not None:
+        return procedure.work(db, settings, drivers, action_id, call_seconds)
     if not _work_factory:
         raise RuntimeError("no work factory is chosen (app.register_procedures)")
     return _work_factory[0](db, settings, drivers, action_id, call_seconds)
 
 
-def _work(action_id: int, *, ending: bool = False) -> Any:
+def _work(procedure: registry.Procedure[Any], action_id: int, *, ending: bool = False) -> Any:
     running = worker.current()
-    return work_for(running.db, running.settings, running.drivers, action_id,
+    return work_for(procedure, running.db, running.settings, running.drivers, action_id,
                     running.settings.action_cleanup_call_seconds if ending else None)
 
 
@@ -88,7 +90,7 @@ def _forget(action_id: int, name: str) -> None:
            backoff_rate=2.0)
 def run_task(action_id: int, name: str) -> str | None:
     """One task: None when it is done, else why it failed for good."""
-    work = _work(action_id)
+    work = _work(registry.procedure_of_task(name), action_id)
     step = registry.task_named(name)
     limit = step.deadline.for_settings(work.settings)
     with _began_lock:
@@ -114,7 +116,8 @@ def run_task(action_id: int, name: str) -> str | None:
 @DBOS.step(name="cloudlet.instances.conclude")
 def conclude(action_id: int, command: str, task: str | None, reason: str | None) -> None:
     """End the action: its last task on success, its clean-up after a failed task."""
-    registry.procedure_of(command).conclude(_work(action_id, ending=True), task, reason)
+    procedure = registry.procedure_of(command)
+    procedure.conclude(_work(procedure, action_id, ending=True), task, reason)
 
 
 def concluded(action_id: int, command: str, task: str | None, reason: str | None) -> None:

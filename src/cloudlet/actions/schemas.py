@@ -14,11 +14,13 @@ class ActionFail(BaseModel):
 
 
 class ActionSummary(BaseModel):
-    """An action as operators list it: which instance it holds, where it stands, since when."""
+    """An action as operators list it: which instance it holds (or which node it works on), where it stands,
+    since when."""
 
     id: int
-    instance_id: int
-    instance_uuid: str
+    instance_id: int | None
+    instance_uuid: str | None
+    node_id: int | None = None
     command: str
     status: str
     progress: int

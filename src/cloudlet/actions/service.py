@@ -1,7 +1,8 @@
 """An action's life: opened on a holder, its tasks started, completed or failed, then finished.
 
-The engine knows nothing of what an action works on: it is handed a holder, any row with an id and a
-locked_action_id column (an instance today), which begin() sets and finish() clears. Recording a task
+The engine knows little of what an action works on: an instance's action is handed a holder, any row with an
+id and a locked_action_id column, which begin() sets and finish() clears; a node's action (begin_on_node)
+holds nothing. Recording a task
 touches only the action, and never again once it ended.
 """
 
@@ -32,14 +33,27 @@ def begin(session: Session, holder: Holder, command: str, tasks: tuple[str, ...]
     if holder.locked_action_id is not None:
         raise Conflict("Another action is in progress on this instance; wait until it finishes.",
                        code="INSTANCE_BUSY")
-    action = Action(instance_id=holder.id, command=str(command), status=ActionStatus.RUNNING, progress=0,
-                    current_task=tasks[0], workflow_id=f"cloudlet-action-{uuid.uuid4().hex}", params={},
-                    started_at=clock.now())
+    action = _open(session, command, tasks, instance_id=holder.id)
+    holder.locked_action_id = action.id
+    session.flush()
+    return action
+
+
+def begin_on_node(session: Session, node_id: int, command: str, tasks: tuple[str, ...]) -> Action:
+    """Open an action on a node, which it does not hold: several may wait their turn (a procedure that must
+    not overlap on one node serialises its own tasks)."""
+    return _open(session, command, tasks, node_id=node_id)
+
+
+def _open(session: Session, command: str, tasks: tuple[str, ...], *, instance_id: int | None = None,
+          node_id: int | None = None) -> Action:
+    action = Action(instance_id=instance_id, node_id=node_id, command=str(command), status=ActionStatus.RUNNING,
+                    progress=0, current_task=tasks[0], workflow_id=f"cloudlet-action-{uuid.uuid4().hex}",
+                    params={}, started_at=clock.now())
     session.add(action)
     session.flush()
     session.add_all([ActionTask(action_id=action.id, name=name, position=position, status=TaskStatus.PENDING,
                                 detail="") for position, name in enumerate(tasks, start=1)])
-    holder.locked_action_id = action.id
     session.flush()
     # The workflow starts only once the request's transaction commits (runner.py reads this list).
     session.info.setdefault(STARTED_KEY, []).append((action.id, action.command, action.workflow_id))
@@ -54,12 +68,12 @@ def locked_action(session: Session, action_id: int) -> Action:
     return found
 
 
-def finish(action: Action, holder: Holder, status: ActionStatus, error: str | None = None) -> None:
+def finish(action: Action, holder: Holder | None, status: ActionStatus, error: str | None = None) -> None:
     """End an action with its status (and error) and free its holder if the action still holds it."""
     action.status, action.finished_at, action.error = status, clock.now(), error
     if status is ActionStatus.SUCCESS:
         action.progress, action.current_task = 100, None
-    if holder.locked_action_id == action.id:
+    if holder is not None and holder.locked_action_id == action.id:
         holder.locked_action_id = None
 
 
@@ -117,3 +131,13 @@ def fail_task(session: Session, action_id: int, name: str, reason: str) -> None:
 def running_actions(session: Session) -> list[tuple[int, str, str]]:
     """(id, command, workflow id) of the actions not finished, which the worker's sweep makes sure run."""
     return repository.running(session)
+
+
+def node_of(session: Session, action_id: int) -> int:
+    """The node a node's action works on; NotFound for an unknown action, RuntimeError for an instance's."""
+    found = repository.action(session, action_id)
+    if found is None:
+        raise NotFound("action", action_id)
+    if found.node_id is None:
+        raise RuntimeError(f"action {action_id} works on an instance, not a node")
+    return found.node_id

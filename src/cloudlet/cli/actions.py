@@ -20,7 +20,7 @@ def list_actions(
     limit: int = typer.Option(100, "--limit", min=1, max=1000, help="At most this many, newest first."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON lines instead of a table."),
 ) -> None:
-    """List actions newest first, with the instance each one holds."""
+    """List actions newest first, with the instance each one holds (or the node a firewall push works on)."""
     runtime = build_runtime(Settings())
     try:
         with runtime.db.session(write=False) as session:
@@ -31,7 +31,8 @@ def list_actions(
         if as_json:
             typer.echo(json.dumps(action.model_dump(mode="json")))
         else:
-            typer.echo(f"{action.id}\t{action.status}\t{action.command}\t{action.instance_uuid}\t"
+            typer.echo(f"{action.id}\t{action.status}\t{action.command}\t"
+                       f"{action.instance_uuid or f'node {action.node_id}'}\t"
                        f"{action.current_task or '-'}\t{action.progress}%\tsince {action.started_at:%Y-%m-%d %H:%M:%S}")
 
 

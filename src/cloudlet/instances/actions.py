@@ -102,7 +102,13 @@ def require_allowed(row: Instance, wanted: Allowed) -> None:
 def locked(session: Session, action_id: int) -> tuple[Action, Instance]:
     """The action and the instance it works on, both rows locked for the transaction."""
     action = engine.locked_action(session, action_id)
-    return action, instance_row(session, action.instance_id, lock=True)
+    return action, instance_row(session, _instance_id(action), lock=True)
+
+
+def _instance_id(action: Action) -> int:
+    if action.instance_id is None:
+        raise RuntimeError(f"action {action.id} works on a node, not an instance")
+    return action.instance_id
 
 
 def end(action: Action, row: Instance, reason: str | None, *, failed: str | None = None) -> None:
@@ -125,7 +131,13 @@ def force_fail(session: Session, action_id: int, reason: str) -> Action:
 
     An instance left in a transitional status shows error (with the reason), which allows deleting it.
     """
-    action, row = locked(session, action_id)
+    action = engine.locked_action(session, action_id)
+    if action.instance_id is None:  # a node's action holds nothing
+        if action.status is ActionStatus.RUNNING:
+            engine.finish(action, None, ActionStatus.ERROR, reason[:4000])
+        session.flush()
+        return action
+    row = instance_row(session, action.instance_id, lock=True)
     if action.status is ActionStatus.RUNNING:
         if row.status in _TRANSITIONAL:
             end(action, row, reason, failed=action.command)
@@ -162,7 +174,7 @@ def target_of(session: Session, action_id: int) -> Target:
     action = repository.action(session, action_id)
     if action is None:
         raise NotFound("action", action_id)
-    row = instance_row(session, action.instance_id)
+    row = instance_row(session, _instance_id(action))
     node = nodes.get_node(session, row.node_id) if row.node_id is not None else None
     return Target(instance_id=row.id, guest_name=row.guest_name, node_uri=node.uri if node else None,
                   node_name=node.name if node else None, capabilities=image_capabilities(session, row))

@@ -90,9 +90,10 @@ def running_actions(session: Session, limit: int = 500) -> list[tuple[int, str, 
     return [(row[0], row[1], row[2]) for row in rows]
 
 
-def recent_actions(session: Session, *, running_only: bool, limit: int) -> list[tuple[Action, str]]:
-    """Actions newest first (only the unfinished ones when asked), each with its instance's uuid."""
-    query = select(Action, Instance.uuid).join(Instance, Instance.id == Action.instance_id)
+def recent_actions(session: Session, *, running_only: bool, limit: int) -> list[tuple[Action, str | None]]:
+    """Actions newest first (only the unfinished ones when asked), each with its instance's uuid (None for a
+    node's action)."""
+    query = select(Action, Instance.uuid).outerjoin(Instance, Instance.id == Action.instance_id)
     if running_only:
         query = query.where(Action.status == ActionStatus.RUNNING)
     rows = session.execute(query.order_by(Action.id.desc()).limit(limit))

@@ -23,7 +23,6 @@ from cloudlet.actions.schemas import ActionSummary
 from cloudlet.config import Settings
 from cloudlet.instances import actions, deletion, reconcile, repository, suspension
 from cloudlet.instances.models import Action, ActionStatus
-from cloudlet.instances.work import Work
 from cloudlet.kit.db import Database
 from cloudlet.kit.errors import Conflict, NotFound
 from cloudlet.nodes import service as nodes
@@ -62,11 +61,12 @@ def sweep(scheduled_at: datetime, _context: Any) -> None:
 # --- operators end stale actions ------------------------------------------------------------------
 
 
-def _summary(action: Action, instance_uuid: str) -> ActionSummary:
+def _summary(action: Action, instance_uuid: str | None) -> ActionSummary:
     return ActionSummary(id=action.id, instance_id=action.instance_id, instance_uuid=instance_uuid,
-                         command=action.command, status=action.status.value, progress=action.progress,
-                         current_task=action.current_task, error=action.error, workflow_id=action.workflow_id,
-                         started_at=action.started_at, finished_at=action.finished_at)
+                         node_id=action.node_id, command=action.command, status=action.status.value,
+                         progress=action.progress, current_task=action.current_task, error=action.error,
+                         workflow_id=action.workflow_id, started_at=action.started_at,
+                         finished_at=action.finished_at)
 
 
 def list_actions(session: Session, *, running_only: bool, limit: int = 100) -> list[ActionSummary]:
@@ -82,7 +82,11 @@ def endable(session: Session, action_id: int) -> ActionSummary:
         raise NotFound("action", action_id)
     if action.status is not ActionStatus.RUNNING:
         raise Conflict(f"Action {action_id} has already ended ({action.status.value}).", code="ACTION_ENDED")
-    return _summary(action, actions.instance_row(session, action.instance_id).uuid)
+    return _summary(action, _uuid_of(session, action))
+
+
+def _uuid_of(session: Session, action: Action) -> str | None:
+    return None if action.instance_id is None else actions.instance_row(session, action.instance_id).uuid
 
 
 def end_later(db: Database, settings: Settings, drivers: nodes.Drivers, action_id: int, reason: str = "") -> None:
@@ -112,15 +116,14 @@ def end_stale(db: Database, settings: Settings, drivers: nodes.Drivers, action_i
     procedure = registry.PROCEDURES.get(command)
     if procedure is not None:
         try:  # the procedure's own clean-up: a failed create frees its address and room and refunds
-            work = Work(db, settings, drivers, action_id, settings.action_cleanup_call_seconds)
+            work = runner.work_for(procedure, db, settings, drivers, action_id, settings.action_cleanup_call_seconds)
             procedure.conclude(work, current, why)
         except Exception as error:  # the failure and the freed lock are recorded below all the same
             log.warning("clean-up of an ended action failed", action_id=action_id,
                         error=f"{type(error).__name__}: {error}")
     with db.session() as session:
         ended = actions.force_fail(session, action_id, why)
-        uuid = actions.instance_row(session, ended.instance_id).uuid
-        summary = _summary(ended, uuid)
+        summary = _summary(ended, _uuid_of(session, ended))
     log.warning("action ended by an operator", action_id=action_id, command=command, reason=why)
     return summary
 

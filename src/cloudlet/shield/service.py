@@ -1,18 +1,19 @@
 """Shield: every address of a customer's servers is an IP record with a firewall (inbound rules in priority order,
 default policies), enforced by the address's node (drivers' apply_firewalls) and shown `pending` until it is.
 
-A change bumps the firewall's revision and queues its node (session.info[CHANGED_NODES]); once the request
-commits, a workflow gives the node its whole table (shield/workflows.py), and a scheduled round gives every
-node its table again whenever what it should enforce changed since (a node that missed a push, a new guest).
+A change bumps the firewall's revision and opens, in the same transaction, one `firewall_push` action on its
+node (once per node and transaction): once the request commits, that action gives the node its whole table
+(shield/push.py); a scheduled round gives every node its table again whenever what it should enforce changed
+since (a node that missed a push, a new guest; shield/workflows.py).
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
 
 from sqlalchemy.orm import Session
 
+from cloudlet.actions import service as engine
 from cloudlet.config import Settings
 from cloudlet.drivers.base import (
     AddressFirewall,
@@ -48,7 +49,9 @@ from cloudlet.shield.schemas import (
     RuleUpdate,
 )
 
-CHANGED_NODES = "cloudlet_shield_nodes"  # session.info key: the nodes whose firewalls this transaction changed
+CHANGED_NODES = "cloudlet_shield_nodes"  # session.info key: node id -> the push action this transaction opened
+PUSH_COMMAND = "firewall_push"
+PUSH_TASKS = ("firewall_apply", "firewall_record")  # the last is recorded by the push's conclusion
 PRIORITY_STEP = 10
 _PORTED = (FirewallProtocol.TCP, FirewallProtocol.UDP)
 
@@ -151,8 +154,9 @@ def _changing(session: Session, allocation: Allocation, instance: InstanceRead) 
         row.revision += 1
         row.push_error = ""
     node = instances.node_of(session, instance.uuid)
-    if node is not None:
-        session.info.setdefault(CHANGED_NODES, []).append(node)
+    pushes: dict[int, int] = session.info.setdefault(CHANGED_NODES, {})
+    if node is not None and node not in pushes:
+        pushes[node] = engine.begin_on_node(session, node, PUSH_COMMAND, PUSH_TASKS).id
     return row
 
 
@@ -318,7 +322,3 @@ def record_push(session: Session, revisions: dict[int, int], error: str | None) 
             row.push_error = error[:2000]
     session.flush()
 
-
-def changed_nodes(session: Session) -> Sequence[int]:
-    """The nodes this transaction changed a firewall of (for tests and the push)."""
-    return list(session.info.get(CHANGED_NODES, []))

@@ -1,9 +1,10 @@
-"""Nodes get their firewall tables: at once after a change commits (a workflow per changed node), and on a schedule
-(CLOUDLET_SHIELD_RECONCILE_SCHEDULE) whenever what a node should enforce differs from what this process last
-gave it (a push that failed or was missed, a guest built since) or the node's kernel no longer holds what it
-was given (a node restarted, a table flushed or edited behind Cloudlet's back: the drift is logged). The node
-is asked outside any transaction; what it took (or why it refused) is recorded after. Another schedule
-(CLOUDLET_SHIELD_VISIBILITY_SCHEDULE) samples what reached each address (shield/visibility.py).
+"""Nodes get their firewall tables: at once after a change commits (its `firewall_push` action, shield/push.py,
+through apply_node here), and on a schedule (CLOUDLET_SHIELD_RECONCILE_SCHEDULE) whenever what a node should
+enforce differs from what this process last gave it (a push that failed or was missed, a guest built since) or
+the node's kernel no longer holds what it was given (a node restarted, a table flushed or edited behind
+Cloudlet's back: the drift is logged). The node is asked outside any transaction; what it took (or why it
+refused) is recorded after. Another schedule (CLOUDLET_SHIELD_VISIBILITY_SCHEDULE) samples what reached each
+address (shield/visibility.py).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import hashlib
 import threading
 import time
 import weakref
-from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -32,6 +32,7 @@ log = structlog.get_logger(__name__)
 SCHEDULE_NAME = "cloudlet-shield-reconcile"
 VISIBILITY_SCHEDULE_NAME = "cloudlet-shield-visibility"
 _given: dict[int, str] = {}  # node id -> digest of the table this process last gave it
+_recorded: dict[int, dict[int, int]] = {}  # node id -> the firewall revisions last recorded as in force there
 # a node's driver -> node id -> (digest of the table it refused, when, why): the round does not ask again for a
 # while (a remote node, whose agent does not exist yet, refuses every table)
 _refused: weakref.WeakKeyDictionary[object, dict[int, tuple[str, float, str]]] = weakref.WeakKeyDictionary()
@@ -81,6 +82,8 @@ def _apply_node(db: Database, settings: Settings, drivers: nodes.Drivers, node_i
             return refused[2]  # the node refused this very table lately: a round asks again later, a change at once
         if same:  # written again only if the node's kernel no longer holds what it was given
             if driver.firewalls_in_force(firewalls):
+                if _recorded.get(node_id) != revisions:  # a change that left the table as it was
+                    _record(db, node_id, revisions, None)
                 return None
             log.warning("firewall table drifted; written again", node_id=node_id)
         driver.apply_firewalls(firewalls)
@@ -92,28 +95,17 @@ def _apply_node(db: Database, settings: Settings, drivers: nodes.Drivers, node_i
         if driver is not None:
             _refused.setdefault(driver, {})[node_id] = (digest, time.monotonic(), error)
         log.warning("firewall push refused", node_id=node_id, error=error)
-    with db.session() as session:
-        service.record_push(session, revisions, error)
+    _record(db, node_id, revisions, error)
     return error
 
 
-@DBOS.step(name="cloudlet.shield.apply_node")
-def apply_step(node_id: int) -> str | None:
-    """Give one node its table."""
-    running = worker.current()
-    return apply_node(running.db, running.settings, running.drivers, node_id)
-
-
-@DBOS.workflow(name="cloudlet.shield.push")
-def push_run(node_id: int) -> None:
-    """Push a changed firewall's node its table."""
-    apply_step(node_id)
-
-
-def start(queued: Iterable[int]) -> None:
-    """Start a push for each node a committed change queued, at once, in this process's worker."""
-    for node_id in sorted(set(queued)):
-        DBOS.start_workflow(push_run, node_id)
+def _record(db: Database, node_id: int, revisions: dict[int, int], error: str | None) -> None:
+    with db.session() as session:
+        service.record_push(session, revisions, error)
+    if error is None:
+        _recorded[node_id] = revisions
+    else:
+        _recorded.pop(node_id, None)
 
 
 @DBOS.step(name="cloudlet.shield.reconcile_nodes")
@@ -158,5 +150,3 @@ def schedules(settings: Settings) -> list[worker.Schedule]:
     return [worker.Schedule(SCHEDULE_NAME, reconcile_run, settings.shield_reconcile_schedule),
             worker.Schedule(VISIBILITY_SCHEDULE_NAME, visibility_run, settings.shield_visibility_schedule)]
 
-
-worker.start_after_commit(service.CHANGED_NODES, start, "firewall push")

@@ -176,14 +176,20 @@ def _address(script: _Script, firewall: AddressFirewall, maps: list[list[str]]) 
         first.append(_NEIGHBOUR_DISCOVERY)
     policy = "counter accept" if firewall.default_in is FirewallAction.ALLOW else drop
     script.chain(f"in{key}", [*seen, *limits, *first, *lookups, policy])
-    # what the guest sends past its cap is dropped first, replies included (they are what it sends); nft's limit
-    # holds a second's worth plus the burst, so a transfer's first second goes at line rate, then at the cap
+    # what the guest sends past its cap is dropped first, replies included (they are what it sends)
     police = [] if firewall.out_mbit is None else [
-        f"limit rate over {firewall.out_mbit * 125} kbytes/second burst {max(16, firewall.out_mbit * 125 // 10)} "
-        "kbytes counter drop"]
+        "limit rate over {} bytes/second burst {} bytes counter drop".format(*police_rates(firewall.out_mbit))]
     # allowed out goes on to the destination's own chain (another guest of this node may have one)
     out = "counter return" if firewall.default_out is FirewallAction.ALLOW else "counter drop"
     script.chain(f"out{key}", [*police, *first, out])
+
+
+def police_rates(mbit: int) -> tuple[int, int]:
+    """(bytes per second, burst bytes) of the policer that holds what a guest sends to mbit Mbit/s. nft's limit
+    keeps a bucket of a second's worth plus the burst: over any span of t seconds at most rate * (t + 1) + burst
+    bytes pass, so a transfer's first second may go at line rate, then the cap holds."""
+    rate = mbit * 125_000
+    return rate, max(16_000, rate // 10)
 
 
 def _body(firewalls: Sequence[AddressFirewall]) -> tuple[str, int]:

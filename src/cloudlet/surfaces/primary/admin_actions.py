@@ -29,7 +29,7 @@ ActionId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The action's id.
 def list_actions(_caller: AdminCaller, db: DbSession,
                  running: Annotated[bool, Query(description="Only actions not finished yet.")] = True,
                  limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[ActionSummary]:
-    """Actions newest first, with the instance each one holds."""
+    """Actions newest first, with the instance each one holds (or, for a firewall push, the node it works on)."""
     return workflows.list_actions(db, running_only=running, limit=limit)
 
 
