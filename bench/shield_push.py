@@ -3,7 +3,7 @@
 One `cloudlet serve` (SQLite, embedded worker) on this machine's libvirt node builds one server from the tiny
 image (bench/power.py's one_server); then each rule is POSTed through the primary surface and timed
 until the IP record reads `active`, which it does once the node's kernel holds the table (nft applied by the
-push workflow started after the commit). The rules go to the node's real table; traffic is not involved.
+firewall_push action started after the commit). The rules go to the node's real table; traffic is not involved.
 """
 
 from __future__ import annotations

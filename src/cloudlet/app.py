@@ -24,6 +24,7 @@ from cloudlet.kit.db import Database
 from cloudlet.kit.ratelimit import RateLimiter
 from cloudlet.mail.service import Mailer
 from cloudlet.metrics import workflows as metrics_workflows
+from cloudlet.nodes import firewall_push as node_firewall_push
 from cloudlet.nodes import service as nodes
 from cloudlet.nodes import workflows as node_workflows
 from cloudlet.shield import bandwidth_workflows
@@ -38,7 +39,8 @@ def register_procedures() -> None:
     """Tell the action engine how each command is carried out (idempotent; nothing registers on import)."""
     action_registry.register(*instance_build.PROCEDURES, *instance_deletion.PROCEDURES,
                              *instance_suspension.PROCEDURES, *instance_power.PROCEDURES,
-                             *instance_rebuild.PROCEDURES, *instance_copies.PROCEDURES, *shield_push.PROCEDURES)
+                             *instance_rebuild.PROCEDURES, *instance_copies.PROCEDURES, *shield_push.PROCEDURES,
+                             *node_firewall_push.PROCEDURES)
     action_runner.use_work(instance_work.Work)
 
 

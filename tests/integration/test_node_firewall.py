@@ -66,6 +66,15 @@ def test_rules_are_listed_in_order_and_the_node_enforces_them(cloud: Cloud) -> N
     assert client.delete(url, params={"rule_id": ping["id"]}).status_code == 204
     wait_for(lambda: cloud.driver.node_firewall is None)  # no rules: no table at all
 
+    # each change was pushed by an action on the node, which records its end
+    def pushes() -> list[dict[str, Any]]:
+        listed = client.get("/api/admin/actions", params={"running": "false", "limit": 1000}).json()
+        return [action for action in listed if action["command"] == "node_firewall_push"]
+
+    wait_for(lambda: [push["status"] for push in pushes()] == ["success"] * 6)
+    assert {(push["node_id"], push["instance_id"], push["progress"]) for push in pushes()} == {
+        (cloud.node_id, None, 100)}
+
 
 def test_the_reconciler_writes_a_table_lost_behind_its_back(cloud: Cloud) -> None:
     client, url = admin(cloud), rules_url(cloud.node_id)

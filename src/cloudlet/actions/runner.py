@@ -31,6 +31,7 @@ from cloudlet.actions.deadlines import DeadlineExceeded, within
 from cloudlet.config import Settings
 from cloudlet.drivers.base import GuestFailed
 from cloudlet.kit.db import Database
+from cloudlet.kit.errors import NotFound
 from cloudlet.nodes.service import Drivers
 
 log = structlog.get_logger(__name__)
@@ -68,6 +69,7 @@ def _work(procedure: registry.Procedure[Any], action_id: int, *, ending: bool = 
                     running.settings.action_cleanup_call_seconds if ending else None)
 
 
+GONE = "the action no longer exists"
 # When each running task began (monotonic), so the retries of a step share its deadline rather than
 # each getting a new one. A task resumed after a crash starts afresh: its deadline counts from then.
 _began: dict[tuple[int, str], float] = {}
@@ -90,7 +92,10 @@ def _forget(action_id: int, name: str) -> None:
            backoff_rate=2.0)
 def run_task(action_id: int, name: str) -> str | None:
     """One task: None when it is done, else why it failed for good."""
-    work = _work(registry.procedure_of_task(name), action_id)
+    try:
+        work = _work(registry.procedure_of_task(name), action_id)
+    except NotFound:  # gone with what it worked on (a deleted node takes its actions along)
+        return GONE
     step = registry.task_named(name)
     limit = step.deadline.for_settings(work.settings)
     with _began_lock:
@@ -117,7 +122,12 @@ def run_task(action_id: int, name: str) -> str | None:
 def conclude(action_id: int, command: str, task: str | None, reason: str | None) -> None:
     """End the action: its last task on success, its clean-up after a failed task."""
     procedure = registry.procedure_of(command)
-    procedure.conclude(_work(procedure, action_id, ending=True), task, reason)
+    try:
+        work = _work(procedure, action_id, ending=True)
+    except NotFound:
+        log.info("action gone before its end was recorded", action_id=action_id, command=command)
+        return
+    procedure.conclude(work, task, reason)
 
 
 def concluded(action_id: int, command: str, task: str | None, reason: str | None) -> None:

@@ -14,6 +14,7 @@ from typing import Any, cast
 
 from cloudlet.actions.deadlines import DeadlineExceeded, SettingsReader, within
 from cloudlet.actions.registry import task
+from cloudlet.actions.work import ActionWork
 from cloudlet.config import Settings
 from cloudlet.drivers.base import GuestFailed, GuestNotFound, GuestReady, GuestSpec, HypervisorDriver, NodeUnreachable
 from cloudlet.images.models import ImageCapability
@@ -46,19 +47,15 @@ class BoundedDriver:
         return bounded
 
 
-class Work:
-    """What a task needs: the database, the settings, the node drivers, and the action it belongs to.
+class Work(ActionWork):
+    """What an instance's task needs: an action's work (actions/work.py) and the node and guest it works on.
 
     With call_seconds set (how an action ends), every driver call gives up after that many seconds.
     """
 
     def __init__(self, db: Database, settings: Settings, drivers: nodes.Drivers, action_id: int,
                  call_seconds: float | None = None) -> None:
-        self.db = db
-        self.settings = settings
-        self.drivers = drivers
-        self.action_id = action_id
-        self.call_seconds = call_seconds
+        super().__init__(db, settings, drivers, action_id, call_seconds)
         self._target: actions.Target | None = None
 
     def target(self) -> actions.Target:

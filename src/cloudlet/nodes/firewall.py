@@ -2,8 +2,9 @@
 whose addresses Shield filters), kept in node_firewall_rules and enforced by the node's kernel in a table of its
 own (drivers' apply_node_firewall; on a libvirt node, `inet cloudlet_node`).
 
-A change queues its node (session.info[CHANGED_NODES]); once the request commits, a workflow gives the node its
-whole table, and a scheduled round writes it again wherever it drifted (nodes/workflows.py).
+A change opens a `node_firewall_push` action on its node in its own transaction (once per node and transaction);
+once the request commits, that action gives the node its whole table (nodes/firewall_push.py), and a scheduled
+round writes it again wherever it drifted (nodes/workflows.py).
 
 The control plane must keep reaching the node, so the node's table accepts the control plane's addresses on the
 node's management ports before any rule, and a block rule that would cut them off is refused (409) with the
@@ -32,6 +33,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy.orm import Session
 
+from cloudlet.actions import service as engine
 from cloudlet.config import Settings
 from cloudlet.drivers.base import FirewallAction, FirewallProtocol, NodeFirewall, NodeRuleSpec
 from cloudlet.kit import clock
@@ -41,7 +43,9 @@ from cloudlet.nodes import inventory, repository
 from cloudlet.nodes.models import Node, NodeFirewallRule
 from cloudlet.nodes.schemas import NodeFirewallRuleCreate, NodeFirewallRuleRead
 
-CHANGED_NODES = "cloudlet_node_firewall_nodes"  # session.info key: the nodes whose own firewall this changed
+CHANGED_NODES = "cloudlet_node_firewall_nodes"  # session.info key: node id -> the push action this transaction opened
+PUSH_COMMAND = "node_firewall_push"
+PUSH_TASKS = ("node_firewall_apply", "node_firewall_record")  # the last is recorded by the push's conclusion
 RULES_PER_NODE = 500
 ROUTE_SECONDS = 2.0  # each of a name lookup and a route lookup: both are answered by this machine
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
@@ -216,7 +220,7 @@ def add_rule(session: Session, settings: Settings, node_id: int, data: NodeFirew
                 rule.action, rule.protocol, rule.source, rule.port_from, rule.port_to):
             raise Conflict(f"The node has this rule already (rule {other.id}).", code="RULE_EXISTS")
     repository.insert(session, rule)
-    session.info.setdefault(CHANGED_NODES, []).append(node.id)
+    _push(session, node.id)
     return _read(rule)
 
 
@@ -227,7 +231,13 @@ def remove_rule(session: Session, node_id: int, rule_id: int) -> None:
     if rule is None:
         raise NotFound("rule", rule_id)
     repository.delete(session, rule)
-    session.info.setdefault(CHANGED_NODES, []).append(node_id)
+    _push(session, node_id)
+
+
+def _push(session: Session, node_id: int) -> None:
+    pushes: dict[int, int] = session.info.setdefault(CHANGED_NODES, {})
+    if node_id not in pushes:
+        pushes[node_id] = engine.begin_on_node(session, node_id, PUSH_COMMAND, PUSH_TASKS).id
 
 
 # --- what a node enforces ----------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """The node heartbeat as a scheduled DBOS workflow: every few seconds, ask each node's driver what runs
 there and mark the node ready or unreachable (see nodes.service.heartbeat). And each node's own firewall
-(nodes/firewall.py): pushed at once after a change commits (a workflow per changed node), and checked on a
+(nodes/firewall.py): pushed at once after a change commits (its node_firewall_push action, nodes/firewall_push.py,
+through apply_firewall here), and checked on a
 schedule (CLOUDLET_NODE_FIREWALL_RECONCILE_SCHEDULE) that writes it again when what the node should enforce
 differs from what this process last gave it, or the node's kernel no longer holds it (a node restarted, its
 table flushed or edited behind Cloudlet's back: the drift is logged).
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -139,25 +139,6 @@ def apply_firewall(db: Database, settings: Settings, drivers: nodes.Drivers, nod
         return None
 
 
-@DBOS.step(name="cloudlet.nodes.apply_firewall")
-def apply_firewall_step(node_id: int) -> str | None:
-    """Give one node its own firewall."""
-    running = worker.current()
-    return apply_firewall(running.db, running.settings, running.drivers, node_id)
-
-
-@DBOS.workflow(name="cloudlet.nodes.firewall_push")
-def firewall_push_run(node_id: int) -> None:
-    """Push a node whose rules changed its own firewall."""
-    apply_firewall_step(node_id)
-
-
-def start_firewall_pushes(queued: Iterable[int]) -> None:
-    """Start a push for each node a committed change queued, at once, in this process's worker."""
-    for node_id in sorted(set(queued)):
-        DBOS.start_workflow(firewall_push_run, node_id)
-
-
 @DBOS.step(name="cloudlet.nodes.reconcile_firewalls")
 def reconcile_firewalls_step() -> list[int]:
     """Check every node's own firewall and write those that changed or drifted; the nodes whose push failed."""
@@ -181,5 +162,3 @@ def schedules(settings: Settings) -> list[worker.Schedule]:
     return [worker.Schedule(SCHEDULE_NAME, heartbeat_run, SCHEDULE),
             worker.Schedule(FIREWALL_SCHEDULE_NAME, firewall_reconcile_run, settings.node_firewall_reconcile_schedule)]
 
-
-worker.start_after_commit(firewall.CHANGED_NODES, start_firewall_pushes, "node firewall push")

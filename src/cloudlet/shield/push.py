@@ -10,35 +10,17 @@ fails the task with the node's reason; the rules it carried show `error` with it
 
 from __future__ import annotations
 
-from cloudlet.actions import service as engine
-from cloudlet.actions.models import ActionStatus
 from cloudlet.actions.registry import Procedure, task
-from cloudlet.config import Settings
+from cloudlet.actions.work import NodeWork
 from cloudlet.drivers.base import GuestFailed
-from cloudlet.kit.db import Database
-from cloudlet.nodes import service as nodes
 from cloudlet.shield import service, workflows
 
 APPLY_SECONDS = 120.0  # writing and reading back a node's table: nft's own calls are bounded at 30 s each
 RECORD_TASK = service.PUSH_TASKS[-1]
 
 
-class PushWork:
-    """What a push's task works with: the database, the settings, the node drivers and the node it pushes to."""
-
-    def __init__(self, db: Database, settings: Settings, drivers: nodes.Drivers, action_id: int,
-                 call_seconds: float | None = None) -> None:
-        self.db = db
-        self.settings = settings
-        self.drivers = drivers
-        self.action_id = action_id
-        self.call_seconds = call_seconds
-        with db.session(write=False) as session:
-            self.node_id = engine.node_of(session, action_id)
-
-
 @task(APPLY_SECONDS)
-def firewall_apply(work: PushWork) -> str:
+def firewall_apply(work: NodeWork) -> str:
     """Give the node its whole firewall table (or see that it already holds it)."""
     error = workflows.apply_node(work.db, work.settings, work.drivers, work.node_id, unless_same=True)
     if error is not None:
@@ -49,20 +31,11 @@ def firewall_apply(work: PushWork) -> str:
     return f"the node enforces {len(firewalls)} addresses' firewalls ({rules} rules)"
 
 
-def conclude_push(work: PushWork, task: str | None, reason: str | None) -> None:
+def conclude_push(work: NodeWork, task: str | None, reason: str | None) -> None:
     """Record how the push ended: its last task, then the action's end."""
-    with work.db.session() as session:
-        action = engine.running_action(session, work.action_id)
-        if action is None:
-            return
-        if task is not None and reason is not None:
-            engine.fail_task(session, work.action_id, task, reason)
-            engine.finish(action, None, ActionStatus.ERROR, reason[:4000])
-            return
-        engine.complete_task(session, work.action_id, RECORD_TASK, "the firewalls' revisions are recorded as in force")
-        engine.finish(action, None, ActionStatus.SUCCESS)
+    work.conclude(RECORD_TASK, "the firewalls' revisions are recorded as in force", task, reason)
 
 
 PROCEDURES = (  # registered by app.py
-    Procedure(service.PUSH_COMMAND, service.PUSH_TASKS, (firewall_apply,), conclude_push, work=PushWork),
+    Procedure(service.PUSH_COMMAND, service.PUSH_TASKS, (firewall_apply,), conclude_push, work=NodeWork),
 )
