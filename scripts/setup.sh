@@ -10,6 +10,8 @@ DEBIAN_PACKAGES=(python3 python3-venv python3-dev python3-pip gcc make pkg-confi
 # libvirt-dev must be in before pip builds libvirt-python
 NODE_PACKAGES=(qemu-system-x86 qemu-utils libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev
                iproute2 iptables dnsmasq-base nftables syslinux syslinux-common mtools dosfstools fdisk cpio mmdebstrap e2fsprogs)
+# the WAF edge: nginx with ModSecurity and the OWASP Core Rule Set (cloudlet serve runs its own nginx)
+EDGE_PACKAGES=(nginx-light libnginx-mod-http-modsecurity modsecurity-crs)
 EXTRAS="${CLOUDLET_SETUP_EXTRAS:-}"   # "dev" for the test tools
 
 # install_missing "what" [apt-get options] -- packages: install those not installed yet
@@ -31,8 +33,18 @@ install_missing() {
 
 install_missing "Debian packages" -- "${DEBIAN_PACKAGES[@]}"
 install_missing "the hypervisor packages" --no-install-recommends -- "${NODE_PACKAGES[@]}"
-# bench/api_me.py loads the API with wrk: Python load generators saturate before a FastAPI app does
-case "$EXTRAS" in *dev*) install_missing "the benchmarks' load generator" -- wrk ;; esac
+# Debian starts a packaged nginx on port 80 as it installs it: the edge is Cloudlet's own nginx, so the
+# packaged service is kept from starting (policy-rc.d) while the packages go in
+held=""
+if [ "$(id -u)" = 0 ] && [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && held=1
+  trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
+install_missing "the edge (nginx, ModSecurity, the CRS)" --no-install-recommends -- "${EDGE_PACKAGES[@]}"
+if [ -n "$held" ]; then rm -f /usr/sbin/policy-rc.d; trap - EXIT; fi
+# bench/api_me.py loads the API with wrk: Python load generators saturate before a FastAPI app does;
+# pebble is the local ACME server of the edge's tests
+case "$EXTRAS" in *dev*) install_missing "the benchmarks' load generator and the test ACME server" -- wrk pebble ;; esac
 
 PYTHON="${CLOUDLET_PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then

@@ -35,6 +35,8 @@ pytest_plugins = ["tests.cloud"]  # the `cloud` fixture of instance tests
 POSTGRES_URL = os.environ.get("CLOUDLET_TEST_POSTGRES_URL", "")
 REDIS_URL = os.environ.get("CLOUDLET_TEST_REDIS_URL", "")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+# The servers tests start run no edge (nginx on ports 80 and 443) unless a test asks for one on ports of its own
+os.environ["CLOUDLET_EDGE_SERVE"] = "false"
 PASSWORD = "correct-horse-battery-9"
 
 # Property tests assert behaviour, not time: on a busy two-core machine an example can take longer than

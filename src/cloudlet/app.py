@@ -10,6 +10,9 @@ from cloudlet.actions import registry as action_registry
 from cloudlet.actions import runner as action_runner
 from cloudlet.billing import workflows as billing_workflows
 from cloudlet.config import Settings
+from cloudlet.edge import certificates as edge_certificates
+from cloudlet.edge import push as edge_push
+from cloudlet.edge import workflows as edge_workflows
 from cloudlet.instances import build as instance_build
 from cloudlet.instances import copies as instance_copies
 from cloudlet.instances import deletion as instance_deletion
@@ -40,7 +43,8 @@ def register_procedures() -> None:
     action_registry.register(*instance_build.PROCEDURES, *instance_deletion.PROCEDURES,
                              *instance_suspension.PROCEDURES, *instance_power.PROCEDURES,
                              *instance_rebuild.PROCEDURES, *instance_copies.PROCEDURES, *shield_push.PROCEDURES,
-                             *node_firewall_push.PROCEDURES)
+                             *node_firewall_push.PROCEDURES, *edge_push.PROCEDURES,
+                             *edge_certificates.PROCEDURES)
     action_runner.use_work(instance_work.Work)
 
 
@@ -70,7 +74,8 @@ def create_worker(settings: Settings | None = None, runtime: Runtime | None = No
                              *instance_copies.schedules(runtime.settings),
                              *ssh_trust.schedules(runtime.settings),
                              *shield_workflows.schedules(runtime.settings),
-                             *bandwidth_workflows.schedules(runtime.settings)])
+                             *bandwidth_workflows.schedules(runtime.settings),
+                             *edge_workflows.schedules(runtime.settings)])
 
 
 TELEMETRY_OFF: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}

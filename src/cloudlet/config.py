@@ -9,6 +9,8 @@ from pathlib import Path
 from pydantic import Field, IPvAnyNetwork, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+DNS_NAME = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$"
+
 
 class Settings(BaseSettings):
     """Process-wide configuration, read once at start-up."""
@@ -117,6 +119,24 @@ class Settings(BaseSettings):
     shield_visibility_schedule: str = "* * * * *"
     geoip_country_db: Path | None = None
     geoip_asn_db: Path | None = None
+    # the WAF edge (edge/): Cloudlet's own nginx with ModSecurity and the CRS, run by `cloudlet serve`
+    edge_serve: bool = True  # whether `cloudlet serve` runs the edge (off: another process or machine runs it)
+    edge_listen: str = "0.0.0.0"  # noqa: S104 -- the edge is the public front of customers' sites
+    edge_http_port: int = Field(default=80, ge=1, le=65535)
+    edge_https_port: int = Field(default=443, ge=1, le=65535)
+    edge_domain: str = Field(default="edge.cloudlet.test", pattern=DNS_NAME)  # apps' edge names end in it
+    edge_reserved_names: list[str] = []  # hostnames (and their subdomains) no customer may put behind the edge
+    edge_rate_per_second: int = Field(default=50, ge=1)  # per client address: the DDoS layer's request rate
+    edge_burst: int = Field(default=100, ge=0)
+    edge_connections_per_client: int = Field(default=100, ge=1)
+    edge_reconcile_schedule: str = "*/30 * * * * *"
+    edge_traffic_schedule: str = "*/10 * * * * *"
+    edge_renewal_schedule: str = "17 3 * * *"
+    waf_hostnames_per_app: int = Field(default=20, ge=1)
+    waf_apps_per_project: int = Field(default=50, ge=1)
+    acme_directory: str | None = None  # e.g. https://acme-v02.api.letsencrypt.org/directory; unset: no certificates
+    acme_ca_bundle: Path | None = None  # a CA bundle to trust that directory with (a local ACME server's)
+    acme_email: str | None = None
     # bandwidth: a server that used up its plan's monthly transfer (bandwidth_gb) is warned once at
     # transfer_warn_percent of it, then held at transfer_throttle_mbit until the month (UTC) ends; the round that
     # counts and caps (and gives every guest its plan's cap) runs on transfer_quota_schedule

@@ -12,6 +12,7 @@ from cloudlet.catalog.models import (
     PlanCategory,
     Region,
 )
+from cloudlet.edge.models import WafApp, WafBlock, WafHostname, WafVersion
 from cloudlet.events.models import Event
 from cloudlet.images.models import Image
 from cloudlet.instances.console_tickets import ConsoleTicket
@@ -74,6 +75,10 @@ __all__ = [
     "SystemFlag",
     "TokenUsage",
     "User",
+    "WafApp",
+    "WafBlock",
+    "WafHostname",
+    "WafVersion",
     "Wallet",
     "WebhookDelivery",
 ]

@@ -9,7 +9,7 @@ touches only the action, and never again once it ended.
 from __future__ import annotations
 
 import uuid
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
@@ -45,11 +45,18 @@ def begin_on_node(session: Session, node_id: int, command: str, tasks: tuple[str
     return _open(session, command, tasks, node_id=node_id)
 
 
+def begin_unheld(session: Session, command: str, tasks: tuple[str, ...],
+                 params: dict[str, Any] | None = None) -> Action:
+    """Open an action that works on neither an instance nor a node (the edge's pushes, a certificate's order),
+    with what its tasks need to know in its params."""
+    return _open(session, command, tasks, params=params)
+
+
 def _open(session: Session, command: str, tasks: tuple[str, ...], *, instance_id: int | None = None,
-          node_id: int | None = None) -> Action:
+          node_id: int | None = None, params: dict[str, Any] | None = None) -> Action:
     action = Action(instance_id=instance_id, node_id=node_id, command=str(command), status=ActionStatus.RUNNING,
                     progress=0, current_task=tasks[0], workflow_id=f"cloudlet-action-{uuid.uuid4().hex}",
-                    params={}, started_at=clock.now())
+                    params=dict(params or {}), started_at=clock.now())
     session.add(action)
     session.flush()
     session.add_all([ActionTask(action_id=action.id, name=name, position=position, status=TaskStatus.PENDING,
@@ -141,3 +148,20 @@ def node_of(session: Session, action_id: int) -> int:
     if found.node_id is None:
         raise RuntimeError(f"action {action_id} works on an instance, not a node")
     return found.node_id
+
+
+def params_of(session: Session, action_id: int) -> dict[str, Any]:
+    """What an action's tasks were told, and have noted since; NotFound for an unknown action."""
+    found = repository.action(session, action_id)
+    if found is None:
+        raise NotFound("action", action_id)
+    return dict(found.params or {})
+
+
+def note(session: Session, action_id: int, **values: Any) -> None:
+    """Keep values in an action's params for its later tasks (a resumed workflow reads them again)."""
+    found = repository.action(session, action_id, lock=True)
+    if found is None:
+        raise NotFound("action", action_id)
+    found.params = {**(found.params or {}), **values}
+    session.flush()

@@ -22,19 +22,9 @@ class ActionWork:
         self.action_id = action_id
         self.call_seconds = call_seconds
 
-
-class NodeWork(ActionWork):
-    """An action's work, and the node it works on."""
-
-    def __init__(self, db: Database, settings: Settings, drivers: Drivers, action_id: int,
-                 call_seconds: float | None = None) -> None:
-        super().__init__(db, settings, drivers, action_id, call_seconds)
-        with db.session(write=False) as session:
-            self.node_id = service.node_of(session, action_id)
-
-    def conclude(self, last_task: str, detail: str, task: str | None, reason: str | None) -> None:
-        """Record how the action ended: its failed task and the error, or its last task (with detail) and success
-        (nothing when it has ended already)."""
+    def end_unheld(self, last_task: str, detail: str, task: str | None, reason: str | None) -> None:
+        """Record how an action that holds nothing ended: its failed task and the error, or its last task (with
+        detail) and success (nothing when it has ended already)."""
         with self.db.session() as session:
             action = service.running_action(session, self.action_id)
             if action is None:
@@ -45,3 +35,13 @@ class NodeWork(ActionWork):
                 return
             service.complete_task(session, self.action_id, last_task, detail)
             service.finish(action, None, ActionStatus.SUCCESS)
+
+
+class NodeWork(ActionWork):
+    """An action's work, and the node it works on."""
+
+    def __init__(self, db: Database, settings: Settings, drivers: Drivers, action_id: int,
+                 call_seconds: float | None = None) -> None:
+        super().__init__(db, settings, drivers, action_id, call_seconds)
+        with db.session(write=False) as session:
+            self.node_id = service.node_of(session, action_id)

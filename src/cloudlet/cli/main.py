@@ -20,6 +20,7 @@ from cloudlet.cli import images as images_cli
 from cloudlet.cli import node as node_cli
 from cloudlet.cli.wallet import billing_app, wallet_app
 from cloudlet.config import Settings
+from cloudlet.edge import push as edge_push
 from cloudlet.images import service as images
 from cloudlet.kit import logging as cloudlet_logging
 from cloudlet.kit import migrate as migrations
@@ -97,14 +98,19 @@ def _serve(host: str | None, port: int | None, workers: int, *, with_worker: boo
         node_workflows.heartbeat_all(runtime.db, settings, runtime.drivers)
     settings.jwt_secret  # noqa: B018  # create the signing key before workers fork
     bind_host, bind_port = host or settings.host, port or settings.port
-    if workers > 1:  # each process launches its own worker; a cron tick still runs once (see cloudlet.worker)
-        factory = "cloudlet.app:create_app_with_worker" if with_worker else "cloudlet.app:create_api_app"
-        uvicorn.run(factory, factory=True, host=bind_host, port=bind_port, workers=workers,
-                    **uvicorn_options(settings))
-    else:
-        embedded = create_worker(runtime=runtime) if with_worker else None
-        uvicorn.run(create_app(settings, runtime, worker=embedded), host=bind_host, port=bind_port,
-                    **uvicorn_options(settings))
+    edge = edge_push.serve(runtime.db, settings) if settings.edge_serve else None
+    try:
+        if workers > 1:  # each process launches its own worker; a cron tick still runs once (see cloudlet.worker)
+            factory = "cloudlet.app:create_app_with_worker" if with_worker else "cloudlet.app:create_api_app"
+            uvicorn.run(factory, factory=True, host=bind_host, port=bind_port, workers=workers,
+                        **uvicorn_options(settings))
+        else:
+            embedded = create_worker(runtime=runtime) if with_worker else None
+            uvicorn.run(create_app(settings, runtime, worker=embedded), host=bind_host, port=bind_port,
+                        **uvicorn_options(settings))
+    finally:
+        if edge is not None:
+            edge.stop()
 
 
 @app.command()

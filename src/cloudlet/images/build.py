@@ -230,6 +230,15 @@ nc -ll -p 9090 -e echo hi9090 >/dev/null 2>&1 &
 # bytes came; 7071 sends 46 x 64 KiB of zeros and closes
 nc -ll -p 7070 -e wc -c >/dev/null 2>&1 &
 nc -ll -p 7071 -e sh -c 'dd if=/dev/zero bs=65536 count=46 2>/dev/null' >/dev/null 2>&1 &
+# a web server (what the WAF's edge fronts in tests): a page, and a CGI that says what the proxy told it
+mkdir -p /www/cgi-bin
+echo "hello from $(hostname)" > /www/index.html
+cat > /www/cgi-bin/echo <<'CGI'
+#!/bin/sh
+printf 'Content-Type: text/plain\r\n\r\nhost=%s xff=%s real=%s\n' "$HTTP_HOST" "$HTTP_X_FORWARDED_FOR" "$HTTP_X_REAL_IP"
+CGI
+chmod +x /www/cgi-bin/echo
+httpd -p 80 -h /www
 echo "CLOUDLET_READY instance-id=$iid hostname=$(hostname) address=${addr%%/*} keys=$keys password=$pwset"
 """
 

@@ -30,7 +30,7 @@ def node_firewall_apply(work: NodeWork) -> str:
 
 def conclude_push(work: NodeWork, task: str | None, reason: str | None) -> None:
     """Record how the push ended: its last task, then the action's end."""
-    work.conclude(RECORD_TASK, "the node's own firewall is in force", task, reason)
+    work.end_unheld(RECORD_TASK, "the node's own firewall is in force", task, reason)
 
 
 PROCEDURES = (  # registered by app.py

@@ -33,7 +33,7 @@ def firewall_apply(work: NodeWork) -> str:
 
 def conclude_push(work: NodeWork, task: str | None, reason: str | None) -> None:
     """Record how the push ended: its last task, then the action's end."""
-    work.conclude(RECORD_TASK, "the firewalls' revisions are recorded as in force", task, reason)
+    work.end_unheld(RECORD_TASK, "the firewalls' revisions are recorded as in force", task, reason)
 
 
 PROCEDURES = (  # registered by app.py

@@ -43,6 +43,7 @@ from cloudlet.surfaces.primary import shield_bandwidth as primary_shield_bandwid
 from cloudlet.surfaces.primary import shield_visibility as primary_shield_visibility
 from cloudlet.surfaces.primary import team as primary_team
 from cloudlet.surfaces.primary import tokens as primary_tokens
+from cloudlet.surfaces.primary import waf as primary_waf
 from cloudlet.surfaces.primary import wallet as primary_wallet
 from cloudlet.surfaces.security_headers import SecurityHeaders
 from cloudlet.surfaces.shardlyn import admin as sh_admin
@@ -103,7 +104,7 @@ def install(app: FastAPI, runtime: Runtime) -> None:
     for module in (primary_me, sh_health, sh_auth, sh_users, sh_tokens, sh_organizations, sh_admin, sh_billing,
                    sh_images, sh_admin_catalog, sh_ssh, primary_tokens, primary_team, primary_catalog, primary_wallet,
                    primary_billing, primary_agent, primary_shield, cp_general, cp_account, cp_catalog, cp_billing,
-                   wc_catalog, primary_shield_bandwidth, primary_shield_visibility,
+                   wc_catalog, primary_shield_bandwidth, primary_shield_visibility, primary_waf,
                    sh_nodes, sh_node_firewall,
                    primary_instances, cp_vps, wc_vps, sh_instances, sh_instance_logs, ex_workloads,
                    primary_power, cp_vps_power, wc_vps_power, sh_instance_power,

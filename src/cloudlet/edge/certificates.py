@@ -1,0 +1,160 @@
+"""A hostname's certificate as an action: `certificate_issue`, opened when a hostname is added (with an ACME
+directory configured), by retry-ssl and by the renewal round (edge/service.py), and run by the action engine.
+
+Its tasks are the ACME stages (edge/acme.py): acme_order opens an order and notes it in the action's params
+(URLs and tokens only), acme_challenge writes the key authorization where the edge serves it and asks the CA to
+look, acme_validate waits for the CA's verdict, certificate_install makes the key, fetches the chain, keeps both
+beside the edge's configuration (the key readable by root alone) and has the edge serve HTTPS with them. A CA
+that refuses fails the task with its own reason (no retry: a CA's refusals count against its rate limits); a
+rate-limited answer also records when the CA allows the next order.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+from cloudlet.actions import service as engine
+from cloudlet.actions.registry import Procedure, task
+from cloudlet.actions.work import ActionWork
+from cloudlet.config import Settings
+from cloudlet.drivers.base import GuestFailed
+from cloudlet.edge import acme, push, service
+from cloudlet.kit import clock
+from cloudlet.kit.db import Database
+from cloudlet.nodes.service import Drivers
+
+STEP_SECONDS = 60.0  # each stage's own bound (every HTTP call to the CA has a shorter one)
+RECORD_TASK = service.CERTIFICATE_TASKS[-1]
+GONE = "the hostname was removed from its app"
+
+
+class CertificateWork(ActionWork):
+    """An action's work, the hostname it orders a certificate for, and the order so far."""
+
+    def __init__(self, db: Database, settings: Settings, drivers: Drivers, action_id: int,
+                 call_seconds: float | None = None) -> None:
+        super().__init__(db, settings, drivers, action_id, call_seconds)
+        with db.session(write=False) as session:
+            self.params = engine.params_of(session, action_id)
+            self.hostname_id = int(self.params["hostname_id"])
+            self.hostname = service.hostname_of(session, self.hostname_id)
+
+    def name(self) -> str:
+        """The hostname; the task fails when it was removed meanwhile."""
+        if self.hostname is None:
+            raise GuestFailed(GONE)
+        return self.hostname
+
+    def issuer(self) -> acme.Issuer:
+        """An ACME client for the operator's directory, bounded by a stage's time."""
+        directory = self.settings.acme_directory
+        if not directory:
+            raise GuestFailed(service.NO_ACME)
+        return acme.Issuer(directory, self.settings.data_dir / "edge" / "acme-account.key",
+                           ca_bundle=self.settings.acme_ca_bundle, email=self.settings.acme_email,
+                           seconds=STEP_SECONDS)
+
+    def order(self) -> acme.Order:
+        """The order acme_order opened."""
+        return acme.Order.from_json(str(self.params["order"]))
+
+    def challenge_dir(self) -> Path:
+        """Where the edge serves HTTP-01 key authorizations from."""
+        return push.layout(self.settings).challenge_dir
+
+
+def _refused(failure: acme.AcmeFailed) -> GuestFailed:
+    return GuestFailed(failure.reason)
+
+
+@task(STEP_SECONDS)
+def acme_order(work: CertificateWork) -> str:
+    """Open an order for the hostname at the CA (registering the account on first use)."""
+    hostname = work.name()
+    try:
+        with work.issuer() as issuer:
+            order = issuer.order(hostname)
+    except acme.AcmeFailed as failure:
+        _note_pause(work, failure)
+        raise _refused(failure) from failure
+    with work.db.session() as session:
+        engine.note(session, work.action_id, order=order.to_json())
+    return f"order {order.url} for {hostname}"
+
+
+@task(STEP_SECONDS)
+def acme_challenge(work: CertificateWork) -> str:
+    """Publish the HTTP-01 key authorization where the edge serves it and ask the CA to check it."""
+    work.name()
+    try:
+        with work.issuer() as issuer:
+            issuer.answer(work.order(), work.challenge_dir())
+    except acme.AcmeFailed as failure:
+        raise _refused(failure) from failure
+    return "the key authorization is served at /.well-known/acme-challenge/; the CA was asked to look"
+
+
+@task(STEP_SECONDS)
+def acme_validate(work: CertificateWork) -> str:
+    """Wait for the CA's verdict on the challenge."""
+    work.name()
+    try:
+        with work.issuer() as issuer:
+            issuer.validate(work.order(), work.challenge_dir())
+    except acme.AcmeFailed as failure:
+        raise _refused(failure) from failure
+    return "the CA validated the challenge"
+
+
+def _write(path: Path, content: bytes, mode: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    partial = path.with_name(path.name + ".partial")
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(descriptor, "wb") as written:
+        written.write(content)
+    partial.replace(path)
+
+
+@task(STEP_SECONDS + push.APPLY_SECONDS)
+def certificate_install(work: CertificateWork) -> str:
+    """Make the key, fetch the chain, keep both and have the edge serve HTTPS with them."""
+    hostname = work.name()
+    try:
+        with work.issuer() as issuer:
+            issued = issuer.finalize(work.order())
+    except acme.AcmeFailed as failure:
+        raise _refused(failure) from failure
+    folder = push.certificate_dir(work.settings, hostname)
+    _write(folder / "key.pem", issued.key_pem, 0o600)
+    _write(folder / "fullchain.pem", issued.fullchain_pem, 0o644)
+    error = push.apply_edge(work.db, work.settings)
+    if error is not None:
+        raise GuestFailed(error)
+    with work.db.session() as session:  # issued once the edge serves it
+        service.certificate_issued(session, work.hostname_id, work.action_id, issued.not_after)
+    return f"certificate for {hostname} valid until {issued.not_after.isoformat()}, served by the edge"
+
+
+def _note_pause(work: CertificateWork, failure: acme.AcmeFailed) -> None:
+    if failure.retry_after is None:
+        return
+    with work.db.session() as session:
+        service.certificate_failed(session, work.hostname_id, work.action_id, failure.reason,
+                                   clock.now() + timedelta(seconds=failure.retry_after))
+
+
+def conclude_certificate(work: CertificateWork, task: str | None, reason: str | None) -> None:
+    """Record how the order ended: the hostname's failure (with the CA's reason), then the action's end."""
+    if task is not None and reason is not None:
+        with work.db.session() as session:
+            service.certificate_failed(session, work.hostname_id, work.action_id, reason)
+    work.end_unheld(RECORD_TASK, "the hostname's certificate is recorded", task, reason)
+
+
+PROCEDURES = (  # registered by app.py
+    Procedure(service.CERTIFICATE_COMMAND, service.CERTIFICATE_TASKS,
+              (acme_order, acme_challenge, acme_validate, certificate_install), conclude_certificate,
+              work=CertificateWork),
+)

@@ -1,0 +1,127 @@
+"""The edge takes its configuration: an `edge_push` action, opened by the change that needs it (edge/service.py,
+once per transaction) and run by the action engine once the change commits; a scheduled round and `cloudlet
+serve`'s start do the same outside any action (edge/workflows.py).
+
+The whole configuration is rendered from the database each time (every app whose origin is still its server's)
+and handed to nginx (edge/nginx.py), which validates it with `nginx -t` before it replaces the one in place:
+a rejected configuration leaves the edge serving the previous one, and the apps it changed show nginx's
+reason. One push at a time on this machine (a lock file beside the configuration), each reading the database
+when its turn comes, so an older configuration never lands after a newer one.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import structlog
+
+from cloudlet.actions.registry import Procedure, task
+from cloudlet.actions.work import ActionWork
+from cloudlet.config import Settings
+from cloudlet.drivers.base import GuestFailed
+from cloudlet.edge import nginx, service
+from cloudlet.kit.db import Database
+
+APPLY_SECONDS = 120.0  # render, `nginx -t` (the CRS takes a moment per app) and reload
+RECORD_TASK = service.PUSH_TASKS[-1]
+log = structlog.get_logger(__name__)
+_lock = threading.Lock()
+
+
+def layout(settings: Settings) -> nginx.Layout:
+    """Where this machine's edge keeps its files and listens."""
+    return nginx.Layout(root=settings.data_dir / "edge", http_port=settings.edge_http_port,
+                        https_port=settings.edge_https_port, listen=settings.edge_listen,
+                        rate_per_second=settings.edge_rate_per_second, burst=settings.edge_burst,
+                        connections_per_client=settings.edge_connections_per_client)
+
+
+def certificate_dir(settings: Settings, hostname: str) -> Path:
+    """Where a hostname's certificate and key are kept."""
+    return settings.data_dir / "edge" / "certificates" / hostname
+
+
+def _certificates(settings: Settings, hostnames: Sequence[str]) -> tuple[nginx.Certificate, ...]:
+    found = []
+    for hostname in hostnames:
+        folder = certificate_dir(settings, hostname)
+        chain, key = folder / "fullchain.pem", folder / "key.pem"
+        if chain.is_file() and key.is_file():
+            found.append(nginx.Certificate(hostname, chain, key))
+    return tuple(found)
+
+
+def sites(settings: Settings, served: Sequence[service.ServedApp]) -> list[nginx.Site]:
+    """The apps as nginx serves them, with the certificates issued so far."""
+    return [nginx.Site(app_id=app.app_id, hostnames=app.hostnames, origin_ip=app.origin_ip,
+                       origin_port=app.origin_port, origin_tls=app.origin_port == service.TLS_ORIGIN_PORT,
+                       waf=app.waf_enabled, paranoia=app.paranoia, excluded_rules=app.excluded_rules,
+                       certificates=_certificates(settings, app.hostnames)) for app in served]
+
+
+@contextmanager
+def _one_push(root: Path) -> Iterator[None]:
+    root.mkdir(parents=True, exist_ok=True)
+    with _lock, (root / ".push.lock").open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(held, fcntl.LOCK_UN)
+
+
+def apply_edge(db: Database, settings: Settings) -> str | None:
+    """Give the edge its whole configuration now; why nginx refused it, or None."""
+    where = layout(settings)
+    with _one_push(where.root):
+        with db.session(write=False) as session:
+            served, left_out = service.served_apps(session)
+        error = None
+        try:
+            nginx.apply(where, sites(settings, served))
+        except nginx.EdgeRejected as rejected:
+            error = f"the edge refused the configuration: {rejected.reason}"
+        with db.session() as session:
+            service.record_push(session, served, left_out, error)
+    return error
+
+
+def serve(db: Database, settings: Settings) -> nginx.EdgeServer | None:
+    """Give this machine's edge its configuration and run it (`cloudlet serve`); the caller stops it. A
+    configuration nginx refuses is logged and the edge serves the one in place; an edge that cannot start
+    (its ports taken, nginx missing) is logged and the API serves without it (None)."""
+    error = apply_edge(db, settings)
+    if error is not None:
+        log.warning("edge configuration refused at start", error=error)
+    server = nginx.EdgeServer(layout(settings))
+    try:
+        server.start()
+    except Exception as failure:  # the API serves all the same: an operator reads why in the log
+        log.error("edge not started", error=f"{type(failure).__name__}: {failure}")
+        server.stop()
+        return None
+    log.info("edge serving", http_port=settings.edge_http_port, https_port=settings.edge_https_port)
+    return server
+
+
+@task(APPLY_SECONDS)
+def edge_apply(work: ActionWork) -> str:
+    """Give the edge its whole configuration (nginx validates it first)."""
+    error = apply_edge(work.db, work.settings)
+    if error is not None:
+        raise GuestFailed(error)
+    return "the edge serves the apps' latest versions"
+
+
+def conclude_push(work: ActionWork, task: str | None, reason: str | None) -> None:
+    """Record how the push ended: its last task, then the action's end."""
+    work.end_unheld(RECORD_TASK, "the apps' versions are recorded as served", task, reason)
+
+
+PROCEDURES = (  # registered by app.py
+    Procedure(service.PUSH_COMMAND, service.PUSH_TASKS, (edge_apply,), conclude_push, work=ActionWork),
+)
