@@ -111,7 +111,7 @@ def server_env(data_dir: Path, database_url: str | None) -> dict[str, str]:
     """The server's environment: ours, without any CLOUDLET_* setting of the calling shell."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLOUDLET_")}
     env.update({"CLOUDLET_DATA_DIR": str(data_dir), "CLOUDLET_SECRET_KEY": SECRET_KEY,
-                "CLOUDLET_LOG_LEVEL": "warning"})
+                "CLOUDLET_LOG_LEVEL": "warning", "CLOUDLET_EDGE_SERVE": "false"})  # no nginx on ports 80 and 443
     if database_url:
         env["CLOUDLET_DATABASE_URL"] = database_url
     return env

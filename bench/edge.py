@@ -22,7 +22,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import tempfile
@@ -32,6 +31,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.api_me import _ms, free_port
 from cloudlet.edge.nginx import MODSECURITY_MODULE, NGINX, EdgeServer, Layout, Site, apply
 
 WRK_CAP_SECONDS = 60  # one load run never lasts longer than this, whatever --requests says
@@ -50,14 +50,6 @@ class Result:
     def rate(self) -> float:
         """Requests answered per second."""
         return self.requests / self.seconds if self.seconds else 0.0
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 nobody listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def wait_answer(port: int, host: str, seconds: float = 30.0) -> None:
@@ -115,23 +107,18 @@ http {{
             process.wait(timeout=10)
 
 
-def _ms(value: str) -> float:
-    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", value).groups()  # type: ignore[union-attr]
-    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-
-
-def run_wrk(port: int, host: str, requests: int, clients: int) -> Result:
+def run_wrk(port: int, host: str, requests: int, clients: int, address: str = "127.0.0.1") -> Result:
     """About `requests` GETs with wrk: it runs for a duration, so a one-second run first measures the rate and
     the real run lasts as long as that rate needs for the count (1 to WRK_CAP_SECONDS s); p99 from wrk."""
-    probe = _wrk(port, host, clients, 1)
+    probe = _wrk(address, port, host, clients, 1)
     seconds = min(max(round(requests / max(probe.rate, 1.0)), 1), WRK_CAP_SECONDS)
-    return _wrk(port, host, clients, seconds)
+    return _wrk(address, port, host, clients, seconds)
 
 
-def _wrk(port: int, host: str, clients: int, seconds: int) -> Result:
+def _wrk(address: str, port: int, host: str, clients: int, seconds: int) -> Result:
     output = subprocess.run(
         ["wrk", "-t2", f"-c{clients}", f"-d{seconds}s", "--latency", "--timeout", "10s",
-         "-H", f"Host: {host}", f"http://127.0.0.1:{port}/"],
+         "-H", f"Host: {host}", f"http://{address}:{port}/"],
         capture_output=True, text=True, check=True, timeout=seconds + 30).stdout
     p99 = re.search(r"^\s+99%\s+(\S+)\s*$", output, re.MULTILINE)
     total = re.search(r"^\s+(\d+) requests in ([\d.]+)(ms|s|m)", output, re.MULTILINE)

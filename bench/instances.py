@@ -157,7 +157,8 @@ def server_env(data_dir: Path, database_url: str | None) -> dict[str, str]:
                 "CLOUDLET_ARGON2_MEMORY_KIB": "8192",
                 # the administrator's session polls the node too; no rate limit may stop the benchmark
                 "CLOUDLET_TOKEN_RATE_PER_MINUTE": str(UNLIMITED_PER_MINUTE),
-                "CLOUDLET_TOKEN_RATE_PER_HOUR": str(UNLIMITED_PER_HOUR)})
+                "CLOUDLET_TOKEN_RATE_PER_HOUR": str(UNLIMITED_PER_HOUR),
+                "CLOUDLET_EDGE_SERVE": "false"})  # no nginx on ports 80 and 443 (bench/waf.py runs one elsewhere)
     if database_url:
         env["CLOUDLET_DATABASE_URL"] = database_url
     return env

@@ -53,15 +53,18 @@ def settle(client: httpx.Client, instance_id: str, wanted: str, timeout: float) 
 
 
 @contextmanager
-def one_server(name: str, timeout: float) -> Iterator[tuple[httpx.Client, str]]:
-    """One `cloudlet serve` (SQLite, embedded worker) on this machine's libvirt node with one running server of
-    the tiny image: a client of its owner and the server's id. Everything is removed after."""
+def one_server(name: str, timeout: float, extra_env: dict[str, str] | None = None
+               ) -> Iterator[tuple[httpx.Client, str]]:
+    """One `cloudlet serve` (SQLite, embedded worker; extra_env adds to its environment) on this machine's libvirt
+    node with one running server of the tiny image: a client of its owner and the server's id. Everything is
+    removed after."""
     image_name = f"bench-{uuid.uuid4().hex[:8]}"
     ids: list[str] = []
     with tempfile.TemporaryDirectory(prefix=f"cloudlet-bench-{name}-") as tmp:
         root = Path(tmp)
+        root.chmod(0o711)  # the edge's nginx workers (www-data) walk down to their files, when it runs
         (root / "data").mkdir()
-        env = server_env(root / "data", None)
+        env = {**server_env(root / "data", None), **(extra_env or {})}
         image = build_tiny(DEFAULT_CACHE, root / "tiny.qcow2")
         try:
             with server(root / "data", env) as running:

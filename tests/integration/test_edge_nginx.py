@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from cloudlet.edge.logs import traffic
 from cloudlet.edge.nginx import (
     CRS_RULES,
     MODSECURITY_MODULE,
@@ -38,7 +39,6 @@ from cloudlet.edge.nginx import (
     Site,
     apply,
     group_members,
-    traffic,
 )
 
 pytestmark = pytest.mark.skipif(

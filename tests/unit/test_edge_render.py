@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from cloudlet.edge.nginx import MODSECURITY_MODULE, Certificate, Layout, Offsets, Site, render, traffic
+from cloudlet.edge.logs import Offsets, traffic
+from cloudlet.edge.nginx import MODSECURITY_MODULE, Certificate, Layout, Site, render
 
 ROOT = Path("/var/lib/cloudlet/edge")
 LAYOUT = Layout(root=ROOT, http_port=8080, https_port=8443, listen="127.0.0.1")

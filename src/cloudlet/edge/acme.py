@@ -360,7 +360,15 @@ def withdraw(order: Order, challenge_dir: Path) -> None:
 
 def issue(directory_url: str, hostname: str, challenge_dir: Path, account_key: Path, *,
           ca_bundle: Path | None = None, email: str | None = None, seconds: float = 60.0) -> Issued:
-    """Get a certificate for hostname from the ACME directory with the HTTP-01 challenge: the key authorization is written to challenge_dir/<token> (which the edge serves at http://hostname/.well-known/acme-challenge/<token>) and removed afterwards whatever happens. The account key is made (EC P-256 or RSA 2048) and stored at account_key (mode 0600) on first use, and the account registered (or found again) with terms agreed; a fresh certificate key each time. ca_bundle is what to trust for the directory's HTTPS (a local ACME server's own CA); every HTTP call has a timeout and the whole issuance gives up after `seconds`."""  # noqa: E501
+    """Get a certificate for hostname from the ACME directory by HTTP-01, in one call (the four stages above).
+
+    The key authorization goes to challenge_dir/<token> (which the edge serves at
+    http://hostname/.well-known/acme-challenge/<token>) and is removed afterwards whatever happens. The account
+    key is made (EC P-256) and stored at account_key (mode 0600) on first use, and the account registered (or
+    found again) with the terms agreed; the certificate gets a fresh key each time. ca_bundle is what to trust
+    for the directory's HTTPS (a local ACME server's own CA); every HTTP call has a timeout, and the whole
+    issuance gives up after `seconds`.
+    """
     with Issuer(directory_url, account_key, ca_bundle=ca_bundle, email=email, seconds=seconds) as issuer:
         order = issuer.order(hostname)
         try:

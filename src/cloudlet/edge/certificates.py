@@ -12,8 +12,10 @@ rate-limited answer also records when the CA allows the next order.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import TypeVar
 
 from cloudlet.actions import service as engine
 from cloudlet.actions.registry import Procedure, task
@@ -28,6 +30,7 @@ from cloudlet.nodes.service import Drivers
 STEP_SECONDS = 60.0  # each stage's own bound (every HTTP call to the CA has a shorter one)
 RECORD_TASK = service.CERTIFICATE_TASKS[-1]
 GONE = "the hostname was removed from its app"
+T = TypeVar("T")
 
 
 class CertificateWork(ActionWork):
@@ -65,20 +68,25 @@ class CertificateWork(ActionWork):
         return push.layout(self.settings).challenge_dir
 
 
-def _refused(failure: acme.AcmeFailed) -> GuestFailed:
-    return GuestFailed(failure.reason)
+def _at_the_ca(work: CertificateWork, stage: Callable[[acme.Issuer], T]) -> T:
+    """Run one stage with a fresh client; the CA's refusal fails the task with the CA's reason (and a rate-limited
+    answer records when the next order may go)."""
+    try:
+        with work.issuer() as issuer:
+            return stage(issuer)
+    except acme.AcmeFailed as failure:
+        if failure.retry_after is not None:
+            with work.db.session() as session:
+                service.certificate_failed(session, work.hostname_id, work.action_id, failure.reason,
+                                           clock.now() + timedelta(seconds=failure.retry_after))
+        raise GuestFailed(failure.reason) from failure
 
 
 @task(STEP_SECONDS)
 def acme_order(work: CertificateWork) -> str:
     """Open an order for the hostname at the CA (registering the account on first use)."""
     hostname = work.name()
-    try:
-        with work.issuer() as issuer:
-            order = issuer.order(hostname)
-    except acme.AcmeFailed as failure:
-        _note_pause(work, failure)
-        raise _refused(failure) from failure
+    order = _at_the_ca(work, lambda issuer: issuer.order(hostname))
     with work.db.session() as session:
         engine.note(session, work.action_id, order=order.to_json())
     return f"order {order.url} for {hostname}"
@@ -88,11 +96,7 @@ def acme_order(work: CertificateWork) -> str:
 def acme_challenge(work: CertificateWork) -> str:
     """Publish the HTTP-01 key authorization where the edge serves it and ask the CA to check it."""
     work.name()
-    try:
-        with work.issuer() as issuer:
-            issuer.answer(work.order(), work.challenge_dir())
-    except acme.AcmeFailed as failure:
-        raise _refused(failure) from failure
+    _at_the_ca(work, lambda issuer: issuer.answer(work.order(), work.challenge_dir()))
     return "the key authorization is served at /.well-known/acme-challenge/; the CA was asked to look"
 
 
@@ -100,11 +104,7 @@ def acme_challenge(work: CertificateWork) -> str:
 def acme_validate(work: CertificateWork) -> str:
     """Wait for the CA's verdict on the challenge."""
     work.name()
-    try:
-        with work.issuer() as issuer:
-            issuer.validate(work.order(), work.challenge_dir())
-    except acme.AcmeFailed as failure:
-        raise _refused(failure) from failure
+    _at_the_ca(work, lambda issuer: issuer.validate(work.order(), work.challenge_dir()))
     return "the CA validated the challenge"
 
 
@@ -121,11 +121,7 @@ def _write(path: Path, content: bytes, mode: int) -> None:
 def certificate_install(work: CertificateWork) -> str:
     """Make the key, fetch the chain, keep both and have the edge serve HTTPS with them."""
     hostname = work.name()
-    try:
-        with work.issuer() as issuer:
-            issued = issuer.finalize(work.order())
-    except acme.AcmeFailed as failure:
-        raise _refused(failure) from failure
+    issued = _at_the_ca(work, lambda issuer: issuer.finalize(work.order()))
     folder = push.certificate_dir(work.settings, hostname)
     _write(folder / "key.pem", issued.key_pem, 0o600)
     _write(folder / "fullchain.pem", issued.fullchain_pem, 0o644)
@@ -135,14 +131,6 @@ def certificate_install(work: CertificateWork) -> str:
     with work.db.session() as session:  # issued once the edge serves it
         service.certificate_issued(session, work.hostname_id, work.action_id, issued.not_after)
     return f"certificate for {hostname} valid until {issued.not_after.isoformat()}, served by the edge"
-
-
-def _note_pause(work: CertificateWork, failure: acme.AcmeFailed) -> None:
-    if failure.retry_after is None:
-        return
-    with work.db.session() as session:
-        service.certificate_failed(session, work.hostname_id, work.action_id, failure.reason,
-                                   clock.now() + timedelta(seconds=failure.retry_after))
 
 
 def conclude_certificate(work: CertificateWork, task: str | None, reason: str | None) -> None:

@@ -1,7 +1,7 @@
 """The edge's schedules: a round (CLOUDLET_EDGE_RECONCILE_SCHEDULE) that gives the edge its configuration again
 whenever what it should serve changed without a push (an origin address that left its server, a certificate
 issued) and a reading of what the edge saw of each app (CLOUDLET_EDGE_TRAFFIC_SCHEDULE): requests counted and
-the requests the rule set blocked, from the edge's own logs (edge/nginx.py's traffic); and a daily round
+the requests the rule set blocked, from the edge's own logs (edge/logs.py); and a daily round
 (CLOUDLET_EDGE_RENEWAL_SCHEDULE) that orders again the certificates expiring within 30 days."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dbos import DBOS
 
 from cloudlet import worker
 from cloudlet.config import Settings
-from cloudlet.edge import nginx, push, service
+from cloudlet.edge import logs, push, service
 from cloudlet.edge.models import WafBlock
 from cloudlet.kit import clock
 from cloudlet.kit.db import Database
@@ -79,7 +79,7 @@ def read_traffic(db: Database, settings: Settings) -> int:
             app_ids = [app.app_id for app in service.served_apps(session)[0]]
         kept = _kept_offsets(where.root / OFFSETS_FILE)
         for app_id in app_ids:
-            seen = nginx.traffic(where, app_id, nginx.Offsets.decode(kept.get(str(app_id), "")))
+            seen = logs.traffic(where, app_id, logs.Offsets.decode(kept.get(str(app_id), "")))
             if seen.requests or seen.blocked:
                 blocks = [WafBlock(at=block.at, client=block.client[:64], rule_id=block.rule_id,
                                    uri=block.uri[:2000], message=block.message[:500]) for block in seen.blocked]
