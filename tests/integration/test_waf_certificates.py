@@ -11,6 +11,7 @@ import socket
 import ssl
 import tempfile
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,9 @@ import pytest
 
 from cloudlet.actions import repository as action_repository
 from cloudlet.edge import nginx, push
+from cloudlet.edge import repository as edge_repository
+from cloudlet.edge import service as edge_service
+from cloudlet.kit import clock
 from cloudlet.surfaces.deps import Runtime
 from tests import acme_server
 from tests.acme_server import AcmeServer
@@ -102,6 +106,25 @@ def test_a_hostname_gets_its_certificate_through_the_edge(cloud: Cloud, ca: Acme
     with socket.create_connection(("127.0.0.1", edge_ports[1]), timeout=10) as raw, \
             root.wrap_socket(raw, server_hostname=NAME) as tls:
         assert tls.getpeercert()["subjectAltName"] == (("DNS", NAME),)  # type: ignore[index]
+
+    # the renewal round orders again what expires within 30 days, unless the CA asked for a pause
+    soon = clock.now() + timedelta(days=20)
+    with cloud.runtime.db.session() as session:
+        row = edge_repository.hostname(session, issued["id"], lock=True)
+        assert row is not None
+        row.cert_not_after, row.cert_retry_at = soon, clock.now() + timedelta(hours=1)
+    with cloud.runtime.db.session() as session:
+        assert edge_service.renew_due(session, cloud.runtime.settings, clock.now()) == []
+        row = edge_repository.hostname(session, issued["id"], lock=True)
+        assert row is not None
+        row.cert_retry_at = None
+    with cloud.runtime.db.session() as session:
+        assert edge_service.renew_due(session, cloud.runtime.settings, clock.now()) == [NAME]
+    wait_for(lambda: [a["status"] for a in certificate_actions(cloud)] == ["success", "success"], timeout=60)
+    renewed = hostname(client, app["id"], NAME)
+    assert renewed["ssl_status"] == "issued" and renewed["ssl_expires_at"] > soon.isoformat()
+    with cloud.runtime.db.session() as session:
+        assert edge_service.renew_due(session, cloud.runtime.settings, clock.now()) == []
 
 
 def test_a_challenge_the_ca_cannot_check_fails_with_its_reason_and_retry_ssl_orders_again(
