@@ -32,7 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.api_me import _ms, free_port
-from cloudlet.edge.nginx import MODSECURITY_MODULE, NGINX, EdgeServer, Layout, Site, apply
+from cloudlet.edge.nginx import MODSECURITY_MODULE, NGINX, Layout, Site, apply
+from cloudlet.edge.server import EdgeServer
 
 WRK_CAP_SECONDS = 60  # one load run never lasts longer than this, whatever --requests says
 

@@ -34,12 +34,11 @@ from cloudlet.edge.nginx import (
     WORKER_USER,
     Certificate,
     EdgeRejected,
-    EdgeServer,
     Layout,
     Site,
     apply,
-    group_members,
 )
+from cloudlet.edge.server import EdgeServer, group_members
 
 pytestmark = pytest.mark.skipif(
     not (NGINX.exists() and MODSECURITY_MODULE.exists() and CRS_RULES.is_dir()),

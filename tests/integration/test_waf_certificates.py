@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from cloudlet.actions import repository as action_repository
-from cloudlet.edge import nginx, push
+from cloudlet.edge import nginx, push, server
 from cloudlet.edge import repository as edge_repository
 from cloudlet.edge import service as edge_service
 from cloudlet.kit import clock
@@ -63,13 +63,13 @@ def settings_overrides(ca: AcmeServer, edge_ports: tuple[int, int], edge_home: P
 
 
 @pytest.fixture
-def edge(runtime: Runtime) -> Iterator[nginx.EdgeServer]:
-    server = nginx.EdgeServer(push.layout(runtime.settings))
-    server.start()
+def edge(runtime: Runtime) -> Iterator[server.EdgeServer]:
+    running = server.EdgeServer(push.layout(runtime.settings))
+    running.start()
     try:
-        yield server
+        yield running
     finally:
-        server.stop()
+        running.stop()
 
 
 def certificate_actions(cloud: Cloud) -> list[dict[str, Any]]:
@@ -83,7 +83,7 @@ def hostname(client: httpx.Client, app_id: int, name: str) -> dict[str, Any]:
     return found
 
 
-def test_a_hostname_gets_its_certificate_through_the_edge(cloud: Cloud, ca: AcmeServer, edge: nginx.EdgeServer,
+def test_a_hostname_gets_its_certificate_through_the_edge(cloud: Cloud, ca: AcmeServer, edge: server.EdgeServer,
                                                           edge_ports: tuple[int, int]) -> None:
     client = cloud.client()
     origin = running(client, client.post("/api/instances", json=order(cloud)).json()["id"])["main_ip"]
@@ -128,7 +128,7 @@ def test_a_hostname_gets_its_certificate_through_the_edge(cloud: Cloud, ca: Acme
 
 
 def test_a_challenge_the_ca_cannot_check_fails_with_its_reason_and_retry_ssl_orders_again(
-        cloud: Cloud, ca: AcmeServer, edge: nginx.EdgeServer) -> None:
+        cloud: Cloud, ca: AcmeServer, edge: server.EdgeServer) -> None:
     client = cloud.client()
     origin = running(client, client.post("/api/instances", json=order(cloud)).json()["id"])["main_ip"]
     ca.point(UNREACHABLE, "127.0.0.2")  # where the edge does not listen

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import http.client
 import ipaddress
 import os
 import pwd
@@ -47,7 +46,6 @@ from pathlib import Path
 import structlog
 
 NGINX = Path("/usr/sbin/nginx")
-SETPRIV = "/usr/bin/setpriv"  # util-linux: runs nginx with a parent-death signal
 MODSECURITY_MODULE = Path("/usr/lib/nginx/modules/ngx_http_modsecurity_module.so")  # Debian's path, absolute
 # because Debian's load_module snippet says "modules/...", relative to a prefix we do not use
 CRS_SETUP = Path("/etc/modsecurity/crs/crs-setup.conf")
@@ -58,10 +56,6 @@ UNICODE_MAPPING = Path("/etc/nginx/unicode.mapping")  # installed by libnginx-mo
 WORKER_USER = "www-data"
 
 NGINX_T_SECONDS = 600.0  # upper bound of one `nginx -t`; apply()'s own budget is usually the tighter one
-SIGNAL_SECONDS = 10.0
-PROBE_SECONDS = 1.0  # one HTTP probe of a starting edge
-RESTART_BACKOFF = (0.5, 30.0)  # the supervisor's first and longest wait before starting nginx again
-STABLE_SECONDS = 60.0  # a run this long resets the backoff
 REASON_CHARS = 400
 PARANOIA_RULE_ID = 10001  # our per-app SecAction: ids below 100,000 are ModSecurity's range for local rules
 
@@ -152,10 +146,6 @@ class EdgeRejected(Exception):
         self.reason = reason
 
 
-class EdgeStartFailed(Exception):
-    """nginx did not come up on the layout; the message is nginx's own error."""
-
-
 # ---------------------------------------------------------------------------------------------------- checks
 
 
@@ -195,7 +185,7 @@ def _path(path: Path, what: str) -> str:
     return text
 
 
-def _check_layout(layout: Layout) -> None:
+def check_layout(layout: Layout) -> None:
     _path(layout.root, "the edge root")
     if _address(layout.listen, "listen").version != 4:
         raise ValueError(f"listen must be an IPv4 address: {layout.listen!r}")
@@ -483,7 +473,7 @@ def render(layout: Layout, sites: Sequence[Site], *, directory: Path | None = No
     """The edge's configuration files (relative path -> text) for these sites."""
     # The files name each other by absolute path under `directory`: apply() renders each configuration for the
     # generation directory it will be served from; without one, for root/config/current.
-    _check_layout(layout)
+    check_layout(layout)
     checked = _check_sites(sites)
     here_path = directory if directory is not None else layout.root / "config" / "current"
     here = _path(here_path, "the configuration directory")
@@ -508,7 +498,7 @@ def _user_ids(name: str) -> tuple[int, int]:
     return entry.pw_uid, entry.pw_gid
 
 
-def _reachable_by(path: Path, user: str) -> bool:
+def reachable_by(path: Path, user: str) -> bool:
     """Whether user may walk down to path (search permission on each directory above it and on it)."""
     uid, gid = _user_ids(user)
     if uid == 0:
@@ -530,7 +520,7 @@ def _reachable_by(path: Path, user: str) -> bool:
     return True
 
 
-def _prepare(layout: Layout) -> None:
+def prepare(layout: Layout) -> None:
     """The layout's directories, owned so that nginx's workers can write what they write at run time."""
     uid, gid = _user_ids(layout.worker_user)
     # logs/ stays root's: the master opens every log (access, error, ModSecurity's audit logs) and the workers
@@ -552,7 +542,7 @@ def _prepare(layout: Layout) -> None:
 
 
 @contextlib.contextmanager
-def _applying(layout: Layout) -> Iterator[None]:
+def applying(layout: Layout) -> Iterator[None]:
     """One apply at a time on a layout, across threads and processes."""
     with (layout.root / ".apply.lock").open("a") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
@@ -562,7 +552,7 @@ def _applying(layout: Layout) -> Iterator[None]:
             fcntl.flock(held, fcntl.LOCK_UN)
 
 
-def _current_generation(layout: Layout) -> Path | None:
+def current_generation(layout: Layout) -> Path | None:
     try:
         target = Path(os.readlink(layout.conf))
     except OSError:
@@ -570,7 +560,7 @@ def _current_generation(layout: Layout) -> Path | None:
     return (layout.root / target).parent
 
 
-def _trimmed(output: str, layout: Layout) -> str:
+def trimmed(output: str, layout: Layout) -> str:
     """nginx's first complaint, without timestamps, our directory names or the config file it was in."""
     lines = [line for line in output.splitlines() if "[emerg]" in line or "[alert]" in line or "[crit]" in line]
     line = lines[0] if lines else (output.strip().splitlines() or ["nginx refused the configuration"])[-1]
@@ -585,18 +575,18 @@ def _validate(layout: Layout, conf: Path, seconds: float) -> None:
         checked = subprocess.run(  # noqa: S603  # our fixed binary, paths we made
             [str(NGINX), "-t", "-q", "-p", f"{layout.root}/", "-c", str(conf)], cwd=layout.root,
             capture_output=True, text=True, timeout=max(1.0, min(seconds, NGINX_T_SECONDS)), check=False,
-            env=_nginx_env())
+            env=nginx_env())
     except subprocess.TimeoutExpired:
         raise EdgeRejected(f"nginx -t did not finish within {seconds:.0f} s") from None
     if checked.returncode != 0:
-        raise EdgeRejected(_trimmed(checked.stderr + checked.stdout, layout))
+        raise EdgeRejected(trimmed(checked.stderr + checked.stdout, layout))
 
 
-def _nginx_env() -> dict[str, str]:
+def nginx_env() -> dict[str, str]:
     return {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "TZ": "UTC", "LANG": "C"}
 
 
-def _master_pid(layout: Layout) -> int | None:
+def master_pid(layout: Layout) -> int | None:
     """The pid of the nginx master running this layout, from its pid file, checked against /proc."""
     try:
         pid = int(layout.pid_file.read_text().strip())
@@ -626,14 +616,14 @@ def _await_reload(layout: Layout, master: int, old_workers: list[int], since: in
                         if f" {master}#" in line and ("[emerg]" in line or "[alert]" in line)]
             binding = [line for line in failures if "bind()" in line and "still could not" not in line]
             if len(failures) > len(binding):  # nginx tries a taken port five times before it gives up
-                return _trimmed(binding[-1] if binding else failures[-1], layout)
+                return trimmed(binding[-1] if binding else failures[-1], layout)
             if "start worker process" in after and not any(_accepting(pid, master) for pid in old_workers):
                 return None
         time.sleep(0.02)
-    raise TimeoutError(f"nginx did not say how its reload went in time (last: {_trimmed(seen, layout) or 'nothing'})")
+    raise TimeoutError(f"nginx did not say how its reload went in time (last: {trimmed(seen, layout) or 'nothing'})")
 
 
-def _processes() -> Iterator[tuple[int, str, int, int]]:
+def processes() -> Iterator[tuple[int, str, int, int]]:
     """Every process as (pid, state, parent pid, process group), from /proc."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -650,7 +640,7 @@ def _accepting(pid: int, master: int) -> bool:
     """Whether a worker of master still takes new connections (nginx retitles one that is shutting down)."""
     try:
         title = Path(f"/proc/{pid}/cmdline").read_bytes()
-        parent = next((ppid for found, state, ppid, _ in _processes() if found == pid and state != "Z"), None)
+        parent = next((ppid for found, state, ppid, _ in processes() if found == pid and state != "Z"), None)
     except OSError:
         return False
     return parent == master and b"shutting down" not in title
@@ -659,14 +649,14 @@ def _accepting(pid: int, master: int) -> bool:
 def _reload(layout: Layout, deadline: float) -> str | None:
     """Make a running master re-read root/nginx.conf; why it refused, or None (also when none runs). Raises
     TimeoutError when the master has not said by the deadline."""
-    pid = _master_pid(layout)
+    pid = master_pid(layout)
     if pid is None:
         return None
     try:
         since = layout.error_log.stat().st_size
     except OSError:
         since = 0
-    workers = [found for found, state, ppid, _ in _processes() if ppid == pid and state != "Z"]
+    workers = [found for found, state, ppid, _ in processes() if ppid == pid and state != "Z"]
     # SIGHUP is what `nginx -s reload` sends through the pid file; sent directly, it spares a second parse of
     # the whole configuration (and of the CRS) just to find the pid file.
     try:
@@ -705,11 +695,11 @@ def apply(layout: Layout, sites: Sequence[Site], *, seconds: float = 30.0) -> No
     anything is written; TimeoutError when a running edge has not taken a valid configuration by the deadline
     (it stays in place). Idempotent: the same sites again change nothing."""
     deadline = time.monotonic() + seconds
-    _check_layout(layout)
+    check_layout(layout)
     _check_sites(sites)  # before anything is written
-    _prepare(layout)
-    with _applying(layout):
-        current = _current_generation(layout)
+    prepare(layout)
+    with applying(layout):
+        current = current_generation(layout)
         if current is not None and current.is_dir() and _same_tree(current, render(layout, sites, directory=current)):
             return
         generation = layout.root / "config" / f"{time.time_ns():016x}"
@@ -735,191 +725,3 @@ def apply(layout: Layout, sites: Sequence[Site], *, seconds: float = 30.0) -> No
             if old != generation and _GENERATION.fullmatch(old.name):
                 shutil.rmtree(old, ignore_errors=True)
         log.info("edge configuration applied", sites=len(sites), generation=generation.name)
-
-
-# ---------------------------------------------------------------------------------------------------- server
-
-
-def _kill_group(pgid: int) -> None:
-    """Kill every process of nginx's process group: workers outlive a master that was killed."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
-
-
-def group_members(pgid: int) -> list[int]:
-    """The live (not zombie) processes of a process group."""
-    return [pid for pid, state, _, group in _processes() if group == pgid and state != "Z"]
-
-
-class EdgeServer:
-    """Runs nginx (its master in the foreground, a child process) on a layout and keeps it running."""
-
-    def __init__(self, layout: Layout, *, start_seconds: float = 60.0, stop_seconds: float = 15.0) -> None:
-        self.layout = layout
-        self.start_seconds = start_seconds
-        self.stop_seconds = stop_seconds
-        self.restarts = 0  # how many times the supervisor started nginx again
-        self._lock = threading.RLock()
-        self._stopping = threading.Event()
-        self._process: subprocess.Popen[bytes] | None = None
-        self._supervisor: threading.Thread | None = None
-
-    @property
-    def pid(self) -> int | None:
-        """The nginx master's pid while one runs."""
-        process = self._process
-        return process.pid if process is not None and process.poll() is None else None
-
-    def is_running(self) -> bool:
-        """Whether nginx's master is running and has not been asked to stop."""
-        return self.pid is not None and not self._stopping.is_set()
-
-    def start(self) -> None:
-        """Run nginx (on an empty configuration if none is in place) until it answers on http_port, or raise."""
-        # EdgeStartFailed carries nginx's own error; starting a running edge does nothing
-        with self._lock:
-            if self.pid is not None:
-                return
-            _check_layout(self.layout)
-            _prepare(self.layout)
-            if not _reachable_by(self.layout.challenge_dir, self.layout.worker_user):
-                raise EdgeStartFailed(f"the worker user {self.layout.worker_user} cannot reach {self.layout.root}: "
-                                      "challenge and temporary files would fail (open the directories above it)")
-            if _current_generation(self.layout) is None or not self.layout.conf.exists():
-                apply(self.layout, [], seconds=self.start_seconds)
-            self._end_stale()
-            self._stopping.clear()
-            with _applying(self.layout):  # nginx reads the configuration in place while no apply() replaces it
-                self._spawn()
-            if self._supervisor is None or not self._supervisor.is_alive():
-                self._supervisor = threading.Thread(target=self._supervise, name="edge-nginx", daemon=True)
-                self._supervisor.start()
-
-    def stop(self) -> None:
-        """Ask nginx to finish its requests and quit, kill it past the deadline; idempotent."""
-        self._stopping.set()
-        with self._lock:
-            process, self._process = self._process, None
-            if process is not None:
-                self._end(process)
-        supervisor = self._supervisor
-        if supervisor is not None and supervisor is not threading.current_thread():
-            supervisor.join(timeout=self.stop_seconds)
-
-    def _end(self, process: subprocess.Popen[bytes]) -> None:
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(signal.SIGQUIT)  # graceful: in-flight requests finish
-            try:
-                process.wait(timeout=self.stop_seconds)
-            except subprocess.TimeoutExpired:
-                log.warning("edge did not quit in time; killed", pid=process.pid)
-                _kill_group(process.pid)
-                process.wait(timeout=SIGNAL_SECONDS)
-        _kill_group(process.pid)  # workers still draining, or orphaned by a master that was killed
-        deadline = time.monotonic() + SIGNAL_SECONDS
-        while group_members(process.pid) and time.monotonic() < deadline:
-            time.sleep(0.02)
-
-    def _end_stale(self) -> None:
-        """A master left running on this layout by an earlier process of ours (it would hold the ports)."""
-        pid = _master_pid(self.layout)
-        if pid is None:
-            return
-        log.warning("stopping an edge left running on this layout", pid=pid)
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGQUIT)
-        deadline = time.monotonic() + self.stop_seconds
-        while _master_pid(self.layout) == pid and time.monotonic() < deadline:
-            time.sleep(0.05)
-        _kill_group(pid)
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-
-    def _spawn(self) -> None:
-        layout = self.layout
-        with contextlib.suppress(FileNotFoundError):
-            layout.pid_file.unlink()
-        try:
-            since = layout.error_log.stat().st_size
-        except OSError:
-            since = 0
-        with (layout.logs / "nginx.stderr.log").open("ab") as stderr:
-            process = subprocess.Popen(  # noqa: S603  # our fixed binary, paths we made
-                # setpriv: the master is told to stop (SIGTERM) when the thread that started it ends, however its
-                # parent ends (uvicorn re-raises SIGTERM after its shutdown, so no `finally` of ours runs then)
-                [SETPRIV, "--pdeathsig", "TERM", "--",
-                 str(NGINX), "-p", f"{layout.root}/", "-c", str(layout.conf), "-g", "daemon off;"],
-                cwd=layout.root, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
-                env=_nginx_env(), start_new_session=True)  # its own group: stop() can reach its workers
-        self._process = process
-        deadline = time.monotonic() + self.start_seconds
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                self._process = None
-                _kill_group(process.pid)
-                raise EdgeStartFailed(self._why(since) or f"nginx exited with status {process.returncode}")
-            if self._answers():
-                return
-            time.sleep(0.05)
-        self._process = None
-        self._end(process)
-        raise EdgeStartFailed(self._why(since) or f"nginx did not answer within {self.start_seconds:.0f} s")
-
-    def _why(self, since: int) -> str:
-        texts = []
-        with contextlib.suppress(OSError), self.layout.error_log.open("rb") as handle:
-            handle.seek(since)
-            texts.append(handle.read().decode(errors="replace"))
-        with contextlib.suppress(OSError):
-            texts.append((self.layout.logs / "nginx.stderr.log").read_text(errors="replace")[-4000:])
-        problems = [line for text in texts for line in text.splitlines() if "[emerg]" in line or "[alert]" in line]
-        return _trimmed(problems[-1], self.layout) if problems else ""
-
-    def _answers(self) -> bool:
-        """Whether an HTTP request to http_port gets an HTTP answer (the default server's)."""
-        host = "127.0.0.1" if self.layout.listen == "0.0.0.0" else self.layout.listen  # noqa: S104
-        connection = http.client.HTTPConnection(host, self.layout.http_port, timeout=PROBE_SECONDS)
-        try:
-            connection.request("GET", "/", headers={"Host": "edge-probe.invalid"})
-            connection.getresponse().read()
-        except (OSError, http.client.HTTPException):
-            return False
-        finally:
-            connection.close()
-        return True
-
-    def _supervise(self) -> None:
-        backoff = RESTART_BACKOFF[0]
-        started = time.monotonic()
-        while not self._stopping.is_set():
-            process = self._process
-            if process is None:
-                if self._stopping.wait(0.1):
-                    return
-                continue
-            try:
-                process.wait(timeout=0.5)
-            except subprocess.TimeoutExpired:
-                continue
-            if self._stopping.is_set():
-                return
-            log.warning("edge exited; starting it again", status=process.returncode, wait_seconds=backoff)
-            _kill_group(process.pid)  # its orphaned workers would keep the ports
-            if time.monotonic() - started > STABLE_SECONDS:
-                backoff = RESTART_BACKOFF[0]
-            if self._stopping.wait(backoff):
-                return
-            with self._lock:
-                if self._stopping.is_set() or self._process is not process:
-                    continue
-                try:
-                    with _applying(self.layout):
-                        self._spawn()
-                except (EdgeStartFailed, OSError) as failure:
-                    self._process = process  # still the dead one: the next turn waits longer and tries again
-                    log.error("edge did not start again", error=str(failure))
-                    backoff = min(backoff * 2, RESTART_BACKOFF[1])
-                    continue
-                self.restarts += 1
-                started = time.monotonic()

@@ -23,7 +23,7 @@ from cloudlet.actions.registry import Procedure, task
 from cloudlet.actions.work import ActionWork
 from cloudlet.config import Settings
 from cloudlet.drivers.base import GuestFailed
-from cloudlet.edge import nginx, service
+from cloudlet.edge import nginx, server, service
 from cloudlet.kit.db import Database
 
 APPLY_SECONDS = 120.0  # render, `nginx -t` (the CRS takes a moment per app) and reload
@@ -90,22 +90,22 @@ def apply_edge(db: Database, settings: Settings) -> str | None:
     return error
 
 
-def serve(db: Database, settings: Settings) -> nginx.EdgeServer | None:
+def serve(db: Database, settings: Settings) -> server.EdgeServer | None:
     """Give this machine's edge its configuration and run it (`cloudlet serve`); the caller stops it. A
     configuration nginx refuses is logged and the edge serves the one in place; an edge that cannot start
     (its ports taken, nginx missing) is logged and the API serves without it (None)."""
     error = apply_edge(db, settings)
     if error is not None:
         log.warning("edge configuration refused at start", error=error)
-    server = nginx.EdgeServer(layout(settings))
+    edge = server.EdgeServer(layout(settings))
     try:
-        server.start()
+        edge.start()
     except Exception as failure:  # the API serves all the same: an operator reads why in the log
         log.error("edge not started", error=f"{type(failure).__name__}: {failure}")
-        server.stop()
+        edge.stop()
         return None
     log.info("edge serving", http_port=settings.edge_http_port, https_port=settings.edge_https_port)
-    return server
+    return edge
 
 
 @task(APPLY_SECONDS)
