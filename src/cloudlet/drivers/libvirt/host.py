@@ -218,9 +218,15 @@ def route_guest(address: str, gateway: str | None) -> None:
 
 
 def unroute_guest(address: str) -> None:
-    """Take a guest address's route to the bridge away; one already gone (a host restart) is fine."""
-    if _guest_route("show", address).strip():
+    """Take a guest address's route to the bridge away; one already gone (a host restart, or another deletion of
+    a guest that had the address, between the look and the deletion) is fine."""
+    if not _guest_route("show", address).strip():
+        return
+    try:
         _guest_route("del", address)
+    except GuestFailed as failure:
+        if "No such process" not in failure.reason:  # the kernel's ESRCH: no such route (any more)
+            raise
 
 
 def routed_to_bridge(address: str) -> bool:
