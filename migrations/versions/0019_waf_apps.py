@@ -70,6 +70,8 @@ def upgrade() -> None:
     sa.Column('cert_status', sa.Enum('pending', 'issued', 'failed', name='certificatestatus', native_enum=False, length=20), nullable=False),
     sa.Column('cert_error', sa.Text(), nullable=False),
     sa.Column('cert_not_after', cloudlet.kit.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('cert_chain', sa.Text(), nullable=False),
+    sa.Column('cert_key_sealed', sa.Text(), nullable=False),
     sa.Column('cert_action_id', sa.Integer(), nullable=True),
     sa.Column('cert_retry_at', cloudlet.kit.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('created_at', cloudlet.kit.db.UTCDateTime(timezone=True), nullable=False),

@@ -15,8 +15,10 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from cloudlet.drivers.libvirt.guest import LibvirtDriver
+from cloudlet.edge.models import WafHostname
 from cloudlet.networking import service as networking
 from cloudlet.networking.schemas import IpPoolUpdate
 from cloudlet.surfaces.deps import Runtime
@@ -73,6 +75,14 @@ def https_get(port: int, hostname: str, root: ssl.SSLContext) -> httpx.Response:
     with httpx.Client(verify=root, timeout=10) as https:
         return https.send(https.build_request("GET", f"https://127.0.0.1:{port}/", headers={"Host": hostname},
                                               extensions={"sni_hostname": hostname}))
+
+
+def set_chain(runtime: Runtime, hostname: str, chain: str) -> str:
+    """Put chain in place of hostname's certificate chain in the database, as an intruder would; the one before."""
+    with runtime.db.session() as session:
+        row = session.scalars(select(WafHostname).where(WafHostname.hostname == hostname)).one()
+        before, row.cert_chain = row.cert_chain, chain
+    return before
 
 
 def test_the_edge_fronts_a_real_guest_with_the_crs_and_certificates(runtime: Runtime, node: LibvirtDriver,
@@ -152,17 +162,15 @@ def test_the_edge_fronts_a_real_guest_with_the_crs_and_certificates(runtime: Run
                      seconds=CERTIFICATE_SECONDS)
             assert https_get(https_port, SPARE, root).status_code == 200
 
-            # a configuration nginx rejects (a certificate file broken behind Cloudlet's back) is never loaded:
-            # the edge goes on serving the previous one, and the app says why until the file is sound again
-            chain = data_dir / "edge" / "certificates" / SHOP / "fullchain.pem"
-            sound = chain.read_bytes()
-            chain.write_bytes(b"-----BEGIN CERTIFICATE-----\nbroken\n-----END CERTIFICATE-----\n")
+            # a configuration nginx rejects (a certificate broken in the database behind Cloudlet's back) is never
+            # loaded: the edge goes on serving the previous one, and the app says why until the certificate is sound
+            sound = set_chain(runtime, SHOP, "-----BEGIN CERTIFICATE-----\nbroken\n-----END CERTIFICATE-----\n")
             http.post(f"/api/shield/waf/{app_id}/firewall", json={"enabled": False})
             wait_for(lambda: app_of(http, app_id)["status"] == "error", "the edge to refuse", seconds=60)
             assert "refused" in app_of(http, app_id)["error"]
             assert [edge.get(attack).status_code for attack in ATTACKS] == [403, 403, 403]  # the previous one
             assert https_get(https_port, SHOP, root).status_code == 200
-            chain.write_bytes(sound)
+            set_chain(runtime, SHOP, sound)
             http.post(f"/api/shield/waf/{app_id}/firewall", json={"enabled": False, "paranoia_level": 1})
             served(http, app_id)
             assert edge.get(ATTACKS[0]).status_code == 200

@@ -103,6 +103,10 @@ def test_a_hostname_gets_its_certificate_through_the_edge(cloud: Cloud, ca: Acme
     root = ssl.create_default_context(cadata=ca.issuing_root_pem().decode())
     key = push.certificate_dir(cloud.runtime.settings, NAME) / "key.pem"
     assert key.stat().st_mode & 0o077 == 0
+    with cloud.runtime.db.session(write=False) as session:  # the database holds the key sealed, the chain as is
+        kept = edge_repository.hostname(session, issued["id"])
+        assert kept is not None and "PRIVATE KEY" not in kept.cert_key_sealed
+        assert kept.cert_chain.startswith("-----BEGIN CERTIFICATE-----") and kept.cert_key_sealed
     with socket.create_connection(("127.0.0.1", edge_ports[1]), timeout=10) as raw, \
             root.wrap_socket(raw, server_hostname=NAME) as tls:
         assert tls.getpeercert()["subjectAltName"] == (("DNS", NAME),)  # type: ignore[index]

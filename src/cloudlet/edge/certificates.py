@@ -3,15 +3,14 @@ directory configured), by retry-ssl and by the renewal round (edge/service.py), 
 
 Its tasks are the ACME stages (edge/acme.py): acme_order opens an order and notes it in the action's params
 (URLs and tokens only), acme_challenge writes the key authorization where the edge serves it and asks the CA to
-look, acme_validate waits for the CA's verdict, certificate_install makes the key, fetches the chain, keeps both
-beside the edge's configuration (the key readable by root alone) and has the edge serve HTTPS with them. A CA
+look, acme_validate waits for the CA's verdict, certificate_install makes the key, fetches the chain, keeps both in
+the database (the key sealed) and has the edge serve HTTPS with them (one it refuses is put back as it was). A CA
 that refuses fails the task with its own reason (no retry: a CA's refusals count against its rate limits); a
 rate-limited answer also records when the CA allows the next order.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -108,25 +107,20 @@ def acme_validate(work: CertificateWork) -> str:
     return "the CA validated the challenge"
 
 
-def _write(path: Path, content: bytes, mode: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    partial = path.with_name(path.name + ".partial")
-    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(descriptor, "wb") as written:
-        written.write(content)
-    partial.replace(path)
-
-
 @task(STEP_SECONDS + push.APPLY_SECONDS)
 def certificate_install(work: CertificateWork) -> str:
-    """Make the key, fetch the chain, keep both and have the edge serve HTTPS with them."""
+    """Make the key, fetch the chain, keep both (the key sealed) and have the edge serve HTTPS with them."""
     hostname = work.name()
     issued = _at_the_ca(work, lambda issuer: issuer.finalize(work.order()))
-    folder = push.certificate_dir(work.settings, hostname)
-    _write(folder / "key.pem", issued.key_pem, 0o600)
-    _write(folder / "fullchain.pem", issued.fullchain_pem, 0o644)
+    with work.db.session() as session:
+        kept = service.install_certificate(session, work.settings, work.hostname_id, work.action_id,
+                                           issued.fullchain_pem.decode(), issued.key_pem.decode())
+    if kept is None:
+        raise GuestFailed("a later order for the hostname took over, or the hostname was removed")
     error = push.apply_edge(work.db, work.settings)
-    if error is not None:
+    if error is not None:  # the edge keeps serving what it had: so does the database
+        with work.db.session() as session:
+            service.restore_certificate(session, work.hostname_id, kept)
         raise GuestFailed(error)
     with work.db.session() as session:  # issued once the edge serves it
         service.certificate_issued(session, work.hostname_id, work.action_id, issued.not_after)

@@ -3,7 +3,8 @@
 An app belongs to the project of the server its origin address belongs to, and proxies to that address only
 while the address stays that server's. Every change to what the edge serves for an app is a numbered version
 (a snapshot of the app's edge configuration); `version` is the app's latest, `applied_version` the latest the
-edge serves, and `edge_error` why the edge refused a later one. A hostname is unique across all apps.
+edge serves, and `edge_error` why the edge refused a later one. A hostname is unique across all apps; its
+certificate and sealed key live here too, so whatever machine runs an edge renders it from the database.
 """
 
 from __future__ import annotations
@@ -64,6 +65,8 @@ class WafHostname(Base):
                                                            default=CertificateStatus.PENDING)
     cert_error: Mapped[str] = mapped_column(Text, default="")
     cert_not_after: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cert_chain: Mapped[str] = mapped_column(Text, default="")  # PEM, the certificate and its intermediates
+    cert_key_sealed: Mapped[str] = mapped_column(Text, default="")  # its private key, sealed (kit/secretbox.py)
     cert_action_id: Mapped[int | None] = mapped_column(Integer)  # the latest order's action (one at a time)
     cert_retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # a rate-limited CA asked us to wait
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)

@@ -12,6 +12,8 @@ when its turn comes, so an older configuration never lands after a newer one.
 from __future__ import annotations
 
 import fcntl
+import os
+import shutil
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -28,6 +30,7 @@ from cloudlet.kit.db import Database
 
 APPLY_SECONDS = 120.0  # render, `nginx -t` (the CRS takes a moment per app) and reload
 RECORD_TASK = service.PUSH_TASKS[-1]
+CHAIN, KEY = "fullchain.pem", "key.pem"
 log = structlog.get_logger(__name__)
 _lock = threading.Lock()
 
@@ -41,26 +44,48 @@ def layout(settings: Settings) -> nginx.Layout:
 
 
 def certificate_dir(settings: Settings, hostname: str) -> Path:
-    """Where a hostname's certificate and key are kept."""
+    """Where this machine's edge keeps a hostname's certificate and key (written from the database)."""
     return settings.data_dir / "edge" / "certificates" / hostname
 
 
-def _certificates(settings: Settings, hostnames: Sequence[str]) -> tuple[nginx.Certificate, ...]:
-    found = []
-    for hostname in hostnames:
-        folder = certificate_dir(settings, hostname)
-        chain, key = folder / "fullchain.pem", folder / "key.pem"
-        if chain.is_file() and key.is_file():
-            found.append(nginx.Certificate(hostname, chain, key))
-    return tuple(found)
-
-
 def sites(settings: Settings, served: Sequence[service.ServedApp]) -> list[nginx.Site]:
-    """The apps as nginx serves them, with the certificates issued so far."""
+    """The apps as nginx serves them, with their hostnames' certificates (where write_certificates puts them)."""
     return [nginx.Site(app_id=app.app_id, hostnames=app.hostnames, origin_ip=app.origin_ip,
                        origin_port=app.origin_port, origin_tls=app.origin_port == service.TLS_ORIGIN_PORT,
                        waf=app.waf_enabled, paranoia=app.paranoia, excluded_rules=app.excluded_rules,
-                       certificates=_certificates(settings, app.hostnames)) for app in served]
+                       certificates=tuple(nginx.Certificate(kept.hostname,
+                                                            certificate_dir(settings, kept.hostname) / CHAIN,
+                                                            certificate_dir(settings, kept.hostname) / KEY)
+                                          for kept in app.certificates)) for app in served]
+
+
+def write_certificates(settings: Settings, served: Sequence[service.ServedApp]) -> None:
+    """Write the served certificates and keys (the keys readable by root alone) where nginx reads them, and remove
+    those of hostnames no longer served."""
+    root = settings.data_dir / "edge" / "certificates"
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    wanted = {kept.hostname: kept for app in served for kept in app.certificates}
+    for hostname, kept in wanted.items():
+        folder = certificate_dir(settings, hostname)
+        _write(folder / CHAIN, kept.chain.encode(), 0o644)
+        _write(folder / KEY, kept.key.encode(), 0o600)
+    for folder in root.iterdir():
+        if folder.name not in wanted:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _write(path: Path, content: bytes, mode: int) -> None:
+    try:
+        if path.read_bytes() == content:
+            return
+    except OSError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    partial = path.with_name(path.name + ".partial")
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(descriptor, "wb") as written:
+        written.write(content)
+    partial.replace(path)
 
 
 @contextmanager
@@ -79,9 +104,10 @@ def apply_edge(db: Database, settings: Settings) -> str | None:
     where = layout(settings)
     with _one_push(where.root):
         with db.session(write=False) as session:
-            served, left_out = service.served_apps(session)
+            served, left_out = service.served_apps(session, settings)
         error = None
         try:
+            write_certificates(settings, served)
             nginx.apply(where, sites(settings, served))
         except nginx.EdgeRejected as rejected:
             error = f"the edge refused the configuration: {rejected.reason}"

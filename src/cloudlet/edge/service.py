@@ -14,8 +14,9 @@ from __future__ import annotations
 import ipaddress
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -40,6 +41,7 @@ from cloudlet.edge.schemas import (
 from cloudlet.instances import service as instances
 from cloudlet.kit import clock
 from cloudlet.kit.errors import Conflict, Invalid, NotConfigured, NotFound
+from cloudlet.kit.secretbox import SecretBox
 from cloudlet.networking import service as networking
 from cloudlet.projects import service as projects
 from cloudlet.projects.schemas import Actor
@@ -322,8 +324,17 @@ def rollback(session: Session, settings: Settings, actor: Actor, app_id: int, da
 
 
 @dataclass(frozen=True)
+class ServedCertificate:
+    """A hostname's certificate as the edge serves it (the key opened: never logged)."""
+
+    hostname: str
+    chain: str
+    key: str = field(repr=False)
+
+
+@dataclass(frozen=True)
 class ServedApp:
-    """An app as the edge serves it: its configuration, at which version."""
+    """An app as the edge serves it: its configuration, at which version, and its hostnames' certificates."""
 
     app_id: int
     version: int
@@ -333,9 +344,15 @@ class ServedApp:
     waf_enabled: bool
     paranoia: int
     excluded_rules: tuple[int, ...]
+    certificates: tuple[ServedCertificate, ...] = ()
 
 
-def served_apps(session: Session) -> tuple[list[ServedApp], dict[int, str]]:
+@lru_cache(maxsize=4)
+def _box(master_secret: str) -> SecretBox:
+    return SecretBox(master_secret, "edge-certificates")
+
+
+def served_apps(session: Session, settings: Settings) -> tuple[list[ServedApp], dict[int, str]]:
     """Every app the edge should serve now, and why the others are left out (their origin address is no longer
     their server's)."""
     found = repository.apps(session)
@@ -347,8 +364,12 @@ def served_apps(session: Session) -> tuple[list[ServedApp], dict[int, str]]:
         if (app.instance_uuid, app.origin_ip) not in held:
             left_out[app.id] = ORIGIN_GONE
             continue
+        certificates = tuple(ServedCertificate(row.hostname, row.cert_chain,
+                                               _box(settings.jwt_secret).open(row.cert_key_sealed))
+                             for row in names[app.id] if row.cert_chain and row.cert_key_sealed)
         served.append(ServedApp(app.id, app.version, tuple(row.hostname for row in names[app.id]), app.origin_ip,
-                                app.origin_port, app.waf_enabled, app.paranoia, tuple(app.excluded_rules)))
+                                app.origin_port, app.waf_enabled, app.paranoia, tuple(app.excluded_rules),
+                                certificates))
     return served, left_out
 
 
@@ -394,8 +415,38 @@ def hostname_of(session: Session, hostname_id: int) -> str | None:
     return row.hostname if row is not None else None
 
 
+@dataclass(frozen=True)
+class KeptCertificate:
+    """What a hostname held before a new certificate took its place (to put back if the edge refuses it)."""
+
+    chain: str
+    key_sealed: str = field(repr=False)
+
+
+def install_certificate(session: Session, settings: Settings, hostname_id: int, action_id: int, chain: str,
+                        key_pem: str) -> KeptCertificate | None:
+    """Keep a hostname's new certificate and key (sealed) for the edge to serve; what it held before, or None when
+    a later order took over or the hostname went (nothing is kept then)."""
+    row = repository.hostname(session, hostname_id, lock=True)
+    if row is None or row.cert_action_id != action_id:
+        return None
+    kept = KeptCertificate(row.cert_chain, row.cert_key_sealed)
+    row.cert_chain, row.cert_key_sealed = chain, _box(settings.jwt_secret).seal(key_pem)
+    session.flush()
+    return kept
+
+
+def restore_certificate(session: Session, hostname_id: int, kept: KeptCertificate) -> None:
+    """Put back what a hostname held before a certificate the edge refused."""
+    row = repository.hostname(session, hostname_id, lock=True)
+    if row is not None:
+        row.cert_chain, row.cert_key_sealed = kept.chain, kept.key_sealed
+        session.flush()
+
+
 def certificate_issued(session: Session, hostname_id: int, action_id: int, not_after: datetime) -> None:
-    """Record a hostname's new certificate (unless a later order took over or the hostname went)."""
+    """Record that the edge serves a hostname's new certificate (unless a later order took over or the hostname
+    went)."""
     row = repository.hostname(session, hostname_id, lock=True)
     if row is not None and row.cert_action_id == action_id:
         row.cert_status, row.cert_error, row.cert_not_after = CertificateStatus.ISSUED, "", not_after

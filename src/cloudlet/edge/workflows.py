@@ -35,9 +35,9 @@ _reading = threading.Lock()
 
 def _digest(settings: Settings, db: Database) -> str:
     with db.session(write=False) as session:
-        served, left_out = service.served_apps(session)
-    wanted = push.sites(settings, served)
-    return hashlib.sha256(repr((wanted, sorted(left_out))).encode()).hexdigest()
+        served, left_out = service.served_apps(session, settings)
+    # the certificates' chains are in the repr (a renewal changes it), their keys are not
+    return hashlib.sha256(repr((served, sorted(left_out))).encode()).hexdigest()
 
 
 def reconcile(db: Database, settings: Settings) -> bool:
@@ -76,7 +76,7 @@ def read_traffic(db: Database, settings: Settings) -> int:
     counted = 0
     with _reading:
         with db.session(write=False) as session:
-            app_ids = [app.app_id for app in service.served_apps(session)[0]]
+            app_ids = [app.app_id for app in service.served_apps(session, settings)[0]]
         kept = _kept_offsets(where.root / OFFSETS_FILE)
         for app_id in app_ids:
             seen = logs.traffic(where, app_id, logs.Offsets.decode(kept.get(str(app_id), "")))
