@@ -10,6 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
+from cloudlet.edge import repository as edge_repository
+from cloudlet.edge.models import WafHostname
+from cloudlet.kit import clock
 from tests.cloud import Cloud, wait_for
 from tests.helpers import make_user, mint_token
 from tests.integration.test_instances import order, running
@@ -149,6 +152,11 @@ def test_hostnames_are_unique_across_customers_and_limited_per_app(cloud: Cloud)
     refused = client.delete(f"{url}/{last['id']}")
     assert refused.status_code == 409 and "at least one hostname" in refused.text
     assert client.delete(f"{url}/999999").status_code == 404
+    # two inserts of one name racing past the check: the second is told, and its transaction goes on
+    with cloud.runtime.db.session() as session:
+        twin = WafHostname(app_id=app["id"], hostname="c.example.com", is_primary=False, created_at=clock.now())
+        assert edge_repository.insert_hostname(session, twin) is False
+        assert edge_repository.hostname_taken(session, "c.example.com") is not None
     # a freed hostname is free for anyone again
     assert other.post("/api/shield/waf", json={"name": "mine now", "origin_ip": theirs,
                                                "hostname": "shop.example.com"}).status_code == 201

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cloudlet.edge.models import CertificateStatus, WafApp, WafBlock, WafHostname, WafVersion
@@ -63,6 +64,17 @@ def expiring(session: Session, before: datetime, limit: int = 100) -> list[WafHo
     return list(session.scalars(select(WafHostname).where(WafHostname.cert_status == CertificateStatus.ISSUED,
                                                           WafHostname.cert_not_after < before)
                                 .order_by(WafHostname.cert_not_after).limit(limit)))
+
+
+def insert_hostname(session: Session, row: WafHostname) -> bool:
+    """Insert a hostname; False (and nothing inserted) when another app took the name meanwhile."""
+    try:
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
+    except IntegrityError:
+        return False
+    return True
 
 
 def add(session: Session, row: WafApp | WafHostname | WafVersion | WafBlock) -> None:

@@ -154,8 +154,12 @@ def _hostname(session: Session, settings: Settings, text: str) -> str:
         if name == reserved or name.endswith("." + reserved):
             raise Invalid("hostname", f"{name} is reserved by the operator and cannot be put behind the WAF.")
     if repository.hostname_taken(session, name) is not None:
-        raise Conflict(f"The hostname {name} is already in use by a WAF app.", code="HOSTNAME_TAKEN")
+        raise _taken(name)
     return name
+
+
+def _taken(name: str) -> Conflict:
+    return Conflict(f"The hostname {name} is already in use by a WAF app.", code="HOSTNAME_TAKEN")
 
 
 # --- changing ----------------------------------------------------------------------------------------------
@@ -189,7 +193,8 @@ def _new_hostname(session: Session, settings: Settings, app: WafApp, name: str, 
     row = WafHostname(app_id=app.id, hostname=name, is_primary=primary,
                       cert_status=CertificateStatus.PENDING if settings.acme_directory else CertificateStatus.FAILED,
                       cert_error="" if settings.acme_directory else NO_ACME, created_at=clock.now())
-    repository.add(session, row)
+    if not repository.insert_hostname(session, row):  # taken between the check and the insert
+        raise _taken(name)
     if settings.acme_directory:
         _order_certificate(session, row)
     return row
