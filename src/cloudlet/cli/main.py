@@ -7,6 +7,7 @@ import signal
 import threading
 from typing import Any
 
+import structlog
 import typer
 import uvicorn
 from rich.console import Console
@@ -21,6 +22,7 @@ from cloudlet.cli import node as node_cli
 from cloudlet.cli.wallet import billing_app, wallet_app
 from cloudlet.config import Settings
 from cloudlet.edge import push as edge_push
+from cloudlet.edge import workflows as edge_workflows
 from cloudlet.images import service as images
 from cloudlet.kit import logging as cloudlet_logging
 from cloudlet.kit import migrate as migrations
@@ -28,6 +30,7 @@ from cloudlet.mail import service as mail
 from cloudlet.nodes import service as nodes
 from cloudlet.nodes import workflows as node_workflows
 
+log = structlog.get_logger(__name__)
 app = typer.Typer(help="Cloudlet: a self-hosted VPS cloud.", no_args_is_help=True)
 mail_app = typer.Typer(help="Outgoing mail.", no_args_is_help=True)
 app.add_typer(mail_app, name="mail")
@@ -128,6 +131,32 @@ def worker() -> None:
         signal.signal(signum, lambda *_: stop.set())
     with create_worker(runtime=runtime):
         stop.wait()
+
+
+@app.command()
+def edge(every: float = typer.Option(10.0, "--every", min=1.0, help="Seconds between two readings of the "
+                                     "database (configuration) and of the edge's logs (traffic).")) -> None:
+    """Run only the WAF edge (nginx with ModSecurity and the CRS), its configuration read from the database,
+    until SIGINT or SIGTERM: the edge of an installation whose API runs without it (`cloudlet api` and `cloudlet
+    worker`, or CLOUDLET_EDGE_SERVE=false), or another edge machine sharing its database and secret key."""
+    settings = _settings()
+    cloudlet_logging.configure(settings.log_level, json=settings.log_json)
+    runtime = build_runtime(settings)
+    running = edge_push.serve(runtime.db, settings)
+    if running is None:
+        raise typer.Exit(1)  # why is in the log
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        while not stop.wait(every):
+            try:
+                edge_workflows.reconcile(runtime.db, settings)
+                edge_workflows.read_traffic(runtime.db, settings)
+            except Exception as failure:  # the database blinked: the edge serves on, the next round tries again
+                log.warning("edge round failed", error=f"{type(failure).__name__}: {failure}")
+    finally:
+        running.stop()
 
 
 @app.command()
