@@ -1,5 +1,6 @@
 """`cloudlet edge`: the WAF edge alone (its nginx on loopback ports here), its configuration read from the
-database: it serves at once, takes an app's new hostname within a round, and stops with its nginx on SIGTERM.
+database (a data directory of its own, as on another machine): it serves at once, takes an app's new hostname
+within a round, and stops with its nginx on SIGTERM.
 Nothing is proxied: the fake driver's servers have no address this machine may send to."""
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -34,11 +34,6 @@ def edge_home() -> Iterator[Path]:
     shutil.rmtree(home, ignore_errors=True)
 
 
-@pytest.fixture
-def settings_overrides(edge_home: Path) -> dict[str, Any]:
-    return {"data_dir": edge_home}
-
-
 def served_names(home: Path) -> str:
     """The text of the sites the edge's configuration in place holds."""
     return "".join(path.read_text() for path in (home / "edge").rglob("app-*.conf") if "sites" in path.parts)
@@ -51,8 +46,9 @@ def test_the_edge_runs_alone_and_follows_the_database(cloud: Cloud, edge_home: P
     assert app.status_code == 201, app.text
     settings = cloud.runtime.settings
     port = free_port()
+    machine = edge_home  # as on another machine: not the data directory of this control plane
     env = {**os.environ, "CLOUDLET_DATABASE_URL": settings.effective_database_url,
-           "CLOUDLET_DATA_DIR": str(edge_home), "CLOUDLET_SECRET_KEY": settings.jwt_secret,
+           "CLOUDLET_DATA_DIR": str(machine), "CLOUDLET_SECRET_KEY": settings.jwt_secret,
            "CLOUDLET_EDGE_LISTEN": "127.0.0.1", "CLOUDLET_EDGE_HTTP_PORT": str(port),
            "CLOUDLET_EDGE_HTTPS_PORT": str(free_port())}
     log = (tmp_path / "edge.log").open("wb")
@@ -67,11 +63,11 @@ def test_the_edge_runs_alone_and_follows_the_database(cloud: Cloud, edge_home: P
                 return False
 
         wait_for(answers, timeout=60)
-        assert "alone.example.test" in served_names(edge_home)
+        assert "alone.example.test" in served_names(machine)
         added = client.post(f"/api/shield/waf/{app.json()['id']}/hostnames", json={"hostname": "more.example.test"})
         assert added.status_code == 201, added.text
-        wait_for(lambda: "more.example.test" in served_names(edge_home), timeout=30)
-        layout = nginx.Layout(edge_home / "edge", port, 0)
+        wait_for(lambda: "more.example.test" in served_names(machine), timeout=30)
+        layout = nginx.Layout(machine / "edge", port, 0)
         assert nginx.master_pid(layout) is not None
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=60) in (0, -signal.SIGTERM)

@@ -33,19 +33,27 @@ OFFSETS_FILE = "traffic-offsets.json"  # beside the edge's logs: where each app'
 _reading = threading.Lock()
 
 
+def _digest_of(served: object, left_out: object) -> str:
+    # the certificates' chains are in the repr (a renewal changes it), their keys are not
+    return hashlib.sha256(repr((served, left_out)).encode()).hexdigest()
+
+
+_NOTHING = _digest_of([], [])
+
+
 def _digest(settings: Settings, db: Database) -> str:
     with db.session(write=False) as session:
         served, left_out = service.served_apps(session, settings)
-    # the certificates' chains are in the repr (a renewal changes it), their keys are not
-    return hashlib.sha256(repr((served, sorted(left_out))).encode()).hexdigest()
+    return _digest_of(served, sorted(left_out))
 
 
 def reconcile(db: Database, settings: Settings) -> bool:
     """Give the edge its configuration if what it should serve differs from what this process last gave it;
-    whether it was given."""
+    whether it was given. A process that gave nothing yet takes the edge to serve nothing: with no app to serve
+    it leaves the edge alone (`cloudlet serve` and `cloudlet edge` write the configuration as they start)."""
     root = str(push.layout(settings).root)
     digest = _digest(settings, db)
-    if _given.get(root) == digest:
+    if _given.get(root, _NOTHING) == digest:
         return False
     error = push.apply_edge(db, settings)
     if error is None:
