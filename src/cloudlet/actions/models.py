@@ -1,8 +1,8 @@
 """Actions and their ordered tasks: every change to infrastructure, recorded step by step.
 
-An action works on an instance or on a node. It has a command, a status (running, then success or error),
-progress 0-100, ordered tasks, start and finish times and an error.
-The tables keep their names from when they lived in instances/.
+An action works on an instance, on a node, or on neither (what its params name: a certificate's hostname). It
+has a command, a status (running, then success or error), progress 0-100, ordered tasks, start and finish times
+and an error. The tables keep their names from when they lived in instances/.
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ class TaskStatus(StrEnum):
 
 
 class Action(Base):
-    """One change to an instance, or to a node (a firewall push), carried out by the durable workflow named
-    workflow_id. An instance's action holds its instance (locked_action_id); a node's holds nothing."""
+    """One change to an instance, a node (a firewall push) or neither (the edge), carried out by the durable
+    workflow named workflow_id. An instance's action holds its instance (locked_action_id); the others nothing."""
 
     __tablename__ = "actions"
 

@@ -41,6 +41,7 @@ QUEUE = worker.QueueSpec("cloudlet-instances")
 # a conclusion that could not be recorded is tried again after this pause, doubled each time up to the cap
 CONCLUDE_RETRY_FIRST_SECONDS = 1.0
 CONCLUDE_RETRY_MAX_SECONDS = 60.0
+GONE = "the action no longer exists"  # a task's outcome when its action went with what it worked on
 
 # How a task gets at what its action works on: (database, settings, node drivers, action id, bound on each node
 # call or None).
@@ -69,7 +70,6 @@ def _work(procedure: registry.Procedure[Any], action_id: int, *, ending: bool = 
                     running.settings.action_cleanup_call_seconds if ending else None)
 
 
-GONE = "the action no longer exists"
 # When each running task began (monotonic), so the retries of a step share its deadline rather than
 # each getting a new one. A task resumed after a crash starts afresh: its deadline counts from then.
 _began: dict[tuple[int, str], float] = {}

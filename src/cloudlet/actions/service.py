@@ -1,9 +1,9 @@
 """An action's life: opened on a holder, its tasks started, completed or failed, then finished.
 
 The engine knows little of what an action works on: an instance's action is handed a holder, any row with an
-id and a locked_action_id column, which begin() sets and finish() clears; a node's action (begin_on_node)
-holds nothing. Recording a task
-touches only the action, and never again once it ended.
+id and a locked_action_id column, which begin() sets and finish() clears; a node's action (begin_on_node) and
+one on neither (begin_unheld: the edge's pushes, a certificate's order) hold nothing. Recording a task touches
+only the action, and never again once it ended.
 """
 
 from __future__ import annotations
