@@ -82,6 +82,16 @@ def upgrade() -> None:
     with op.batch_alter_table('waf_hostnames', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_waf_hostnames_app_id'), ['app_id'], unique=False)
 
+    op.create_table('waf_challenges',
+    sa.Column('token', sa.String(length=128), nullable=False),
+    sa.Column('hostname_id', sa.Integer(), nullable=False),
+    sa.Column('key_authorization', sa.String(length=512), nullable=False),
+    sa.ForeignKeyConstraint(['hostname_id'], ['waf_hostnames.id'], name=op.f('fk_waf_challenges_hostname_id_waf_hostnames'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('token', name=op.f('pk_waf_challenges'))
+    )
+    with op.batch_alter_table('waf_challenges', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_waf_challenges_hostname_id'), ['hostname_id'], unique=False)
+
     op.create_table('waf_versions',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('app_id', sa.Integer(), nullable=False),
@@ -99,6 +109,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('waf_challenges', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_waf_challenges_hostname_id'))
+
+    op.drop_table('waf_challenges')
     with op.batch_alter_table('waf_versions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_waf_versions_app_id'))
 

@@ -137,6 +137,9 @@ class Settings(BaseSettings):
     acme_directory: str | None = None  # e.g. https://acme-v02.api.letsencrypt.org/directory; unset: no certificates
     acme_ca_bundle: Path | None = None  # a CA bundle to trust that directory with (a local ACME server's)
     acme_email: str | None = None
+    # where an edge asks for an HTTP-01 key authorization it does not hold (the API, from the edge's machine);
+    # unset: this machine's API, http://127.0.0.1:<port>
+    edge_challenge_url: str | None = None
     # bandwidth: a server that used up its plan's monthly transfer (bandwidth_gb) is warned once at
     # transfer_warn_percent of it, then held at transfer_throttle_mbit until the month (UTC) ends; the round that
     # counts and caps (and gives every guest its plan's cap) runs on transfer_quota_schedule

@@ -12,7 +12,7 @@ from cloudlet.catalog.models import (
     PlanCategory,
     Region,
 )
-from cloudlet.edge.models import WafApp, WafBlock, WafHostname, WafVersion
+from cloudlet.edge.models import WafApp, WafBlock, WafChallenge, WafHostname, WafVersion
 from cloudlet.events.models import Event
 from cloudlet.images.models import Image
 from cloudlet.instances.console_tickets import ConsoleTicket
@@ -77,6 +77,7 @@ __all__ = [
     "User",
     "WafApp",
     "WafBlock",
+    "WafChallenge",
     "WafHostname",
     "WafVersion",
     "Wallet",

@@ -77,6 +77,18 @@ def test_the_acme_challenge_is_served_before_the_waf_for_every_hostname() -> Non
     assert "location ^~ /.well-known/acme-challenge/" in files["nginx.conf"]  # unknown hosts too
 
 
+def test_a_token_this_edge_does_not_hold_is_asked_of_the_api() -> None:
+    files = render(replace(LAYOUT, challenge_fallback="http://127.0.0.1:8081"), [site()])
+    for text in (files["sites/app-7.conf"], files["nginx.conf"]):  # every hostname, and unknown hosts too
+        assert "error_page 404 = @cloudlet_acme;" in text
+        named = text[text.index("location @cloudlet_acme {"):]
+        assert named.index("proxy_pass http://127.0.0.1:8081;") < named.index("}") and "modsecurity off;" in named
+    assert "@cloudlet_acme" not in render(LAYOUT, [site()])["sites/app-7.conf"]  # no fallback, no named location
+    for wrong in ("127.0.0.1:8081", "http://127.0.0.1:8081/path", "http://a b", "ftp://x", "http://x;evil"):
+        with pytest.raises(ValueError, match="challenge_fallback"):
+            render(replace(LAYOUT, challenge_fallback=wrong), [site()])
+
+
 def test_ipv6_and_tls_origins() -> None:
     text = render(LAYOUT, [site(origin_ip="2001:db8::10", origin_port=443, origin_tls=True)])["sites/app-7.conf"]
     assert "server [2001:db8::10]:443;" in text

@@ -287,12 +287,17 @@ class Issuer:
                 return body.uri, token
         raise AcmeFailed(f"the CA offers no http-01 challenge for {hostname}")
 
+    def key_authorizations(self, order: Order) -> dict[str, str]:
+        """What the CA must find at /.well-known/acme-challenge/<token> for each of the order's challenges (public:
+        the token and the account key's thumbprint)."""
+        jwk = self._account_jwk()
+        return {challenge.token: challenges.HTTP01(token=b64decode(challenge.token)).validation(jwk)
+                for challenge in order.challenges}
+
     def _publish(self, order: Order, challenge_dir: Path) -> None:
         challenge_dir.mkdir(parents=True, exist_ok=True)
-        jwk = self._account_jwk()
-        for challenge in order.challenges:
-            validation = challenges.HTTP01(token=b64decode(challenge.token)).validation(jwk)
-            _write_public(challenge_dir / challenge.token, validation.encode())
+        for token, validation in self.key_authorizations(order).items():
+            _write_public(challenge_dir / token, validation.encode())
 
     def _await_authorization(self, challenge: Challenge, hostname: str) -> None:
         for pause in self._pauses():

@@ -93,17 +93,25 @@ def acme_order(work: CertificateWork) -> str:
 
 @task(STEP_SECONDS)
 def acme_challenge(work: CertificateWork) -> str:
-    """Publish the HTTP-01 key authorization where the edge serves it and ask the CA to check it."""
+    """Publish the HTTP-01 key authorization (in this machine's edge, and through the API to every other edge)
+    and ask the CA to check it."""
     work.name()
+    keys = _at_the_ca(work, lambda issuer: issuer.key_authorizations(work.order()))
+    with work.db.session() as session:
+        service.publish_challenges(session, work.hostname_id, work.action_id, keys)
     _at_the_ca(work, lambda issuer: issuer.answer(work.order(), work.challenge_dir()))
     return "the key authorization is served at /.well-known/acme-challenge/; the CA was asked to look"
 
 
 @task(STEP_SECONDS)
 def acme_validate(work: CertificateWork) -> str:
-    """Wait for the CA's verdict on the challenge."""
+    """Wait for the CA's verdict on the challenge (the key authorization is withdrawn then, whatever it was)."""
     work.name()
-    _at_the_ca(work, lambda issuer: issuer.validate(work.order(), work.challenge_dir()))
+    try:
+        _at_the_ca(work, lambda issuer: issuer.validate(work.order(), work.challenge_dir()))
+    finally:
+        with work.db.session() as session:
+            service.withdraw_challenges(session, work.hostname_id)
     return "the CA validated the challenge"
 
 
@@ -131,6 +139,7 @@ def conclude_certificate(work: CertificateWork, task: str | None, reason: str | 
     """Record how the order ended: the hostname's failure (with the CA's reason), then the action's end."""
     if task is not None and reason is not None:
         with work.db.session() as session:
+            service.withdraw_challenges(session, work.hostname_id)
             service.certificate_failed(session, work.hostname_id, work.action_id, reason)
     work.end_unheld(RECORD_TASK, "the hostname's certificate is recorded", task, reason)
 

@@ -98,3 +98,13 @@ class WafBlock(Base):
     rule_id: Mapped[int | None] = mapped_column(Integer)
     uri: Mapped[str] = mapped_column(String(2000))
     message: Mapped[str] = mapped_column(String(500))
+
+
+class WafChallenge(Base):
+    """An HTTP-01 key authorization of a running order, which the API serves to every edge until it is decided."""
+
+    __tablename__ = "waf_challenges"
+
+    token: Mapped[str] = mapped_column(String(128), primary_key=True)
+    hostname_id: Mapped[int] = mapped_column(ForeignKey("waf_hostnames.id", ondelete="CASCADE"), index=True)
+    key_authorization: Mapped[str] = mapped_column(String(512))

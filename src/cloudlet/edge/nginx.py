@@ -62,6 +62,7 @@ PARANOIA_RULE_ID = 10001  # our per-app SecAction: ids below 100,000 are ModSecu
 _LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 _SAFE_PATH = re.compile(r"/[A-Za-z0-9._/+@=,:~-]*")  # nothing nginx or ModSecurity would read as syntax
 _GENERATION = re.compile(r"[0-9a-f]{16}")
+_FALLBACK = re.compile(r"https?://(?:[A-Za-z0-9.-]+|\[[0-9a-fA-F:]+\])(?::\d{1,5})?")
 
 log = structlog.get_logger(__name__)
 
@@ -103,6 +104,9 @@ class Layout:
     connections_per_client: int = 100  # limit_conn per client address
     listen_v6: str | None = None  # an IPv6 address to listen on as well, e.g. "::"
     worker_user: str = WORKER_USER  # must be able to reach root (challenge files, temporary files)
+    # where a challenge file this edge does not hold is asked for (the API, which serves every pending HTTP-01
+    # key authorization from the database): an order run by another machine's worker is answered here too
+    challenge_fallback: str | None = None
 
     @property
     def challenge_dir(self) -> Path:
@@ -200,6 +204,8 @@ def check_layout(layout: Layout) -> None:
     _whole(layout.connections_per_client, 1, 65535, "connections_per_client")
     if not re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}", layout.worker_user):
         raise ValueError(f"not a user name: {layout.worker_user!r}")
+    if layout.challenge_fallback is not None and not _FALLBACK.fullmatch(layout.challenge_fallback):
+        raise ValueError(f"challenge_fallback must be http(s)://host[:port]: {layout.challenge_fallback!r}")
 
 
 @dataclass(frozen=True)
@@ -379,9 +385,15 @@ http {{
 
 def _challenge(layout: Layout) -> str:
     challenges = _path(layout.challenge_dir, "the challenge directory")
-    return "# ACME http-01: before any WAF rule, for every hostname\n" + _block(
-        "location ^~ /.well-known/acme-challenge/", "modsecurity off;", "default_type text/plain;",
-        f"alias {challenges}/;")
+    if layout.challenge_fallback is None:
+        return "# ACME http-01: before any WAF rule, for every hostname\n" + _block(
+            "location ^~ /.well-known/acme-challenge/", "modsecurity off;", "default_type text/plain;",
+            f"alias {challenges}/;")
+    return ("# ACME http-01: before any WAF rule, for every hostname; a token this edge does not hold is asked\n"
+            "# of the API (an order another machine's worker runs)\n" + _block(
+                "location ^~ /.well-known/acme-challenge/", "modsecurity off;", "default_type text/plain;",
+                f"alias {challenges}/;", "error_page 404 = @cloudlet_acme;") + "\n"
+            + _block("location @cloudlet_acme", "modsecurity off;", f"proxy_pass {layout.challenge_fallback};"))
 
 
 def _server_body(layout: Layout, here: str, site: _Checked) -> list[str]:

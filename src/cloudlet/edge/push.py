@@ -40,7 +40,8 @@ def layout(settings: Settings) -> nginx.Layout:
     return nginx.Layout(root=settings.data_dir / "edge", http_port=settings.edge_http_port,
                         https_port=settings.edge_https_port, listen=settings.edge_listen,
                         rate_per_second=settings.edge_rate_per_second, burst=settings.edge_burst,
-                        connections_per_client=settings.edge_connections_per_client)
+                        connections_per_client=settings.edge_connections_per_client,
+                        challenge_fallback=settings.edge_challenge_url or f"http://127.0.0.1:{settings.port}")
 
 
 def certificate_dir(settings: Settings, hostname: str) -> Path:

@@ -9,7 +9,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from cloudlet.edge.models import CertificateStatus, WafApp, WafBlock, WafHostname, WafVersion
+from cloudlet.edge.models import CertificateStatus, WafApp, WafBlock, WafChallenge, WafHostname, WafVersion
 
 BLOCKS_KEPT = 1000  # per app: the latest blocked requests
 
@@ -57,6 +57,19 @@ def hostname(session: Session, hostname_id: int, *, lock: bool = False) -> WafHo
     if lock:
         query = query.with_for_update().execution_options(populate_existing=True)
     return session.scalars(query).first()
+
+
+def replace_challenges(session: Session, hostname_id: int, keys: dict[str, str]) -> None:
+    """Make these the hostname's pending key authorizations (none: withdraw them)."""
+    session.execute(delete(WafChallenge).where(WafChallenge.hostname_id == hostname_id))
+    session.add_all([WafChallenge(token=token, hostname_id=hostname_id, key_authorization=key)
+                     for token, key in keys.items()])
+    session.flush()
+
+
+def challenge(session: Session, token: str) -> WafChallenge | None:
+    """A pending key authorization by its token."""
+    return session.get(WafChallenge, token)
 
 
 def expiring(session: Session, before: datetime, limit: int = 100) -> list[WafHostname]:

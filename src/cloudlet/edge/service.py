@@ -486,3 +486,24 @@ def renew_due(session: Session, settings: Settings, now: datetime) -> list[str]:
         _order_certificate(session, row)
         ordered.append(row.hostname)
     return ordered
+
+
+def publish_challenges(session: Session, hostname_id: int, action_id: int, keys: dict[str, str]) -> None:
+    """Have the API serve an order's key authorizations to every edge (until withdraw_challenges)."""
+    row = repository.hostname(session, hostname_id, lock=True)
+    if row is not None and row.cert_action_id == action_id:
+        repository.replace_challenges(session, hostname_id, keys)
+
+
+def withdraw_challenges(session: Session, hostname_id: int) -> None:
+    """Stop serving a hostname's key authorizations (its order was decided)."""
+    repository.replace_challenges(session, hostname_id, {})
+
+
+def key_authorization(session: Session, token: str) -> str:
+    """The key authorization of a pending HTTP-01 challenge, by its token (what the CA fetches through an edge);
+    NotFound for any other token."""
+    found = repository.challenge(session, token)
+    if found is None:
+        raise NotFound("challenge", token)
+    return found.key_authorization

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from cloudlet.surfaces import docs, errors, route_index
+from cloudlet.surfaces import acme_challenge, docs, errors, route_index
 from cloudlet.surfaces import prometheus as operator_metrics
 from cloudlet.surfaces.cyberpanel import account as cp_account
 from cloudlet.surfaces.cyberpanel import billing as cp_billing
@@ -111,7 +111,7 @@ def install(app: FastAPI, runtime: Runtime) -> None:
                    primary_metrics, cp_vps_status, wc_vps_status, sh_instance_metrics, operator_metrics,
                    primary_console, cp_vps_console, sh_instance_console, cp_vps_snapshots, sh_instance_backups,
                    sh_instance_files,
-                   primary_rebuild, primary_copies, cp_vps_rebuild, primary_admin_actions):
+                   primary_rebuild, primary_copies, cp_vps_rebuild, primary_admin_actions, acme_challenge):
         app.include_router(module.router)
     route_index.install(app)
     uploads = (sh_instance_files.UPLOAD_PATHS, sh_instance_files.upload_cap(runtime.settings))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 PUBLIC_ENDPOINTS: frozenset[tuple[str, str]] = frozenset({
+    # the WAF edges' fallback for ACME HTTP-01 (a key authorization is public by design)
+    ("GET", "/.well-known/acme-challenge/{token}"),
     # health and documentation
     ("GET", "/health"),
     ("GET", "/health/live"),
