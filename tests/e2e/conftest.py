@@ -51,7 +51,9 @@ def server(tmp_path: Path, server_env: dict[str, str]) -> Iterator[str]:
                                env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        # migrations from nothing, the catalog's seed and a first heartbeat of the local node come first: on a
+        # busy CI machine (other e2e servers, guests booting) that has taken more than 30 s
+        deadline = time.monotonic() + 90
         while True:
             try:
                 if httpx.get(f"{url}/health/ready", timeout=1).status_code == 200:

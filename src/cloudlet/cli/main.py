@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
 import signal
 import threading
 from typing import Any
@@ -131,6 +133,25 @@ def worker() -> None:
         signal.signal(signum, lambda *_: stop.set())
     with create_worker(runtime=runtime):
         stop.wait()
+        _exit_by(WORKER_STOP_SECONDS)
+
+
+WORKER_STOP_SECONDS = 20.0
+
+
+def _exit_by(seconds: float) -> None:
+    """Make sure the process ends within seconds of now: a workflow step stuck on a node or the database must not
+    hold a stopping worker (DBOS's stop and Python's exit both wait for running steps); what it left is recovered
+    by the next start, as after a crash."""
+    def leave() -> None:
+        log.warning("worker still stopping; exiting now (its running workflows are recovered at the next start)",
+                    seconds=seconds)
+        logging.shutdown()
+        os._exit(0)
+
+    timer = threading.Timer(seconds, leave)
+    timer.daemon = True
+    timer.start()
 
 
 @app.command()

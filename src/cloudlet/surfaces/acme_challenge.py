@@ -14,7 +14,7 @@ from cloudlet.edge import service as edge
 from cloudlet.kit.errors import NotFound
 from cloudlet.surfaces.deps import DbSession
 
-router = APIRouter(tags=["edge"])
+router = APIRouter(tags=["shardlyn", "edge"])  # a root path: Shardlyn's, as /health is
 
 TOKEN = re.compile(r"[A-Za-z0-9_-]{1,128}")  # base64url, as RFC 8555 makes tokens
 
