@@ -55,6 +55,7 @@ from tests.e2e.test_instances_libvirt import (
     client,
     cluster,
     customer,
+    idle,
     node,
     order,
     status_of,
@@ -234,11 +235,7 @@ def check_files(http: httpx.Client, instance_id: str, address: str, key: paramik
 
 def settled(http: httpx.Client, instance_id: str) -> dict[str, Any]:
     """Wait until the server runs with no action holding it; its newest action, which must have succeeded."""
-    def check() -> bool:
-        found = http.get(f"/api/instances/{instance_id}").json()
-        return bool(found["status"] == "running" and not found["locked"])
-
-    wait_for(check, "the action to end with the server running", seconds=DEBIAN_BOOT_SECONDS)
+    idle(http, instance_id, DEBIAN_BOOT_SECONDS)
     action: dict[str, Any] = http.get(f"/api/instances/{instance_id}/actions").json()[0]
     assert action["status"] == "success", action
     return action
@@ -265,8 +262,7 @@ def test_a_debian_server_is_reached_over_ssh_and_its_password_reset_upgrade_and_
         assert other.status_code in (200, 201), other.text
         second = http.get(f"/api/instances/{other.json()['id']}").json()
         for made in (server, second):
-            wait_for(lambda i=made["id"]: status_of(http, i) == "running", "the Debian guests to run",
-                     seconds=DEBIAN_BOOT_SECONDS)
+            idle(http, made["id"], DEBIAN_BOOT_SECONDS)
         assert ssh(second["main_ip"], "hostname -f; cat /root/.ssh/authorized_keys", pkey=key).splitlines() == [
             "deb-2.example.com", public]
         check_certificates(runtime, person, http, url, second["main_ip"], certificate)

@@ -144,6 +144,23 @@ def status_of(http: httpx.Client, instance_id: str) -> str:
     return "gone" if answer.status_code == 404 else str(answer.json()["status"])
 
 
+def idle(http: httpx.Client, instance_id: str, seconds: float = BOOT_SECONDS) -> dict[str, Any]:
+    """Wait until the instance runs with no action holding it (a restart's guest is back, say); its detail. A
+    timeout says where the server and its newest action stood."""
+    def check() -> dict[str, Any] | None:
+        found: dict[str, Any] = http.get(f"/api/instances/{instance_id}").json()
+        if found["status"] == "error":
+            pytest.fail("the server went to error")  # said with its newest action below
+        return found if found["status"] == "running" and not found["locked"] else None
+    try:
+        return wait_for(check, "the action to end with the server running", seconds=seconds)
+    except pytest.fail.Exception as timeout:
+        detail = http.get(f"/api/instances/{instance_id}").json()
+        actions = http.get(f"/api/instances/{instance_id}/actions").json()
+        raise AssertionError(f"{timeout}: status {detail['status']}, locked {detail['locked']}, newest action "
+                             f"{actions[0] if actions else None}") from None
+
+
 def guest_name(runtime: Runtime, instance_id: str) -> str:
     """The name the node knows the instance's guest by."""
     with runtime.db.session(write=False) as session:

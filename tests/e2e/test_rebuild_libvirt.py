@@ -28,11 +28,10 @@ from tests.contract.conftest import tiny_image
 from tests.e2e import serial_reading
 from tests.e2e.served import Guest, cyberpanel, served_guest
 from tests.e2e.test_instances_libvirt import (
-    BOOT_SECONDS,
     PASSWORD,
     client,
+    idle,
 )
-from tests.integration.test_worker import wait_for
 
 __all__ = ["tiny_image"]  # the fixture this module uses from the contract suite
 
@@ -111,16 +110,6 @@ def password_accepted(guest: Guest, password: str) -> bool:
         typing.close()
 
 
-def settles(http: httpx.Client, guest: Guest, seconds: float = BOOT_SECONDS) -> dict[str, Any]:
-    """Wait until the instance runs with no action holding it; its detail."""
-    def check() -> bool:
-        found = http.get(f"/api/instances/{guest.uid}").json()
-        return bool(found["status"] == "running" and not found["locked"])
-    wait_for(check, "the action to end with the server running", seconds=seconds)
-    found: dict[str, Any] = http.get(f"/api/instances/{guest.uid}").json()
-    return found
-
-
 def newest_action(http: httpx.Client, guest: Guest) -> dict[str, Any]:
     """The instance's newest action."""
     found: dict[str, Any] = http.get(f"/api/instances/{guest.uid}/actions").json()[0]
@@ -157,7 +146,7 @@ def test_a_reinstall_gives_a_fresh_disk_with_the_same_address_and_hostname(guest
                            json={"os_template_id": template, "os_name": "Debian 12 (reinstalled)"})
         assert answer.status_code == 200, answer.text
         assert answer.json()["status"] == "provisioning"
-        shown = settles(http, guest)
+        shown = idle(http, guest.uid)
         action = newest_action(http, guest)
     assert action["command"] == "reinstall" and action["status"] == "success", action
     assert shown["os_name"] == "Debian 12 (reinstalled)" and shown["main_ip"] == guest.address
@@ -234,7 +223,7 @@ def test_an_upgrade_with_reboot_shows_the_new_vcpus_memory_and_disk_inside_the_g
         assert answer.status_code == 200, answer.text
         body = answer.json()
         assert body["status"] == "restarting" and body["applied"] == "now" and body["charged_cents"] > 0
-        shown = settles(http, guest)
+        shown = idle(http, guest.uid)
         action = newest_action(http, guest)
     assert action["status"] == "success", action
     assert (shown["vcpu"], shown["ram"], shown["storage"]) == (4, 8, 120)
@@ -253,12 +242,12 @@ def test_a_password_reset_applies_at_the_next_boot(guest: Guest) -> None:
         body = answer.json()
         assert body["applied"] == "next_boot" and body["guest_agent"] is False
         password = body["root_password"]
-        settles(http, guest)
+        idle(http, guest.uid)
         reset = newest_action(http, guest)
         assert reset["status"] == "success", reset
         assert password_accepted(guest, PASSWORD)  # the running guest keeps the password it booted with
         assert http.post(f"/api/instances/{guest.uid}/power/restart").status_code == 200
-        settles(http, guest)
+        idle(http, guest.uid)
     assert guest.node.wait_ready(guest.name, 5).instance_id == f"{guest.uid}-a{reset['id']}"
     assert in_guest(guest, "hostname", password=password) == "rebuild-1"
     assert not password_accepted(guest, PASSWORD)

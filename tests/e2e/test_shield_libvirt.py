@@ -31,6 +31,7 @@ from tests.e2e.test_instances_libvirt import (
     client,
     cluster,
     customer,
+    idle,
     node,
     order,
     status_of,
@@ -208,7 +209,8 @@ def test_rules_and_policy_set_through_the_api_hold_in_the_kernel(
         # the refusal was the firewall's, not a service still starting)
         restarted = http.post(f"/api/instances/{server['id']}/power/restart")
         assert restarted.status_code in (200, 202), restarted.text
-        wait_for(lambda: answers(test_host, address, 8080), "the guest back after its restart", seconds=120)
+        idle(http, server["id"])  # the restart's action ends once the guest has booted again
+        wait_for(lambda: answers(test_host, address, 8080), "the guest's service back after its restart", seconds=60)
         before = policy_drops(name, address)
         assert not answers(test_host, address, 9090)
         assert policy_drops(name, address) > before

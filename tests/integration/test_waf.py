@@ -10,7 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
+from cloudlet.edge import nginx, push
 from cloudlet.edge import repository as edge_repository
+from cloudlet.edge import service as edge_service
 from cloudlet.edge.models import WafHostname
 from cloudlet.kit import clock
 from tests.cloud import Cloud, wait_for
@@ -192,3 +194,35 @@ def test_retry_ssl_without_an_acme_directory_says_so(cloud: Cloud) -> None:
     bad = client.post(f"/api/shield/waf/{app['id']}/firewall", json={"enabled": True, "paranoia_level": 5})
     assert bad.status_code == 422
     assert client.post(f"/api/shield/waf/{app['id']}/firewall", json={}).status_code == 422
+
+
+def sites_in_place(cloud: Cloud) -> str:
+    """The server blocks of the configuration the edge serves now."""
+    generation = nginx.current_generation(push.layout(cloud.runtime.settings))
+    assert generation is not None
+    return "".join(path.read_text() for path in sorted((generation / "sites").glob("*.conf")))
+
+
+def test_an_app_the_edge_refuses_is_held_back_and_the_other_apps_go_ahead(cloud: Cloud) -> None:
+    client = cloud.client()
+    origin = server_address(cloud, client)
+    good = served(client, new_app(client, origin, "good.example.com")["id"])
+    bad = served(client, new_app(client, origin, "bad.example.com")["id"])
+    # a certificate nginx cannot load, as a damaged row would hold: every configuration with it is refused
+    with cloud.runtime.db.session() as session:
+        [row] = edge_repository.hostnames(session, [bad["id"]])[bad["id"]]
+        row.cert_action_id = 1
+        session.flush()
+        edge_service.install_certificate(session, cloud.runtime.settings, row.id, 1, "not a certificate", "no key")
+    changed = client.post(f"/api/shield/waf/{bad['id']}/firewall", json={"enabled": False})
+    assert changed.status_code == 200, changed.text
+    wait_for(lambda: client.get(f"/api/shield/waf/{bad['id']}").json()["status"] == "error")
+    refused = client.get(f"/api/shield/waf/{bad['id']}").json()
+    assert "refused the app's configuration" in refused["error"] and "certificate" in refused["error"]
+    assert str(cloud.runtime.settings.data_dir) not in refused["error"]
+    # its last version carries the same certificate: it is not served at all, and the other app's changes are
+    www = client.post(f"/api/shield/waf/{good['id']}/hostnames", json={"hostname": "www.good.example.com"})
+    assert www.status_code == 201, www.text
+    assert served(client, good["id"])["version"] == 2
+    assert "www.good.example.com" in sites_in_place(cloud) and "bad.example.com" not in sites_in_place(cloud)
+    assert client.get(f"/api/shield/waf/{bad['id']}").json()["status"] == "error"

@@ -143,11 +143,13 @@ class Layout:
 
 
 class EdgeRejected(Exception):
-    """nginx -t refused a configuration; .reason holds nginx's message (trimmed, no paths of secrets)."""
+    """nginx -t refused a configuration; .reason holds nginx's message (trimmed, no paths of secrets), .app_id the
+    app whose files nginx named (its server block, its rules or one of its certificates), when it named one."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, app_id: int | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.app_id = app_id
 
 
 # ---------------------------------------------------------------------------------------------------- checks
@@ -582,7 +584,22 @@ def trimmed(output: str, layout: Layout) -> str:
     return line.strip()[:REASON_CHARS]
 
 
-def _validate(layout: Layout, conf: Path, seconds: float) -> None:
+_APP_FILE = re.compile(r"/(?:sites|modsec)/app-(\d+)\.conf\b")
+
+
+def culprit(output: str, sites: Sequence[Site]) -> int | None:
+    """The app whose file nginx's complaint names, if one of these sites'."""
+    ids = {site.app_id for site in sites}
+    named = _APP_FILE.search(output)
+    if named is not None and int(named.group(1)) in ids:
+        return int(named.group(1))
+    for site in sites:
+        if any(f'"{path}"' in output for kept in site.certificates for path in (kept.fullchain, kept.key)):
+            return site.app_id
+    return None
+
+
+def _validate(layout: Layout, conf: Path, sites: Sequence[Site], seconds: float) -> None:
     try:
         checked = subprocess.run(  # noqa: S603  # our fixed binary, paths we made
             [str(NGINX), "-t", "-q", "-p", f"{layout.root}/", "-c", str(conf)], cwd=layout.root,
@@ -591,7 +608,8 @@ def _validate(layout: Layout, conf: Path, seconds: float) -> None:
     except subprocess.TimeoutExpired:
         raise EdgeRejected(f"nginx -t did not finish within {seconds:.0f} s") from None
     if checked.returncode != 0:
-        raise EdgeRejected(trimmed(checked.stderr + checked.stdout, layout))
+        output = checked.stderr + checked.stdout
+        raise EdgeRejected(trimmed(output, layout), culprit(output, sites))
 
 
 def nginx_env() -> dict[str, str]:
@@ -718,7 +736,7 @@ def apply(layout: Layout, sites: Sequence[Site], *, seconds: float = 30.0) -> No
         generation.mkdir(mode=0o750)
         try:
             _write_tree(generation, render(layout, sites, directory=generation))
-            _validate(layout, generation / "nginx.conf", deadline - time.monotonic())
+            _validate(layout, generation / "nginx.conf", sites, deadline - time.monotonic())
         except BaseException:
             shutil.rmtree(generation, ignore_errors=True)
             raise

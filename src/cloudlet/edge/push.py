@@ -101,20 +101,44 @@ def _one_push(root: Path) -> Iterator[None]:
 
 
 def apply_edge(db: Database, settings: Settings) -> str | None:
-    """Give the edge its whole configuration now; why nginx refused it, or None."""
+    """Give the edge its whole configuration now; why nginx refused it, or None.
+
+    When nginx names the app whose files it refused, that app alone is held back, served as the edge last took
+    it (or, if that is refused too or there is none, not at all) and showing nginx's reason, and the others go
+    ahead: one app's broken configuration never stops every other app's changes."""
     where = layout(settings)
     with _one_push(where.root):
         with db.session(write=False) as session:
             served, left_out = service.served_apps(session, settings)
-        error = None
-        try:
-            write_certificates(settings, served)
-            nginx.apply(where, sites(settings, served))
-        except nginx.EdgeRejected as rejected:
-            error = f"the edge refused the configuration: {rejected.reason}"
+        held_back: set[int] = set()
+        while True:
+            try:
+                write_certificates(settings, served)
+                nginx.apply(where, sites(settings, served))
+                error = None
+            except nginx.EdgeRejected as rejected:
+                error = f"the edge refused the configuration: {rejected.reason}"
+                if rejected.app_id is not None:
+                    served = _held_back(db, settings, served, rejected.app_id, held_back)
+                    left_out[rejected.app_id] = f"the edge refused the app's configuration: {rejected.reason}"
+                    continue
+            break
         with db.session() as session:
             service.record_push(session, served, left_out, error)
     return error
+
+
+def _held_back(db: Database, settings: Settings, served: list[service.ServedApp], app_id: int,
+               held_back: set[int]) -> list[service.ServedApp]:
+    """The served apps with app_id as the edge last took it; without it if it was already held back (each app
+    is tried at most twice: the loop above ends)."""
+    earlier = None
+    if app_id not in held_back:
+        held_back.add(app_id)
+        with db.session(write=False) as session:
+            earlier = service.served_earlier(session, settings, app_id)
+    kept = [item for item in served if item.app_id != app_id]
+    return kept if earlier is None else [earlier if item.app_id == app_id else item for item in served]
 
 
 def serve(db: Database, settings: Settings) -> server.EdgeServer | None:

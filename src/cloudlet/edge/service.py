@@ -61,10 +61,10 @@ ORIGIN_GONE = "the origin address no longer belongs to the app's server: the edg
 
 
 def _state(app: WafApp) -> tuple[EdgeState, str | None]:
+    if app.edge_error:  # the edge refused its latest version, or serves it no longer (why: edge/push.py)
+        return EdgeState.ERROR, app.edge_error
     if app.applied_version >= app.version:
         return EdgeState.ACTIVE, None
-    if app.edge_error:
-        return EdgeState.ERROR, app.edge_error
     return EdgeState.PENDING, None
 
 
@@ -369,17 +369,35 @@ def served_apps(session: Session, settings: Settings) -> tuple[list[ServedApp], 
         if (app.instance_uuid, app.origin_ip) not in held:
             left_out[app.id] = ORIGIN_GONE
             continue
-        certificates = tuple(ServedCertificate(row.hostname, row.cert_chain,
-                                               _box(settings.jwt_secret).open(row.cert_key_sealed))
-                             for row in names[app.id] if row.cert_chain and row.cert_key_sealed)
-        served.append(ServedApp(app.id, app.version, tuple(row.hostname for row in names[app.id]), app.origin_ip,
-                                app.origin_port, app.waf_enabled, app.paranoia, tuple(app.excluded_rules),
-                                certificates))
+        served.append(_served(settings, app.id, app.version, _config(app, [row.hostname for row in names[app.id]]),
+                              names[app.id]))
     return served, left_out
 
 
+def _served(settings: Settings, app_id: int, version: int, config: dict[str, Any],
+            names: Sequence[WafHostname]) -> ServedApp:
+    hostnames = tuple(config["hostnames"])
+    certificates = tuple(ServedCertificate(row.hostname, row.cert_chain,
+                                           _box(settings.jwt_secret).open(row.cert_key_sealed))
+                         for row in names if row.hostname in hostnames and row.cert_chain and row.cert_key_sealed)
+    return ServedApp(app_id, version, hostnames, config["origin_ip"], config["origin_port"], config["waf_enabled"],
+                     config["paranoia_level"], tuple(config["excluded_rules"]), certificates)
+
+
+def served_earlier(session: Session, settings: Settings, app_id: int) -> ServedApp | None:
+    """The app as the edge last took it (the version it serves now), or None when it never took one."""
+    app = repository.app(session, app_id)
+    if app is None or app.applied_version == 0:
+        return None
+    earlier = repository.version(session, app.id, min(app.applied_version, app.version))
+    if earlier is None:
+        return None
+    return _served(settings, app.id, earlier.number, earlier.config, repository.hostnames(session, [app.id])[app.id])
+
+
 def record_push(session: Session, served: Sequence[ServedApp], left_out: dict[int, str], error: str | None) -> None:
-    """Note which version of each app the edge now serves, or why it refused them."""
+    """Note which version of each app the edge now serves, or why it refused them (`error` for all of them, or
+    for the apps in left_out, the reason given there)."""
     for item in served:
         app = repository.app(session, item.app_id, lock=True)
         if app is None:
@@ -393,7 +411,7 @@ def record_push(session: Session, served: Sequence[ServedApp], left_out: dict[in
     for app_id, why in left_out.items():
         app = repository.app(session, app_id, lock=True)
         if app is not None:
-            app.edge_error = why
+            app.edge_error = why[:2000]
     session.flush()
 
 
