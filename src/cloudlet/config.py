@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
 
@@ -82,6 +83,20 @@ class Settings(BaseSettings):
     worker_database_url: str | None = Field(default=None, repr=False)
     worker_id: str | None = None  # stable name of this host in executor ids (default: its host name)
     billing_schedule: str = "* * * * *"  # cron of the billing run; six fields when the first is seconds
+
+    # the AI agent (cloudlet.agent): a model behind an OpenAI-compatible chat-completions API, with tool calling
+    agent_base_url: str | None = None  # ends in /v1; unset: chats answer 503 (loopback: webhook_allow_private)
+    agent_api_key: SecretStr | None = None
+    agent_model: str = ""
+    agent_timeout_seconds: float = Field(default=60.0, gt=0)  # one model call
+    agent_retries: int = Field(default=3, ge=0, le=10)  # extra tries of a model call on 429, 5xx, lost connections
+    agent_max_steps: int = Field(default=8, ge=1, le=50)  # model calls in one chat request
+    agent_tool_timeout_seconds: float = Field(default=30.0, gt=0, le=600)  # one tool call inside the server
+    agent_output_cap_bytes: int = Field(default=16384, ge=256, le=1024 * 1024)  # a tool's output kept and shown
+    # prices in cents of the agent's credit pool (fractions of a cent add up exactly; whole cents are debited)
+    agent_price_input_per_1k_cents: Decimal = Field(default=Decimal("0.05"), ge=0)  # per 1,000 input tokens
+    agent_price_output_per_1k_cents: Decimal = Field(default=Decimal("0.2"), ge=0)  # per 1,000 output tokens
+    agent_price_tool_call_cents: Decimal = Field(default=Decimal("0.1"), ge=0)  # per tool call
 
     # outgoing webhooks: see cloudlet.webhooks
     webhook_allow_private: bool = False  # let webhooks reach loopback, private and link-local addresses

@@ -1,6 +1,7 @@
 """Every table, imported in one place so Alembic and tests see the whole schema."""
 
 from cloudlet.actions.models import Action, ActionTask
+from cloudlet.agent.models import AgentConversation, AgentMessage
 from cloudlet.audit.models import AuditEntry
 from cloudlet.auth.models import PasswordReset, RefreshToken, SystemFlag, User
 from cloudlet.backups.models import Backup, Snapshot
@@ -33,6 +34,8 @@ __all__ = [
     "Action",
     "ActionTask",
     "AddressFirewallRow",
+    "AgentConversation",
+    "AgentMessage",
     "ApiToken",
     "AuditEntry",
     "Backup",

@@ -21,7 +21,9 @@ from cloudlet.drivers.base import (
     BOOT_SEPARATOR,
     CONSOLE_HISTORY_BYTES,
     HISTORY_DROPPED,
+    MAX_COMMAND_BYTES,
     AddressFirewall,
+    CommandRun,
     ConsoleClosed,
     ConsoleOutput,
     FirewallAction,
@@ -232,6 +234,54 @@ def test_the_agent_and_the_ssh_server_are_asked_from_the_node(driver: Hypervisor
         driver.agent_ping("contract-nobody")
     with pytest.raises(GuestNotFound):
         driver.write_guest_file("contract-nobody", "/etc/motd", b"", 0o644)
+
+
+def run_in(driver: HypervisorDriver, guest: str, command: str, timeout: float = 20.0, cap: int = 4096) -> CommandRun:
+    """What command did in the running guest; on the libvirt half, whose tiny image has no guest agent, the refusal is
+    checked and the test skipped."""
+    driver.wait_ready(guest, BOOT)
+    if isinstance(driver, FakeDriver):
+        return driver.run_in_guest(guest, command, timeout, cap)
+    with pytest.raises(GuestFailed, match="guest agent"):
+        driver.run_in_guest(guest, command, timeout, cap)
+    pytest.skip("the tiny image has no guest agent: the command was refused, as it should be")
+
+
+def test_run_in_guest_prints_the_hostname(driver: HypervisorDriver, guest: str) -> None:
+    run = run_in(driver, guest, "hostname")
+    assert run == CommandRun(0, b"contract-web\n", False, False, run.seconds)
+    assert 0 <= run.seconds < 20
+    if isinstance(driver, FakeDriver):
+        assert driver.commands[-1] == (guest, "hostname")
+
+
+def test_run_in_guest_gives_a_failing_exit_as_a_result_with_stderr_in_the_output(driver: HypervisorDriver,
+                                                                                   guest: str) -> None:
+    assert run_in(driver, guest, "exit 3")[:4] == (3, b"", False, False)
+    run = run_in(driver, guest, "cat /contract/no-such-file")
+    assert (run.exit_status, run.timed_out) == (1, False)
+    assert b"No such file or directory" in run.output  # its stderr, joined to its stdout
+
+
+def test_run_in_guest_cuts_the_output_at_its_cap(driver: HypervisorDriver, guest: str) -> None:
+    run = run_in(driver, guest, "echo " + "x" * 100, cap=10)
+    assert run[:4] == (0, b"x" * 10, True, False)
+    assert run_in(driver, guest, "echo " + "x" * 9, cap=10)[:4] == (0, b"x" * 9 + b"\n", False, False)  # just fits
+
+
+def test_run_in_guest_kills_a_command_at_its_timeout(driver: HypervisorDriver, guest: str) -> None:
+    run = run_in(driver, guest, "sleep 5", timeout=1)
+    assert (run.exit_status, run.timed_out) == (None, True)
+    assert 1 <= run.seconds < 5
+
+
+def test_run_in_guest_refuses_an_empty_or_huge_command_and_an_unknown_guest(driver: HypervisorDriver,
+                                                                             guest: str) -> None:
+    for command in ("", "  \n", "echo " + "x" * MAX_COMMAND_BYTES):
+        with pytest.raises(ValueError, match="command"):
+            driver.run_in_guest(guest, command, 5, 1024)  # before the guest is asked: the same on every driver
+    with pytest.raises(GuestNotFound):
+        driver.run_in_guest("contract-nobody", "hostname", 5, 1024)
 
 
 def test_a_different_guest_under_the_same_name_is_refused(driver: HypervisorDriver, guest: str) -> None:

@@ -209,6 +209,28 @@ def agent_credits(session: Session, settings: Settings, actor: Actor) -> AgentCr
     return AgentCreditsRead(balance_cents=balance, trial_remaining_cents=min(balance, max(0, trial - spent)))
 
 
+def agent_balance(session: Session, project_id: int) -> int:
+    """A project's AI-agent credit pool balance in cents (0 when it has none)."""
+    found = repository.find_wallet(session, project_id, Pool.AGENT)
+    return repository.balance(session, found.id) if found is not None else 0
+
+
+def charge_agent(session: Session, settings: Settings, project_id: int, cents: int, *, key: str,
+                 description: str) -> int:
+    """Debit the project's AI-agent pool for usage already made, once per key: as much of `cents` as the pool
+    holds (the trial credit is spent first: it is the pool's oldest money). The cents debited; fewer when the
+    pool ran short, which the caller takes as the end of the credit."""
+    pool = wallet_of(session, settings, project_id, Pool.AGENT)
+    repository.lock_wallet(session, pool.id)
+    existing = repository.entry_by_key(session, pool.id, key)
+    if existing is not None:
+        return -existing.amount_cents
+    taken = min(cents, repository.balance(session, pool.id))
+    if taken > 0:
+        debit(session, pool.id, taken, kind=EntryKind.AGENT_USAGE, key=key, description=description)
+    return taken
+
+
 # --- the ledger --------------------------------------------------------------------------------
 
 

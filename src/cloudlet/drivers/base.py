@@ -135,6 +135,31 @@ class GuestLocation(NamedTuple):
     entry: GuestPath | None
 
 
+MAX_COMMAND_BYTES = 16 * 1024  # the longest command run_in_guest takes (UTF-8)
+
+
+class CommandRun(NamedTuple):
+    """What a command run inside a guest did: its exit status (None when it was killed at its timeout), its output
+    (stdout and stderr interleaved, at most the cap asked for), whether more was cut off, and how long it took."""
+
+    exit_status: int | None
+    output: bytes
+    truncated: bool
+    timed_out: bool
+    seconds: float
+
+
+def check_command(command: str, timeout: float, output_cap: int) -> None:
+    """ValueError unless command is a non-blank shell command of at most MAX_COMMAND_BYTES without NUL (a program's
+    argument cannot hold one), timeout is positive and output_cap is not negative; checked before the guest is asked."""
+    if not command.strip():
+        raise ValueError("a command cannot be empty")
+    if len(command.encode()) > MAX_COMMAND_BYTES or "\0" in command:
+        raise ValueError(f"a command is at most {MAX_COMMAND_BYTES} bytes, without NUL")
+    if timeout <= 0 or output_cap < 0:
+        raise ValueError("a command's timeout is positive and its output cap not negative")
+
+
 class FirewallAction(StrEnum):
     """What a firewall rule or policy does with a packet."""
 
@@ -662,6 +687,19 @@ class HypervisorDriver(Protocol):
 
     def make_guest_dir(self, name: str, path: str) -> None:
         """Make a directory (and its parents) inside the running guest. Idempotent. Raises GuestFailed."""
+        ...
+
+    def run_in_guest(self, name: str, command: str, timeout: float, output_cap: int) -> CommandRun:
+        """Run command with /bin/sh as root inside the running guest through its guest agent, its stderr joined to
+        its stdout, and say what it did; nothing runs on the node itself. A non-zero exit is a result, not an
+        error. The guest kills the command at timeout seconds (then timed_out is true and exit_status None). At
+        most output_cap bytes of its output are kept, fewer where the driver cannot carry that many (truncated
+        says that more was cut off).
+
+        Not idempotent: the command runs at each call. Nothing to clean up: a command past its timeout is killed
+        inside the guest. Raises ValueError (before the guest is asked) for a command that is empty or longer
+        than MAX_COMMAND_BYTES (check_command), GuestFailed when the guest is not running, has no agent or its
+        agent refuses, GuestNotFound."""
         ...
 
     def move_guest_path(self, name: str, source: str, target: str) -> None:

@@ -6,6 +6,8 @@ the guest's own seed, so what the control plane reads is what a real guest would
 
 from __future__ import annotations
 
+import posixpath
+import shlex
 import subprocess
 import tempfile
 import threading
@@ -21,6 +23,7 @@ from cloudlet.drivers.base import (
     AddressTraffic,
     BootEvent,
     Capabilities,
+    CommandRun,
     ConsoleOutput,
     Counted,
     FirewallHits,
@@ -37,6 +40,7 @@ from cloudlet.drivers.base import (
     ImageNotFound,
     NodeFirewall,
     VncEndpoint,
+    check_command,
     history_after_boot,
     history_output,
 )
@@ -66,6 +70,7 @@ class _Guest:
     snapshots: dict[str, _FakeSnapshot] = field(default_factory=dict)
     bandwidth_mbit: int | None = None  # its NIC's cap (set_bandwidth)
     net_bytes: tuple[int, int] = (0, 0)  # (received, sent) by the guest since it started (tests add traffic)
+    services: set[str] = field(default_factory=lambda: {"ssh"})  # the units `systemctl is-active` finds active
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,7 @@ class FakeDriver:
         self.traffic: dict[str, AddressTraffic] = {}  # what firewall_traffic says of an address, when a test sets it
         self.tables_written = 0
         self.node_firewall: NodeFirewall | None = None  # the node's own table: None when it has none
+        self.commands: list[tuple[str, str]] = []  # (guest, command) of every command run_in_guest ran, in order
 
     def _guest(self, name: str) -> _Guest:
         guest = self._guests.get(name)
@@ -285,11 +291,14 @@ class FakeDriver:
         """What set_password last set for user in the guest (for tests)."""
         return self._guest(name).passwords.get(user)
 
-    def _agent_files(self, name: str) -> FakeFiles:
+    def _agent_guest(self, name: str, doing: str) -> _Guest:
         guest = self._guest(name)
         if guest.state != GuestState.RUNNING:
-            raise GuestFailed(f"guest {name} is not running: its agent cannot reach its files")
-        return guest.files
+            raise GuestFailed(f"guest {name} is not running: its agent cannot {doing}")
+        return guest
+
+    def _agent_files(self, name: str) -> FakeFiles:
+        return self._agent_guest(name, "reach its files").files
 
     def write_guest_file(self, name: str, path: str, data: bytes, mode: int) -> None:
         """The running guest's agent keeps the file."""
@@ -325,6 +334,20 @@ class FakeDriver:
         """A path removed in the running guest."""
         with self._lock:
             self._agent_files(name).remove(path)
+
+    def run_in_guest(self, name: str, command: str, timeout: float, output_cap: int) -> CommandRun:
+        """The running guest's agent runs command through a tiny shell that knows only what tests of an agent use
+        (hostname, cat, echo, systemctl is-active, sleep, exit, yes); see _interpret. Recorded in `commands`."""
+        check_command(command, timeout, output_cap)
+        with self._lock:
+            guest = self._agent_guest(name, "run a command")
+            self.commands.append((name, command))
+            output, status, seconds = _interpret(guest, command, timeout, output_cap)
+        return CommandRun(status, output[:output_cap], len(output) > output_cap, status is None, seconds)
+
+    def set_services(self, name: str, units: set[str]) -> None:
+        """Fake only: the units `systemctl is-active` finds active in the guest (it starts with ssh alone)."""
+        self._guest(name).services = set(units)
 
     def seeded(self, name: str) -> GuestSpec | None:
         """The spec the guest's seed disk was last written from (for tests)."""
@@ -407,8 +430,7 @@ class FakeDriver:
         guest = self._guest(name)
         if guest.state != GuestState.RUNNING:
             raise GuestFailed(f"guest {name} is not running: its serial console exists only while it runs")
-        # the getty prints the host name the guest booted with (its last boot's ready line), not the newest seed's
-        booted = next((ready for ready in map(parse_ready, guest.console) if ready is not None), None)
+        booted = _booted(guest)
         return self._consoles.attach(name, booted.hostname if booted else guest.spec.hostname, self._running(name))
 
     def stats(self, name: str) -> GuestStats:
@@ -504,6 +526,44 @@ class FakeDriver:
             raw = Path(tmp) / "disk.raw"
             _qemu_img("convert", "-f", "qcow2", "-O", "raw", str(source), str(raw))
             guest.disk = raw.read_bytes().rstrip(b"\0")
+
+
+def _booted(guest: _Guest) -> GuestReady | None:
+    """What the guest announced at its last boot (its console's ready line): the host name it runs with is the one it
+    booted with, not the newest seed's."""
+    return next((ready for ready in map(parse_ready, guest.console) if ready is not None), None)
+
+
+def _interpret(guest: _Guest, command: str, timeout: float, cap: int) -> tuple[bytes, int | None, float]:
+    """What one simple command of the fake's shell prints (the caller cuts it at cap; `yes` stops one byte past it),
+    its exit status (None: killed at timeout) and how long it took; as dash and coreutils on Debian, never waiting."""
+    try:
+        words = shlex.split(command, comments=True)
+    except ValueError:
+        return b"sh: 1: Syntax error: Unterminated quoted string\n", 2, 0.0
+    match words:
+        case ["hostname"]:
+            booted = _booted(guest)
+            return f"{booted.hostname if booted else guest.spec.hostname.split('.')[0]}\n".encode(), 0, 0.0
+        case ["cat", *paths] if paths:
+            found = [guest.files.files.get(posixpath.normpath(path)) for path in paths]
+            output = b"".join(file[0] if file else f"cat: {path}: No such file or directory\n".encode()
+                              for path, file in zip(paths, found, strict=True))
+            return output, 0 if all(found) else 1, 0.0
+        case ["echo", *rest]:
+            return (" ".join(rest) + "\n").encode(), 0, 0.0
+        case ["systemctl", "is-active", unit]:
+            active = unit.removesuffix(".service") in guest.services
+            return (b"active\n", 0, 0.0) if active else (b"inactive\n", 3, 0.0)
+        case ["sleep", seconds] if seconds.replace(".", "", 1).isdigit():
+            return (b"", None, timeout) if float(seconds) >= timeout else (b"", 0, float(seconds))
+        case ["exit", status] if status.isdigit():
+            return b"", int(status) % 256, 0.0
+        case ["yes"]:
+            return (b"y\n" * (cap // 2 + 1))[:cap + 1], 0, 0.0  # endless: a byte past the cap says there was more
+        case [word, *_]:
+            return f"sh: 1: {word}: not found\n".encode(), 127, 0.0
+    return b"", 0, 0.0  # only blanks and comments: check_command lets comments through
 
 
 def _text(lines: list[str]) -> str:

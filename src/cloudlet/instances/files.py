@@ -22,9 +22,7 @@ from sqlalchemy.orm import Session
 
 from cloudlet.config import Settings
 from cloudlet.drivers.base import DriverError, GuestLocation, GuestPath, GuestPathKind, HypervisorDriver
-from cloudlet.images.models import ImageCapability
-from cloudlet.instances import actions
-from cloudlet.instances.models import InstanceStatus
+from cloudlet.instances import guest_access
 from cloudlet.instances.schemas import FileContent, FileEntry, FileListing
 from cloudlet.kit.errors import Conflict, Invalid, NotFound, TooLarge
 from cloudlet.nodes import service as nodes
@@ -63,22 +61,15 @@ def _absolute(field: str, value: str) -> str:
 
 
 def _guest(session: Session, drivers: nodes.Drivers, actor: Actor, ident: int | str, root: str) -> _Guest:
-    row = actions.instance_of(session, actor, ident)
-    if row.status is not InstanceStatus.RUNNING or row.node_id is None:
-        raise Conflict(f"The server is {row.status.value}: its files are reached through its guest agent while it "
-                       "runs.", code="INSTANCE_NOT_RUNNING")
-    if ImageCapability.GUEST_AGENT not in actions.image_capabilities(session, row):
-        raise Conflict("The server's image has no guest agent, so its files cannot be reached; use SSH.",
-                       code="NO_GUEST_AGENT")
     if not _absolute("root", root).startswith("/"):
         raise Invalid("root", "root must be an absolute path.")
     normal = posixpath.normpath(root)
-    driver = drivers.connect(nodes.get_node(session, row.node_id).uri)
+    guest = guest_access.running_guest(session, drivers, actor, ident)
     with _agent_errors():
-        located = driver.locate_guest_path(row.guest_name, normal)
+        located = guest.driver.locate_guest_path(guest.name, normal)
     if located.found is None or located.found.kind is not GuestPathKind.DIRECTORY:
         raise NotFound("directory", normal)
-    return _Guest(driver, row.guest_name, normal, located.real)
+    return _Guest(guest.driver, guest.name, normal, located.real)
 
 
 def _inside(path: str, root: str) -> bool:

@@ -87,7 +87,8 @@ def _from_validation(exc: RequestValidationError) -> Problem:
                    details=details)
 
 
-def _from_cloudlet(exc: CloudletError) -> Problem:
+def problem_of(exc: CloudletError) -> Problem:
+    """The surface-neutral problem a Cloudlet error stands for."""
     problem = Problem(exc.status, exc.code, exc.message)
     if isinstance(exc, Invalid) and exc.field:
         problem.field_errors = {exc.field: [exc.message]}
@@ -121,7 +122,7 @@ def install(app: FastAPI, pick: Callable[[str], Renderer]) -> None:
 
     @app.exception_handler(CloudletError)
     async def _cloudlet(request: Request, exc: CloudletError) -> JSONResponse:
-        return respond(request, _from_cloudlet(exc))
+        return respond(request, problem_of(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -23,16 +23,13 @@ response, and SettledAnswer does its waiting when it is called.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
 
 from cloudlet.auth.caller import Caller
 from cloudlet.instances import power
@@ -42,6 +39,7 @@ from cloudlet.surfaces.cyberpanel.errors import envelope, render
 from cloudlet.surfaces.cyberpanel.vps_schemas import cp_status, vmid
 from cloudlet.surfaces.deps import AppRuntime, DbSession, requires
 from cloudlet.surfaces.errors import Problem
+from cloudlet.surfaces.settled import SettledAnswer
 from cloudlet.tokens.abilities import Ability
 
 router = APIRouter(prefix="/api/v1/vps", tags=["cyberpanel"])
@@ -75,18 +73,6 @@ class CpVpsPower(BaseModel):
     name: str
     status: str
     ip_address: str | None
-
-
-class SettledAnswer(Response):
-    """An answer made when the response is sent, after the request's transaction has committed."""
-
-    def __init__(self, make: Callable[[], Response]) -> None:
-        super().__init__()
-        self.make = make
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        answer = await run_in_threadpool(self.make)  # waits on the database: off the event loop
-        await answer(scope, receive, send)
 
 
 def _answer(found: power.PowerRead, command: Command) -> Response:

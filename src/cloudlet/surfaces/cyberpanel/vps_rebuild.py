@@ -60,10 +60,11 @@ from cloudlet.instances.schemas import ActionRead, InstanceRead
 from cloudlet.kit import money
 from cloudlet.surfaces.cyberpanel.catalog import CpTemplate
 from cloudlet.surfaces.cyberpanel.errors import envelope, render
-from cloudlet.surfaces.cyberpanel.vps_power import SettledAnswer, Wording
+from cloudlet.surfaces.cyberpanel.vps_power import Wording
 from cloudlet.surfaces.cyberpanel.vps_schemas import CpVpsPlan, cp_status, id_or_code, vmid
 from cloudlet.surfaces.deps import AppRuntime, DbSession, requires
 from cloudlet.surfaces.errors import Problem
+from cloudlet.surfaces.settled import SettledAnswer
 from cloudlet.tokens.abilities import Ability
 
 router = APIRouter(prefix="/api/v1/vps", tags=["cyberpanel"])

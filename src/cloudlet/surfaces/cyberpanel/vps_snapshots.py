@@ -33,9 +33,10 @@ from cloudlet.instances.models import ActionStatus
 from cloudlet.instances.schemas import ActionRead, SnapshotStarted
 from cloudlet.kit.db import Database
 from cloudlet.surfaces.cyberpanel.errors import envelope, render
-from cloudlet.surfaces.cyberpanel.vps_power import SettledAnswer, Wording
+from cloudlet.surfaces.cyberpanel.vps_power import Wording
 from cloudlet.surfaces.deps import AppRuntime, DbSession, requires
 from cloudlet.surfaces.errors import Problem
+from cloudlet.surfaces.settled import SettledAnswer
 from cloudlet.tokens.abilities import Ability
 
 router = APIRouter(prefix="/api/v1/vps", tags=["cyberpanel"])

@@ -1,22 +1,92 @@
-"""Primary surface: the AI agent's credit pool (separate from the wallet)."""
+"""Primary surface: the AI agent (an LLM operator working inside a customer's server) and its credit pool.
+
+    GET    /api/agent/credits                                      {"balance_cents", "trial_remaining_cents"}
+    POST   /api/instances/{id}/agent/chat                          Conversation: {"message", "conversation_id"?,
+                                                                   "allow_changes"? (extension, default false)}
+    GET    /api/instances/{id}/agent/conversations                 [ConversationSummary], newest first
+    GET    /api/instances/{id}/agent/conversations/{convId}        Conversation, with its full transcript
+    DELETE /api/instances/{id}/agent/conversations/{convId}        204
+
+Conversation = {"id", "instance_id", "title", "messages", "input_tokens", "output_tokens", "tool_calls",
+"cost_microcents", "charged_cents", "created_at", "updated_at", "transcript": [{"seq", "role" (user, assistant,
+tool), "content", "tool_calls" (an assistant's), "tool", "arguments", "exit_status", "truncated", "duration_ms",
+"input_tokens", "output_tokens", "cost_microcents", "error", "created_at"}], "stopped" (why the run stopped
+before an answer)}.
+
+503 without a model configured; 404 for another project's server or another server's conversation; 403 for a
+suspended server; 409 for one not running; 402 when the credit pool is empty before or during a run (what ran
+is kept); 502 when the model fails (recorded, not charged). Scopes: agent:read to read, agent:write to chat.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path, Response
+from fastapi.responses import JSONResponse
 
+from cloudlet.agent import service as agent
+from cloudlet.agent.schemas import ChatRequest, ConversationRead, ConversationSummary
 from cloudlet.auth.caller import Caller
 from cloudlet.billing import service as billing
 from cloudlet.billing.schemas import AgentCreditsRead
-from cloudlet.surfaces.deps import AppSettings, DbSession, requires
+from cloudlet.kit.errors import CloudletError
+from cloudlet.surfaces.deps import AppRuntime, AppSettings, DbSession, requires
+from cloudlet.surfaces.errors import problem_of
+from cloudlet.surfaces.params import PathId
+from cloudlet.surfaces.primary.errors import render
+from cloudlet.surfaces.settled import SettledAnswer
 from cloudlet.tokens.abilities import Ability
 
-router = APIRouter(prefix="/api/agent", tags=["primary"])
+router = APIRouter(prefix="/api", tags=["primary"])
+
+Reader = Annotated[Caller, requires(Ability.AGENT_READ)]
+Writer = Annotated[Caller, requires(Ability.AGENT_WRITE)]
+InstanceId = Annotated[str, Path(max_length=64, description="Instance UUID.")]
 
 
-@router.get("/credits", response_model=AgentCreditsRead, summary="AI agent credits in cents, trial credit included")
-def credits(caller: Annotated[Caller, requires(Ability.AGENT_READ)], db: DbSession,
-            settings: AppSettings) -> AgentCreditsRead:
+@router.get("/agent/credits", response_model=AgentCreditsRead,
+            summary="AI agent credits in cents, trial credit included")
+def credits(caller: Reader, db: DbSession, settings: AppSettings) -> AgentCreditsRead:
     """The pool's balance and how much of it is trial credit still unspent."""
     return billing.agent_credits(db, settings, caller)
+
+
+@router.post("/instances/{instance_id}/agent/chat", response_model=ConversationRead, summary="Chat with the agent")
+def chat(instance_id: InstanceId, body: ChatRequest, caller: Writer, db: DbSession, runtime: AppRuntime) -> Response:
+    """Start a conversation or append to one; the agent runs tools inside the server until it answers."""
+    begun = agent.begin(db, runtime.settings, runtime.drivers, caller, instance_id, body)
+    return SettledAnswer(lambda: _ran(lambda: agent.run(runtime.db, runtime.settings, begun)))
+
+
+def _ran(run: Callable[[], ConversationRead]) -> Response:
+    """The run's conversation, or its refusal in the surface's error format (it ends after the request's own
+    transaction, outside the exception handlers)."""
+    try:
+        return JSONResponse(run().model_dump(mode="json"))
+    except CloudletError as failed:
+        return render(problem_of(failed))
+
+
+@router.get("/instances/{instance_id}/agent/conversations", response_model=list[ConversationSummary],
+            summary="List conversations")
+def list_conversations(instance_id: InstanceId, caller: Reader, db: DbSession) -> list[ConversationSummary]:
+    """The server's conversations, newest first."""
+    return agent.list_conversations(db, caller, instance_id)
+
+
+@router.get("/instances/{instance_id}/agent/conversations/{conversation_id}", response_model=ConversationRead,
+            summary="Get a conversation")
+def get_conversation(instance_id: InstanceId, conversation_id: PathId, caller: Reader,
+                     db: DbSession) -> ConversationRead:
+    """Full message and tool call transcript."""
+    return agent.get_conversation(db, caller, instance_id, conversation_id)
+
+
+@router.delete("/instances/{instance_id}/agent/conversations/{conversation_id}", status_code=204,
+               summary="Delete a conversation")
+def delete_conversation(instance_id: InstanceId, conversation_id: PathId, caller: Writer, db: DbSession) -> Response:
+    """Forget the conversation (its cost stays in the ledger)."""
+    agent.delete_conversation(db, caller, instance_id, conversation_id)
+    return Response(status_code=204)

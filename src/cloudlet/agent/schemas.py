@@ -1,0 +1,80 @@
+"""What the AI agent's callers send and get: a chat message, conversations with their full transcripts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field, field_validator
+
+from cloudlet.agent.models import Role
+
+MESSAGE_CHARS = 8000
+
+
+class ChatRequest(BaseModel):
+    """A message to the agent about a server: a new conversation, or the next message of one."""
+
+    message: str = Field(max_length=MESSAGE_CHARS, description="User prompt.")
+    conversation_id: int | None = Field(None, ge=1, le=2**31 - 1,
+                                        description="Optional. Continue an existing conversation.")
+    allow_changes: bool = Field(False, description="Extension: let the agent change the server in this request "
+                                "(edit files, run commands that write). Read-only otherwise.")
+
+    @field_validator("message")
+    @classmethod
+    def _said_something(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("The message is empty.")
+        return value
+
+
+class ToolCallRead(BaseModel):
+    """A tool call the model asked for."""
+
+    id: str
+    name: str
+    arguments: str = Field(description="The arguments as the model wrote them (JSON).")
+
+
+class MessageRead(BaseModel):
+    """One message: the customer's, the agent's (with the tool calls it made) or a tool's transcript."""
+
+    seq: int
+    role: Role
+    content: str = Field(description="The text; for a tool, its output (cut with a marker past the cap).")
+    tool_calls: list[ToolCallRead] = []
+    tool_call_id: str | None = None
+    tool: str | None = Field(None, description="A tool message's tool: shell, read_file, edit_file or tail_log.")
+    arguments: dict[str, Any] | None = Field(None, description="A tool message's arguments (the command, path...).")
+    exit_status: int | None = Field(None, description="A shell-like tool's exit status; null when it timed out.")
+    truncated: bool = False
+    duration_ms: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_microcents: int = Field(0, description="What this step cost, in millionths of a cent.")
+    error: str | None = None
+    created_at: datetime
+
+
+class ConversationSummary(BaseModel):
+    """A conversation as listed."""
+
+    id: int
+    instance_id: str = Field(description="The server's UUID.")
+    title: str
+    messages: int
+    input_tokens: int
+    output_tokens: int
+    tool_calls: int
+    cost_microcents: int = Field(description="What the conversation's usage cost, exactly.")
+    charged_cents: int = Field(description="What the credit pool paid of it (whole cents).")
+    created_at: datetime
+    updated_at: datetime
+
+
+class ConversationRead(ConversationSummary):
+    """A conversation with its full transcript."""
+
+    transcript: list[MessageRead]
+    stopped: str | None = Field(None, description="Why the last run stopped before an answer, if it did.")
