@@ -58,6 +58,7 @@ def upgrade() -> None:
     sa.Column('output_tokens', sa.Integer(), nullable=False),
     sa.Column('cost_microcents', sa.BigInteger(), nullable=False),
     sa.Column('error', sa.Text(), nullable=False),
+    sa.Column('approval', sa.Enum('', 'pending', 'approved', 'denied', name='approval', native_enum=False, length=20), nullable=False),
     sa.Column('created_at', cloudlet.kit.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['conversation_id'], ['agent_conversations.id'], name=op.f('fk_agent_messages_conversation_id_agent_conversations'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_agent_messages')),

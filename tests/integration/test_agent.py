@@ -112,28 +112,57 @@ def test_the_agent_runs_tools_inside_the_server_and_answers_at_an_exact_cost(clo
     assert sum(agent_debits(cloud)) == 9  # what it cost stays paid
 
 
-def test_the_agent_only_reads_unless_changes_are_allowed(cloud: Cloud, llm: FakeModel) -> None:
+def test_a_change_waits_for_the_customers_approval_unless_changes_are_allowed(cloud: Cloud, llm: FakeModel) -> None:
     client = cloud.client()
     server_id = server(cloud)
     guest, _hostname = guest_of(cloud, server_id)
     cloud.driver.write_guest_file(guest, "/etc/motd", b"hello\nport 80\n", 0o600)
     edit = {"path": "/etc/motd", "old_text": "port 80", "new_text": "port 8080"}
-    llm.script = [Call("shell", {"command": "rm -rf /srv; echo done"}), Call("edit_file", edit), Say("I may not.")]
-    refused = client.post(f"/api/instances/{server_id}/agent/chat", json={"message": "Clean up"}).json()
-    tools = [m for m in refused["transcript"] if m["role"] == "tool"]
-    assert all(m["content"].startswith("refused: ") and "allow_changes" in m["error"] for m in tools), tools
-    assert not any("rm" in command for _name, command in cloud.driver.commands)
+    llm.script = [Call("shell", {"command": "hostname"}), Call("edit_file", edit, call_id="call_edit")]
+    asked = client.post(f"/api/instances/{server_id}/agent/chat", json={"message": "Use 8080"})
+    assert asked.status_code == 200, asked.text
+    waiting = asked.json()
+    assert "waits for your approval" in waiting["stopped"]
+    read, pending = [m for m in waiting["transcript"] if m["role"] == "tool"]
+    assert read["approval"] is None and read["exit_status"] == 0  # a reading command ran at once
+    assert (pending["tool"], pending["approval"], pending["tool_call_id"]) == ("edit_file", "pending", "call_edit")
     assert cloud.driver.read_guest_file(guest, "/etc/motd", 100) == b"hello\nport 80\n"
+    assert len(llm.requests) == 2 and waiting["charged_cents"] == 5  # two model calls, one tool call: 4.5 cents
 
-    llm.script = [Call("edit_file", edit), Call("read_file", {"path": "/etc/motd"}), Say("Changed.")]
-    allowed = client.post(f"/api/instances/{server_id}/agent/chat",
-                          json={"message": "Use 8080", "allow_changes": True}).json()
-    diff, read = [m for m in allowed["transcript"] if m["role"] == "tool"]
-    assert "-port 80\n+port 8080\n" in diff["content"] and diff["exit_status"] == 0
-    assert read["content"] == "hello\nport 8080\n"
+    approve = f"/api/instances/{server_id}/agent/conversations/{waiting['id']}/approve"
+    assert client.post(approve, json={"tool_call_id": "call_other"}).status_code == 409
+    llm.script = [Call("read_file", {"path": "/etc/motd"}), Say("Changed.")]
+    approved = client.post(approve, json={"tool_call_id": "call_edit"})
+    assert approved.status_code == 200, approved.text
+    tools = [m for m in approved.json()["transcript"] if m["role"] == "tool"]
+    assert [m["approval"] for m in tools] == [None, "approved", None]
+    assert "-port 80\n+port 8080\n" in tools[1]["content"] and tools[1]["exit_status"] == 0
+    assert tools[2]["content"] == "hello\nport 8080\n" and approved.json()["stopped"] is None
     assert cloud.driver.read_guest_file(guest, "/etc/motd", 100) == b"hello\nport 8080\n"
     located = cloud.driver.locate_guest_path(guest, "/etc/motd")
     assert located.found is not None and located.found.mode == 0o600  # the file keeps its mode
+    # the model read the edit's diff in place of the wait
+    assert any(m.get("tool_call_id") == "call_edit" and "+port 8080" in m["content"]
+               for m in llm.requests[2]["messages"])
+    assert client.post(approve, json={"tool_call_id": "call_edit"}).status_code == 409  # once only
+
+    # denied: nothing runs, and the model hears so; a command that writes waits as an edit does
+    llm.script = [Call("shell", {"command": "rm -rf /srv; echo done"}, call_id="call_rm")]
+    assert "approval" in client.post(f"/api/instances/{server_id}/agent/chat",
+                                     json={"message": "Clean up", "conversation_id": waiting["id"]}).json()["stopped"]
+    llm.script = [Say("Understood, I leave it.")]
+    denied = client.post(approve, json={"tool_call_id": "call_rm", "approve": False}).json()
+    assert [m["approval"] for m in denied["transcript"] if m["role"] == "tool"][-1] == "denied"
+    assert not any("rm" in command for _name, command in cloud.driver.commands)
+    assert any(m.get("tool_call_id") == "call_rm" and m["content"].startswith("denied")
+               for m in llm.requests[-1]["messages"])
+
+    # with changes allowed for the request, the same call runs at once
+    llm.script = [Call("edit_file", {"path": "/etc/motd", "old_text": "8080", "new_text": "9090"}), Say("Done.")]
+    allowed = client.post(f"/api/instances/{server_id}/agent/chat",
+                          json={"message": "Use 9090", "allow_changes": True}).json()
+    assert allowed["stopped"] is None
+    assert cloud.driver.read_guest_file(guest, "/etc/motd", 100) == b"hello\nport 9090\n"
 
     # a call out of shape, or to a tool that does not exist, is the tool's answer to the model, not an error
     llm.script = [Call("format_disk", {}), Call("edit_file", {"path": "/etc/motd", "old_text": "absent",

@@ -27,6 +27,15 @@ class Role(StrEnum):
     TOOL = "tool"
 
 
+class Approval(StrEnum):
+    """Where a tool call that would change the server stands, in a request that did not allow changes."""
+
+    NONE = ""  # it needed none
+    PENDING = "pending"  # waiting for the customer
+    APPROVED = "approved"
+    DENIED = "denied"
+
+
 class AgentConversation(Base):
     """One chat between a customer and the agent about one server."""
 
@@ -70,4 +79,5 @@ class AgentMessage(Base):
     output_tokens: Mapped[int] = mapped_column(Integer, default=0)
     cost_microcents: Mapped[int] = mapped_column(BigInteger, default=0)
     error: Mapped[str] = mapped_column(Text, default="")  # why this step failed (the model, a tool, the credit)
+    approval: Mapped[Approval] = mapped_column(enum_column(Approval), default=Approval.NONE)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)

@@ -32,6 +32,10 @@ def messages(session: Session, conversation_id: int) -> list[AgentMessage]:
                                 .order_by(AgentMessage.seq)))
 
 
+def message(session: Session, message_id: int) -> AgentMessage | None:
+    return session.get(AgentMessage, message_id)
+
+
 def remove(session: Session, row: AgentConversation) -> None:
     session.delete(row)
     session.flush()

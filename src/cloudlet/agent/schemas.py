@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
-from cloudlet.agent.models import Role
+from cloudlet.agent.models import Approval, Role
 
 MESSAGE_CHARS = 8000
 
@@ -27,6 +27,14 @@ class ChatRequest(BaseModel):
         if not value.strip():
             raise ValueError("The message is empty.")
         return value
+
+
+class ApprovalRequest(BaseModel):
+    """The customer's answer to a tool call waiting for approval (extension)."""
+
+    tool_call_id: str = Field(min_length=1, max_length=100, description="The waiting call's id.")
+    approve: bool = Field(True, description="Run it (true) or tell the agent it may not (false).")
+    allow_changes: bool = Field(False, description="Let the agent change the server for the rest of this run.")
 
 
 class ToolCallRead(BaseModel):
@@ -54,6 +62,8 @@ class MessageRead(BaseModel):
     output_tokens: int = 0
     cost_microcents: int = Field(0, description="What this step cost, in millionths of a cent.")
     error: str | None = None
+    approval: Approval | None = Field(None, description="A call that would change the server: pending until the "
+                                      "customer approves or denies it, then approved or denied.")
     created_at: datetime
 
 

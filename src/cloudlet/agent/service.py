@@ -22,21 +22,30 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from cloudlet.agent import metering, model, repository, tools
-from cloudlet.agent.models import AgentConversation, AgentMessage, Role
-from cloudlet.agent.schemas import ChatRequest, ConversationRead, ConversationSummary, MessageRead, ToolCallRead
+from cloudlet.agent.models import AgentConversation, AgentMessage, Approval, Role
+from cloudlet.agent.schemas import (
+    ApprovalRequest,
+    ChatRequest,
+    ConversationRead,
+    ConversationSummary,
+    MessageRead,
+    ToolCallRead,
+)
 from cloudlet.billing import service as billing
 from cloudlet.config import Settings, reveal
 from cloudlet.instances import guest_access
 from cloudlet.instances.guest_access import RunningGuest
 from cloudlet.kit import clock
 from cloudlet.kit.db import Database
-from cloudlet.kit.errors import CloudletError, NotFound, PaymentRequired, Unavailable
+from cloudlet.kit.errors import CloudletError, Conflict, NotFound, PaymentRequired, Unavailable
 from cloudlet.nodes import service as nodes
 from cloudlet.projects.schemas import Actor
 from cloudlet.webhooks import targets
 
 TITLE_CHARS = 200
 OUT_OF_CREDIT = "Out of AI credits: top up the agent credit pool."
+APPROVAL_NEEDED = ("A tool call would change the server and waits for your approval: POST .../approve with its "
+                   "tool_call_id (or allow changes for the request).")
 SYSTEM_PROMPT = (
     "You are Cloudlet's operator agent, working inside the customer's server {hostname} (Debian, root) through "
     "tools that run there. Find out with the tools before you answer; say what you ran and what it showed. "
@@ -69,7 +78,7 @@ def _message_read(row: AgentMessage) -> MessageRead:
                        arguments=row.tool_arguments if is_tool else None, exit_status=row.exit_status,
                        truncated=row.truncated, duration_ms=row.duration_ms, input_tokens=row.input_tokens,
                        output_tokens=row.output_tokens, cost_microcents=row.cost_microcents,
-                       error=row.error or None, created_at=row.created_at)
+                       error=row.error or None, approval=row.approval or None, created_at=row.created_at)
 
 
 def _read(session: Session, row: AgentConversation, stopped: str | None = None) -> ConversationRead:
@@ -135,6 +144,7 @@ class ChatRun:
     guest: RunningGuest
     reach: model.ModelEndpoint
     allow_changes: bool
+    approved: tuple[int, str, str, str] | None = None  # a call approved just now: (message id, tool, arguments, id)
 
 
 def begin(session: Session, settings: Settings, drivers: nodes.Drivers, actor: Actor, ident: str,
@@ -155,9 +165,37 @@ def begin(session: Session, settings: Settings, drivers: nodes.Drivers, actor: A
     return ChatRun(row.id, guest, reach, data.allow_changes)
 
 
+def approve(session: Session, settings: Settings, drivers: nodes.Drivers, actor: Actor, ident: str,
+            conversation_id: int, data: ApprovalRequest) -> ChatRun:
+    """Approve (or deny) the call a conversation's run stopped on, in the request's transaction; run() then runs
+    it, if approved, and goes on with the model."""
+    guest = guest_access.running_guest(session, drivers, actor, ident, refuse_suspended=True)
+    row = _own(session, guest.uuid, guest.project_id, conversation_id, lock=True)
+    waiting = next((message for message in repository.messages(session, row.id)
+                    if message.approval is Approval.PENDING and message.tool_call_id == data.tool_call_id), None)
+    if waiting is None:
+        raise Conflict("No tool call of this conversation waits for approval under that id.",
+                       code="NOTHING_TO_APPROVE")
+    if billing.agent_balance(session, guest.project_id) <= 0:
+        raise PaymentRequired(OUT_OF_CREDIT)
+    reach = endpoint(settings)
+    row.updated_at = clock.now()
+    if not data.approve:
+        waiting.approval, waiting.content = Approval.DENIED, "denied: the customer did not approve this call"
+        return ChatRun(row.id, guest, reach, data.allow_changes)
+    waiting.approval = Approval.APPROVED
+    return ChatRun(row.id, guest, reach, data.allow_changes,
+                   (waiting.id, waiting.tool_name, json.dumps(waiting.tool_arguments), waiting.tool_call_id))
+
+
 def run(db: Database, settings: Settings, chat: ChatRun) -> ConversationRead:
     """Run the agent until it answers or stops, each step in a transaction of its own; the conversation."""
-    stopped = _loop(db, settings, chat)
+    stopped = None
+    if chat.approved is not None:
+        message_id, name, arguments, call_id = chat.approved
+        if not _tool_step(db, settings, chat, name, arguments, call_id, pending=message_id):
+            stopped = OUT_OF_CREDIT
+    stopped = stopped or _loop(db, settings, chat)
     with db.session() as session:
         row = _locked(session, chat)
         paid = _charge(session, settings, row, final=True)
@@ -195,27 +233,48 @@ def _loop(db: Database, settings: Settings, chat: ChatRun) -> str | None:
         if not calls:
             return None
         for call in reply.tool_calls:
-            if _tool_step(db, settings, chat, call) is False:
+            why = None if chat.allow_changes else tools.needs_approval(call.name, call.arguments)
+            if why is not None:
+                with db.session() as session:
+                    _append(session, _locked(session, chat), AgentMessage(
+                        role=Role.TOOL, content=f"waiting for the customer's approval: {why}",
+                        tool_call_id=call.id[:100], tool_name=call.name[:40], tool_arguments=_arguments(call.arguments),
+                        approval=Approval.PENDING))
+                return APPROVAL_NEEDED
+            if not _tool_step(db, settings, chat, call.name, call.arguments, call.id):
                 return OUT_OF_CREDIT
     return f"The run reached its step limit ({settings.agent_max_steps} model calls) before an answer."
 
 
-def _tool_step(db: Database, settings: Settings, chat: ChatRun, call: model.ToolCall) -> bool:
-    """Run one tool call and record it; whether the pool could pay for it."""
-    result = tools.run(chat.guest, settings, call.name, call.arguments, allow_changes=chat.allow_changes)
+def _arguments(text: str) -> dict[str, Any]:
     try:
-        arguments = json.loads(call.arguments or "{}")
+        found = json.loads(text or "{}")
     except ValueError:
-        arguments = {"unparsed": call.arguments[:2000]}
-    cost = metering.tool_cost(settings)
+        return {"unparsed": text[:2000]}
+    return found if isinstance(found, dict) else {"value": found}
+
+
+def _tool_step(db: Database, settings: Settings, chat: ChatRun, name: str, arguments: str, call_id: str, *,
+               pending: int | None = None) -> bool:
+    """Run one tool call and record it: as a new message, or in the pending one it waited in; whether the pool
+    could pay for it."""
+    result = tools.run(chat.guest, settings, name, arguments)
+    ran = {"content": result.output, "exit_status": result.exit_status, "truncated": result.truncated,
+           "duration_ms": round(result.seconds * 1000), "cost_microcents": metering.tool_cost(settings),
+           "error": result.error}
     with db.session() as session:
         row = _locked(session, chat)
         row.tool_calls += 1
-        _append(session, row, AgentMessage(
-            role=Role.TOOL, content=result.output, tool_call_id=call.id[:100], tool_name=call.name[:40],
-            tool_arguments=arguments if isinstance(arguments, dict) else {"value": arguments},
-            exit_status=result.exit_status, truncated=result.truncated, duration_ms=round(result.seconds * 1000),
-            cost_microcents=cost, error=result.error))
+        waited = repository.message(session, pending) if pending is not None else None
+        if waited is None:
+            _append(session, row, AgentMessage(role=Role.TOOL, tool_call_id=call_id[:100], tool_name=name[:40],
+                                               tool_arguments=_arguments(arguments), **ran))
+        else:
+            for field, value in ran.items():
+                setattr(waited, field, value)
+            row.cost_microcents += waited.cost_microcents
+            row.updated_at = clock.now()
+            session.flush()
         return _charge(session, settings, row, final=False)
 
 

@@ -2,10 +2,10 @@
 (a command, with a timeout and an output cap), `read_file`, `edit_file` (replace one exact piece of text; the
 transcript shows the diff) and `tail_log`.
 
-Read-only by default, as careful coding agents are: unless the customer allowed changes for the request
-(`allow_changes`), `edit_file` is refused and `shell` runs only a command that reads (one of a fixed list of
-programs and subcommands, without shell syntax that could chain, redirect or substitute); a refusal is the
-tool's answer to the model, which can tell the customer what it would need.
+Read-only by default, as careful coding agents are: a call that would change the server (`edit_file`, or a
+`shell` command that is not one of a fixed list of reading programs and subcommands, free of shell syntax that
+could chain, redirect or substitute) waits for the customer's approval (needs_approval; agent/service.py keeps
+it pending) unless the customer allowed changes for the request.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ _READERS: dict[str, frozenset[str] | None] = {
     "apt": frozenset({"list", "show", "policy"}),
 }
 _WRITING_WORDS = {"add", "del", "delete", "set", "flush", "change", "replace", "-w", "--rotate", "--vacuum-size",
-                  "--vacuum-time", "-f"}
+                  "--vacuum-time", "--vacuum-files", "--flush", "--sync", "--relinquish-var", "-f"}
 
 DEFINITIONS: list[dict[str, Any]] = [
     {"type": "function", "function": {
@@ -84,10 +84,26 @@ def read_only(command: str) -> bool:
         words = shlex.split(command)
     except ValueError:
         return False
-    if not words or words[0] not in _READERS or _WRITING_WORDS & set(words[1:]):
+    if not words or words[0] not in _READERS or _WRITING_WORDS & {word.split("=", 1)[0] for word in words[1:]}:
         return False
     allowed = _READERS[words[0]]
     return allowed is None or (len(words) > 1 and words[1] in allowed)
+
+
+def needs_approval(name: str, arguments_text: str) -> str | None:
+    """Why this call would change the server, so that it waits for the customer's approval; None if it reads
+    (or is out of shape: run() refuses it then)."""
+    if name == "edit_file":
+        return "it edits a file"
+    if name != "shell":
+        return None
+    try:
+        command = json.loads(arguments_text or "{}").get("command")
+    except (ValueError, AttributeError):
+        return None
+    if isinstance(command, str) and command.strip() and not read_only(command):
+        return "this command may change the server"
+    return None
 
 
 def _refused(why: str) -> ToolResult:
@@ -108,8 +124,9 @@ def _path(arguments: dict[str, Any]) -> str:
     return path
 
 
-def run(guest: RunningGuest, settings: Settings, name: str, arguments_text: str, *, allow_changes: bool) -> ToolResult:
-    """Run one tool call of the model inside the guest; a call out of shape or refused is a result saying so."""
+def run(guest: RunningGuest, settings: Settings, name: str, arguments_text: str) -> ToolResult:
+    """Run one tool call of the model inside the guest (its approval, if it needed one, is the caller's); a call
+    out of shape is a result saying so."""
     try:
         arguments = json.loads(arguments_text or "{}")
         if not isinstance(arguments, dict):
@@ -118,7 +135,7 @@ def run(guest: RunningGuest, settings: Settings, name: str, arguments_text: str,
         return _refused(f"the arguments are not a JSON object ({bad})")
     began = time.monotonic()
     try:
-        result = _run(guest, settings, name, arguments, allow_changes=allow_changes)
+        result = _run(guest, settings, name, arguments)
     except ValueError as bad:
         return _refused(str(bad))
     except DriverError as failed:
@@ -128,16 +145,12 @@ def run(guest: RunningGuest, settings: Settings, name: str, arguments_text: str,
                                                     time.monotonic() - began, result.error)
 
 
-def _run(guest: RunningGuest, settings: Settings, name: str, arguments: dict[str, Any], *,
-         allow_changes: bool) -> ToolResult:
+def _run(guest: RunningGuest, settings: Settings, name: str, arguments: dict[str, Any]) -> ToolResult:
     cap = settings.agent_output_cap_bytes
     if name == "shell":
         command = arguments.get("command")
         if not isinstance(command, str) or not command.strip() or len(command) > 16384:
             raise ValueError("command must be a non-empty string of at most 16 KiB")
-        if not allow_changes and not read_only(command):
-            raise ValueError("this command may change the server, and the customer has not allowed changes in "
-                             "this request (allow_changes)")
         return _shell(guest, settings, command)
     if name == "read_file":
         text, cut = _text(guest.driver.read_guest_file(guest.name, _path(arguments), READ_LIMIT), cap)
@@ -148,7 +161,7 @@ def _run(guest: RunningGuest, settings: Settings, name: str, arguments: dict[str
             raise ValueError(f"lines must be a whole number from 1 to {TAIL_MAX_LINES}")
         return _shell(guest, settings, f"tail -n {lines} {shlex.quote(_path(arguments))}")
     if name == "edit_file":
-        return _edit(guest, arguments, allow_changes=allow_changes, cap=cap)
+        return _edit(guest, arguments, cap=cap)
     raise ValueError(f"there is no tool {name!r}: the tools are {', '.join(sorted(NAMES))}")
 
 
@@ -163,14 +176,11 @@ def _shell(guest: RunningGuest, settings: Settings, command: str) -> ToolResult:
     return ToolResult(output, ran.exit_status, ran.truncated, ran.seconds)
 
 
-def _edit(guest: RunningGuest, arguments: dict[str, Any], *, allow_changes: bool, cap: int) -> ToolResult:
+def _edit(guest: RunningGuest, arguments: dict[str, Any], *, cap: int) -> ToolResult:
     path = _path(arguments)
     old, new = arguments.get("old_text"), arguments.get("new_text")
     if not isinstance(old, str) or not old or not isinstance(new, str):
         raise ValueError("old_text (not empty) and new_text must be strings")
-    if not allow_changes:
-        raise ValueError("editing a file changes the server, and the customer has not allowed changes in this "
-                         "request (allow_changes)")
     located = guest.driver.locate_guest_path(guest.name, path)
     before = guest.driver.read_guest_file(guest.name, path, READ_LIMIT).decode()
     found = before.count(old)

@@ -6,12 +6,19 @@
     GET    /api/instances/{id}/agent/conversations                 [ConversationSummary], newest first
     GET    /api/instances/{id}/agent/conversations/{convId}        Conversation, with its full transcript
     DELETE /api/instances/{id}/agent/conversations/{convId}        204
+    POST   /api/instances/{id}/agent/conversations/{convId}/approve
+                                                                   Conversation: {"tool_call_id", "approve"?
+                                                                   (default true), "allow_changes"?} (extension)
 
 Conversation = {"id", "instance_id", "title", "messages", "input_tokens", "output_tokens", "tool_calls",
 "cost_microcents", "charged_cents", "created_at", "updated_at", "transcript": [{"seq", "role" (user, assistant,
 tool), "content", "tool_calls" (an assistant's), "tool", "arguments", "exit_status", "truncated", "duration_ms",
 "input_tokens", "output_tokens", "cost_microcents", "error", "created_at"}], "stopped" (why the run stopped
 before an answer)}.
+
+The agent only reads unless the request allows changes: a call that would change the server (an edit, a command
+not known to only read) is recorded with "approval": "pending" and the run stops (200, "stopped" says so) until
+the customer approves or denies it; then the run goes on.
 
 503 without a model configured; 404 for another project's server or another server's conversation; 403 for a
 suspended server; 409 for one not running; 402 when the credit pool is empty before or during a run (what ran
@@ -27,7 +34,7 @@ from fastapi import APIRouter, Path, Response
 from fastapi.responses import JSONResponse
 
 from cloudlet.agent import service as agent
-from cloudlet.agent.schemas import ChatRequest, ConversationRead, ConversationSummary
+from cloudlet.agent.schemas import ApprovalRequest, ChatRequest, ConversationRead, ConversationSummary
 from cloudlet.auth.caller import Caller
 from cloudlet.billing import service as billing
 from cloudlet.billing.schemas import AgentCreditsRead
@@ -57,6 +64,15 @@ def credits(caller: Reader, db: DbSession, settings: AppSettings) -> AgentCredit
 def chat(instance_id: InstanceId, body: ChatRequest, caller: Writer, db: DbSession, runtime: AppRuntime) -> Response:
     """Start a conversation or append to one; the agent runs tools inside the server until it answers."""
     begun = agent.begin(db, runtime.settings, runtime.drivers, caller, instance_id, body)
+    return SettledAnswer(lambda: _ran(lambda: agent.run(runtime.db, runtime.settings, begun)))
+
+
+@router.post("/instances/{instance_id}/agent/conversations/{conversation_id}/approve",
+             response_model=ConversationRead, summary="Approve or deny a waiting tool call (extension)")
+def approve(instance_id: InstanceId, conversation_id: PathId, body: ApprovalRequest, caller: Writer, db: DbSession,
+            runtime: AppRuntime) -> Response:
+    """Run the call the agent stopped on (or tell it no), then let it go on."""
+    begun = agent.approve(db, runtime.settings, runtime.drivers, caller, instance_id, conversation_id, body)
     return SettledAnswer(lambda: _ran(lambda: agent.run(runtime.db, runtime.settings, begun)))
 
 
