@@ -264,3 +264,26 @@ class TestAnEmptyPool:
         assert answer.status_code == 402, answer.text
         assert llm.requests == [] and cloud.client().get(f"/api/instances/{server_id}/agent/conversations").json() \
             == []
+
+
+def test_the_pool_is_funded_from_the_wallet_or_by_an_operator(cloud: Cloud) -> None:
+    client = cloud.client()
+    wallet = client.get("/api/wallet").json()["balance_cents"]
+    once = {"Idempotency-Key": "fund-1"}
+    funded = client.post("/api/agent/credits", json={"amount_cents": 50}, headers=once)
+    assert funded.status_code == 201 and funded.json()["balance_cents"] == TRIAL + 50, funded.text
+    assert client.post("/api/agent/credits", json={"amount_cents": 50}, headers=once).json() == funded.json()
+    assert client.get("/api/agent/credits").json()["balance_cents"] == TRIAL + 50  # moved once
+    assert client.get("/api/wallet").json()["balance_cents"] == wallet - 50
+    short = client.post("/api/agent/credits", json={"amount_cents": wallet})
+    assert short.status_code == 402 and client.get("/api/wallet").json()["balance_cents"] == wallet - 50
+    agent_only = cloud.api.as_(mint_token(cloud.runtime, cloud.customer, "agent:read", "agent:write"))
+    assert agent_only.post("/api/agent/credits", json={"amount_cents": 1}).status_code == 403
+    assert client.post("/api/agent/credits", json={"amount_cents": 0}).status_code == 422
+
+    operator = cloud.api.as_(make_user(cloud.runtime, "ops@example.com", admin=True).token)
+    credited = operator.post(f"/v1/admin/wallets/{cloud.customer.project_id}/credits",
+                             json={"amount_cents": 25, "pool": "agent", "reason": "goodwill"})
+    assert credited.status_code == 201, credited.text
+    assert client.get("/api/agent/credits").json()["balance_cents"] == TRIAL + 75
+    assert client.get("/api/wallet").json()["balance_cents"] == wallet - 50

@@ -51,6 +51,7 @@ class EntryKind(enum.StrEnum):
     HOURLY = "hourly"
     REACTIVATION = "reactivation"
     AGENT_USAGE = "agent_usage"
+    AGENT_FUNDING = "agent_funding"  # money moved from the main wallet to the AI agent's credit pool
 
 
 HOURLY = "hourly"  # the cycle code of hourly billing; every other code is a catalogue cycle of whole months

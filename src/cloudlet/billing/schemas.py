@@ -99,6 +99,14 @@ class WalletUpdate(BaseModel):
     auto_funding_amount_cents: int | None = Field(default=None, ge=0, le=MAX_AMOUNT_CENTS)
 
 
+class AgentFunding(BaseModel):
+    """Money to move from the project's main wallet into its AI agent credit pool."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    amount_cents: int = Field(gt=0, le=MAX_AMOUNT_CENTS)
+
+
 class AgentCreditsRead(BaseModel):
     """The AI agent's credit pool: its balance (trial credit included) and the trial credit left."""
 
@@ -113,6 +121,7 @@ class CreditCreate(BaseModel):
 
     amount_cents: int = Field(gt=0, le=MAX_AMOUNT_CENTS)
     reason: str = Field(default="", max_length=500)
+    pool: Pool = Field(default=Pool.MAIN, description="Extension: `agent` credits the AI agent's credit pool.")
 
 
 class TopUpCreate(BaseModel):

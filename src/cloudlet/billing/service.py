@@ -36,6 +36,7 @@ from cloudlet.billing.schemas import (
     AccountRead,
     Actor,
     AgentCreditsRead,
+    AgentFunding,
     BillingOverview,
     Charge,
     CreditCreate,
@@ -209,6 +210,21 @@ def agent_credits(session: Session, settings: Settings, actor: Actor) -> AgentCr
     return AgentCreditsRead(balance_cents=balance, trial_remaining_cents=min(balance, max(0, trial - spent)))
 
 
+def fund_agent(session: Session, settings: Settings, actor: Actor, data: AgentFunding, *,
+               key: str | None = None) -> AgentCreditsRead:
+    """Move money from the actor's project's main wallet into its AI agent credit pool (members allowed to add
+    funds); 402 when the wallet cannot cover it, and then nothing moves."""
+    _require_topup_right(session, actor, actor.project_id)
+    key = key or f"agent_funding:{uuid.uuid4().hex}"
+    main = wallet_of(session, settings, actor.project_id)
+    pool = wallet_of(session, settings, actor.project_id, Pool.AGENT)
+    debit(session, main.id, data.amount_cents, kind=EntryKind.AGENT_FUNDING, key=f"{key}:out",
+          description="Moved to the AI agent credit pool", actor_user_id=actor.user.id)
+    credit(session, pool.id, data.amount_cents, kind=EntryKind.AGENT_FUNDING, key=f"{key}:in",
+           description="From the main wallet", actor_user_id=actor.user.id)
+    return agent_credits(session, settings, actor)
+
+
 def agent_balance(session: Session, project_id: int) -> int:
     """A project's AI-agent credit pool balance in cents (0 when it has none)."""
     found = repository.find_wallet(session, project_id, Pool.AGENT)
@@ -307,7 +323,7 @@ def admin_credit(session: Session, settings: Settings, project_id: int, data: Cr
                  key: str | None = None) -> EntryRead:
     """An operator's credit to a project's wallet; without a key every call is a new credit."""
     projects_exist(session, project_id)
-    found = wallet_of(session, settings, project_id)
+    found = wallet_of(session, settings, project_id, data.pool)
     return credit(session, found.id, data.amount_cents, kind=EntryKind.ADMIN_CREDIT,
                   key=key or f"admin_credit:{uuid.uuid4().hex}", description=data.reason or "Credit from an operator",
                   actor_user_id=actor.id)
@@ -317,7 +333,7 @@ def credit_user(session: Session, settings: Settings, user: User, data: CreditCr
     """Credit the user's personal project wallet (the `cloudlet wallet credit` command)."""
     if user.personal_project_id is None:
         raise NotFound("project")
-    found = wallet_of(session, settings, user.personal_project_id)
+    found = wallet_of(session, settings, user.personal_project_id, data.pool)
     return credit(session, found.id, data.amount_cents, kind=EntryKind.ADMIN_CREDIT,
                   key=f"admin_credit:{uuid.uuid4().hex}", description=data.reason or "Credit from an operator")
 

@@ -11,6 +11,7 @@ from cloudlet.app import build_runtime
 from cloudlet.auth import service as auth
 from cloudlet.billing import jobs
 from cloudlet.billing import service as billing
+from cloudlet.billing.models import Pool
 from cloudlet.billing.schemas import CreditCreate, RunReport
 from cloudlet.config import Settings
 from cloudlet.kit import clock
@@ -32,12 +33,13 @@ def credit(
     email: str = typer.Argument(..., help="The user whose personal project's wallet is credited."),
     amount_cents: int = typer.Argument(..., help="Amount in minor units (cents)."),
     reason: str = typer.Option("", "--reason", help="Why; shown in the ledger."),
+    agent: bool = typer.Option(False, "--agent", help="Credit the AI agent's credit pool instead of the wallet."),
 ) -> None:
-    """Credit a user's personal project wallet."""
+    """Credit a user's personal project wallet (or its AI agent credit pool)."""
     settings = _settings()
     runtime = build_runtime(settings)
     try:
-        data = CreditCreate(amount_cents=amount_cents, reason=reason)
+        data = CreditCreate(amount_cents=amount_cents, reason=reason, pool=Pool.AGENT if agent else Pool.MAIN)
         with runtime.db.session() as session:
             user = auth.find_user_by_email(session, email)
             if user is None:

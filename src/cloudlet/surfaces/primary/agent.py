@@ -1,6 +1,8 @@
 """Primary surface: the AI agent (an LLM operator working inside a customer's server) and its credit pool.
 
     GET    /api/agent/credits                                      {"balance_cents", "trial_remaining_cents"}
+    POST   /api/agent/credits                                      201 the same: {"amount_cents"} moved from the
+                                                                   main wallet (extension; wallet:write)
     POST   /api/instances/{id}/agent/chat                          Conversation: {"message", "conversation_id"?,
                                                                    "allow_changes"? (extension, default false)}
     GET    /api/instances/{id}/agent/conversations                 [ConversationSummary], newest first
@@ -37,10 +39,11 @@ from cloudlet.agent import service as agent
 from cloudlet.agent.schemas import ApprovalRequest, ChatRequest, ConversationRead, ConversationSummary
 from cloudlet.auth.caller import Caller
 from cloudlet.billing import service as billing
-from cloudlet.billing.schemas import AgentCreditsRead
+from cloudlet.billing.schemas import AgentCreditsRead, AgentFunding
 from cloudlet.kit.errors import CloudletError
 from cloudlet.surfaces.deps import AppRuntime, AppSettings, DbSession, requires
 from cloudlet.surfaces.errors import problem_of
+from cloudlet.surfaces.idempotency import IdempotencyGuard
 from cloudlet.surfaces.params import PathId
 from cloudlet.surfaces.primary.errors import render
 from cloudlet.surfaces.settled import SettledAnswer
@@ -58,6 +61,15 @@ InstanceId = Annotated[str, Path(max_length=64, description="Instance UUID.")]
 def credits(caller: Reader, db: DbSession, settings: AppSettings) -> AgentCreditsRead:
     """The pool's balance and how much of it is trial credit still unspent."""
     return billing.agent_credits(db, settings, caller)
+
+
+@router.post("/agent/credits", status_code=201, response_model=AgentCreditsRead,
+             summary="Fund the AI agent credit pool from the wallet (extension; honours Idempotency-Key)")
+def fund(body: AgentFunding, caller: Annotated[Caller, requires(Ability.WALLET_WRITE)], db: DbSession,
+         settings: AppSettings, idem: IdempotencyGuard) -> Response:
+    """Move money from the project's main wallet into its agent credit pool (402 if the wallet is short)."""
+    return idem.run(body, lambda: billing.fund_agent(db, settings, caller, body, key=idem.operation_key),
+                    status_code=201)
 
 
 @router.post("/instances/{instance_id}/agent/chat", response_model=ConversationRead, summary="Chat with the agent")
