@@ -5,6 +5,7 @@ stopped server, an empty pool, no model); a model that fails; a pool that runs d
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -287,3 +288,34 @@ def test_the_pool_is_funded_from_the_wallet_or_by_an_operator(cloud: Cloud) -> N
     assert credited.status_code == 201, credited.text
     assert client.get("/api/agent/credits").json()["balance_cents"] == TRIAL + 75
     assert client.get("/api/wallet").json()["balance_cents"] == wallet - 50
+
+
+def events(answer: httpx.Response) -> list[tuple[str, dict[str, Any]]]:
+    """A Server-Sent Events answer's events: (name, data as JSON); comment lines left out."""
+    found = []
+    for block in answer.text.split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines() if line and not line.startswith(":"))
+        if lines:
+            found.append((lines["event"], json.loads(lines["data"])))
+    return found
+
+
+def test_the_steps_stream_as_server_sent_events(cloud: Cloud, llm: FakeModel) -> None:
+    client = cloud.client()
+    server_id = server(cloud)
+    stream = {"Accept": "text/event-stream"}
+    llm.script = [Call("shell", {"command": "hostname"}), Say("Done.")]
+    answer = client.post(f"/api/instances/{server_id}/agent/chat", json={"message": "Name?"}, headers=stream)
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/event-stream")
+    sent = events(answer)
+    assert [name for name, _ in sent] == ["message"] * 4 + ["done"]
+    assert [data["role"] for _, data in sent[:4]] == ["user", "assistant", "tool", "assistant"]
+    assert [data["seq"] for _, data in sent[:4]] == [1, 2, 3, 4]
+    done = sent[-1][1]
+    assert done["transcript"] == [data for _, data in sent[:4]] and done["charged_cents"] == 5
+
+    llm.script = [Fail(400, "No such model.")]  # a refusal during the run comes as an error event
+    failed = events(client.post(f"/api/instances/{server_id}/agent/chat",
+                                json={"message": "Again", "conversation_id": done["id"]}, headers=stream))
+    assert [name for name, _ in failed] == ["message", "message", "error"]
+    assert failed[0][1]["seq"] == 5 and "No such model" in failed[-1][1]["message"]

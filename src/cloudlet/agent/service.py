@@ -16,6 +16,8 @@ to what the pool held), and a model that fails answers 502 with its reason (the 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,6 +102,13 @@ def _own(session: Session, uuid: str, project_id: int, conversation_id: int, *,
     return row
 
 
+def transcript_after(db: Database, conversation_id: int, seq: int) -> list[MessageRead]:
+    """A conversation's messages after seq (what a stream of its run has not sent yet)."""
+    with db.session(write=False) as session:
+        return [_message_read(message) for message in repository.messages(session, conversation_id)
+                if message.seq > seq]
+
+
 def list_conversations(session: Session, actor: Actor, ident: str) -> list[ConversationSummary]:
     """A server's conversations, newest first."""
     uuid, project_id = _server(session, actor, ident)
@@ -144,7 +153,9 @@ class ChatRun:
     guest: RunningGuest
     reach: model.ModelEndpoint
     allow_changes: bool
+    since: int  # the conversation's last message before this run's
     approved: tuple[int, str, str, str] | None = None  # a call approved just now: (message id, tool, arguments, id)
+    observe: Callable[[], None] | None = None  # told after each step is committed (a stream of the run)
 
 
 def begin(session: Session, settings: Settings, drivers: nodes.Drivers, actor: Actor, ident: str,
@@ -161,8 +172,9 @@ def begin(session: Session, settings: Settings, drivers: nodes.Drivers, actor: A
         row = AgentConversation(project_id=guest.project_id, instance_uuid=guest.uuid,
                                 title=data.message.strip()[:TITLE_CHARS], created_at=clock.now())
         repository.add(session, row)
+    since = row.messages
     _append(session, row, AgentMessage(role=Role.USER, content=data.message))
-    return ChatRun(row.id, guest, reach, data.allow_changes)
+    return ChatRun(row.id, guest, reach, data.allow_changes, since)
 
 
 def approve(session: Session, settings: Settings, drivers: nodes.Drivers, actor: Actor, ident: str,
@@ -182,9 +194,9 @@ def approve(session: Session, settings: Settings, drivers: nodes.Drivers, actor:
     row.updated_at = clock.now()
     if not data.approve:
         waiting.approval, waiting.content = Approval.DENIED, "denied: the customer did not approve this call"
-        return ChatRun(row.id, guest, reach, data.allow_changes)
+        return ChatRun(row.id, guest, reach, data.allow_changes, row.messages)
     waiting.approval = Approval.APPROVED
-    return ChatRun(row.id, guest, reach, data.allow_changes,
+    return ChatRun(row.id, guest, reach, data.allow_changes, row.messages,
                    (waiting.id, waiting.tool_name, json.dumps(waiting.tool_arguments), waiting.tool_call_id))
 
 
@@ -210,19 +222,18 @@ def run(db: Database, settings: Settings, chat: ChatRun) -> ConversationRead:
 def _loop(db: Database, settings: Settings, chat: ChatRun) -> str | None:
     """Model steps and tool calls until an answer; why the run stopped short, or None."""
     system = {"role": "system", "content": SYSTEM_PROMPT.format(hostname=chat.guest.hostname)}
-    for _step in range(settings.agent_max_steps):
+    for _ in range(settings.agent_max_steps):
         with db.session(write=False) as session:
             history = _history(repository.messages(session, chat.conversation_id))
         try:
             reply = model.complete(chat.reach, [system, *history], tools.DEFINITIONS)
         except model.ModelFailed as failed:
-            with db.session() as session:
-                _append(session, _locked(session, chat), AgentMessage(role=Role.ASSISTANT, error=failed.reason))
+            with _step(db, chat) as (session, row):
+                _append(session, row, AgentMessage(role=Role.ASSISTANT, error=failed.reason))
             raise ModelError(f"The model failed: {failed.reason}") from None
         calls = [{"id": call.id, "name": call.name, "arguments": call.arguments} for call in reply.tool_calls]
         cost = metering.model_cost(settings, reply.input_tokens, reply.output_tokens)
-        with db.session() as session:
-            row = _locked(session, chat)
+        with _step(db, chat) as (session, row):
             row.input_tokens += reply.input_tokens
             row.output_tokens += reply.output_tokens
             _append(session, row, AgentMessage(role=Role.ASSISTANT, content=reply.content or "", tool_calls=calls,
@@ -235,8 +246,8 @@ def _loop(db: Database, settings: Settings, chat: ChatRun) -> str | None:
         for call in reply.tool_calls:
             why = None if chat.allow_changes else tools.needs_approval(call.name, call.arguments)
             if why is not None:
-                with db.session() as session:
-                    _append(session, _locked(session, chat), AgentMessage(
+                with _step(db, chat) as (session, row):
+                    _append(session, row, AgentMessage(
                         role=Role.TOOL, content=f"waiting for the customer's approval: {why}",
                         tool_call_id=call.id[:100], tool_name=call.name[:40], tool_arguments=_arguments(call.arguments),
                         approval=Approval.PENDING))
@@ -262,8 +273,7 @@ def _tool_step(db: Database, settings: Settings, chat: ChatRun, name: str, argum
     ran = {"content": result.output, "exit_status": result.exit_status, "truncated": result.truncated,
            "duration_ms": round(result.seconds * 1000), "cost_microcents": metering.tool_cost(settings),
            "error": result.error}
-    with db.session() as session:
-        row = _locked(session, chat)
+    with _step(db, chat) as (session, row):
         row.tool_calls += 1
         waited = repository.message(session, pending) if pending is not None else None
         if waited is None:
@@ -276,6 +286,15 @@ def _tool_step(db: Database, settings: Settings, chat: ChatRun, name: str, argum
             row.updated_at = clock.now()
             session.flush()
         return _charge(session, settings, row, final=False)
+
+
+@contextmanager
+def _step(db: Database, chat: ChatRun) -> Iterator[tuple[Session, AgentConversation]]:
+    """A step's transaction, on the conversation locked; whoever watches the run hears of it once committed."""
+    with db.session() as session:
+        yield session, _locked(session, chat)
+    if chat.observe is not None:
+        chat.observe()
 
 
 def _locked(session: Session, chat: ChatRun) -> AgentConversation:

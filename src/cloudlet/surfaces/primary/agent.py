@@ -4,7 +4,9 @@
     POST   /api/agent/credits                                      201 the same: {"amount_cents"} moved from the
                                                                    main wallet (extension; wallet:write)
     POST   /api/instances/{id}/agent/chat                          Conversation: {"message", "conversation_id"?,
-                                                                   "allow_changes"? (extension, default false)}
+                                                                   "allow_changes"? (extension, default false)};
+                                                                   with Accept: text/event-stream, the steps as
+                                                                   Server-Sent Events (extension)
     GET    /api/instances/{id}/agent/conversations                 [ConversationSummary], newest first
     GET    /api/instances/{id}/agent/conversations/{convId}        Conversation, with its full transcript
     DELETE /api/instances/{id}/agent/conversations/{convId}        204
@@ -29,11 +31,14 @@ is kept); 502 when the model fails (recorded, not charged). Scopes: agent:read t
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Response
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Header, Path, Response
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from cloudlet.agent import service as agent
 from cloudlet.agent.schemas import ApprovalRequest, ChatRequest, ConversationRead, ConversationSummary
@@ -41,7 +46,7 @@ from cloudlet.auth.caller import Caller
 from cloudlet.billing import service as billing
 from cloudlet.billing.schemas import AgentCreditsRead, AgentFunding
 from cloudlet.kit.errors import CloudletError
-from cloudlet.surfaces.deps import AppRuntime, AppSettings, DbSession, requires
+from cloudlet.surfaces.deps import AppRuntime, AppSettings, DbSession, Runtime, requires
 from cloudlet.surfaces.errors import problem_of
 from cloudlet.surfaces.idempotency import IdempotencyGuard
 from cloudlet.surfaces.params import PathId
@@ -54,6 +59,7 @@ router = APIRouter(prefix="/api", tags=["primary"])
 Reader = Annotated[Caller, requires(Ability.AGENT_READ)]
 Writer = Annotated[Caller, requires(Ability.AGENT_WRITE)]
 InstanceId = Annotated[str, Path(max_length=64, description="Instance UUID.")]
+KEEPALIVE_SECONDS = 15.0  # a comment line on a stream this long without a step
 
 
 @router.get("/agent/credits", response_model=AgentCreditsRead,
@@ -73,9 +79,14 @@ def fund(body: AgentFunding, caller: Annotated[Caller, requires(Ability.WALLET_W
 
 
 @router.post("/instances/{instance_id}/agent/chat", response_model=ConversationRead, summary="Chat with the agent")
-def chat(instance_id: InstanceId, body: ChatRequest, caller: Writer, db: DbSession, runtime: AppRuntime) -> Response:
-    """Start a conversation or append to one; the agent runs tools inside the server until it answers."""
+def chat(instance_id: InstanceId, body: ChatRequest, caller: Writer, db: DbSession, runtime: AppRuntime,
+         accept: Annotated[str, Header()] = "") -> Response:
+    """Start a conversation or append to one; the agent runs tools inside the server until it answers. With
+    `Accept: text/event-stream` (extension), the steps come as Server-Sent Events as they happen."""
     begun = agent.begin(db, runtime.settings, runtime.drivers, caller, instance_id, body)
+    if "text/event-stream" in accept:
+        return StreamingResponse(_stream(runtime, begun), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-store"})
     return SettledAnswer(lambda: _ran(lambda: agent.run(runtime.db, runtime.settings, begun)))
 
 
@@ -86,6 +97,41 @@ def approve(instance_id: InstanceId, conversation_id: PathId, body: ApprovalRequ
     """Run the call the agent stopped on (or tell it no), then let it go on."""
     begun = agent.approve(db, runtime.settings, runtime.drivers, caller, instance_id, conversation_id, body)
     return SettledAnswer(lambda: _ran(lambda: agent.run(runtime.db, runtime.settings, begun)))
+
+
+def _event(name: str, data: str) -> str:
+    return f"event: {name}\ndata: {data}\n\n"
+
+
+def _stream(runtime: Runtime, begun: agent.ChatRun) -> Iterator[str]:
+    """A run as Server-Sent Events: `message` for each message once recorded, then `done` with the conversation,
+    or `error` with the refusal in the surface's error format. The run works in a thread of its own and says when
+    a step is committed; a comment line keeps a quiet connection open."""
+    told: queue.SimpleQueue[ConversationRead | CloudletError | None] = queue.SimpleQueue()
+
+    def work() -> None:
+        try:
+            told.put(agent.run(runtime.db, runtime.settings, replace(begun, observe=lambda: told.put(None))))
+        except CloudletError as failed:
+            told.put(failed)
+
+    threading.Thread(target=work, name=f"agent-run-{begun.conversation_id}", daemon=True).start()
+    sent = begun.since
+    while True:
+        try:
+            outcome = told.get(timeout=KEEPALIVE_SECONDS)
+        except queue.Empty:
+            yield ": still working\n\n"
+            continue
+        for message in agent.transcript_after(runtime.db, begun.conversation_id, sent):
+            yield _event("message", message.model_dump_json())
+            sent = message.seq
+        if isinstance(outcome, ConversationRead):
+            yield _event("done", outcome.model_dump_json())
+            return
+        if outcome is not None:
+            yield _event("error", bytes(render(problem_of(outcome)).body).decode())
+            return
 
 
 def _ran(run: Callable[[], ConversationRead]) -> Response:
