@@ -33,7 +33,7 @@ from tests.e2e.test_instances_libvirt import (
 from tests.fake_llm import Call, FakeModel, Say
 from tests.integration.test_worker import wait_for
 
-pytestmark = [pytest.mark.long(seconds=200), pytest.mark.engines("sqlite")]
+pytestmark = [pytest.mark.long(seconds=120), pytest.mark.engines("sqlite")]
 
 __all__ = ["cluster", "debian_image", "debian_template", "node", "tiny_image"]
 
@@ -98,9 +98,10 @@ def test_the_agent_reads_and_edits_a_real_server_through_its_guest_agent_and_the
         assert credits(http) == TRIAL
 
         # read-only: the tools' outputs are the guest's own
-        asked: list[Call | Say] = [Call("shell", {"command": "hostname"}, input_tokens=60, output_tokens=10),
-                 Call("shell", {"command": "systemctl is-active ssh"}, input_tokens=80, output_tokens=10),
-                 Say("agent-1 is up and ssh is active.", input_tokens=100, output_tokens=20)]
+        asked: list[Call | Say] = [
+            Call("shell", {"command": "hostname"}, input_tokens=60, output_tokens=10),
+            Call("shell", {"command": "systemctl is-active ssh"}, input_tokens=80, output_tokens=10),
+            Say("agent-1 is up and ssh is active.", input_tokens=100, output_tokens=20)]
         llm.script = list(asked)
         answer = chat(http, server_id, "Is ssh running?")
         assert answer.status_code == 200, answer.text
@@ -121,7 +122,7 @@ def test_the_agent_reads_and_edits_a_real_server_through_its_guest_agent_and_the
         ssh(address, f"printf 'listen 80\\nworkers 2\\n' > {CONFIG} && chmod 640 {CONFIG}", pkey=key)
         edit = {"path": CONFIG, "old_text": "listen 80", "new_text": "listen 8080"}
         changed: list[Call | Say] = [Call("edit_file", edit, input_tokens=120, output_tokens=30),
-                   Say("Now it listens on 8080.", input_tokens=140, output_tokens=10)]
+                                     Say("Now it listens on 8080.", input_tokens=140, output_tokens=10)]
         llm.script = list(changed)
         answer = chat(http, server_id, "Listen on 8080", conversation_id=conversation, allow_changes=True)
         assert answer.status_code == 200, answer.text
@@ -144,13 +145,13 @@ def test_the_agent_reads_and_edits_a_real_server_through_its_guest_agent_and_the
         stopped = chat(http, server_id, "How loaded is it?")
         assert stopped.status_code == 402 and "Out of AI credits" in stopped.text, stopped.text
         assert len(llm.requests) == asked_before + 2  # nothing more was asked of the model
-        assert credits(http) == 0
+        assert credits(http) == 0  # the ledger took what was left
         listed = http.get(f"/api/instances/{server_id}/agent/conversations").json()
         [last] = [c for c in listed if c["id"] != conversation]
-        assert last["charged_cents"] == left  # what the ledger took
+        assert last["charged_cents"] == left
         # its cost: the first step and its tool call, and the model call that asked for more than was left
-        asked_for = priced([first, Say("", input_tokens=too_much.input_tokens, output_tokens=too_much.output_tokens)])
-        assert last["cost_microcents"] == asked_for * 1_000_000 > left * 1_000_000
+        cost = priced([first, Say("", input_tokens=too_much.input_tokens, output_tokens=too_much.output_tokens)])
+        assert last["cost_microcents"] == cost * 1_000_000 > left * 1_000_000
         kept = http.get(f"/api/instances/{server_id}/agent/conversations/{last['id']}").json()["transcript"]
         assert [m["role"] for m in kept] == ["user", "assistant", "tool", "assistant"]
         assert kept[2]["exit_status"] == 0 and "load average" in kept[2]["content"], kept[2]
