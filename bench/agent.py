@@ -14,8 +14,8 @@ loopback round trip, the fake's answer) is subtracted exactly:
     FakeDriver's guest agent), then an answer. A tool step is the time from one model answer to the next model
     call: the assistant step recorded and charged, the tool run, its result recorded and charged, the transcript
     read back for the model. The rest of a chat (the request, the customer's message, the final charge, the
-    transcript in the answer) is printed apart, and so is the model call the figures leave out, with the part of
-    it that is Cloudlet's own: the HTTP client model.complete makes (and its TLS context) for each call.
+    transcript in the answer) is printed apart, and so is the model call the figures leave out (the shared HTTP
+    client's round trip on loopback and the fake's answer).
 (b) conversations stored per second: `--chats` new conversations of one answer each, one after another, beside
     the same rate with the model's time taken out.
 (c) a tool call through a real guest agent needs a booted Debian guest (over a minute under TCG), so it is not
@@ -39,7 +39,6 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
-import httpx
 from fastapi.testclient import TestClient
 from tests.fake_llm import Call, FakeModel, Say
 
@@ -125,17 +124,6 @@ def ms(values: list[float]) -> str:
     return f"p50 {percentile(values, 50) * 1000:6.1f} ms  p95 {percentile(values, 95) * 1000:6.1f} ms"
 
 
-def client_made(count: int = 20) -> list[float]:
-    """How long making and closing the HTTP client that model.complete makes for each call takes, count times."""
-    took = []
-    for _ in range(count):
-        began = time.perf_counter()
-        with httpx.Client(timeout=httpx.Timeout(60.0)):
-            pass
-        took.append(time.perf_counter() - began)
-    return took
-
-
 def chats(send: Callable[[], None], spans: list[tuple[float, float]], count: int,
           seconds: float) -> list[tuple[float, float, list[tuple[float, float]]]]:
     """Up to count chats, one after another, stopping at seconds: each one's start, end and model calls."""
@@ -184,8 +172,7 @@ def run(kind: str, conversations: int, steps: int, stored: int, seconds: float) 
                 model_calls = [ended - began for _, _, calls in runs for began, ended in calls]
                 print(f"  {kind:<10} (a) {len(runs)} chats of {steps} tool steps, per tool step: {ms(gaps)}")
                 print(f"  {kind:<10}     the rest of a chat (request, message, last charge, answer): {ms(rest)}")
-                print(f"  {kind:<10}     the model call, left out of both: {ms(model_calls)}; of it, the HTTP client "
-                      f"model.complete makes for each call: {ms(client_made())}", flush=True)
+                print(f"  {kind:<10}     the model call, left out of both: {ms(model_calls)}", flush=True)
 
                 answered = chat([Say("Nothing to do.")])
                 runs = chats(answered, spans, stored, seconds)
