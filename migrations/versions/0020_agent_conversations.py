@@ -1,4 +1,5 @@
-"""agent conversations: a server's chats with the AI agent, their messages and tool transcripts, and their cost
+"""agent conversations: a server's chats with the AI agent, their messages and tool transcripts, and their cost;
+the Telegram chats linked to servers' agents, and where the bot's reading of Telegram's updates stands
 
 Revision ID: 0020
 Revises: 0001
@@ -67,8 +68,42 @@ def upgrade() -> None:
     with op.batch_alter_table('agent_messages', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_agent_messages_conversation_id'), ['conversation_id'], unique=False)
 
+    op.create_table('agent_telegram_links',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('project_id', sa.Integer(), nullable=False),
+    sa.Column('instance_uuid', sa.String(length=36), nullable=False),
+    sa.Column('chat_id', sa.String(length=32), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('conversation_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', cloudlet.kit.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['conversation_id'], ['agent_conversations.id'], name=op.f('fk_agent_telegram_links_conversation_id_agent_conversations'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_agent_telegram_links_project_id_projects'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_agent_telegram_links_user_id_users'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_agent_telegram_links')),
+    sa.UniqueConstraint('chat_id', name=op.f('uq_agent_telegram_links_chat_id')),
+    sa.UniqueConstraint('instance_uuid', name=op.f('uq_agent_telegram_links_instance_uuid'))
+    )
+    with op.batch_alter_table('agent_telegram_links', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_agent_telegram_links_conversation_id'), ['conversation_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_agent_telegram_links_project_id'), ['project_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_agent_telegram_links_user_id'), ['user_id'], unique=False)
+
+    op.create_table('agent_telegram_cursors',
+    sa.Column('bot_id', sa.String(length=32), nullable=False),
+    sa.Column('next_update_id', sa.BigInteger(), nullable=False),
+    sa.Column('updated_at', cloudlet.kit.db.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('bot_id', name=op.f('pk_agent_telegram_cursors'))
+    )
+
 
 def downgrade() -> None:
+    op.drop_table('agent_telegram_cursors')
+    with op.batch_alter_table('agent_telegram_links', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_agent_telegram_links_user_id'))
+        batch_op.drop_index(batch_op.f('ix_agent_telegram_links_project_id'))
+        batch_op.drop_index(batch_op.f('ix_agent_telegram_links_conversation_id'))
+
+    op.drop_table('agent_telegram_links')
     with op.batch_alter_table('agent_messages', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_agent_messages_conversation_id'))
 

@@ -8,6 +8,7 @@ from fastapi.telemetry import TelemetryConfig
 from cloudlet import __version__
 from cloudlet.actions import registry as action_registry
 from cloudlet.actions import runner as action_runner
+from cloudlet.agent import workflows as agent_workflows
 from cloudlet.billing import workflows as billing_workflows
 from cloudlet.config import Settings
 from cloudlet.edge import certificates as edge_certificates
@@ -75,7 +76,8 @@ def create_worker(settings: Settings | None = None, runtime: Runtime | None = No
                              *ssh_trust.schedules(runtime.settings),
                              *shield_workflows.schedules(runtime.settings),
                              *bandwidth_workflows.schedules(runtime.settings),
-                             *edge_workflows.schedules(runtime.settings)])
+                             *edge_workflows.schedules(runtime.settings),
+                             *agent_workflows.schedules(runtime.settings)])
 
 
 TELEMETRY_OFF: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}

@@ -97,6 +97,11 @@ class Settings(BaseSettings):
     agent_price_input_per_1k_cents: Decimal = Field(default=Decimal("0.05"), ge=0)  # per 1,000 input tokens
     agent_price_output_per_1k_cents: Decimal = Field(default=Decimal("0.2"), ge=0)  # per 1,000 output tokens
     agent_price_tool_call_cents: Decimal = Field(default=Decimal("0.1"), ge=0)  # per tool call
+    # the agent from Telegram (cloudlet.agent.telegram): a bot whose chats, once linked to a server, talk to its agent
+    telegram_bot_token: SecretStr | None = None  # from @BotFather; unset: no polling, and linking answers 503
+    telegram_api_url: str = "https://api.telegram.org"  # the Bot API server (loopback: webhook_allow_private)
+    telegram_poll_schedule: str = "*/5 * * * * *"  # cron of the round that reads the bot's new messages
+    telegram_timeout_seconds: float = Field(default=10.0, gt=0, le=120)  # one Bot API call
 
     # outgoing webhooks: see cloudlet.webhooks
     webhook_allow_private: bool = False  # let webhooks reach loopback, private and link-local addresses

@@ -1,7 +1,7 @@
 """Every table, imported in one place so Alembic and tests see the whole schema."""
 
 from cloudlet.actions.models import Action, ActionTask
-from cloudlet.agent.models import AgentConversation, AgentMessage
+from cloudlet.agent.models import AgentConversation, AgentMessage, TelegramCursor, TelegramLink
 from cloudlet.audit.models import AuditEntry
 from cloudlet.auth.models import PasswordReset, RefreshToken, SystemFlag, User
 from cloudlet.backups.models import Backup, Snapshot
@@ -76,6 +76,8 @@ __all__ = [
     "SshKey",
     "Subscription",
     "SystemFlag",
+    "TelegramCursor",
+    "TelegramLink",
     "TokenUsage",
     "User",
     "WafApp",

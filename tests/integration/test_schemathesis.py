@@ -48,6 +48,9 @@ EXAMPLES = {GenerationMode.POSITIVE: 5, GenerationMode.NEGATIVE: 2}
 GITHUB = {"github_client_id": "cloudlet-probe", "github_client_secret": "probe-secret",
           "github_authorize_url": "http://127.0.0.1:9/login/oauth/authorize",
           "github_token_url": "http://127.0.0.1:9/login/oauth/access_token", "github_api_url": "http://127.0.0.1:9"}
+# A Telegram bot set up (so linking a chat answers rather than 503), its Bot API aimed at the same unserved port:
+# the worker's round reaches nothing, and linking calls no Bot API.
+TELEGRAM = {"telegram_bot_token": "123456789:probe-token", "telegram_api_url": "http://127.0.0.1:9"}
 
 # Operations that cannot be exercised by a request and its answer, and why.
 EXCLUDED = {
@@ -58,10 +61,10 @@ EXCLUDED = {
 
 @pytest.fixture
 def settings_overrides(tmp_path: Path) -> dict[str, Any]:
-    """GitHub sign-in configured against nothing (see GITHUB), and GeoIP databases (else Shield's country and
-    ASN views answer 501 Not Configured)."""
+    """GitHub sign-in and a Telegram bot configured against nothing (see GITHUB, TELEGRAM), and GeoIP databases
+    (else Shield's country and ASN views answer 501 Not Configured)."""
     country_db, asn_db = write_databases(tmp_path)
-    return dict(GITHUB) | {"geoip_country_db": country_db, "geoip_asn_db": asn_db}
+    return dict(GITHUB) | TELEGRAM | {"geoip_country_db": country_db, "geoip_asn_db": asn_db}
 
 
 class Admin:

@@ -66,6 +66,23 @@ def test_the_standard_library_records_are_bounded_and_plain() -> None:
     assert len(line) < 20_000, len(line)
 
 
+def test_a_telegram_bot_token_in_a_logged_url_is_hidden() -> None:
+    sink = io.StringIO()
+    handler = logging.StreamHandler(sink)
+    handler.setFormatter(cloudlet_logging.BoundedFormatter("%(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("tests.httpx")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    # what httpx logs of every request
+    logger.info('HTTP Request: %s %s "%s %d %s"', "POST",
+                "https://api.telegram.org/bot123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/getUpdates", "HTTP/1.1",
+                200, "OK")
+    line = sink.getvalue()
+    assert "AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw" not in line
+    assert f"https://api.telegram.org/bot{cloudlet_logging.REDACTED}/getUpdates" in line
+
+
 def test_settings_show_no_secret_in_their_repr_and_give_them_only_on_purpose() -> None:
     settings = _settings()
     shown = f"{settings!r} {settings}"

@@ -4,6 +4,9 @@ A message is the customer's (`user`), the model's (`assistant`, with the tool ca
 (`tool`: what ran inside the server, its exit status, output and duration). A conversation keeps what its model
 calls and tool calls cost, exactly, in micro-cents (millionths of a cent), and how many whole cents of it were
 debited from the project's agent credit pool: the ledger holds the debits, each once (agent/metering.py).
+
+A server's agent is also reached from Telegram (agent/telegram.py): a link ties one chat to one server, and the
+bot's cursor keeps where its reading of Telegram's updates stands, so that a restart reads on from there.
 """
 
 from __future__ import annotations
@@ -81,3 +84,32 @@ class AgentMessage(Base):
     error: Mapped[str] = mapped_column(Text, default="")  # why this step failed (the model, a tool, the credit)
     approval: Mapped[Approval] = mapped_column(enum_column(Approval), default=Approval.NONE)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
+
+
+class TelegramLink(Base):
+    """A Telegram chat that talks to a server's agent, as the user who linked it.
+
+    A server has one chat, and a chat talks to one server: linking it to another moves it. Its messages continue
+    one conversation, until the chat asks for a new one (or the conversation is deleted).
+    """
+
+    __tablename__ = "agent_telegram_links"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    instance_uuid: Mapped[str] = mapped_column(String(36), unique=True)
+    chat_id: Mapped[str] = mapped_column(String(32), unique=True)  # Telegram's, as a string (it may be negative)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)  # acts as them
+    conversation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("agent_conversations.id", ondelete="SET NULL"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
+
+
+class TelegramCursor(Base):
+    """Where a bot's reading of Telegram's updates stands: the first update id it has not taken yet."""
+
+    __tablename__ = "agent_telegram_cursors"
+
+    bot_id: Mapped[str] = mapped_column(String(32), primary_key=True)  # the token's part before ":"
+    next_update_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now, onupdate=clock.now)

@@ -88,3 +88,18 @@ class ConversationRead(ConversationSummary):
 
     transcript: list[MessageRead]
     stopped: str | None = Field(None, description="Why the last run stopped before an answer, if it did.")
+
+
+class TelegramLinkCreate(BaseModel):
+    """The Telegram chat a server's agent should talk to."""
+
+    telegram_chat_id: str = Field(min_length=1, max_length=30, pattern=r"^-?[1-9][0-9]{0,15}-[a-z2-7]{12}$",
+                                  description="From the /start reply: the chat's id (an integer; a group's is "
+                                  "negative) with the tag the bot signed it with, which only the chat saw.",
+                                  examples=["123456789-k5rt2vq7m3xa"])
+
+
+class TelegramLinkRead(BaseModel):
+    """The Telegram chat linked to a server's agent, if any."""
+
+    telegram_chat_id: str | None = Field(description="Linked Telegram chat ID, or null.")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from typing import Any, TextIO
 
 import structlog
@@ -23,6 +24,13 @@ REDACTED = "[redacted]"
 # Keys whose values are credentials whatever their type: a key ending so (access_token, smtp_password),
 # while token_id or password_changed_at stay readable.
 SECRET_KEY_ENDINGS = ("authorization", "password", "secret", "secret_key", "token", "cookie", "api_key", "credential")
+# A Telegram bot's token is part of every Bot API URL (/bot<id>:<secret>/method), which HTTP clients log
+BOT_TOKEN_IN_URL = re.compile(r"/bot\d+:[A-Za-z0-9_-]+")
+
+
+def hide_url_secrets(text: str) -> str:
+    """The text with the secrets that travel in URLs (a Telegram bot's token) replaced by a marker."""
+    return BOT_TOKEN_IN_URL.sub(f"/bot{REDACTED}", text) if "/bot" in text else text
 
 
 def shorten(text: str, limit: int) -> str:
@@ -83,15 +91,16 @@ def bound_values(logger: Any, name: str, event_dict: EventDict) -> EventDict:
 
 
 class BoundedFormatter(logging.Formatter):
-    """The standard library's records (uvicorn, SQLAlchemy, DBOS) under the same bounds as structlog's."""
+    """The standard library's records (uvicorn, SQLAlchemy, DBOS, httpx) under the same bounds as structlog's, and
+    without the secrets that URLs carry."""
 
     def formatException(self, ei: Any) -> str:  # noqa: N802  # the standard library's name
         """A plain traceback (never locals), cut to MAX_TRACEBACK_CHARS."""
-        return shorten_traceback(super().formatException(ei))
+        return shorten_traceback(hide_url_secrets(super().formatException(ei)))
 
     def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802  # the standard library's name
-        """The message, cut to MAX_VALUE_CHARS."""
-        return shorten(super().formatMessage(record), MAX_VALUE_CHARS)
+        """The message, without URL secrets, cut to MAX_VALUE_CHARS."""
+        return shorten(hide_url_secrets(super().formatMessage(record)), MAX_VALUE_CHARS)
 
 
 def processors(*, json: bool) -> list[structlog.types.Processor]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -30,6 +31,20 @@ class Actor(Protocol):
     def project_scope(self) -> int | None:
         """The project the credential is limited to, or None."""
         ...
+
+
+@dataclass(frozen=True)
+class MemberActor:
+    """A member acting in one project with no request behind it (a job on their behalf, such as their Telegram
+    chat with a server's agent): an Actor fenced to that project, as a token limited to it would be."""
+
+    user: User
+    project_scope: int
+
+    @property
+    def user_id(self) -> int:
+        """The acting user's id."""
+        return self.user.id
 
 
 class Permission(enum.StrEnum):

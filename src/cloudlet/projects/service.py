@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
-from cloudlet.auth.models import User
+from cloudlet.auth.models import User, UserStatus
 from cloudlet.config import Settings
 from cloudlet.kit import clock
 from cloudlet.kit.errors import Conflict, Forbidden, Gone, Invalid, NotFound, RateLimited
@@ -30,6 +30,7 @@ from cloudlet.projects.schemas import (
     InvitationRead,
     InvitationState,
     Locale,
+    MemberActor,
     MemberPermissionsRead,
     MemberRead,
     MembershipRead,
@@ -79,6 +80,18 @@ def require_membership(session: Session, user_id: int, project_id: int, *, fence
     if found is None:
         raise NotFound("project", project_id)
     return found
+
+
+def acting_member(session: Session, user_id: int, project_id: int) -> Actor:
+    """The user acting in the project without a request (work done on their behalf), fenced to it: NotFound once
+    they are no longer a member, Forbidden while their account is suspended."""
+    require_membership(session, user_id, project_id)
+    user = repository.get_user(session, user_id)
+    if user is None:
+        raise NotFound("project", project_id)
+    if user.status is UserStatus.SUSPENDED:
+        raise Forbidden("The account is suspended.", code="ACCOUNT_SUSPENDED")
+    return MemberActor(user, project_id)
 
 
 def can(session: Session, project_id: int, user_id: int, key: Permission | str) -> bool:

@@ -28,6 +28,7 @@ from cloudlet.surfaces.limits import BodySizeLimit
 from cloudlet.surfaces.middleware import RequestBookkeeping
 from cloudlet.surfaces.primary import admin_actions as primary_admin_actions
 from cloudlet.surfaces.primary import agent as primary_agent
+from cloudlet.surfaces.primary import agent_telegram as primary_agent_telegram
 from cloudlet.surfaces.primary import billing as primary_billing
 from cloudlet.surfaces.primary import catalog as primary_catalog
 from cloudlet.surfaces.primary import console as primary_console
@@ -103,7 +104,8 @@ def install(app: FastAPI, runtime: Runtime) -> None:
     # No two routers' paths overlap; route_index has FastAPI try only the routers a path can belong to.
     for module in (primary_me, sh_health, sh_auth, sh_users, sh_tokens, sh_organizations, sh_admin, sh_billing,
                    sh_images, sh_admin_catalog, sh_ssh, primary_tokens, primary_team, primary_catalog, primary_wallet,
-                   primary_billing, primary_agent, primary_shield, cp_general, cp_account, cp_catalog, cp_billing,
+                   primary_billing, primary_agent, primary_agent_telegram, primary_shield, cp_general, cp_account,
+                   cp_catalog, cp_billing,
                    wc_catalog, primary_shield_bandwidth, primary_shield_visibility, primary_waf,
                    sh_nodes, sh_node_firewall,
                    primary_instances, cp_vps, wc_vps, sh_instances, sh_instance_logs, ex_workloads,
