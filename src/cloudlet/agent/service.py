@@ -3,9 +3,11 @@
 A chat request appends the customer's message to a conversation (a new one, or one of this server's), then runs
 the agent loop: the model (agent/model.py) reads the transcript and answers or asks for tool calls, which run
 inside the server (agent/tools.py); their results go back to the model, until it answers, the step limit
-(agent_max_steps) is reached, or the credit pool runs dry. No transaction is held while the model or a tool
-works: each step is recorded in its own, with its cost, and the whole cents it makes due are debited at once
-(agent/metering.py), so a run that stops at any point leaves a transcript and a ledger that agree.
+(agent_max_steps) is reached, the credit pool runs dry, or a call that would change the server waits for the
+customer's approval (approve() then runs it, or tells the model no, and the loop goes on). No transaction is
+held while the model or a tool works: each step is recorded in its own, with its cost, and the whole cents it
+makes due are debited at once (agent/metering.py), so a run that stops at any point leaves a transcript and a
+ledger that agree.
 
 Refusals, before anything runs: 404 for another project's server or another server's conversation, 403 for a
 suspended server, 409 for one not running (or without a guest agent), 402 with an empty credit pool, 503
@@ -51,8 +53,8 @@ APPROVAL_NEEDED = ("A tool call would change the server and waits for your appro
 SYSTEM_PROMPT = (
     "You are Cloudlet's operator agent, working inside the customer's server {hostname} (Debian, root) through "
     "tools that run there. Find out with the tools before you answer; say what you ran and what it showed. "
-    "Commands that change the server run only when the customer allowed changes for this request; otherwise "
-    "explain what you would change and why. Be brief.")
+    "A call that would change the server waits for the customer's approval unless they allowed changes for the "
+    "request; if they deny it, do not try another way. Be brief.")
 
 
 class ModelError(CloudletError):
