@@ -91,6 +91,7 @@ class Settings(BaseSettings):
     agent_timeout_seconds: float = Field(default=60.0, gt=0)  # one model call
     agent_retries: int = Field(default=3, ge=0, le=10)  # extra tries of a model call on 429, 5xx, lost connections
     agent_max_steps: int = Field(default=8, ge=1, le=50)  # model calls in one chat request
+    agent_max_messages: int = Field(default=400, ge=10, le=10_000)  # messages one conversation may hold
     agent_tool_timeout_seconds: float = Field(default=30.0, gt=0, le=600)  # one tool call inside the server
     agent_output_cap_bytes: int = Field(default=16384, ge=256, le=1024 * 1024)  # a tool's output kept and shown
     # prices in cents of the agent's credit pool (fractions of a cent add up exactly; whole cents are debited)

@@ -34,6 +34,10 @@ def llm() -> Iterator[FakeModel]:
 
 @pytest.fixture
 def settings_overrides(llm: FakeModel) -> dict[str, Any]:
+    return agent_settings(llm)
+
+
+def agent_settings(llm: FakeModel) -> dict[str, Any]:
     # 10 input tokens cost 1 cent, 5 output tokens 1 cent; a tool call half a cent (fractions add up)
     return {"agent_base_url": llm.base_url, "agent_api_key": llm.key, "agent_model": "fake-model",
             "webhook_allow_private": True, "agent_trial_credit_cents": TRIAL, "agent_retries": 0,
@@ -319,3 +323,22 @@ def test_the_steps_stream_as_server_sent_events(cloud: Cloud, llm: FakeModel) ->
                                 json={"message": "Again", "conversation_id": done["id"]}, headers=stream))
     assert [name for name, _ in failed] == ["message", "message", "error"]
     assert failed[0][1]["seq"] == 5 and "No such model" in failed[-1][1]["message"]
+
+
+class TestAFullConversation:
+    @pytest.fixture
+    def settings_overrides(self, llm: FakeModel) -> dict[str, Any]:
+        return agent_settings(llm) | {"agent_max_messages": 10}
+
+    def test_it_stops_its_run_and_takes_no_more_messages(self, cloud: Cloud, llm: FakeModel) -> None:
+        client = cloud.client()
+        server_id = server(cloud)
+        llm.script = [*(Call("shell", {"command": "hostname"}) for _ in range(6)), Say("never")]
+        full = client.post(f"/api/instances/{server_id}/agent/chat", json={"message": "Loop"}).json()
+        assert "conversation is full" in full["stopped"] and full["messages"] == 11
+        assert len(llm.requests) == 5  # the run stopped before a sixth model call
+        more = client.post(f"/api/instances/{server_id}/agent/chat",
+                           json={"message": "More", "conversation_id": full["id"]})
+        assert more.status_code == 409 and "start a new one" in more.text, more.text
+        llm.script = [Say("Fresh.")]
+        assert client.post(f"/api/instances/{server_id}/agent/chat", json={"message": "New"}).status_code == 200

@@ -170,6 +170,8 @@ def begin(session: Session, settings: Settings, drivers: nodes.Drivers, actor: A
     reach = endpoint(settings)
     if data.conversation_id is not None:
         row = _own(session, guest.uuid, guest.project_id, data.conversation_id, lock=True)
+        if row.messages + 2 > settings.agent_max_messages:
+            raise Conflict(_full(settings), code="CONVERSATION_FULL")
     else:
         row = AgentConversation(project_id=guest.project_id, instance_uuid=guest.uuid,
                                 title=data.message.strip()[:TITLE_CHARS], created_at=clock.now())
@@ -226,7 +228,10 @@ def _loop(db: Database, settings: Settings, chat: ChatRun) -> str | None:
     system = {"role": "system", "content": SYSTEM_PROMPT.format(hostname=chat.guest.hostname)}
     for _ in range(settings.agent_max_steps):
         with db.session(write=False) as session:
-            history = _history(repository.messages(session, chat.conversation_id))
+            messages = repository.messages(session, chat.conversation_id)
+        if len(messages) >= settings.agent_max_messages:
+            return _full(settings)
+        history = _history(messages)
         try:
             reply = model.complete(chat.reach, [system, *history], tools.DEFINITIONS)
         except model.ModelFailed as failed:
@@ -257,6 +262,10 @@ def _loop(db: Database, settings: Settings, chat: ChatRun) -> str | None:
             if not _tool_step(db, settings, chat, call.name, call.arguments, call.id):
                 return OUT_OF_CREDIT
     return f"The run reached its step limit ({settings.agent_max_steps} model calls) before an answer."
+
+
+def _full(settings: Settings) -> str:
+    return f"The conversation is full (it holds at most {settings.agent_max_messages} messages): start a new one."
 
 
 def _arguments(text: str) -> dict[str, Any]:
