@@ -7,6 +7,7 @@ the priced usage until a run that exhausts it stops with 402 and a ledger that a
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections.abc import Iterator
 from decimal import Decimal
@@ -43,6 +44,14 @@ PRICES = {"agent_price_input_per_1k_cents": "100", "agent_price_output_per_1k_ce
           "agent_price_tool_call_cents": "1"}
 CHAT_SECONDS = 120  # a chat waits on its tool calls inside a TCG guest
 CONFIG = "/etc/agent-e2e.conf"
+
+
+@pytest.fixture
+def reserved_addresses() -> list[str]:
+    """All of the pool but 203.0.113.240/29: test_debian_libvirt's guests, which may run at the same time on the same
+    bridge, take the lowest free addresses above .128, and the shield, bandwidth and WAF tests take slices of their
+    own between .200 and .223."""
+    return ["203.0.113.0/25", "203.0.113.128/26", "203.0.113.192/27", "203.0.113.224/28", "203.0.113.248/29"]
 
 
 @pytest.fixture
@@ -95,6 +104,7 @@ def test_the_agent_reads_and_edits_a_real_server_through_its_guest_agent_and_the
         assert created.status_code == 201, created.text
         server = idle(http, created.json()["id"], DEBIAN_BOOT_SECONDS)
         server_id, address = server["id"], server["main_ip"]
+        assert ipaddress.ip_address(address) in ipaddress.ip_network("203.0.113.240/29")  # its own slice
         assert credits(http) == TRIAL
 
         # read-only: the tools' outputs are the guest's own

@@ -112,7 +112,15 @@ def test_a_second_build_installs_the_same_packages(debian_image: Path, tmp_path:
 
 
 @pytest.fixture
-def debian_template(runtime: Runtime, node: LibvirtDriver, debian_image: Path) -> Iterator[int]:
+def reserved_addresses() -> list[str]:
+    """The pool's addresses this module's guests leave to the other e2e tests (a module that shares this one's
+    fixtures while it runs names another slice)."""
+    return [OTHER_TESTS_ADDRESSES]
+
+
+@pytest.fixture
+def debian_template(runtime: Runtime, node: LibvirtDriver, debian_image: Path,
+                    reserved_addresses: list[str]) -> Iterator[int]:
     """The debian-12 OS template, booting the Debian image imported into the node's pool under a name of its own."""
     name = f"e2e-deb-{uuid.uuid4().hex[:8]}"
     info = node.import_image(name, debian_image)
@@ -121,7 +129,7 @@ def debian_template(runtime: Runtime, node: LibvirtDriver, debian_image: Path) -
             # The other e2e tests, each with a database of its own, hand out the pool's first addresses to guests
             # on the same bridge at the same time; this test talks to its guests by address, so it takes its own.
             for pool in networking.list_pools(session, REGION):
-                networking.update_pool(session, pool.id, IpPoolUpdate(reserved=[OTHER_TESTS_ADDRESSES]))
+                networking.update_pool(session, pool.id, IpPoolUpdate(reserved=reserved_addresses))
             image = images.register_from_driver(session, info, ImageSource.BUILT, debian_image,
                                                 os_family=debian.OS_FAMILY, capabilities=debian.CAPABILITIES)
             wanted = IMAGE_TEMPLATES["debian-12"].model_copy(update={"image_id": image.id})

@@ -30,6 +30,9 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PUT", "/v1/instances/{instance_id}/files/content"): {"path": "/etc/motd", "content": "taken over"},
     ("POST", "/v1/instances/{instance_id}/files/mkdir"): {"path": "/srv/x"},
     ("POST", "/v1/instances/{instance_id}/files/move"): {"from": "/etc/motd", "to": "/etc/motd.old"},
+    ("POST", "/api/instances/{instance_id}/agent/chat"): {"message": "take it over"},
+    ("POST", "/api/instances/{instance_id}/agent/conversations/{conversation_id}/approve"): {"tool_call_id": "c1"},
+    ("POST", "/api/instances/{instance_id}/agent/telegram"): {"telegram_chat_id": "42-aaaaaaaaaaaa"},
 }
 QUERIES: dict[str, dict[str, str]] = {"/files": {"path": "/etc/motd"}}  # endpoints that need a path get one
 UPLOADS = {("POST", "/v1/instances/{instance_id}/files/upload")}  # a multipart body

@@ -190,10 +190,10 @@ def link_chat(session: Session, settings: Settings, actor: Actor, ident: str,
               data: TelegramLinkCreate) -> TelegramLinkRead:
     """Let a chat talk to the server's agent as the actor; a chat linked to another server moves here (503 when
     the operator has set up no bot)."""
+    server = guest_access.server_of(session, actor, ident)
     if settings.telegram_bot_token is None:
         raise Unavailable("No Telegram bot is set up: the operator sets CLOUDLET_TELEGRAM_BOT_TOKEN.",
                           code="TELEGRAM_NOT_CONFIGURED")
-    server = guest_access.server_of(session, actor, ident)
     chat_id = _chat_of(settings, data.telegram_chat_id)
     elsewhere = repository.telegram_link_of_chat(session, chat_id, lock=True)
     if elsewhere is not None and elsewhere.instance_uuid != server.uuid:
