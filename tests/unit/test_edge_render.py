@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from cloudlet.edge.logs import Offsets, traffic
-from cloudlet.edge.nginx import MODSECURITY_MODULE, Certificate, Layout, Site, render
+from cloudlet.edge.nginx import MODSECURITY_MODULE, Certificate, Layout, Site, culprit, render
 
 ROOT = Path("/var/lib/cloudlet/edge")
 LAYOUT = Layout(root=ROOT, http_port=8080, https_port=8443, listen="127.0.0.1")
@@ -288,3 +288,21 @@ def test_traffic_reads_new_lines_and_follows_truncation(tmp_path: Path) -> None:
     access.write_text('{"status":202}\n{"status":203}\n')
     assert traffic(layout, 7, third.offset).requests == 3
     assert traffic(layout, 8).requests == 0  # an app without logs yet
+
+
+def test_nginx_complaints_name_the_app_they_come_from() -> None:
+    kept = Path("/srv/edge/certificates/b.example")
+    chain, key = kept / "fullchain.pem", kept / "key.pem"
+    sites = [Site(1, ("a.example",), "192.0.2.10", 80, origin_tls=False, waf=True),
+             Site(2, ("b.example",), "192.0.2.11", 80, origin_tls=False, waf=False,
+                  certificates=(Certificate("b.example", chain, key),))]
+    site_file = ('nginx: [emerg] invalid number of arguments in "proxy_pass" directive in '
+                 "/srv/edge/config/18ee/sites/app-1.conf:12")
+    assert culprit(site_file, sites) == 1
+    rules = ('nginx: [emerg] "modsecurity_rules_file" directive Rules error. '
+             "File: /srv/edge/config/x/modsec/app-2.conf")
+    assert culprit(rules, sites) == 2
+    certificate = f'nginx: [emerg] cannot load certificate "{chain}": PEM_read_bio_X509_AUX() failed'
+    assert culprit(certificate, sites) == 2
+    assert culprit("nginx: [emerg] bind() to 0.0.0.0:80 failed (98: Address already in use)", sites) is None
+    assert culprit("nginx: [emerg] unknown directive in /x/sites/app-9.conf:1", sites) is None  # not one of these
