@@ -9,6 +9,7 @@ from cloudlet import __version__
 from cloudlet.actions import registry as action_registry
 from cloudlet.actions import runner as action_runner
 from cloudlet.agent import workflows as agent_workflows
+from cloudlet.alerts import workflows as alert_workflows
 from cloudlet.billing import workflows as billing_workflows
 from cloudlet.config import Settings
 from cloudlet.edge import certificates as edge_certificates
@@ -23,6 +24,7 @@ from cloudlet.instances import ssh_trust
 from cloudlet.instances import suspension as instance_suspension
 from cloudlet.instances import work as instance_work
 from cloudlet.instances import workflows as instance_workflows
+from cloudlet.integrations import workflows as integration_workflows
 from cloudlet.kit import logging as cloudlet_logging
 from cloudlet.kit.db import Database
 from cloudlet.kit.ratelimit import RateLimiter
@@ -66,9 +68,11 @@ def create_worker(settings: Settings | None = None, runtime: Runtime | None = No
     register_procedures()
     return Worker(runtime.settings, runtime.db, drivers=runtime.drivers,
                   queues=[billing_workflows.QUEUE, webhook_workflows.QUEUE, action_runner.QUEUE,
-                          metrics_workflows.QUEUE, bandwidth_workflows.QUEUE],
+                          metrics_workflows.QUEUE, bandwidth_workflows.QUEUE, integration_workflows.QUEUE,
+                          alert_workflows.QUEUE],
                   schedules=[*billing_workflows.schedules(runtime.settings),
                              *webhook_workflows.schedules(runtime.settings),
+                             *integration_workflows.schedules(runtime.settings),
                              *node_workflows.schedules(runtime.settings),
                              *instance_workflows.schedules(runtime.settings),
                              *metrics_workflows.schedules(runtime.settings),
@@ -77,7 +81,8 @@ def create_worker(settings: Settings | None = None, runtime: Runtime | None = No
                              *shield_workflows.schedules(runtime.settings),
                              *bandwidth_workflows.schedules(runtime.settings),
                              *edge_workflows.schedules(runtime.settings),
-                             *agent_workflows.schedules(runtime.settings)])
+                             *agent_workflows.schedules(runtime.settings),
+                             *alert_workflows.schedules(runtime.settings)])
 
 
 TELEMETRY_OFF: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}

@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     invitation_rate_per_inviter: str = "30/hour"  # invitation emails one user may send, all projects together
     max_tokens_per_user: int = 100  # API tokens one account may hold, so per-token limits bound a customer
     mfa_rate: str = "5/minute"
+    # inbound git webhooks (/v1/webhooks/github, /gitlab), which need no credential: every delivery from one
+    # client address (GitHub's and GitLab.com's few senders carry everyone's, so generous) and to one token
+    git_hook_rate_per_address: str = "600/minute"
+    git_hook_rate_per_token: str = "60/minute"
     # GET requests made with a token wait until their usage-log line is committed. Off in production
     # (the line is written moments after the answer, in batches); tests turn it on to read it at once.
     usage_log_sync: bool = False
@@ -110,6 +114,13 @@ class Settings(BaseSettings):
     webhook_backoff_seconds: float = 20.0  # wait after the first failed attempt, doubled after each (~10 min)
     webhook_timeout_seconds: float = 5.0  # connect, write and read timeout of one attempt
     webhook_sweep_schedule: str = "* * * * *"  # cron of the run that starts deliveries no process started
+
+    # integrations (cloudlet.integrations): events told to Slack, Discord, Telegram, webhooks and inboxes. Their
+    # targets obey webhook_allow_private; attempts, backoff and timeout are the webhook_* settings above.
+    integration_sweep_schedule: str = "*/5 * * * * *"  # cron of the run that reads new events and queues messages
+    # off: the worker sends nothing (a staging copy of a production database, say); events and queued deliveries
+    # wait, and go out once it is on again
+    integration_deliveries: bool = True
 
     # instances
     instance_ready_timeout_seconds: float = 300.0  # a new guest must report ready within this (TCG is slow)
@@ -191,6 +202,8 @@ class Settings(BaseSettings):
     # metrics: see cloudlet.metrics
     metrics_sample_schedule: str = "* * * * *"  # cron of the sampler: every running guest's counters into history
     metrics_token: SecretStr | None = None  # a bearer token Prometheus may scrape /metrics with (admins always may)
+    # alerts: see cloudlet.alerts; cron of the round that judges every enabled alert rule (six fields: seconds first)
+    alert_evaluation_schedule: str = "*/30 * * * * *"
 
     github_client_id: str | None = None
     github_client_secret: SecretStr | None = None

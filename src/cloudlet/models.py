@@ -2,6 +2,7 @@
 
 from cloudlet.actions.models import Action, ActionTask
 from cloudlet.agent.models import AgentConversation, AgentMessage, TelegramCursor, TelegramLink
+from cloudlet.alerts.models import Alert, AlertRule
 from cloudlet.audit.models import AuditEntry
 from cloudlet.auth.models import PasswordReset, RefreshToken, SystemFlag, User
 from cloudlet.backups.models import Backup, Snapshot
@@ -15,14 +16,17 @@ from cloudlet.catalog.models import (
 )
 from cloudlet.edge.models import WafApp, WafBlock, WafChallenge, WafHostname, WafVersion
 from cloudlet.events.models import Event
+from cloudlet.githooks.models import WebhookToken
 from cloudlet.images.models import Image
 from cloudlet.instances.console_tickets import ConsoleTicket
 from cloudlet.instances.models import Instance, SshKey
+from cloudlet.integrations.models import Integration, IntegrationCursor, IntegrationDelivery
 from cloudlet.kit.db import Base
 from cloudlet.mail.models import OutboxMessage
 from cloudlet.metrics.models import InstanceCounters, MetricPoint
 from cloudlet.networking.models import IpAllocation, IpPool, ReverseDns
 from cloudlet.nodes.models import Node, NodeFirewallRule, NodeRegistrationToken, NodeReservation
+from cloudlet.preferences.models import UserPreferences
 from cloudlet.projects.models import Invitation, MemberPermission, Membership, Project
 from cloudlet.shield.models import AddressFirewallRow, FirewallRule
 from cloudlet.sshca.models import SshCaKey, SshCertificate
@@ -36,6 +40,8 @@ __all__ = [
     "AddressFirewallRow",
     "AgentConversation",
     "AgentMessage",
+    "Alert",
+    "AlertRule",
     "ApiToken",
     "AuditEntry",
     "Backup",
@@ -49,6 +55,9 @@ __all__ = [
     "Image",
     "Instance",
     "InstanceCounters",
+    "Integration",
+    "IntegrationCursor",
+    "IntegrationDelivery",
     "Invitation",
     "IpAllocation",
     "IpPool",
@@ -80,6 +89,7 @@ __all__ = [
     "TelegramLink",
     "TokenUsage",
     "User",
+    "UserPreferences",
     "WafApp",
     "WafBlock",
     "WafChallenge",
@@ -87,4 +97,5 @@ __all__ = [
     "WafVersion",
     "Wallet",
     "WebhookDelivery",
+    "WebhookToken",
 ]

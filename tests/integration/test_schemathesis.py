@@ -51,6 +51,9 @@ GITHUB = {"github_client_id": "cloudlet-probe", "github_client_secret": "probe-s
 # A Telegram bot set up (so linking a chat answers rather than 503), its Bot API aimed at the same unserved port:
 # the worker's round reaches nothing, and linking calls no Bot API.
 TELEGRAM = {"telegram_bot_token": "123456789:probe-token", "telegram_api_url": "http://127.0.0.1:9"}
+# Integrations the cases make may name public addresses (only private ones are refused here): the worker sends them
+# nothing, so no case's message can leave the machine (creation and the API's answers are probed all the same).
+NO_INTEGRATION_DELIVERIES = {"integration_deliveries": False}
 
 # Operations that cannot be exercised by a request and its answer, and why.
 EXCLUDED = {
@@ -61,10 +64,12 @@ EXCLUDED = {
 
 @pytest.fixture
 def settings_overrides(tmp_path: Path) -> dict[str, Any]:
-    """GitHub sign-in and a Telegram bot configured against nothing (see GITHUB, TELEGRAM), and GeoIP databases
-    (else Shield's country and ASN views answer 501 Not Configured)."""
+    """GitHub sign-in and a Telegram bot configured against nothing (see GITHUB, TELEGRAM), integrations that send
+    nothing (NO_INTEGRATION_DELIVERIES), and GeoIP databases (else Shield's country and ASN views answer 501 Not
+    Configured)."""
     country_db, asn_db = write_databases(tmp_path)
-    return dict(GITHUB) | TELEGRAM | {"geoip_country_db": country_db, "geoip_asn_db": asn_db}
+    return dict(GITHUB) | TELEGRAM | NO_INTEGRATION_DELIVERIES | {"geoip_country_db": country_db,
+                                                                  "geoip_asn_db": asn_db}
 
 
 class Admin:
@@ -81,6 +86,11 @@ class Admin:
         built = self._build_server()
         assert built is not None, "the administrator's first server was not built"
         self.server = built
+        # an integration aimed at a public address, which the worker never sends to here (NO_INTEGRATION_DELIVERIES)
+        made = cloud.api.as_(self.token()).post("/v1/integrations", json={
+            "type": "slack", "name": "probe", "config": {"webhook_url": "https://hooks.slack.com/services/T0/B0/x"}})
+        assert made.status_code == 201, made.text
+        self.integration = made.json()["id"]
 
     def _build_server(self) -> int | None:
         """A new running server of the administrator's; None when the cloud cannot build one any more."""
@@ -144,7 +154,7 @@ class Admin:
                 "package_id": str(self.cloud.plan_id),
                 "template_id": str(self.cloud.template_id), "user_id": str(self.cloud.customer.id),
                 "userId": str(self.cloud.customer.id), "project_id": project, "orgId": project, "project": project,
-                "token_id": str(token_id), "key_id": str(token_id)}
+                "token_id": str(token_id), "key_id": str(token_id), "integration_id": self.integration}
 
 
 @pytest.fixture

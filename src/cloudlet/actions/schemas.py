@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import NamedTuple
 
 from pydantic import BaseModel, Field
 
@@ -29,3 +30,11 @@ class ActionSummary(BaseModel):
     workflow_id: str
     started_at: datetime
     finished_at: datetime | None
+
+
+class ActionFailure(NamedTuple):
+    """An action that failed: on which instance or node, and when it ended."""
+
+    instance_id: int | None
+    node_id: int | None
+    finished_at: datetime

@@ -9,12 +9,15 @@ only the action, and never again once it ended.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
+from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
 from cloudlet.actions import repository
 from cloudlet.actions.models import Action, ActionStatus, ActionTask, TaskStatus
+from cloudlet.actions.schemas import ActionFailure
 from cloudlet.kit import clock
 from cloudlet.kit.errors import Conflict, NotFound
 
@@ -165,3 +168,11 @@ def note(session: Session, action_id: int, **values: Any) -> None:
         raise NotFound("action", action_id)
     found.params = {**(found.params or {}), **values}
     session.flush()
+
+
+def failures_since(session: Session, since: datetime, *, instance_ids: Iterable[int] = (),
+                   node_ids: Iterable[int] = ()) -> list[ActionFailure]:
+    """The actions on these instances or nodes that failed since a moment, in one statement (alert rules count
+    them)."""
+    return [ActionFailure(instance_id, node_id, finished_at)
+            for instance_id, node_id, finished_at in repository.failed_since(session, since, instance_ids, node_ids)]

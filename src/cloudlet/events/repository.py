@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cloudlet.events.models import Event
@@ -31,3 +31,13 @@ def exists_since(session: Session, kind: str, subject: str, since: datetime) -> 
     """Whether an event of this kind about this subject was recorded since a moment."""
     return session.scalar(select(Event.id).where(Event.kind == kind, Event.subject == subject,
                                                  Event.created_at >= since).limit(1)) is not None
+
+
+def after(session: Session, event_id: int, limit: int) -> list[Event]:
+    """The events with an id above event_id, in id order."""
+    return list(session.scalars(select(Event).where(Event.id > event_id).order_by(Event.id).limit(limit)))
+
+
+def last_id(session: Session) -> int:
+    """The newest event's id (0 before any)."""
+    return session.scalar(select(func.max(Event.id))) or 0

@@ -30,3 +30,13 @@ def recent(session: Session, *, project_id: int | None = None, kind: EventKind |
 def recorded_since(session: Session, kind: EventKind | str, subject: str, since: datetime) -> bool:
     """Whether the same signal about the same subject was recorded since a moment (to say it once)."""
     return repository.exists_since(session, str(kind), subject, since)
+
+
+def after(session: Session, event_id: int, *, limit: int = 500) -> list[EventRead]:
+    """The events with an id above event_id, in id order (for readers that keep a cursor)."""
+    return [EventRead.model_validate(e) for e in repository.after(session, event_id, limit)]
+
+
+def last_id(session: Session) -> int:
+    """The newest event's id, 0 before any (where a new reader starts)."""
+    return repository.last_id(session)

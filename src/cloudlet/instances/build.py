@@ -81,6 +81,10 @@ def _keys_for(session: Session, project_id: int, key_ids: list[int], inline: lis
             raise Invalid("ssh_key_ids", f"There is no SSH key {key_id} in this project.", code="INVALID_SSH_KEY")
         keys.append(found.public_key)
     keys.extend(sshkeys.parse(text, "ssh_keys").line for text in inline)
+    if not keys:  # an order that names no key gets the project's default key, when it has one
+        default = repository.default_ssh_key(session, project_id)
+        if default is not None:
+            keys.append(default.public_key)
     return list(dict.fromkeys(keys))
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, Integer, Row, Select, Subquery, and_, bindparam, func, select
 from sqlalchemy.orm import Session, aliased
@@ -38,6 +38,17 @@ from cloudlet.nodes.models import Node
 from cloudlet.projects import service as projects
 from cloudlet.projects.models import Membership
 from cloudlet.projects.schemas import Actor
+
+
+class InstanceBrief(NamedTuple):
+    """A server as the control plane's reads across projects name it."""
+
+    id: int
+    uuid: str
+    name: str
+    project_id: int
+    node_id: int | None
+
 
 ACTIVE: list[InstanceStatus] = [s for s in InstanceStatus if s is not InstanceStatus.DELETED]
 BASE = money.BASE_CURRENCY
@@ -277,6 +288,32 @@ def running_action_count(session: Session) -> int:
     """How many actions are running now."""
     query = select(func.count()).select_from(Action).where(Action.status == ActionStatus.RUNNING)
     return int(session.scalar(query) or 0)
+
+
+def instances_on_nodes(session: Session, node_ids: Iterable[int]) -> dict[int, list[int]]:
+    """The servers (not deleted) placed on each of these nodes, by node, in one statement."""
+    wanted = list(set(node_ids))
+    if not wanted:
+        return {}
+    query = (select(Instance.node_id, Instance.id)
+             .where(Instance.node_id.in_(wanted), Instance.status != InstanceStatus.DELETED)
+             .order_by(Instance.node_id, Instance.id))
+    found: dict[int, list[int]] = {}
+    for node_id, instance_id in session.execute(query):
+        if node_id is not None:  # always: the statement asks for placed servers
+            found.setdefault(node_id, []).append(instance_id)
+    return found
+
+
+def briefs(session: Session, uuids: Iterable[str]) -> dict[str, InstanceBrief]:
+    """Who these servers are and where they run, for those not deleted, by uuid, in one statement (what alert
+    rules name their targets by)."""
+    wanted = list(set(uuids))
+    if not wanted:
+        return {}
+    query = (select(Instance.id, Instance.uuid, Instance.name, Instance.project_id, Instance.node_id)
+             .where(Instance.uuid.in_(wanted), Instance.status != InstanceStatus.DELETED))
+    return {row[1]: InstanceBrief(*row) for row in session.execute(query)}
 
 
 def series_identities(session: Session, instance_ids: Iterable[int]) -> dict[int, SeriesIdentity]:

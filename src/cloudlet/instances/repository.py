@@ -130,6 +130,24 @@ def ssh_key_by_fingerprint(session: Session, project_id: int, fingerprint: str) 
                                                 SshKey.fingerprint == fingerprint)).first()
 
 
+def ssh_keys_named(session: Session, project_id: int, name: str) -> list[SshKey]:
+    """A project's keys with this name (names are not unique: keys added through /api may share one)."""
+    return list(session.scalars(select(SshKey).where(SshKey.project_id == project_id, SshKey.name == name)
+                                .order_by(SshKey.id)))
+
+
+def default_ssh_key(session: Session, project_id: int) -> SshKey | None:
+    """A project's default key, if it has one."""
+    return session.scalars(select(SshKey).where(SshKey.project_id == project_id, SshKey.is_default.is_(True))
+                           .order_by(SshKey.id)).first()
+
+
+def clear_default_ssh_key(session: Session, project_id: int) -> None:
+    """Make no key of the project its default."""
+    session.execute(update(SshKey).where(SshKey.project_id == project_id, SshKey.is_default.is_(True))
+                    .values(is_default=False).execution_options(synchronize_session="fetch"))
+
+
 def delete(session: Session, row: SshKey) -> None:
     """Remove a row."""
     session.delete(row)

@@ -280,6 +280,7 @@ class SshKeyRead(BaseModel):
     name: str
     public_key: str
     fingerprint: str
+    is_default: bool = False
     created_at: datetime
 
 

@@ -35,7 +35,7 @@ from cloudlet.instances.schemas import (
     SshKeyCreate,
     SshKeyRead,
 )
-from cloudlet.kit import clock, sshkeys
+from cloudlet.kit import clock, locks, sshkeys
 from cloudlet.kit.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
 from cloudlet.kit.secretbox import SecretBox
 from cloudlet.networking import service as networking
@@ -265,15 +265,27 @@ def list_ssh_keys(session: Session, actor: Actor, project_id: int | None = None)
 
 
 def add_ssh_key(session: Session, actor: Actor, data: SshKeyCreate, *, actor_project: int,
-                project_id: int | None = None) -> SshKeyRead:
-    """Keep a public key (OpenSSH format, checked) in a project; the same key twice is a 409."""
+                project_id: int | None = None, unique_name: bool = False, make_default: bool = False) -> SshKeyRead:
+    """Keep a public key (OpenSSH format, checked) in a project; the same key twice is a 409.
+
+    `unique_name` refuses (409) a name another key of the project has, for surfaces that address keys by
+    name (Shardlyn's /v1/settings/ssh-keys/{name}); `make_default` makes the new key the project's default.
+    """
     target = project_id if project_id is not None else actor_project
     projects.require_membership(session, actor.user.id, target, fence=actor.project_scope)
     parsed = sshkeys.parse(data.public_key, "public_key")
+    name = data.name.strip()
+    if not name:
+        raise Invalid("name", "A key's name cannot be blank.")
     if repository.ssh_key_by_fingerprint(session, target, parsed.fingerprint) is not None:
         raise Conflict("This key is already kept in the project.", code="SSH_KEY_EXISTS")
-    row = SshKey(project_id=target, name=data.name.strip(), public_key=parsed.line, fingerprint=parsed.fingerprint,
-                 created_at=clock.now())
+    if unique_name and repository.ssh_keys_named(session, target, name):
+        raise Conflict(f"The project already keeps a key named {name!r}.", code="SSH_KEY_NAME_EXISTS")
+    if make_default:
+        locks.hold(session, f"ssh-default-key:{target}")
+        repository.clear_default_ssh_key(session, target)
+    row = SshKey(project_id=target, name=name, public_key=parsed.line, fingerprint=parsed.fingerprint,
+                 is_default=make_default, created_at=clock.now())
     repository.insert(session, row)
     return _key_read(row)
 
@@ -284,6 +296,38 @@ def delete_ssh_key(session: Session, actor: Actor, key_id: int) -> None:
     if row is None or row.project_id not in actions.projects_in_reach(session, actor):
         raise NotFound("SSH key", key_id)
     repository.delete(session, row)
+
+
+def _key_named(session: Session, actor: Actor, project_id: int, name: str) -> SshKey:
+    projects.require_membership(session, actor.user_id, project_id, fence=actor.project_scope)
+    found = repository.ssh_keys_named(session, project_id, name)
+    if not found:
+        raise NotFound("SSH key", name)
+    if len(found) > 1:
+        raise Conflict(f"{len(found)} keys of the project are named {name!r}; remove or rename them by id "
+                       "at /api/ssh-keys.", code="SSH_KEY_NAME_AMBIGUOUS")
+    return found[0]
+
+
+def delete_ssh_key_named(session: Session, actor: Actor, project_id: int, name: str) -> None:
+    """Forget a project's key by its name (404 when none has it, 409 when several do); a default goes with it."""
+    repository.delete(session, _key_named(session, actor, project_id, name))
+
+
+def set_default_ssh_key(session: Session, actor: Actor, project_id: int, name: str) -> SshKeyRead:
+    """Make the project's key of this name its default, the one a new server gets when its order names none."""
+    row = _key_named(session, actor, project_id, name)
+    locks.hold(session, f"ssh-default-key:{project_id}")  # two at once cannot leave two defaults
+    repository.clear_default_ssh_key(session, project_id)
+    row.is_default = True
+    session.flush()
+    return _key_read(row)
+
+
+def default_ssh_key(session: Session, project_id: int) -> SshKeyRead | None:
+    """The project's default key, if it has one."""
+    row = repository.default_ssh_key(session, project_id)
+    return None if row is None else _key_read(row)
 
 
 # --- live state ----------------------------------------------------------------------------------

@@ -30,6 +30,16 @@ def points(session: Session, instance_id: int, resolution: Resolution, since: da
     return list(session.scalars(query))
 
 
+def raw_since(session: Session, instance_ids: Iterable[int], since: datetime) -> list[MetricPoint]:
+    """The raw points of these instances from `since` on, by instance and time, in one statement."""
+    ids = list(set(instance_ids))
+    if not ids:
+        return []
+    query = (select(MetricPoint).where(MetricPoint.resolution == Resolution.RAW, MetricPoint.instance_id.in_(ids),
+                                       MetricPoint.at >= since).order_by(MetricPoint.instance_id, MetricPoint.at))
+    return list(session.scalars(query))
+
+
 def raw_before(session: Session, boundary: datetime) -> list[MetricPoint]:
     """Every raw point older than boundary, by instance and time."""
     query = (select(MetricPoint).where(MetricPoint.resolution == Resolution.RAW, MetricPoint.at < boundary)

@@ -80,6 +80,15 @@ class Reading(NamedTuple):
     read_at: datetime  # when the counters were read: a point is stamped with it, not with when it was recorded
 
 
+class NodeCpuPoint(NamedTuple):
+    """How busy a node's guests kept its CPUs over one sampling round: their busy vCPUs summed, as a percentage
+    of the node's vCPUs (its host's own processes are not counted)."""
+
+    start: datetime
+    end: datetime
+    cpu_percent: float
+
+
 class GuestTarget(NamedTuple):
     """A running instance the sampler reads, and the node it runs on."""
 

@@ -56,6 +56,7 @@ from cloudlet.metrics.schemas import (
     LiveMetrics,
     MetricPointRead,
     NetRate,
+    NodeCpuPoint,
     OperatorView,
     Period,
     Rates,
@@ -70,6 +71,7 @@ BUCKET = timedelta(minutes=5)
 RAW_KEPT = timedelta(hours=1)
 HISTORY_KEPT = timedelta(hours=24)
 FRESH = timedelta(minutes=10)  # a kept reading older than this gives no "current" rates
+ROUND_SPREAD = timedelta(seconds=30)  # the points of one node's guests read in one sampling round are this close
 MIN_RATE_SECONDS = 1.0  # a kept reading newer than this is too close for a steady rate: read twice instead
 SHORT_SAMPLE_SECONDS = 0.25  # the gap between two live readings when no kept one serves
 GIB = 1024**3
@@ -251,6 +253,43 @@ def latest_rates(session: Session, instance_ids: Iterable[int], now: datetime) -
     return {instance_id: NetRate(point.at, point.net_rx_bps, point.net_tx_bps)
             for instance_id, point in repository.latest_raw(session, instance_ids).items()
             if point.at >= now - FRESH}
+
+
+def raw_history(session: Session, instance_ids: Iterable[int], since: datetime) -> dict[int, list[MetricPointRead]]:
+    """The raw points of these instances from `since` on, oldest first, in one statement (what alert rules judge;
+    raw points are kept about an hour)."""
+    found: dict[int, list[MetricPointRead]] = defaultdict(list)
+    for point in repository.raw_since(session, instance_ids, since):
+        found[point.instance_id].append(_read(point))
+    return dict(found)
+
+
+def node_cpu_history(session: Session, node_vcpus: dict[int, int], since: datetime) -> dict[int, list[NodeCpuPoint]]:
+    """How busy each of these nodes' guests kept its CPUs, round by sampling round from `since` on, oldest first;
+    `node_vcpus` gives each node's vCPUs. Two statements, whatever the number of nodes and guests.
+
+    A round's points are those of the node's guests read within ROUND_SPREAD of its first one; a guest not read
+    in a round (stopped) adds nothing to it.
+    """
+    placed = queries.instances_on_nodes(session, node_vcpus)
+    node_of = {instance_id: node_id for node_id, ids in placed.items() for instance_id in ids}
+    by_node: dict[int, list[MetricPointRead]] = defaultdict(list)
+    for instance_id, points in raw_history(session, node_of, since).items():
+        by_node[node_of[instance_id]].extend(points)
+    found: dict[int, list[NodeCpuPoint]] = {}
+    for node_id, points in by_node.items():
+        rounds: list[list[MetricPointRead]] = []
+        for point in sorted(points, key=lambda p: p.at):
+            if rounds and point.at - rounds[-1][0].at <= ROUND_SPREAD:
+                rounds[-1].append(point)
+            else:
+                rounds.append([point])
+        total = max(1, node_vcpus[node_id])
+        found[node_id] = [NodeCpuPoint(start=min(p.at - timedelta(seconds=p.seconds) for p in members),
+                                       end=max(p.at for p in members),
+                                       cpu_percent=round(sum(p.cpu_percent * p.vcpus for p in members) / total, 2))
+                          for members in rounds]
+    return found
 
 
 def compact(session: Session, now: datetime) -> tuple[int, int]:

@@ -102,6 +102,15 @@ def delete_project(session: Session, project: Project) -> bool:
     return True
 
 
+def members_of_projects(session: Session, project_ids: list[int]) -> list[tuple[int, User]]:
+    """(project id, user) of every member of these projects, in one statement."""
+    if not project_ids:
+        return []
+    rows = session.execute(select(Membership.project_id, User).join(User, User.id == Membership.user_id)
+                           .where(Membership.project_id.in_(project_ids)).order_by(Membership.id))
+    return [(project_id, user) for project_id, user in rows]
+
+
 def members_with_users(session: Session, project_id: int) -> list[tuple[Membership, User]]:
     """A project's members with their users, owners first, then by when they joined."""
     rows = session.execute(

@@ -47,6 +47,15 @@ class MemberActor:
         return self.user.id
 
 
+@dataclass(frozen=True)
+class MemberContact:
+    """Where a member of a project hears of what happens in it, and whether they also see the operator's
+    objects (nodes)."""
+
+    email: str
+    admin: bool
+
+
 class Permission(enum.StrEnum):
     """Extra rights an owner may grant one member; owners hold all of them by their role."""
 

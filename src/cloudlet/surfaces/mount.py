@@ -49,9 +49,11 @@ from cloudlet.surfaces.primary import wallet as primary_wallet
 from cloudlet.surfaces.security_headers import SecurityHeaders
 from cloudlet.surfaces.shardlyn import admin as sh_admin
 from cloudlet.surfaces.shardlyn import admin_catalog as sh_admin_catalog
+from cloudlet.surfaces.shardlyn import alerts as sh_alerts
 from cloudlet.surfaces.shardlyn import auth as sh_auth
 from cloudlet.surfaces.shardlyn import billing as sh_billing
 from cloudlet.surfaces.shardlyn import errors as shardlyn_errors
+from cloudlet.surfaces.shardlyn import git_webhooks as sh_git_webhooks
 from cloudlet.surfaces.shardlyn import health as sh_health
 from cloudlet.surfaces.shardlyn import images as sh_images
 from cloudlet.surfaces.shardlyn import instance_backups as sh_instance_backups
@@ -61,12 +63,15 @@ from cloudlet.surfaces.shardlyn import instance_logs as sh_instance_logs
 from cloudlet.surfaces.shardlyn import instance_metrics as sh_instance_metrics
 from cloudlet.surfaces.shardlyn import instance_power as sh_instance_power
 from cloudlet.surfaces.shardlyn import instances as sh_instances
+from cloudlet.surfaces.shardlyn import integrations as sh_integrations
 from cloudlet.surfaces.shardlyn import node_firewall as sh_node_firewall
 from cloudlet.surfaces.shardlyn import nodes as sh_nodes
 from cloudlet.surfaces.shardlyn import organizations as sh_organizations
+from cloudlet.surfaces.shardlyn import settings as sh_settings
 from cloudlet.surfaces.shardlyn import ssh as sh_ssh
 from cloudlet.surfaces.shardlyn import tokens as sh_tokens
 from cloudlet.surfaces.shardlyn import users as sh_users
+from cloudlet.surfaces.shardlyn import webhook_tokens as sh_webhook_tokens
 from cloudlet.surfaces.wayscloud import catalog as wc_catalog
 from cloudlet.surfaces.wayscloud import errors as wayscloud_errors
 from cloudlet.surfaces.wayscloud import vps as wc_vps
@@ -103,7 +108,9 @@ def install(app: FastAPI, runtime: Runtime) -> None:
     docs.install(app)
     # No two routers' paths overlap; route_index has FastAPI try only the routers a path can belong to.
     for module in (primary_me, sh_health, sh_auth, sh_users, sh_tokens, sh_organizations, sh_admin, sh_billing,
-                   sh_images, sh_admin_catalog, sh_ssh, primary_tokens, primary_team, primary_catalog, primary_wallet,
+                   sh_images, sh_admin_catalog, sh_ssh, sh_alerts, primary_tokens, primary_team, primary_catalog,
+                   primary_wallet,
+                   sh_settings, sh_webhook_tokens, sh_git_webhooks, sh_integrations,
                    primary_billing, primary_agent, primary_agent_telegram, primary_shield, cp_general, cp_account,
                    cp_catalog, cp_billing,
                    wc_catalog, primary_shield_bandwidth, primary_shield_visibility, primary_waf,

@@ -35,6 +35,10 @@ PUBLIC_ENDPOINTS: frozenset[tuple[str, str]] = frozenset({
     ("POST", "/v1/auth/mfa/challenge"),
     # Shardlyn: the SSH CA's public key is public (servers and users configure trust with it)
     ("GET", "/v1/ssh/ca-public-key"),
+    # Shardlyn's inbound git webhooks: a webhook token's HMAC signature (GitHub) or secret (GitLab) in place of a
+    # credential, checked by githooks.service; rate limited per client address and per token
+    ("POST", "/v1/webhooks/github"),
+    ("POST", "/v1/webhooks/gitlab"),
     # a new hypervisor node presents its single-use registration token instead of a credential
     ("POST", "/v1/nodes/register"),
     # the VNC websocket: its URL carries a one-time console token (issued by GET /api/instances/{id}/vnc to a

@@ -22,6 +22,8 @@ class Ability(enum.StrEnum):
     WAF_READ = "waf:read"
     WAF_WRITE = "waf:write"
     ANALYTICS_READ = "analytics:read"
+    ALERTS_READ = "alerts:read"
+    ALERTS_WRITE = "alerts:write"
     WALLET_READ = "wallet:read"
     WALLET_WRITE = "wallet:write"
     ACCOUNT_READ = "account:read"
@@ -30,6 +32,8 @@ class Ability(enum.StrEnum):
     SUPPORT_WRITE = "support:write"
     EMAIL_READ = "email:read"
     EMAIL_WRITE = "email:write"
+    INTEGRATIONS_READ = "integrations:read"
+    INTEGRATIONS_WRITE = "integrations:write"
 
 
 DESCRIPTIONS: dict[Ability, str] = {
@@ -44,6 +48,8 @@ DESCRIPTIONS: dict[Ability, str] = {
     Ability.WAF_READ: "WAF - Read",
     Ability.WAF_WRITE: "WAF - Modify",
     Ability.ANALYTICS_READ: "Metrics and Analytics - Read",
+    Ability.ALERTS_READ: "Alerts - Read Rules and Alerts",
+    Ability.ALERTS_WRITE: "Alerts - Manage Rules and Acknowledge",
     Ability.WALLET_READ: "Billing - Read",
     Ability.WALLET_WRITE: "Billing - Add Funds",
     Ability.ACCOUNT_READ: "Account - Read Info",
@@ -52,6 +58,8 @@ DESCRIPTIONS: dict[Ability, str] = {
     Ability.SUPPORT_WRITE: "Support - Create/Reply",
     Ability.EMAIL_READ: "Email - Read",
     Ability.EMAIL_WRITE: "Email - Send",
+    Ability.INTEGRATIONS_READ: "Integrations - Read Integrations and Deliveries",
+    Ability.INTEGRATIONS_WRITE: "Integrations - Manage and Send Test Messages",
 }
 
 # CyberPanel's scope names, each the alias of one ability.

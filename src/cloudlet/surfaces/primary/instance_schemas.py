@@ -183,6 +183,7 @@ class PrimarySshKeyRead(BaseModel):
     public_key: str
     fingerprint: str
     project_id: int
+    is_default: bool = Field(default=False, description="What a new server gets when its order names no key.")
     created_at: IsoMillis
 
 
