@@ -22,9 +22,11 @@ import math
 import secrets
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from types import TracebackType
 from typing import Any, Self
+
+from tests.local_http import LocalHttpServer
 
 
 @dataclass(frozen=True)
@@ -57,24 +59,20 @@ class _Hook:
         self.removed = False  # the webhook was deleted on the service's side: 404 from now on
         self._script: list[Answer] = []
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
+        self._http = LocalHttpServer(self._handler())
 
     @property
     def url(self) -> str:
         """The webhook's URL, token included."""
-        return f"http://127.0.0.1:{self._server.server_address[1]}{self.path}"
+        return f"{self._http.url}{self.path}"
 
     def __enter__(self) -> Self:
-        self._thread.start()
+        self._http.start()
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  trace: TracebackType | None) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        self._http.stop()
 
     def fail(self, status: int = 503, *, times: int = 1) -> None:
         """The next `times` messages are answered with this status (a service having trouble)."""

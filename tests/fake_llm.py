@@ -16,9 +16,11 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from types import TracebackType
 from typing import Any
+
+from tests.local_http import LocalHttpServer
 
 PATH = "/v1/chat/completions"
 
@@ -108,25 +110,21 @@ class FakeModel:
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self._stopping = threading.Event()  # ends any Hang early, so stopping never waits on one
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
+        self._http = LocalHttpServer(self._handler())
 
     @property
     def base_url(self) -> str:
         """The OpenAI-style base URL, ending in /v1."""
-        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+        return f"{self._http.url}/v1"
 
     def __enter__(self) -> FakeModel:
-        self._thread.start()
+        self._http.start()
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  trace: TracebackType | None) -> None:
         self._stopping.set()
-        self._server.shutdown()
-        self._server.server_close()  # joins the request threads; a Hang returns at once now
-        self._thread.join(timeout=5)
+        self._http.stop()  # a Hang returns at once now
 
     def next_step(self, body: dict[str, Any]) -> Step | None:
         """Record an accepted request and take the script's next step (None when it is exhausted)."""

@@ -20,10 +20,12 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+from tests.local_http import LocalHttpServer
 
 MESSAGE_LIMIT = 4096
 BOT_USER_ID = 777000001
@@ -53,24 +55,20 @@ class FakeTelegram:
         self._next_message_id = 1
         self._chats: dict[int, dict[str, Any]] = {}
         self._throttle: tuple[int, str | None] | None = None  # (retry_after, the method it waits for, or any)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
+        self._http = LocalHttpServer(self._handler())
 
     @property
     def api_url(self) -> str:
         """What CLOUDLET_TELEGRAM_API_URL would be (https://api.telegram.org for the real one)."""
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self._http.url
 
     def __enter__(self) -> FakeTelegram:
-        self._thread.start()
+        self._http.start()
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  trace: TracebackType | None) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        self._http.stop()
 
     def send(self, chat_id: int, text: str, *, chat_type: str = "private", first_name: str = "Ada") -> int:
         """A person writes to the bot: an Update with a Message waits for getUpdates; its update_id."""
