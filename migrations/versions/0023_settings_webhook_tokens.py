@@ -43,6 +43,7 @@ def upgrade() -> None:
     sa.Column('purpose', sa.String(length=200), nullable=False),
     sa.Column('prefix', sa.String(length=32), nullable=False),
     sa.Column('secret_hash', sa.String(length=64), nullable=False),
+    sa.Column('secret_sealed', sa.Text(), nullable=False),
     sa.Column('last_used_at', cloudlet.kit.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('created_at', cloudlet.kit.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['created_by'], ['users.id'], name=op.f('fk_webhook_tokens_created_by_users'), ondelete='SET NULL'),

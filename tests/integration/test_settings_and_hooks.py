@@ -18,6 +18,7 @@ import pytest
 from cloudlet.events import service as events
 from cloudlet.events.schemas import EventKind, EventRead
 from cloudlet.instances import repository as instance_repository
+from cloudlet.kit.ids import digest
 from cloudlet.surfaces.deps import Runtime
 from tests.cloud import Cloud
 from tests.conftest import Api
@@ -214,7 +215,7 @@ def test_a_webhook_token_is_shown_once_listed_masked_and_deleted(api: Api, runti
     client = api.as_(alice.token)
     created = new_token(api, alice, purpose="deploy shop from main")
     secret = created["token"]
-    assert secret.startswith("whk_") and len(secret) > 64 and secret.startswith(created["prefix"])
+    assert secret.startswith("whk_") and len(secret) <= 64 and secret.startswith(created["prefix"])
     assert created["organization_id"] == str(alice.project_id) and created["purpose"] == "deploy shop from main"
     assert created["github_url"] == f"http://cloudlet.test/v1/webhooks/github?token_id={created['id']}"
     assert created["gitlab_url"] == "http://cloudlet.test/v1/webhooks/gitlab"
@@ -271,7 +272,8 @@ def test_a_signed_github_push_is_recorded_as_a_git_push_event(api: Api, runtime:
     assert pushes(runtime, alice.project_id)[0].payload["ref"] == "refs/tags/v1.0"
 
 
-@pytest.mark.parametrize("mangle", ["wrong secret", "other body", "no signature", "sha1 scheme", "other token"])
+@pytest.mark.parametrize("mangle", ["wrong secret", "other body", "no signature", "sha1 scheme", "other token",
+                                    "the stored digest"])
 def test_a_github_delivery_with_a_bad_signature_is_401_and_records_nothing(api: Api, runtime: Runtime,
                                                                           mangle: str) -> None:
     alice = make_user(runtime, "alice@example.com")
@@ -288,6 +290,8 @@ def test_a_github_delivery_with_a_bad_signature_is_401_and_records_nothing(api: 
         signature = "sha1=" + hmac.new(token["token"].encode(), body, hashlib.sha1).hexdigest()
     elif mangle == "other token":
         token_id = other["id"]
+    elif mangle == "the stored digest":  # what reading the table gives: not enough to sign
+        signature = "sha256=" + hmac.new(bytes.fromhex(digest(token["token"])), body, hashlib.sha256).hexdigest()
     reply = to_github(api, token_id, body, signature)
     assert reply.status_code == 401, reply.text
     assert "signature" in reply.json()["error"]
@@ -301,7 +305,7 @@ def test_github_ping_other_events_unknown_tokens_and_bad_payloads(api: Api, runt
     ping = json.dumps({"zen": "Keep it logically awesome.", "hook_id": 30}).encode()
     pong = to_github(api, token["id"], ping, sign(token["token"], ping), event="ping")
     assert pong.status_code == 200 and pong.json()["status"] == "pong"
-    assert to_github(api, token["id"], ping, sign("whk_" + "0" * 72, ping), event="ping").status_code == 401
+    assert to_github(api, token["id"], ping, sign("whk_" + "0" * 43, ping), event="ping").status_code == 401
     issue = b'{"action": "opened"}'
     ignored = to_github(api, token["id"], issue, sign(token["token"], issue), event="issues")
     assert ignored.status_code == 200 and ignored.json()["status"] == "ignored"

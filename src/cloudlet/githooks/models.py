@@ -1,10 +1,10 @@
-"""Webhook tokens: the shared secret of a project's GitHub or GitLab hook, kept only as its SHA-256 digest."""
+"""Webhook tokens: the shared secret of a project's GitHub or GitLab hook, kept sealed and as its digest."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, String
+from sqlalchemy import ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cloudlet.kit import clock
@@ -14,11 +14,10 @@ from cloudlet.kit.db import Base, UTCDateTime
 class WebhookToken(Base):
     """A secret a project hands to a git host, which proves with it that a delivery comes from that hook.
 
-    The secret is longer than SHA-256's 64-byte block, so HMAC-SHA256 keyed with it equals HMAC-SHA256 keyed
-    with its digest (RFC 2104 hashes long keys first): the digest verifies GitHub's X-Hub-Signature-256 and
-    GitLab's X-Gitlab-Token alike, and the secret itself is never stored. Like any HMAC verifier's key, the
-    digest could sign a GitHub delivery: whoever reads this table could forge one (not a GitLab one, nor any
-    API request), so it is never shown, logged or returned.
+    GitHub signs each delivery with HMAC-SHA256 keyed with the secret, so the secret itself is needed to check
+    it: it is kept sealed under the installation's secret key (kit/secretbox.py), as the outgoing webhooks'
+    signing secrets are; reading this table is not enough to forge a delivery. GitLab sends the secret as it is:
+    its SHA-256 digest finds the token, as API tokens are found.
     """
 
     __tablename__ = "webhook_tokens"
@@ -30,5 +29,6 @@ class WebhookToken(Base):
     purpose: Mapped[str] = mapped_column(String(200), default="")  # what it is for, in the owner's words
     prefix: Mapped[str] = mapped_column(String(32))  # the visible start of the secret
     secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    secret_sealed: Mapped[str] = mapped_column(Text)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the last delivery it verified
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)

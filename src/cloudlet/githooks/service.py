@@ -9,10 +9,12 @@ anything unverified is a 401 and leaves no trace but its count against the rate 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import secrets
 import urllib.parse
+from functools import lru_cache
 from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -37,17 +39,16 @@ from cloudlet.kit import clock, locks
 from cloudlet.kit.errors import Conflict, Invalid, NotFound, RateLimited, Unauthenticated
 from cloudlet.kit.ids import digest
 from cloudlet.kit.ratelimit import RateLimiter, rule
+from cloudlet.kit.secretbox import SecretBox
 from cloudlet.projects import service as projects
 from cloudlet.projects.schemas import Actor
 
 SECRET_PREFIX = "whk_"
 PREFIX_LENGTH = len(SECRET_PREFIX) + 8
-# 288 random bits in 72 hex digits: the prefix shows 32 of them, so 256 stay secret; and the whole secret is
-# longer than SHA-256's 64-byte block, which is what lets its digest stand in for it as the HMAC key.
-SECRET_BYTES = 36
-HMAC_BLOCK = hashlib.sha256().block_size
-if len(SECRET_PREFIX) + 2 * SECRET_BYTES <= HMAC_BLOCK:  # see WebhookToken: shorter, the digest would not verify
-    raise RuntimeError("webhook token secrets must be longer than SHA-256's block")
+# 256 random bits in 43 base64url characters, the prefix showing 8 of them. The whole secret stays within
+# SHA-256's 64-byte block: HMAC hashes a longer key first, and the digest kept to find a GitLab token would then
+# sign GitHub deliveries as well as the secret does.
+SECRET_BYTES = 32
 MAX_TOKENS_PER_PROJECT = 100
 SIGNATURE_SCHEME = "sha256="
 REFUSED = "The webhook's signature or token does not match a webhook token."
@@ -57,7 +58,13 @@ B = TypeVar("B", bound=BaseModel)
 # --- tokens --------------------------------------------------------------------------------------
 
 
-def mint(session: Session, actor: Actor, project_id: int, data: WebhookTokenCreate) -> MintedWebhookToken:
+@lru_cache(maxsize=4)
+def _box(master_secret: str) -> SecretBox:
+    return SecretBox(master_secret, "git-hooks")
+
+
+def mint(session: Session, settings: Settings, actor: Actor, project_id: int,
+         data: WebhookTokenCreate) -> MintedWebhookToken:
     """A new token of a project the actor is a member of; its secret is in this answer only (409 past 100)."""
     projects.require_membership(session, actor.user_id, project_id, fence=actor.project_scope)
     name = data.name.strip()
@@ -67,10 +74,11 @@ def mint(session: Session, actor: Actor, project_id: int, data: WebhookTokenCrea
     if repository.count_for_project(session, project_id) >= MAX_TOKENS_PER_PROJECT:
         raise Conflict(f"A project can hold at most {MAX_TOKENS_PER_PROJECT} webhook tokens; delete one it no "
                        "longer uses.", code="TOO_MANY_TOKENS")
-    secret = SECRET_PREFIX + secrets.token_hex(SECRET_BYTES)
+    secret = SECRET_PREFIX + secrets.token_urlsafe(SECRET_BYTES)
     token = repository.insert(session, WebhookToken(
         project_id=project_id, created_by=actor.user_id, name=name, purpose=data.purpose.strip(),
-        prefix=secret[:PREFIX_LENGTH], secret_hash=digest(secret), created_at=clock.now()))
+        prefix=secret[:PREFIX_LENGTH], secret_hash=digest(secret),
+        secret_sealed=_box(settings.jwt_secret).seal(secret), created_at=clock.now()))
     return MintedWebhookToken(token=WebhookTokenRead.model_validate(token), secret=secret)
 
 
@@ -98,20 +106,28 @@ def _limit(limiter: RateLimiter, key: str, limit: str) -> None:
                           retry_after=verdict.retry_after, headers=verdict.headers())
 
 
-def github_signature(secret_hash: str, body: bytes) -> str:
-    """X-Hub-Signature-256 of a body for the token with this digest: HMAC-SHA256 keyed with the secret, computed
-    with its digest (the same key to HMAC, as the secret is longer than the hash's block)."""
-    return SIGNATURE_SCHEME + hmac.new(bytes.fromhex(secret_hash), body, hashlib.sha256).hexdigest()
+def github_signature(secret: str, body: bytes) -> str:
+    """X-Hub-Signature-256 of a body: HMAC-SHA256 keyed with the hook's secret, as GitHub computes it."""
+    return SIGNATURE_SCHEME + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def _github_token(session: Session, delivery: Delivery) -> WebhookToken:
+def _secret(settings: Settings, token: WebhookToken | None) -> str:
+    """The token's secret, opened; a throwaway one for no token (the comparison is made all the same) or for a
+    secret sealed under another installation key (it verifies nothing)."""
+    if token is not None:
+        with contextlib.suppress(ValueError):
+            return _box(settings.jwt_secret).open(token.secret_sealed)
+    return secrets.token_urlsafe(SECRET_BYTES)
+
+
+def _github_token(session: Session, settings: Settings, delivery: Delivery) -> WebhookToken:
     if delivery.token_id is None:
         raise Unauthenticated("Name the webhook token in the hook's URL: /v1/webhooks/github?token_id=<id>.",
                               code="INVALID_SIGNATURE")
     token = repository.get(session, delivery.token_id)
     presented = (delivery.credential or "").strip()
     # the same refusal for an unknown token and a wrong signature, and the comparison made either way
-    expected = github_signature(token.secret_hash if token else "00" * 32, delivery.body)
+    expected = github_signature(_secret(settings, token), delivery.body)
     if not hmac.compare_digest(expected.encode(), presented.lower().encode()) or token is None:
         raise Unauthenticated(REFUSED, code="INVALID_SIGNATURE")
     return token
@@ -160,7 +176,7 @@ def receive_github(session: Session, settings: Settings, limiter: RateLimiter, d
     A ping answers "pong"; other events are verified and ignored.
     """
     _limit(limiter, f"githook:address:{delivery.ip}", settings.git_hook_rate_per_address)
-    token = _github_token(session, delivery)
+    token = _github_token(session, settings, delivery)
     # counted once verified, so that nobody else's garbage can use a token's deliveries up
     _limit(limiter, f"githook:token:{token.id}", settings.git_hook_rate_per_token)
     event = (delivery.event or "").strip()

@@ -73,7 +73,7 @@ def list_webhook_tokens(caller: FullCaller, db: DbSession) -> list[ShardlynWebho
 def create_webhook_token(body: ShardlynWebhookTokenCreate, caller: FullCaller, db: DbSession,
                          settings: AppSettings) -> ShardlynWebhookTokenCreated:
     """Mint a token; its secret is returned only once."""
-    minted = githooks.mint(db, caller, chosen_organization(body.organization_id, caller.project_id), body)
+    minted = githooks.mint(db, settings, caller, chosen_organization(body.organization_id, caller.project_id), body)
     base, token = settings.public_url.rstrip("/"), minted.token
     return ShardlynWebhookTokenCreated(
         id=str(token.id), organization_id=str(token.project_id), name=token.name, purpose=token.purpose,
