@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import logging
+import math
 import os
 import signal
 import threading
@@ -142,16 +142,21 @@ WORKER_STOP_SECONDS = 20.0
 def _exit_by(seconds: float) -> None:
     """Make sure the process ends within seconds of now: a workflow step stuck on a node or the database must not
     hold a stopping worker (DBOS's stop and Python's exit both wait for running steps); what it left is recovered
-    by the next start, as after a crash."""
+    by the next start, as after a crash.
+
+    A timer thread says so and leaves, touching no lock (a logging handler's may be held by the thread that is
+    stuck: in CI a worker once stayed past its timer, silent); and the kernel's alarm, whose default action ends
+    the process, stands behind it should no Python thread get to run at all."""
     def leave() -> None:
-        log.warning("worker still stopping; exiting now (its running workflows are recovered at the next start)",
-                    seconds=seconds)
-        logging.shutdown()
+        os.write(2, f"worker still stopping after {seconds:g} s; exiting now (its running workflows are "
+                    "recovered at the next start)\n".encode())
         os._exit(0)
 
     timer = threading.Timer(seconds, leave)
     timer.daemon = True
     timer.start()
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    signal.alarm(math.ceil(seconds) + 5)
 
 
 @app.command()
