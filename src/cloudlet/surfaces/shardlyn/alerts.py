@@ -40,7 +40,7 @@ from cloudlet.auth.caller import Caller
 from cloudlet.kit.serial import IsoSeconds
 from cloudlet.surfaces.deps import DbSession, requires
 from cloudlet.surfaces.params import Offset
-from cloudlet.surfaces.shardlyn.organization_schemas import chosen_organization
+from cloudlet.surfaces.shardlyn.organization_schemas import chosen_organization, organization_filter
 from cloudlet.tokens.abilities import Ability
 
 router = APIRouter(prefix="/v1/alerts", tags=["shardlyn"])
@@ -141,14 +141,10 @@ class UnreadCount(BaseModel):
     count: int
 
 
-def _organization(raw: str | None) -> int | None:
-    return None if raw is None else chosen_organization(raw, 0)
-
-
 @router.get("/rules", response_model=ShardlynAlertRuleList, summary="List rules")
 def list_rules(caller: Reader, db: DbSession, organization_id: OrganizationFilter = None) -> ShardlynAlertRuleList:
     """The alert rules of the caller's organizations, oldest first."""
-    found = alerts.list_rules(db, caller, admin=caller.is_admin, project_id=_organization(organization_id))
+    found = alerts.list_rules(db, caller, admin=caller.is_admin, project_id=organization_filter(organization_id))
     return ShardlynAlertRuleList(rules=[ShardlynAlertRule.of(r) for r in found], total=len(found))
 
 
@@ -190,7 +186,7 @@ def list_alerts(
     offset: Offset = 0,
 ) -> ShardlynAlertList:
     """The alerts of the caller's organizations, newest first."""
-    page = alerts.list_alerts(db, caller, admin=caller.is_admin, project_id=_organization(organization_id),
+    page = alerts.list_alerts(db, caller, admin=caller.is_admin, project_id=organization_filter(organization_id),
                               status=status, acknowledged=acknowledged, limit=limit, offset=offset)
     return ShardlynAlertList(alerts=[ShardlynAlert.of(a) for a in page.items], total=page.total)
 
@@ -199,7 +195,7 @@ def list_alerts(
 def unread_count(caller: Reader, db: DbSession, organization_id: OrganizationFilter = None) -> UnreadCount:
     """How many in-app alerts nobody acknowledged yet."""
     return UnreadCount(count=alerts.unread_count(db, caller, admin=caller.is_admin,
-                                                 project_id=_organization(organization_id)))
+                                                 project_id=organization_filter(organization_id)))
 
 
 @router.get("/{alert_id}", response_model=ShardlynAlert, summary="Get alert")

@@ -43,7 +43,6 @@ from cloudlet.instances import service as instances
 from cloudlet.instances.models import InstanceStatus
 from cloudlet.instances.schemas import DeletionMode, InstanceCreate
 from cloudlet.kit.errors import Invalid
-from cloudlet.kit.ids import parse_id
 from cloudlet.surfaces.deps import AppSettings, DbSession, requires
 from cloudlet.surfaces.idempotency import IdempotencyGuard
 from cloudlet.surfaces.params import Offset
@@ -56,6 +55,7 @@ from cloudlet.surfaces.shardlyn.instance_schemas import (
     ShardlynInstanceUpdate,
     instance_ident,
 )
+from cloudlet.surfaces.shardlyn.organization_schemas import organization_filter
 from cloudlet.tokens.abilities import Ability
 
 router = APIRouter(prefix="/v1/instances", tags=["shardlyn"])
@@ -72,15 +72,6 @@ def _statuses(status: InstanceStatus | None) -> list[InstanceStatus] | None:
     return [status] if status else None
 
 
-def _organization_filter(raw: str | None) -> int | None:
-    if raw is None:
-        return None
-    found = parse_id(raw)
-    if found is None:
-        raise Invalid("organization_id", "organization_id must be the id of one of your organizations.")
-    return found
-
-
 @router.get("", response_model=ShardlynInstanceList, summary="List instances")
 def list_instances(
     caller: Reader,
@@ -92,7 +83,7 @@ def list_instances(
     offset: Offset = 0,
 ) -> ShardlynInstanceList:
     """The caller's instances, newest first."""
-    page = instances.list_instances(db, caller, project_id=_organization_filter(organization_id),
+    page = instances.list_instances(db, caller, project_id=organization_filter(organization_id),
                                     statuses=_statuses(status), region=region,
                                     limit=limit, offset=offset)
     return ShardlynInstanceList(instances=[ShardlynInstanceRead.of(i) for i in page.items], total=page.total)

@@ -43,7 +43,7 @@ from cloudlet.integrations.schemas import (
 )
 from cloudlet.kit.serial import IsoSeconds
 from cloudlet.surfaces.deps import AppSettings, DbSession, requires
-from cloudlet.surfaces.shardlyn.organization_schemas import chosen_organization, path_id
+from cloudlet.surfaces.shardlyn.organization_schemas import chosen_organization, organization_filter, path_id
 from cloudlet.tokens.abilities import Ability
 
 router = APIRouter(prefix="/v1/integrations", tags=["shardlyn"])
@@ -123,10 +123,6 @@ def _integration_id(raw: str) -> int:
     return path_id(raw, "integration")
 
 
-def _organization_filter(raw: str | None) -> int | None:
-    return None if raw is None else chosen_organization(raw, 0)
-
-
 @router.get("", response_model=ShardlynIntegrationList, summary="List integrations")
 def list_integrations(
     caller: Reader,
@@ -134,7 +130,7 @@ def list_integrations(
     organization_id: Annotated[str | None, Query(max_length=20, description="Only this organization.")] = None,
 ) -> ShardlynIntegrationList:
     """The integrations of the caller's organizations (or of the one named), oldest first."""
-    found = integrations.list_integrations(db, caller, _organization_filter(organization_id))
+    found = integrations.list_integrations(db, caller, organization_filter(organization_id))
     return ShardlynIntegrationList(integrations=[ShardlynIntegration.of(i) for i in found], total=len(found))
 
 

@@ -42,6 +42,11 @@ def chosen_organization(organization_id: int | str | None, default: int) -> int:
     return found
 
 
+def organization_filter(organization_id: str | None) -> int | None:
+    """The organization a list's optional `?organization_id=` narrows it to, or None for all the caller's."""
+    return None if organization_id is None else chosen_organization(organization_id, 0)
+
+
 class OrganizationRead(BaseModel):
     """An organization and the caller's role in it."""
 
